@@ -1,0 +1,118 @@
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "crypto-hash.h"
+#include "util-mem.h"
+#include "banned.h"
+
+const char *cli_progname = "runix";
+mode_t cli_umask;
+
+static const char main_usage[] =
+    "usage: runix [--version] [--help] COMMAND [ARGS...]\n"
+    "\n"
+    "Run software from Nix binary caches without installing Nix.\n";
+
+static const struct cli_command commands[] = {
+    {"nar", cmd_nar, "create, unpack, hash and list Nix archives (NAR)"},
+    {"narinfo", cmd_narinfo, "check narinfo files and their signatures"},
+};
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", cli_progname);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int cli_fail(struct rx_error *err)
+{
+    cli_error("%s", err ? err->msg : "unknown error");
+    rx_error_free(err);
+    return EXIT_FAIL;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s %s: ", cli_progname, cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry '%s %s --help' for more information.\n", cli_progname, cmd);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+int cli_print_help(const char *usage)
+{
+    fputs(usage, stdout);
+    return EXIT_OK;
+}
+
+static void print_group_help(const char *group, const char *intro,
+                             const struct cli_command *cmds, size_t n, FILE *f)
+{
+    fputs(intro, f);
+    fprintf(f, "\nCommands:\n");
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "  %-12s %s\n", cmds[i].name, cmds[i].summary);
+    fprintf(f, "\nRun '%s COMMAND --help' for a command's options.\n", group);
+}
+
+int cli_dispatch(const char *group, const char *intro, const struct cli_command *cmds,
+                 size_t n, int argc, char **argv)
+{
+    if (argc < 2) {
+        print_group_help(group, intro, cmds, n, stderr);
+        return EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        if (argc > 2 && strcmp(name, "help") == 0) {
+            for (size_t i = 0; i < n; i++) {
+                if (strcmp(cmds[i].name, argv[2]) == 0) {
+                    char *args[] = {argv[2], (char *)"--help", NULL};
+                    return cmds[i].fn(2, args);
+                }
+            }
+        }
+        print_group_help(group, intro, cmds, n, stdout);
+        return EXIT_OK;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(cmds[i].name, name) == 0)
+            return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "%s: '%s' is not a command. See '%s --help'.\n", group, name, group);
+    return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    /* One umask read, before any thread exists (umask() has no getter). */
+    cli_umask = umask(022);
+    umask(cli_umask);
+
+    if (crypto_init() < 0) {
+        cli_error("cannot initialise libsodium");
+        return EXIT_FAIL;
+    }
+    if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
+        printf("runix %s\n", RUNIX_VERSION);
+        return EXIT_OK;
+    }
+    if (argc >= 2 && argv[1][0] == '-' && strcmp(argv[1], "--help") != 0 &&
+        strcmp(argv[1], "-h") != 0) {
+        fprintf(stderr, "runix: unknown option '%s'\n", argv[1]);
+        fputs(main_usage, stderr);
+        return EXIT_USAGE;
+    }
+    return cli_dispatch("runix", main_usage, commands, ARRAY_SIZE(commands), argc, argv);
+}

@@ -1,0 +1,213 @@
+#include "config.h"
+#include "nar-unpack.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util-fs.h"
+#include "util-io.h"
+#include "util-mem.h"
+#include "banned.h"
+
+struct nar_unpacker {
+    int parent_fd;              /* not owned */
+    char *root_name;            /* owned */
+    struct nar_unpack_opts opts;
+    int *dirs;                  /* owned fds of the open directories */
+    size_t ndirs, dirs_cap;
+    int file_fd;
+    bool root_created;
+    char namebuf[NAR_NAME_MAX + 1];
+};
+
+static const struct timespec mtime_one[2] = {{1, 0}, {1, 0}};
+
+struct nar_unpacker *nar_unpacker_new(int parent_fd, const char *name,
+                                      const struct nar_unpack_opts *opts)
+{
+    struct nar_unpacker *u = xcalloc(1, sizeof *u);
+    u->parent_fd = parent_fd;
+    u->root_name = xstrdup(name);
+    u->opts = *opts;
+    u->file_fd = -1;
+    return u;
+}
+
+void nar_unpacker_free(struct nar_unpacker *u)
+{
+    if (!u)
+        return;
+    for (size_t i = 0; i < u->ndirs; i++)
+        close(u->dirs[i]);
+    if (u->file_fd >= 0)
+        close(u->file_fd);
+    free(u->dirs);
+    free(u->root_name);
+    free(u);
+}
+
+/* Where to create the node: its directory fd and NUL-terminated name. */
+static void target(struct nar_unpacker *u, const char *name, size_t len, int *dfd,
+                   const char **cname)
+{
+    if (!name) {
+        *dfd = u->parent_fd;
+        *cname = u->root_name;
+        return;
+    }
+    memcpy(u->namebuf, name, len);
+    u->namebuf[len] = '\0';
+    *dfd = u->dirs[u->ndirs - 1];
+    *cname = u->namebuf;
+}
+
+static int fix_mode(struct nar_unpacker *u, int fd, mode_t want, const char *name,
+                    struct rx_error **err)
+{
+    if ((want & u->opts.umask) == 0)
+        return 0;
+    if (fchmod(fd, want) < 0)
+        return rx_error_errno(err, "cannot set mode of '%s'", name);
+    return 0;
+}
+
+static int on_dir_begin(void *ctx, const char *name, size_t len, struct rx_error **err)
+{
+    struct nar_unpacker *u = ctx;
+    int dfd;
+    const char *cname;
+    target(u, name, len, &dfd, &cname);
+    if (mkdirat(dfd, cname, u->opts.canonical ? 0755 : 0777) < 0)
+        return rx_error_errno(err, "cannot create directory '%s'", cname);
+    if (!name)
+        u->root_created = true;
+    int fd = openat(dfd, cname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return rx_error_errno(err, "cannot open directory '%s'", cname);
+    if (u->ndirs == u->dirs_cap) {
+        u->dirs_cap = u->dirs_cap ? u->dirs_cap * 2 : 16;
+        u->dirs = xrealloc(u->dirs, u->dirs_cap * sizeof *u->dirs);
+    }
+    u->dirs[u->ndirs++] = fd;
+    return 0;
+}
+
+static int on_dir_end(void *ctx, struct rx_error **err)
+{
+    struct nar_unpacker *u = ctx;
+    int fd = u->dirs[--u->ndirs];
+    int r = 0;
+    if (u->opts.canonical) {
+        /* Read-only only now that the directory is complete. */
+        if (fchmod(fd, 0555) < 0 || futimens(fd, mtime_one) < 0)
+            r = rx_error_errno(err, "cannot make directory read-only");
+    }
+    close(fd);
+    return r;
+}
+
+static int on_file_begin(void *ctx, const char *name, size_t len, bool exec, uint64_t size,
+                         uint64_t offset, struct rx_error **err)
+{
+    struct nar_unpacker *u = ctx;
+    (void)size;
+    (void)offset;
+    int dfd;
+    const char *cname;
+    target(u, name, len, &dfd, &cname);
+    mode_t mode = u->opts.canonical ? (exec ? 0555 : 0444) : (exec ? 0777 : 0666);
+    int fd = openat(dfd, cname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0)
+        return rx_error_errno(err, "cannot create file '%s'", cname);
+    if (!name)
+        u->root_created = true;
+    u->file_fd = fd;
+    if (u->opts.canonical && fix_mode(u, fd, mode, cname, err) < 0)
+        return -1;
+    return 0;
+}
+
+static int on_file_data(void *ctx, const void *data, size_t len, struct rx_error **err)
+{
+    struct nar_unpacker *u = ctx;
+    if (write_all(u->file_fd, data, len) < 0)
+        return rx_error_errno(err, "cannot write file");
+    return 0;
+}
+
+static int on_file_end(void *ctx, struct rx_error **err)
+{
+    struct nar_unpacker *u = ctx;
+    int fd = steal_fd(&u->file_fd);
+    if (u->opts.canonical && futimens(fd, mtime_one) < 0) {
+        close(fd);
+        return rx_error_errno(err, "cannot set file time");
+    }
+    if (close(fd) < 0)
+        return rx_error_errno(err, "cannot write file");
+    return 0;
+}
+
+static int on_symlink(void *ctx, const char *name, size_t len, const char *tgt, size_t tlen,
+                      struct rx_error **err)
+{
+    struct nar_unpacker *u = ctx;
+    char target_buf[NAR_TARGET_MAX + 1];
+    memcpy(target_buf, tgt, tlen);
+    target_buf[tlen] = '\0';
+    int dfd;
+    const char *cname;
+    target(u, name, len, &dfd, &cname);
+    if (symlinkat(target_buf, dfd, cname) < 0)
+        return rx_error_errno(err, "cannot create symlink '%s'", cname);
+    if (!name)
+        u->root_created = true;
+    if (u->opts.canonical && utimensat(dfd, cname, mtime_one, AT_SYMLINK_NOFOLLOW) < 0)
+        return rx_error_errno(err, "cannot set time of symlink '%s'", cname);
+    return 0;
+}
+
+const struct nar_visitor nar_unpack_visitor = {
+    .directory_begin = on_dir_begin,
+    .directory_end = on_dir_end,
+    .file_begin = on_file_begin,
+    .file_data = on_file_data,
+    .file_end = on_file_end,
+    .symlink = on_symlink,
+};
+
+int nar_unpack_fd(int in_fd, int parent_fd, const char *name, const struct nar_unpack_opts *opts,
+                  struct rx_error **err)
+{
+    struct nar_unpacker *u = nar_unpacker_new(parent_fd, name, opts);
+    struct nar_reader *r = nar_reader_new(&nar_unpack_visitor, u);
+    size_t bufsz = 1 << 18;
+    _cleanup_free_ char *buf = xmalloc(bufsz);
+    int ret = 0;
+
+    for (;;) {
+        ssize_t n = read_retry(in_fd, buf, bufsz);
+        if (n < 0) {
+            ret = rx_error_errno(err, "cannot read NAR");
+            break;
+        }
+        if (n == 0) {
+            ret = nar_reader_finish(r, err);
+            break;
+        }
+        if (nar_reader_feed(r, buf, (size_t)n, err) < 0) {
+            ret = -1;
+            break;
+        }
+    }
+    bool created = u->root_created;
+    nar_reader_free(r);
+    nar_unpacker_free(u);
+    /* Never leave half a tree behind; remove only what we created. */
+    if (ret < 0 && created)
+        rm_rf_at(parent_fd, name, NULL);
+    return ret;
+}

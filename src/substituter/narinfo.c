@@ -1,0 +1,402 @@
+#include "config.h"
+#include "narinfo.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util-buf.h"
+#include "util-mem.h"
+#include "banned.h"
+
+enum field {
+    F_STORE_PATH,
+    F_URL,
+    F_COMPRESSION,
+    F_FILE_HASH,
+    F_FILE_SIZE,
+    F_NAR_HASH,
+    F_NAR_SIZE,
+    F_REFERENCES,
+    F_DERIVER,
+    F_SYSTEM,
+    F_SIG,
+    F_CA,
+    F_COUNT,
+    F_UNKNOWN = F_COUNT,
+};
+
+static const char *const field_names[F_COUNT] = {
+    [F_STORE_PATH] = "StorePath", [F_URL] = "URL",         [F_COMPRESSION] = "Compression",
+    [F_FILE_HASH] = "FileHash",   [F_FILE_SIZE] = "FileSize", [F_NAR_HASH] = "NarHash",
+    [F_NAR_SIZE] = "NarSize",     [F_REFERENCES] = "References", [F_DERIVER] = "Deriver",
+    [F_SYSTEM] = "System",        [F_SIG] = "Sig",         [F_CA] = "CA",
+};
+
+static enum field field_lookup(const char *k, size_t n)
+{
+    for (int i = 0; i < F_COUNT; i++)
+        if (strlen(field_names[i]) == n && memcmp(field_names[i], k, n) == 0)
+            return (enum field)i;
+    return F_UNKNOWN;
+}
+
+void narinfo_release(struct narinfo *ni)
+{
+    free(ni->url);
+    free(ni->compression);
+    free(ni->refs);
+    free(ni->system);
+    for (size_t i = 0; i < ni->nsigs; i++)
+        free(ni->sigs[i]);
+    free(ni->sigs);
+    free(ni->ca);
+    memset(ni, 0, sizeof *ni);
+}
+
+static int parse_u64(const char *s, size_t n, uint64_t *out)
+{
+    if (n == 0 || n > 20)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+static bool url_ok(const char *s, size_t n)
+{
+    if (n == 0 || s[0] == '/' || memmem(s, n, "://", 3) || memchr(s, '#', n) ||
+        memchr(s, '\\', n) || memchr(s, ' ', n))
+        return false;
+    /* No ".." path segment before any query string. */
+    const char *q = memchr(s, '?', n);
+    size_t plen = q ? (size_t)(q - s) : n;
+    size_t start = 0;
+    for (size_t i = 0; i <= plen; i++) {
+        if (i == plen || s[i] == '/') {
+            if (i - start == 2 && s[start] == '.' && s[start + 1] == '.')
+                return false;
+            start = i + 1;
+        }
+    }
+    return true;
+}
+
+static bool compression_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 16)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9')))
+            return false;
+    return true;
+}
+
+static int parse_refs(struct narinfo *ni, const char *v, size_t n, struct rx_error **err)
+{
+    size_t i = 0;
+    while (i < n) {
+        if (v[i] == ' ') {
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j < n && v[j] != ' ')
+            j++;
+        struct store_path p;
+        if (store_path_parse_basename(v + i, j - i, &p, err) < 0)
+            return rx_error_wrap(err, "field 'References'");
+        for (size_t k = 0; k < ni->nrefs; k++)
+            if (store_path_cmp(&ni->refs[k], &p) == 0)
+                return rx_error_set(err, RX_EFORMAT, "field 'References' lists '%.*s' twice",
+                                    (int)(j - i), v + i);
+        ni->refs = xrealloc(ni->refs, (ni->nrefs + 1) * sizeof *ni->refs);
+        ni->refs[ni->nrefs++] = p;
+        i = j;
+    }
+    return 0;
+}
+
+static int parse_field(struct narinfo *ni, enum field f, const char *v, size_t n,
+                       struct rx_error **err)
+{
+    static const enum hash_algo sha256 = HASH_SHA256;
+    const char *name = field_names[f];
+
+    switch (f) {
+    case F_STORE_PATH:
+        if (store_path_parse(v, n, &ni->path, err) < 0)
+            return rx_error_wrap(err, "field 'StorePath'");
+        return 0;
+    case F_URL:
+        if (!url_ok(v, n))
+            return rx_error_set(err, RX_EFORMAT,
+                                "field 'URL' ('%.*s') is not a relative path inside the cache",
+                                (int)n, v);
+        ni->url = xstrndup(v, n);
+        return 0;
+    case F_COMPRESSION:
+        if (!compression_ok(v, n))
+            return rx_error_set(err, RX_EFORMAT, "field 'Compression' has an invalid value '%.*s'",
+                                (int)n, v);
+        ni->compression = xstrndup(v, n);
+        return 0;
+    case F_FILE_HASH:
+        ni->has_file_hash = true;
+        if (hash_parse(v, n, &sha256, &ni->file_hash, err) < 0)
+            return rx_error_wrap(err, "field '%s'", name);
+        return 0;
+    case F_NAR_HASH:
+        if (hash_parse(v, n, &sha256, &ni->nar_hash, err) < 0)
+            return rx_error_wrap(err, "field '%s'", name);
+        return 0;
+    case F_FILE_SIZE:
+        ni->has_file_size = true;
+        if (parse_u64(v, n, &ni->file_size) < 0)
+            return rx_error_set(err, RX_EFORMAT, "field 'FileSize' is not a size: '%.*s'", (int)n,
+                                v);
+        return 0;
+    case F_NAR_SIZE:
+        if (parse_u64(v, n, &ni->nar_size) < 0 || ni->nar_size == 0)
+            return rx_error_set(err, RX_EFORMAT,
+                                "field 'NarSize' is not a positive size: '%.*s'", (int)n, v);
+        return 0;
+    case F_REFERENCES:
+        return parse_refs(ni, v, n, err);
+    case F_DERIVER:
+        if (n == 15 && memcmp(v, "unknown-deriver", 15) == 0)
+            return 0;
+        if (store_path_parse_basename(v, n, &ni->deriver, err) < 0)
+            return rx_error_wrap(err, "field 'Deriver'");
+        ni->has_deriver = true;
+        return 0;
+    case F_SYSTEM:
+        ni->system = xstrndup(v, n);
+        return 0;
+    case F_SIG:
+        ni->sigs = xrealloc(ni->sigs, (ni->nsigs + 1) * sizeof *ni->sigs);
+        ni->sigs[ni->nsigs++] = xstrndup(v, n);
+        return 0;
+    case F_CA:
+        if (n == 0)
+            return rx_error_set(err, RX_EFORMAT, "field 'CA' is empty");
+        ni->ca = xstrndup(v, n);
+        return 0;
+    case F_UNKNOWN:
+        break;
+    }
+    return 0;
+}
+
+int narinfo_parse(const char *text, size_t len, struct narinfo *out, struct rx_error **err)
+{
+    bool seen[F_COUNT] = {false};
+    size_t lineno = 0;
+
+    memset(out, 0, sizeof *out);
+    if (len > NARINFO_MAX)
+        return rx_error_set(err, RX_EFORMAT, "narinfo is larger than %d bytes", NARINFO_MAX);
+    if (len == 0)
+        return rx_error_set(err, RX_EFORMAT, "narinfo is empty");
+    if (text[len - 1] != '\n')
+        return rx_error_set(err, RX_EFORMAT, "narinfo does not end with a newline");
+
+    size_t pos = 0;
+    while (pos < len) {
+        const char *line = text + pos;
+        const char *nl = memchr(line, '\n', len - pos);
+        size_t n = (size_t)(nl - line);
+        pos += n + 1;
+        lineno++;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)line[i];
+            if (c < 0x20 || c == 0x7f) {
+                narinfo_release(out);
+                return rx_error_set(err, RX_EFORMAT,
+                                    "narinfo line %zu contains a control character (0x%02x)",
+                                    lineno, c);
+            }
+        }
+        const char *colon = memchr(line, ':', n);
+        if (!colon || colon == line) {
+            narinfo_release(out);
+            return rx_error_set(err, RX_EFORMAT, "narinfo line %zu is not 'Key: value'", lineno);
+        }
+        size_t klen = (size_t)(colon - line);
+        const char *v = colon + 1;
+        size_t vlen = n - klen - 1;
+        if (vlen > 0) {
+            if (*v != ' ') {
+                narinfo_release(out);
+                return rx_error_set(err, RX_EFORMAT,
+                                    "narinfo line %zu has no space after the ':'", lineno);
+            }
+            v++;
+            vlen--;
+        }
+        enum field f = field_lookup(line, klen);
+        if (f == F_UNKNOWN)
+            continue;
+        if (f != F_SIG && seen[f]) {
+            narinfo_release(out);
+            return rx_error_set(err, RX_EFORMAT, "narinfo has field '%s' more than once",
+                                field_names[f]);
+        }
+        seen[f] = true;
+        if (parse_field(out, f, v, vlen, err) < 0) {
+            narinfo_release(out);
+            return rx_error_wrap(err, "narinfo line %zu", lineno);
+        }
+    }
+
+    static const enum field required[] = {F_STORE_PATH, F_URL, F_NAR_HASH, F_NAR_SIZE};
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
+        if (!seen[required[i]]) {
+            narinfo_release(out);
+            return rx_error_set(err, RX_EFORMAT, "narinfo lacks the mandatory field '%s'",
+                                field_names[required[i]]);
+        }
+    }
+    if (!out->compression)
+        out->compression = xstrdup("bzip2");
+    return 0;
+}
+
+static int cmp_paths(const void *a, const void *b)
+{
+    return store_path_cmp(a, b);
+}
+
+char *narinfo_fingerprint(const struct narinfo *ni)
+{
+    struct rx_buf b = RX_BUF_INIT((size_t)-1);
+    char path[STORE_PATH_MAX + 1];
+    char hash[HASH_STR_MAX];
+    char num[32];
+
+    store_path_format(&ni->path, path);
+    hash_format(&ni->nar_hash, HASH_NIX32, hash);
+    snprintf(num, sizeof num, "%llu", (unsigned long long)ni->nar_size);
+
+    struct store_path *refs = xmalloc((ni->nrefs ? ni->nrefs : 1) * sizeof *refs);
+    if (ni->nrefs)
+        memcpy(refs, ni->refs, ni->nrefs * sizeof *refs);
+    qsort(refs, ni->nrefs, sizeof *refs, cmp_paths);
+
+    int r = rx_buf_append(&b, "1;", 2);
+    r |= rx_buf_append(&b, path, strlen(path));
+    r |= rx_buf_append(&b, ";", 1);
+    r |= rx_buf_append(&b, hash, strlen(hash));
+    r |= rx_buf_append(&b, ";", 1);
+    r |= rx_buf_append(&b, num, strlen(num));
+    r |= rx_buf_append(&b, ";", 1);
+    for (size_t i = 0; i < ni->nrefs; i++) {
+        store_path_format(&refs[i], path);
+        if (i)
+            r |= rx_buf_append(&b, ",", 1);
+        r |= rx_buf_append(&b, path, strlen(path));
+    }
+    (void)r; /* the buffer has no limit */
+    free(refs);
+    return rx_buf_detach(&b, NULL);
+}
+
+static void add_line(struct rx_buf *b, const char *key, const char *value)
+{
+    int r = rx_buf_append(b, key, strlen(key));
+    r |= rx_buf_append(b, ": ", 2);
+    r |= rx_buf_append(b, value, strlen(value));
+    r |= rx_buf_append(b, "\n", 1);
+    (void)r;
+}
+
+char *narinfo_format(const struct narinfo *ni)
+{
+    struct rx_buf b = RX_BUF_INIT((size_t)-1);
+    char s[STORE_PATH_MAX + 1];
+    char h[HASH_STR_MAX];
+    char num[32];
+
+    store_path_format(&ni->path, s);
+    add_line(&b, "StorePath", s);
+    add_line(&b, "URL", ni->url);
+    add_line(&b, "Compression", ni->compression);
+    if (ni->has_file_hash) {
+        hash_format(&ni->file_hash, HASH_NIX32, h);
+        add_line(&b, "FileHash", h);
+    }
+    if (ni->has_file_size) {
+        snprintf(num, sizeof num, "%llu", (unsigned long long)ni->file_size);
+        add_line(&b, "FileSize", num);
+    }
+    hash_format(&ni->nar_hash, HASH_NIX32, h);
+    add_line(&b, "NarHash", h);
+    snprintf(num, sizeof num, "%llu", (unsigned long long)ni->nar_size);
+    add_line(&b, "NarSize", num);
+    int r = rx_buf_append(&b, "References: ", 12);
+    for (size_t i = 0; i < ni->nrefs; i++) {
+        store_path_basename(&ni->refs[i], s);
+        if (i)
+            r |= rx_buf_append(&b, " ", 1);
+        r |= rx_buf_append(&b, s, strlen(s));
+    }
+    r |= rx_buf_append(&b, "\n", 1);
+    (void)r;
+    if (ni->has_deriver) {
+        store_path_basename(&ni->deriver, s);
+        add_line(&b, "Deriver", s);
+    }
+    if (ni->system)
+        add_line(&b, "System", ni->system);
+    for (size_t i = 0; i < ni->nsigs; i++)
+        add_line(&b, "Sig", ni->sigs[i]);
+    if (ni->ca)
+        add_line(&b, "CA", ni->ca);
+    return rx_buf_detach(&b, NULL);
+}
+
+int narinfo_verify(const struct narinfo *ni, const struct trusted_keys *tk,
+                   struct rx_error **err)
+{
+    _cleanup_free_ char *fp = narinfo_fingerprint(ni);
+    struct rx_buf why = RX_BUF_INIT((size_t)-1);
+    int r = 0;
+
+    for (size_t i = 0; i < ni->nsigs; i++) {
+        struct signature sig;
+        const char *s = ni->sigs[i];
+        char note[SIG_NAME_MAX + 64];
+        if (signature_parse(s, strlen(s), &sig, NULL) < 0) {
+            snprintf(note, sizeof note, "a malformed signature");
+        } else if (!trusted_keys_find(tk, sig.name)) {
+            snprintf(note, sizeof note, "'%s' (not a trusted key)", sig.name);
+        } else if (!trusted_keys_verify(tk, &sig, fp, strlen(fp))) {
+            snprintf(note, sizeof note, "'%s' (does not verify)", sig.name);
+        } else {
+            rx_buf_release(&why);
+            return 0;
+        }
+        if (why.len)
+            r |= rx_buf_append(&why, ", ", 2);
+        r |= rx_buf_append(&why, note, strlen(note));
+    }
+    (void)r;
+    char path[STORE_PATH_MAX + 1];
+    store_path_format(&ni->path, path);
+    if (ni->nsigs == 0)
+        rx_error_set(err, RX_ESIG, "'%s' is not signed", path);
+    else
+        rx_error_set(err, RX_ESIG, "'%s' has no valid signature by a trusted key (signed by %s)",
+                     path, why.data);
+    rx_buf_release(&why);
+    return -1;
+}

@@ -1,0 +1,65 @@
+#include "config.h"
+#include "util-fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util-mem.h"
+#include "banned.h"
+
+/* Empty the directory open as fd (which this takes over). */
+static int empty_dir(int fd, const char *name, struct rx_error **err)
+{
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return rx_error_errno(err, "cannot read directory '%s'", name);
+    }
+    int ret = 0;
+    for (;;) {
+        errno = 0;
+        struct dirent *e = readdir(d);
+        if (!e) {
+            if (errno)
+                ret = rx_error_errno(err, "cannot read directory '%s'", name);
+            break;
+        }
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (rm_rf_at(dirfd(d), e->d_name, err) < 0) {
+            ret = -1;
+            break;
+        }
+    }
+    closedir(d);
+    return ret;
+}
+
+int rm_rf_at(int dirfd, const char *name, struct rx_error **err)
+{
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        return rx_error_errno(err, "cannot stat '%s'", name);
+    }
+    if (S_ISDIR(st.st_mode)) {
+        if ((st.st_mode & 0700) != 0700 && fchmodat(dirfd, name, st.st_mode | 0700, 0) < 0)
+            return rx_error_errno(err, "cannot make '%s' writable", name);
+        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            return rx_error_errno(err, "cannot open directory '%s'", name);
+        if (empty_dir(fd, name, err) < 0)
+            return -1;
+        if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+            return rx_error_errno(err, "cannot remove directory '%s'", name);
+        return 0;
+    }
+    if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+        return rx_error_errno(err, "cannot remove '%s'", name);
+    return 0;
+}
