@@ -115,15 +115,39 @@ static int parse_refs(struct narinfo *ni, const char *v, size_t n, struct rx_err
         struct store_path p;
         if (store_path_parse_basename(v + i, j - i, &p, err) < 0)
             return rx_error_wrap(err, "field 'References'");
-        for (size_t k = 0; k < ni->nrefs; k++)
-            if (store_path_cmp(&ni->refs[k], &p) == 0)
-                return rx_error_set(err, RX_EFORMAT, "field 'References' lists '%.*s' twice",
-                                    (int)(j - i), v + i);
         ni->refs = xrealloc(ni->refs, (ni->nrefs + 1) * sizeof *ni->refs);
         ni->refs[ni->nrefs++] = p;
         i = j;
     }
     return 0;
+}
+
+static int cmp_paths(const void *a, const void *b)
+{
+    return store_path_cmp(a, b);
+}
+
+/* A sorted copy of the references (caller frees). */
+static struct store_path *sorted_refs(const struct narinfo *ni)
+{
+    struct store_path *refs = xmalloc((ni->nrefs ? ni->nrefs : 1) * sizeof *refs);
+    if (ni->nrefs)
+        memcpy(refs, ni->refs, ni->nrefs * sizeof *refs);
+    qsort(refs, ni->nrefs, sizeof *refs, cmp_paths);
+    return refs;
+}
+
+static int check_unique_refs(const struct narinfo *ni, struct rx_error **err)
+{
+    struct store_path *refs = sorted_refs(ni);
+    int r = 0;
+    for (size_t i = 1; i < ni->nrefs && r == 0; i++) {
+        if (store_path_cmp(&refs[i - 1], &refs[i]) == 0)
+            r = rx_error_set(err, RX_EFORMAT, "field 'References' lists '%s-%s' twice",
+                             refs[i].hash, refs[i].name);
+    }
+    free(refs);
+    return r;
 }
 
 static int parse_field(struct narinfo *ni, enum field f, const char *v, size_t n,
@@ -266,14 +290,13 @@ int narinfo_parse(const char *text, size_t len, struct narinfo *out, struct rx_e
                                 field_names[required[i]]);
         }
     }
+    if (check_unique_refs(out, err) < 0) {
+        narinfo_release(out);
+        return -1;
+    }
     if (!out->compression)
         out->compression = xstrdup("bzip2");
     return 0;
-}
-
-static int cmp_paths(const void *a, const void *b)
-{
-    return store_path_cmp(a, b);
 }
 
 char *narinfo_fingerprint(const struct narinfo *ni)
@@ -287,10 +310,7 @@ char *narinfo_fingerprint(const struct narinfo *ni)
     hash_format(&ni->nar_hash, HASH_NIX32, hash);
     snprintf(num, sizeof num, "%llu", (unsigned long long)ni->nar_size);
 
-    struct store_path *refs = xmalloc((ni->nrefs ? ni->nrefs : 1) * sizeof *refs);
-    if (ni->nrefs)
-        memcpy(refs, ni->refs, ni->nrefs * sizeof *refs);
-    qsort(refs, ni->nrefs, sizeof *refs, cmp_paths);
+    struct store_path *refs = sorted_refs(ni);
 
     int r = rx_buf_append(&b, "1;", 2);
     r |= rx_buf_append(&b, path, strlen(path));

@@ -9,6 +9,9 @@
 #include "util-mem.h"
 
 static int set_v(struct rx_error **err, int code, const char *suffix, const char *fmt,
+                 va_list ap) __attribute__((format(printf, 4, 0)));
+
+static int set_v(struct rx_error **err, int code, const char *suffix, const char *fmt,
                  va_list ap)
 {
     if (!err)
