@@ -178,7 +178,8 @@ static int dump_directory(struct dumper *d, int parent_fd, const char *name, int
         names[n++] = xstrdup(e->d_name);
     }
     if (ret == 0) {
-        qsort(names, n, sizeof *names, cmp_names);
+        if (n > 1)
+            qsort(names, n, sizeof *names, cmp_names);
         ret = PUT(d, "type", err) < 0 || PUT(d, "directory", err) < 0 ? -1 : 0;
     }
     for (size_t i = 0; ret == 0 && i < n; i++) {

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Build runix and run the whole test suite, as CI does:
+#   1. the unit and integration tests (real Nix as the oracle);
+#   2. the same tests built with AddressSanitizer + UndefinedBehaviorSanitizer;
+#   3. each libFuzzer harness for $RUNIX_FUZZ_SECONDS (default 60) seconds.
+# Ends with one line "N passed, N failed"; exits non-zero if anything failed.
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+root=$PWD
+fuzz_seconds=${RUNIX_FUZZ_SECONDS:-60}
+testdata=${RUNIX_TESTDATA:-$root/../shared/testdata}
+
+if [ ! -f "$testdata/README.md" ]; then
+  echo "error: the test vectors are missing: expected '$testdata' (../shared/testdata beside the source tree)" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+scripts/install-deps.sh --with-tests || { echo "0 passed, 1 failed"; exit 1; }
+
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+step_failed() { echo "FAIL $1" >> "$results"; }
+
+setup() { # setup DIR [meson options...]
+  local dir=$1
+  shift
+  if [ -d "$dir" ]; then
+    meson setup --reconfigure "$dir" -Dtestdata="$testdata" "$@" >/dev/null
+  else
+    meson setup "$dir" -Dtestdata="$testdata" "$@" >/dev/null
+  fi
+}
+
+run_suite() { # run_suite BUILD_DIR LABEL
+  local dir=$1 label=$2
+  echo "== $label"
+  meson test -C "$dir" --print-errorlogs --num-processes 2 2>&1 | grep -E '^ *[0-9]+/[0-9]+ |^(Ok|Fail|Skipped|Timeout):' || true
+  python3 - "$dir/meson-logs/testlog.json" "$label" >> "$results" <<'PY'
+import json, re, sys
+path, label = sys.argv[1], sys.argv[2]
+for line in open(path):
+    t = json.loads(line)
+    out = t.get("stdout") or ""
+    oks = len(re.findall(r"^ok \d+", out, re.M))
+    bad = len(re.findall(r"^not ok \d+", out, re.M))
+    if t["result"] not in ("OK", "EXPECTEDFAIL") and bad == 0:
+        bad = 1  # crashed, timed out or skipped: a failure in CI
+    for _ in range(oks):
+        print("PASS %s: %s" % (label, t["name"]))
+    for _ in range(bad):
+        print("FAIL %s: %s" % (label, t["name"]))
+PY
+}
+
+# 1. The plain build and every test.
+if setup build && ninja -C build >/dev/null; then
+  run_suite build "tests"
+else
+  echo "== build failed"; ninja -C build | tail -50; step_failed "build"
+fi
+
+# 2. Sanitizers.
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false && ninja -C build-asan >/dev/null; then
+  run_suite build-asan "asan+ubsan"
+else
+  echo "== sanitizer build failed"; step_failed "asan build"
+fi
+
+# 3. Fuzzing with libFuzzer (clang), seeded with the test vectors.
+echo "== fuzzing, ${fuzz_seconds}s per harness"
+if CC=clang setup build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false \
+   && ninja -C build-fuzz >/dev/null; then
+  seeds=$(mktemp -d)
+  mkdir -p "$seeds/nar" "$seeds/narinfo" "$seeds/nix32"
+  find "$testdata/nar" -name '*.nar' -size -64k -exec cp {} "$seeds/nar/" \;
+  find "$testdata/narinfo" -name '*.narinfo' -size -16k -exec cp {} "$seeds/narinfo/" \;
+  cut -f2 "$testdata/base32/vectors.tsv" | grep -v '^#' | split -l 1 - "$seeds/nix32/v"
+  for f in nar-reader:nar:65536 narinfo:narinfo:16384 nix32:nix32:256; do
+    IFS=: read -r name seed maxlen <<< "$f"
+    log=build-fuzz/fuzz-$name.log
+    if build-fuzz/fuzz/fuzz-$name -max_total_time="$fuzz_seconds" -max_len="$maxlen" \
+         -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 "$seeds/$seed" > "$log" 2>&1; then
+      echo "ok - fuzz-$name: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$') runs"
+      echo "PASS fuzz-$name" >> "$results"
+    else
+      echo "not ok - fuzz-$name found a problem:"; tail -40 "$log"
+      step_failed "fuzz-$name"
+    fi
+  done
+  rm -rf "$seeds"
+else
+  echo "== fuzz build failed"; step_failed "fuzz build"
+fi
+
+passed=$(grep -c '^PASS' "$results")
+failed=$(grep -c '^FAIL' "$results")
+if [ "$failed" -gt 0 ]; then
+  echo "== failures:"
+  grep '^FAIL' "$results" | sort | uniq -c
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The command line itself: help, version, dispatch, usage errors.
+. "$(dirname "$0")/lib/libtest.sh"
+
+ok "--version prints the version" bash -c '"$RUNIX" --version | grep -Eq "^runix [0-9]+\.[0-9]+\.[0-9]+$"'
+ok "--help lists the commands" bash -c '"$RUNIX" --help | grep -q "^  nar " && "$RUNIX" --help | grep -q "^  narinfo "'
+ok "help nar restore" bash -c '"$RUNIX" help nar | grep -q restore'
+for c in "nar dump" "nar restore" "nar hash" "nar ls" "narinfo verify" "narinfo fingerprint"; do
+  ok "runix $c --help" bash -c "\"\$RUNIX\" $c --help | grep -q '^usage: runix $c'"
+done
+fails "unknown command is a usage error" 2 "'frobnicate' is not a command" "$RUNIX" frobnicate
+fails "unknown subcommand is a usage error" 2 "'frob' is not a command" "$RUNIX" nar frob
+fails "no command prints usage" 2 "usage: runix" "$RUNIX"
+fails "unknown global option" 2 "unknown option '--bogus'" "$RUNIX" --bogus
+fails "nar hash without a path" 2 "expected a PATH" "$RUNIX" nar hash
+fails "nar restore needs a DIR" 2 "expected exactly one DIR" "$RUNIX" nar restore
+fails "nar restore into / is refused" 2 "name a new directory" bash -c '"$RUNIX" nar restore / < /dev/null'
+fails "nar restore of an existing dir" 1 "already exists" bash -c 'mkdir -p "$0/x" && "$RUNIX" nar restore "$0/x" < /dev/null' "$TEST_TMP"
+fails "nar dump of a missing path" 1 "No such file or directory" bash -c '"$RUNIX" nar dump /nonexistent/x > /dev/null'
+fails "nar ls of a missing file" 1 "cannot open" "$RUNIX" nar ls /nonexistent/x.nar
+fails "narinfo verify with a malformed key" 2 "--trusted-key" "$RUNIX" narinfo verify --trusted-key nonsense /dev/null
+fails "narinfo verify of a missing file" 1 "cannot open '/nonexistent/x'" "$RUNIX" narinfo verify /nonexistent/x
+ok "nar dump refuses a terminal" bash -c 'script -qec "$RUNIX nar dump /etc/hostname" /dev/null | grep -q "refusing to write a NAR to a terminal"'
+
+done_testing
