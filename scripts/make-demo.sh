@@ -4,7 +4,7 @@
 # Only the public key is kept (demo/demo-key.pub); the secret is thrown away.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export NIX_CONFIG=$'experimental-features = nix-command\nsandbox = false\nsubstituters ='
+export NIX_CONFIG=$'experimental-features = nix-command\nsandbox = false\nsubstituters =\nbuild-users-group ='
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 out=$(nix-build demo/demo.nix --no-out-link)

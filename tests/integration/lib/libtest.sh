@@ -7,7 +7,7 @@ set -u
 : "${RUNIX:?RUNIX must point at the runix binary}"
 : "${RUNIX_TESTDATA:?RUNIX_TESTDATA must point at the third-party vectors}"
 
-export NIX_CONFIG=$'experimental-features = nix-command\nsandbox = false\nsubstituters =\nrequire-sigs = true'
+export NIX_CONFIG=$'experimental-features = nix-command\nsandbox = false\nsubstituters =\nrequire-sigs = true\nbuild-users-group ='
 export LC_ALL=C.UTF-8
 
 TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/runix-it.XXXXXX")
