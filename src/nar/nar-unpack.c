@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +13,101 @@
 #include "util-mem.h"
 #include "banned.h"
 
+/*
+ * Small files are written and closed by a second thread while this one
+ * parses and creates the next entries: creating, writing and closing a
+ * file are separate system calls of similar cost, so two cores finish a
+ * tree of many small files sooner.  The queue is bounded in entries and
+ * bytes, so memory stays bounded whatever the NAR holds.
+ */
+#define SMALL_FILE_MAX (64 * 1024)
+#define QUEUE_SLOTS 512
+#define QUEUE_BYTES (8 * 1024 * 1024)
+
+struct pending {
+    int fd;
+    char *data; /* owned, or NULL if the contents were already written */
+    size_t len;
+};
+
+struct writer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t nonempty, nonfull;
+    struct pending q[QUEUE_SLOTS];
+    size_t head, count, bytes;
+    bool stop, waiting;
+    bool canonical;
+    int error; /* first errno seen, 0 if none */
+};
+
+static void *writer_main(void *arg)
+{
+    struct writer *w = arg;
+    static const struct timespec one[2] = {{1, 0}, {1, 0}};
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (w->count == 0 && !w->stop) {
+            w->waiting = true;
+            pthread_cond_wait(&w->nonempty, &w->mu);
+            w->waiting = false;
+        }
+        if (w->count == 0)
+            break;
+        struct pending p = w->q[w->head];
+        pthread_mutex_unlock(&w->mu);
+
+        int e = 0;
+        if (p.data && write_all(p.fd, p.data, p.len) < 0)
+            e = errno;
+        if (!e && w->canonical && futimens(p.fd, one) < 0)
+            e = errno;
+        if (close(p.fd) < 0 && !e)
+            e = errno;
+        free(p.data);
+
+        pthread_mutex_lock(&w->mu);
+        if (e && !w->error)
+            w->error = e;
+        w->head = (w->head + 1) % QUEUE_SLOTS;
+        w->count--;
+        w->bytes -= p.len;
+        pthread_cond_signal(&w->nonfull);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static int writer_push(struct writer *w, int fd, char *data, size_t len)
+{
+    pthread_mutex_lock(&w->mu);
+    while (w->count == QUEUE_SLOTS || (w->count > 0 && w->bytes + len > QUEUE_BYTES))
+        pthread_cond_wait(&w->nonfull, &w->mu);
+    size_t tail = (w->head + w->count) % QUEUE_SLOTS;
+    w->q[tail] = (struct pending){fd, data, data ? len : 0};
+    w->count++;
+    w->bytes += data ? len : 0;
+    if (w->waiting)
+        pthread_cond_signal(&w->nonempty);
+    int e = w->error;
+    pthread_mutex_unlock(&w->mu);
+    return e;
+}
+
+/* Wait for every queued file to be written; returns the first errno, or 0. */
+static int writer_stop(struct writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    pthread_cond_signal(&w->nonempty);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->nonempty);
+    pthread_cond_destroy(&w->nonfull);
+    return w->error;
+}
+
 struct nar_unpacker {
     int parent_fd;              /* not owned */
     char *root_name;            /* owned */
@@ -19,6 +115,9 @@ struct nar_unpacker {
     int *dirs;                  /* owned fds of the open directories */
     size_t ndirs, dirs_cap;
     int file_fd;
+    char *small;       /* owned: contents of the current small file */
+    size_t small_len;
+    struct writer *writer; /* owned; NULL when not started */
     bool root_created;
     char namebuf[NAR_NAME_MAX + 1];
 };
@@ -33,13 +132,43 @@ struct nar_unpacker *nar_unpacker_new(int parent_fd, const char *name,
     u->root_name = xstrdup(name);
     u->opts = *opts;
     u->file_fd = -1;
+    u->writer = xcalloc(1, sizeof *u->writer);
+    pthread_mutex_init(&u->writer->mu, NULL);
+    pthread_cond_init(&u->writer->nonempty, NULL);
+    pthread_cond_init(&u->writer->nonfull, NULL);
+    u->writer->canonical = opts->canonical;
+    if (pthread_create(&u->writer->thread, NULL, writer_main, u->writer) != 0) {
+        /* No second thread: write everything here. */
+        pthread_mutex_destroy(&u->writer->mu);
+        pthread_cond_destroy(&u->writer->nonempty);
+        pthread_cond_destroy(&u->writer->nonfull);
+        free(u->writer);
+        u->writer = NULL;
+    }
     return u;
+}
+
+/* Wait for the writer thread and report its first error. */
+static int finish_writes(struct nar_unpacker *u, struct rx_error **err)
+{
+    if (!u->writer)
+        return 0;
+    int e = writer_stop(u->writer);
+    free(u->writer);
+    u->writer = NULL;
+    if (e) {
+        errno = e;
+        return rx_error_errno(err, "cannot write file");
+    }
+    return 0;
 }
 
 void nar_unpacker_free(struct nar_unpacker *u)
 {
     if (!u)
         return;
+    finish_writes(u, NULL);
+    free(u->small);
     for (size_t i = 0; i < u->ndirs; i++)
         close(u->dirs[i]);
     if (u->file_fd >= 0)
@@ -113,7 +242,6 @@ static int on_file_begin(void *ctx, const char *name, size_t len, bool exec, uin
                          uint64_t offset, struct rx_error **err)
 {
     struct nar_unpacker *u = ctx;
-    (void)size;
     (void)offset;
     int dfd;
     const char *cname;
@@ -127,12 +255,22 @@ static int on_file_begin(void *ctx, const char *name, size_t len, bool exec, uin
     u->file_fd = fd;
     if (u->opts.canonical && fix_mode(u, fd, mode, cname, err) < 0)
         return -1;
+    if (u->writer && size <= SMALL_FILE_MAX) {
+        u->small = xmalloc(size ? (size_t)size : 1);
+        u->small_len = 0;
+    }
     return 0;
 }
 
 static int on_file_data(void *ctx, const void *data, size_t len, struct rx_error **err)
 {
     struct nar_unpacker *u = ctx;
+    if (u->small) {
+        /* The reader never passes more than the size announced. */
+        memcpy(u->small + u->small_len, data, len);
+        u->small_len += len;
+        return 0;
+    }
     if (write_all(u->file_fd, data, len) < 0)
         return rx_error_errno(err, "cannot write file");
     return 0;
@@ -142,6 +280,15 @@ static int on_file_end(void *ctx, struct rx_error **err)
 {
     struct nar_unpacker *u = ctx;
     int fd = steal_fd(&u->file_fd);
+    if (u->writer) {
+        char *data = steal_pointer(&u->small);
+        int e = writer_push(u->writer, fd, data, u->small_len);
+        if (e) {
+            errno = e;
+            return rx_error_errno(err, "cannot write file");
+        }
+        return 0;
+    }
     if (u->opts.canonical && futimens(fd, mtime_one) < 0) {
         close(fd);
         return rx_error_errno(err, "cannot set file time");
@@ -203,6 +350,8 @@ int nar_unpack_fd(int in_fd, int parent_fd, const char *name, const struct nar_u
             break;
         }
     }
+    if (finish_writes(u, ret < 0 ? NULL : err) < 0)
+        ret = -1;
     bool created = u->root_created;
     nar_reader_free(r);
     nar_unpacker_free(u);
