@@ -10,7 +10,7 @@ build_pkgs=(
   libbrotli-dev libsqlite3-dev libjansson-dev libcmocka-dev
 )
 test_pkgs=(
-  nix-bin libclang-rt-14-dev xz-utils zstd python3 sqlite3 coreutils
+  nix-bin libclang-rt-14-dev xz-utils zstd python3 sqlite3 coreutils bc bsdutils
 )
 
 pkgs=("${build_pkgs[@]}")
