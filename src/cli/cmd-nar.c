@@ -360,21 +360,7 @@ static int cmd_nar_ls(int argc, char **argv)
 
     struct rx_error *err = NULL;
     struct nar_reader *rd = nar_reader_new(&ls_visitor, &s);
-    _cleanup_free_ char *buf = xmalloc(1 << 18);
-    int ret = 0;
-    for (;;) {
-        ssize_t n = read_retry(in, buf, 1 << 18);
-        if (n < 0) {
-            ret = rx_error_errno(&err, "cannot read");
-            break;
-        }
-        if (n == 0) {
-            ret = nar_reader_finish(rd, &err);
-            break;
-        }
-        if ((ret = nar_reader_feed(rd, buf, (size_t)n, &err)) < 0)
-            break;
-    }
+    int ret = nar_reader_read_fd(rd, in, &err);
     nar_reader_free(rd);
     rx_buf_release(&s.path);
     free(s.marks);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util-io.h"
 #include "util-mem.h"
 #include "banned.h"
 
@@ -483,4 +484,19 @@ int nar_reader_finish(struct nar_reader *r, struct rx_error **err)
     if (r->gram != G_DONE)
         return fail(r, err, "unexpected end of input (truncated archive)");
     return 0;
+}
+
+int nar_reader_read_fd(struct nar_reader *r, int fd, struct rx_error **err)
+{
+    size_t bufsz = 1 << 18;
+    _cleanup_free_ char *buf = xmalloc(bufsz);
+    for (;;) {
+        ssize_t n = read_retry(fd, buf, bufsz);
+        if (n < 0)
+            return rx_error_errno(err, "cannot read NAR");
+        if (n == 0)
+            return nar_reader_finish(r, err);
+        if (nar_reader_feed(r, buf, (size_t)n, err) < 0)
+            return -1;
+    }
 }

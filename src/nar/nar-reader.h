@@ -60,6 +60,12 @@ int nar_reader_feed(struct nar_reader *r, const void *data, size_t n, struct rx_
 /* The input has ended: fails unless a complete archive was read. */
 int nar_reader_finish(struct nar_reader *r, struct rx_error **err);
 
+/*
+ * Feed everything readable from fd until end of file, then finish.  Returns
+ * 0 for a complete, valid archive.
+ */
+int nar_reader_read_fd(struct nar_reader *r, int fd, struct rx_error **err);
+
 /* True once the final ")" has been read. */
 bool nar_reader_done(const struct nar_reader *r);
 

@@ -331,25 +331,7 @@ int nar_unpack_fd(int in_fd, int parent_fd, const char *name, const struct nar_u
 {
     struct nar_unpacker *u = nar_unpacker_new(parent_fd, name, opts);
     struct nar_reader *r = nar_reader_new(&nar_unpack_visitor, u);
-    size_t bufsz = 1 << 18;
-    _cleanup_free_ char *buf = xmalloc(bufsz);
-    int ret = 0;
-
-    for (;;) {
-        ssize_t n = read_retry(in_fd, buf, bufsz);
-        if (n < 0) {
-            ret = rx_error_errno(err, "cannot read NAR");
-            break;
-        }
-        if (n == 0) {
-            ret = nar_reader_finish(r, err);
-            break;
-        }
-        if (nar_reader_feed(r, buf, (size_t)n, err) < 0) {
-            ret = -1;
-            break;
-        }
-    }
+    int ret = nar_reader_read_fd(r, in_fd, err);
     if (finish_writes(u, ret < 0 ? NULL : err) < 0)
         ret = -1;
     bool created = u->root_created;
