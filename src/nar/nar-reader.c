@@ -1,7 +1,6 @@
 #include "config.h"
 #include "nar-reader.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
