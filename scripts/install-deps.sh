@@ -6,11 +6,11 @@ set -euo pipefail
 
 build_pkgs=(
   gcc clang meson ninja-build pkg-config
-  libcurl4-openssl-dev libsodium-dev liblzma-dev libzstd-dev libbz2-dev
+  libcurl4-openssl-dev libsodium-dev libssl-dev liblzma-dev libzstd-dev libbz2-dev
   libbrotli-dev libsqlite3-dev libjansson-dev libcmocka-dev
 )
 test_pkgs=(
-  nix-bin libclang-rt-14-dev xz-utils zstd python3 sqlite3 coreutils bc bsdutils
+  nix-bin libclang-rt-14-dev xz-utils zstd python3 sqlite3 coreutils bc bsdutils patchelf busybox-static
 )
 
 pkgs=("${build_pkgs[@]}")

@@ -229,19 +229,19 @@ bool hash_equal(const struct hash *a, const struct hash *b)
 
 void sha256_init(struct sha256_ctx *c)
 {
-    crypto_hash_sha256_init(&c->st);
+    SHA256_Init(&c->st);
 }
 
 void sha256_update(struct sha256_ctx *c, const void *p, size_t n)
 {
-    crypto_hash_sha256_update(&c->st, p, n);
+    SHA256_Update(&c->st, p, n);
 }
 
 void sha256_final(struct sha256_ctx *c, struct hash *out)
 {
     out->algo = HASH_SHA256;
     memset(out->bytes, 0, sizeof out->bytes);
-    crypto_hash_sha256_final(&c->st, out->bytes);
+    SHA256_Final(out->bytes, &c->st);
 }
 
 void sha256_buf(const void *p, size_t n, struct hash *out)

@@ -11,7 +11,8 @@
  *    base64 (told apart by length alone, as Nix does), and SRI
  *    "<algo>-<base64>".
  *
- * Only sha256 and sha512 are computed (with libsodium); md5 and sha1 are
+ * Only sha256 (with OpenSSL's libcrypto, which uses the CPU's SHA extensions)
+ * and sha512 (libsodium) are computed; md5 and sha1 are
  * known so that their strings (e.g. in a narinfo CA field) can be parsed.
  */
 
@@ -19,6 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* SHA256_* are deprecated in OpenSSL 3 in favour of EVP, but they need no
+ * allocation and use the same SHA extensions where the CPU has them. */
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+#include <openssl/sha.h>
 #include <sodium.h>
 
 #include "util-error.h"
@@ -90,7 +95,7 @@ bool hash_equal(const struct hash *a, const struct hash *b);
 
 /* Streaming sha256. */
 struct sha256_ctx {
-    crypto_hash_sha256_state st;
+    SHA256_CTX st;
 };
 void sha256_init(struct sha256_ctx *c);
 void sha256_update(struct sha256_ctx *c, const void *p, size_t n);
