@@ -52,5 +52,6 @@ int cli_print_help(const char *usage);
 extern const char *cli_progname;
 extern mode_t cli_umask;
 
+int cmd_fetch(int argc, char **argv);
 int cmd_nar(int argc, char **argv);
 int cmd_narinfo(int argc, char **argv);

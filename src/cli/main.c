@@ -19,6 +19,7 @@ static const char main_usage[] =
     "Run software from Nix binary caches without installing Nix.\n";
 
 static const struct cli_command commands[] = {
+    {"fetch", cmd_fetch, "download store paths' closures from binary caches into the store"},
     {"nar", cmd_nar, "create, unpack, hash and list Nix archives (NAR)"},
     {"narinfo", cmd_narinfo, "check narinfo files and their signatures"},
 };

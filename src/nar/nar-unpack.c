@@ -22,7 +22,7 @@
  */
 #define SMALL_FILE_MAX (64 * 1024)
 #define QUEUE_SLOTS 512
-#define QUEUE_BYTES (8 * 1024 * 1024)
+#define QUEUE_BYTES (2 * 1024 * 1024)
 
 struct pending {
     int fd;
@@ -163,6 +163,16 @@ static int finish_writes(struct nar_unpacker *u, struct rx_error **err)
     return 0;
 }
 
+int nar_unpacker_finish(struct nar_unpacker *u, struct rx_error **err)
+{
+    return finish_writes(u, err);
+}
+
+bool nar_unpacker_created(const struct nar_unpacker *u)
+{
+    return u->root_created;
+}
+
 void nar_unpacker_free(struct nar_unpacker *u)
 {
     if (!u)
@@ -231,7 +241,8 @@ static int on_dir_end(void *ctx, struct rx_error **err)
     int r = 0;
     if (u->opts.canonical) {
         /* Read-only only now that the directory is complete. */
-        if (fchmod(fd, 0555) < 0 || futimens(fd, mtime_one) < 0)
+        mode_t mode = u->ndirs == 0 && u->opts.root_writable ? 0755 : 0555;
+        if (fchmod(fd, mode) < 0 || futimens(fd, mtime_one) < 0)
             r = rx_error_errno(err, "cannot make directory read-only");
     }
     close(fd);

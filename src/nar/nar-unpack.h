@@ -24,6 +24,12 @@ struct nar_unpack_opts {
     bool canonical;
     /* The process umask, so canonical modes can be enforced with fchmod. */
     mode_t umask;
+    /*
+     * With canonical: leave a root directory 0755, because moving a
+     * directory to another parent needs write access to it.  The caller
+     * makes it 0555 once it is in place.
+     */
+    bool root_writable;
 };
 
 struct nar_unpacker;
@@ -31,6 +37,13 @@ struct nar_unpacker;
 /* Prepare to create `name` in parent_fd (the fd is not taken over). */
 struct nar_unpacker *nar_unpacker_new(int parent_fd, const char *name,
                                       const struct nar_unpack_opts *opts);
+/*
+ * After the reader has finished: wait until every file is written and
+ * report the first write error.
+ */
+int nar_unpacker_finish(struct nar_unpacker *u, struct rx_error **err);
+/* Has the root node been created (so there is something to remove)? */
+bool nar_unpacker_created(const struct nar_unpacker *u);
 /* Closes every fd it holds; does not remove what was written. */
 void nar_unpacker_free(struct nar_unpacker *u);
 

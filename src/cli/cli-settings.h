@@ -1,0 +1,86 @@
+#pragma once
+/*
+ * Settings shared by the commands that use a store and caches (fetch, and
+ * later run and shell).  Sources, weakest first:
+ *
+ *   built-in defaults
+ *   the config file ${XDG_CONFIG_HOME:-$HOME/.config}/runix/runix.conf
+ *     (or $RUNIX_CONFIG), nix.conf syntax, Nix's setting names
+ *   the environment: RUNIX_STORE, RUNIX_CACHES, RUNIX_TRUSTED_KEYS
+ *   command-line flags
+ */
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cache.h"
+#include "crypto-sig.h"
+#include "fetch.h"
+#include "util-error.h"
+
+#define DEFAULT_CACHE "https://cache.nixos.org"
+#define DEFAULT_TRUSTED_KEY "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="
+
+/* getopt_long codes of the shared options. */
+enum {
+    OPT_STORE = 0x100,
+    OPT_CACHE,
+    OPT_EXTRA_CACHE,
+    OPT_TRUSTED_KEY,
+    OPT_INSECURE,
+    OPT_QUIET,
+};
+
+#define CLI_SETTINGS_OPTIONS                                                                  \
+    {"store", required_argument, NULL, OPT_STORE},                                            \
+        {"cache", required_argument, NULL, OPT_CACHE},                                        \
+        {"extra-cache", required_argument, NULL, OPT_EXTRA_CACHE},                            \
+        {"trusted-key", required_argument, NULL, OPT_TRUSTED_KEY},                            \
+        {"insecure-no-verify", no_argument, NULL, OPT_INSECURE},                              \
+        {"quiet", no_argument, NULL, OPT_QUIET}
+
+#define CLI_SETTINGS_USAGE                                                                    \
+    "      --store DIR           the store root (default: $RUNIX_STORE, the config file's\n" \
+    "                            'store', or ~/.local/share/runix)\n"                        \
+    "      --cache URL           use this binary cache (repeatable; replaces the\n"          \
+    "                            configured list); https://, http:// or file://\n"           \
+    "      --extra-cache URL     use this cache as well as the configured ones\n"            \
+    "      --trusted-key NAME:KEY  trust this public key too (repeatable)\n"                 \
+    "      --insecure-no-verify  accept narinfos without a trusted signature (dangerous)\n"  \
+    "  -q, --quiet               print nothing but errors\n"
+
+struct strv {
+    char **v; /* owned, each owned */
+    size_t n;
+};
+
+struct cli_settings {
+    /* flags, as given */
+    char *flag_store;
+    struct strv flag_caches, flag_extra_caches, flag_keys;
+    bool insecure;
+    bool quiet;
+
+    /* the result of cli_settings_finish() */
+    char *store; /* owned */
+    struct cache *caches;
+    size_t ncaches;
+    struct trusted_keys keys;
+    unsigned http_connections;
+    long connect_timeout;
+    long stalled_timeout;
+    unsigned attempts;
+    char *netrc_file; /* owned or NULL */
+};
+
+/* Returns 1 if c was a shared option (and took it), 0 if not. */
+int cli_settings_option(struct cli_settings *s, int c, const char *arg);
+
+/* Read the config file and environment and combine everything. */
+int cli_settings_finish(struct cli_settings *s, struct rx_error **err);
+
+/* Fill fetch options from the settings. */
+void cli_settings_fetch_opts(struct cli_settings *s, struct fetch_opts *o);
+
+void cli_settings_release(struct cli_settings *s);

@@ -1,0 +1,119 @@
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli-settings.h"
+#include "cli.h"
+#include "fetch.h"
+#include "store-path.h"
+#include "store.h"
+#include "util-mem.h"
+
+#include "banned.h"
+
+static const char fetch_usage[] =
+    "usage: runix fetch [OPTIONS] STOREPATH...\n"
+    "\n"
+    "Download the closures of the store paths from binary caches into the runix\n"
+    "store, checking every narinfo signature against the trusted keys and every\n"
+    "NAR against its hashes, then print the store paths.  Paths already in the\n"
+    "store are not downloaded again.  A STOREPATH may name a file inside a store\n"
+    "path (/nix/store/...-hello-2.12/bin/hello).\n"
+    "\n"
+    "  -n, --dry-run             print what would be downloaded, with sizes\n" CLI_SETTINGS_USAGE
+    "  -h, --help                show this help\n"
+    "\n"
+    "Settings in ~/.config/runix/runix.conf (nix.conf syntax): store, substituters,\n"
+    "extra-substituters, trusted-public-keys, extra-trusted-public-keys,\n"
+    "http-connections, connect-timeout, stalled-download-timeout, download-attempts,\n"
+    "netrc-file.  Environment: RUNIX_STORE, RUNIX_CACHES, RUNIX_TRUSTED_KEYS,\n"
+    "RUNIX_CONFIG (another config file).\n"
+    "\n"
+    "Exit status: 0 when every closure is in the store, 1 when a path could not be\n"
+    "fetched, 2 for a bad command line.\n";
+
+int cmd_fetch(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        CLI_SETTINGS_OPTIONS,
+        {"dry-run", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct cli_settings s = {0};
+    bool dry_run = false;
+    int c, ret = EXIT_FAIL;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+nqh", opts, NULL)) != -1) {
+        if (cli_settings_option(&s, c, optarg))
+            continue;
+        switch (c) {
+        case 'n':
+            dry_run = true;
+            break;
+        case 'h':
+            cli_settings_release(&s);
+            return cli_print_help(fetch_usage);
+        default:
+            cli_settings_release(&s);
+            return cli_usage_error("fetch", "invalid option");
+        }
+    }
+    if (optind == argc) {
+        cli_settings_release(&s);
+        return cli_usage_error("fetch", "expected at least one STOREPATH");
+    }
+    size_t n = (size_t)(argc - optind);
+    struct store_path *paths = xcalloc(n, sizeof *paths);
+    struct rx_error *err = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *a = argv[optind + (int)i];
+        const char *sub;
+        if (store_path_parse_with_subpath(a, strlen(a), &paths[i], &sub, &err) < 0) {
+            cli_usage_error("fetch", "%s", err->msg);
+            rx_error_free(err);
+            free(paths);
+            cli_settings_release(&s);
+            return EXIT_USAGE;
+        }
+    }
+
+    struct store *st = NULL;
+    if (cli_settings_finish(&s, &err) < 0) {
+        if (err && err->code == RX_EUSAGE) {
+            cli_error("%s", err->msg);
+            rx_error_free(err);
+            ret = EXIT_USAGE;
+        } else {
+            ret = cli_fail(err);
+        }
+        goto out;
+    }
+    if (store_open(s.store, &st, &err) < 0) {
+        ret = cli_fail(err);
+        goto out;
+    }
+    struct fetch_opts fo;
+    cli_settings_fetch_opts(&s, &fo);
+    fo.dry_run = dry_run;
+    if (fetch_closure(st, &fo, paths, n, &err) < 0) {
+        ret = cli_fail(err);
+        goto out;
+    }
+    if (!dry_run) {
+        for (size_t i = 0; i < n; i++) {
+            char full[STORE_PATH_MAX + 1];
+            store_path_format(&paths[i], full);
+            printf("%s\n", full);
+        }
+    }
+    ret = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+out:
+    store_close(st);
+    free(paths);
+    cli_settings_release(&s);
+    return ret;
+}

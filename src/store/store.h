@@ -1,0 +1,107 @@
+#pragma once
+/*
+ * The local store: a Nix chroot store under a root directory R.
+ *
+ *   R/nix/store/<hash>-<name>     store paths, read-only, mtime 1
+ *   R/nix/store/<basename>.lock   per-path lock files (Nix's convention)
+ *   R/nix/var/nix/db/db.sqlite    Nix's database, schema version 10
+ *   R/nix/var/nix/db/schema       "10"
+ *   R/nix/var/nix/gcroots/        GC roots
+ *   R/nix/var/runix/tmp/<id>/     one private work dir per process,
+ *                                 locked while the process lives
+ *
+ * Invariants (nix-formats.md section 7):
+ *  - a path is registered in ValidPaths only once it is complete on disk,
+ *    verified and canonicalised, and only together with or after every path
+ *    it references;
+ *  - work happens in the private temp dir and is renamed into nix/store, so
+ *    a crash leaves at most unregistered store entries and temp dirs, which
+ *    later runs remove;
+ *  - whoever creates a store path holds its lock from before the first byte
+ *    is written until it is registered.
+ *
+ * The db is opened with foreign keys on, WAL and a long busy timeout, so
+ * several processes can share a store.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto-hash.h"
+#include "store-path.h"
+#include "util-error.h"
+
+struct store;
+
+/* What gets registered for one path. */
+struct store_info {
+    struct store_path path;
+    struct hash nar_hash; /* sha256 */
+    uint64_t nar_size;
+    const struct store_path *refs;
+    size_t nrefs;
+    const struct store_path *deriver; /* or NULL */
+    const char *const *sigs;          /* raw "name:base64" values */
+    size_t nsigs;
+    const char *ca; /* or NULL */
+};
+
+/*
+ * Open the store rooted at `root`, creating the layout and the database if
+ * they do not exist.  Refuses a database of another schema version.
+ */
+int store_open(const char *root, struct store **out, struct rx_error **err);
+void store_close(struct store *s);
+
+/* The root, absolute and free of symlinks. */
+const char *store_root(const struct store *s);
+/* An fd of R/nix/store. */
+int store_dir_fd(const struct store *s);
+
+/* 1 if p is registered, 0 if not, -1 on error. */
+int store_is_valid(struct store *s, const struct store_path *p, struct rx_error **err);
+
+/* The registered references of p (self-reference included), caller frees *refs. */
+int store_query_references(struct store *s, const struct store_path *p, struct store_path **refs,
+                           size_t *nrefs, struct rx_error **err);
+
+/*
+ * Register paths, all in one transaction: every path first, then the
+ * references.  Each path must be on disk and every reference must be
+ * valid or in the same batch, or nothing is registered.  Paths that are
+ * already valid are left as they are.
+ */
+int store_register(struct store *s, const struct store_info *infos, size_t n,
+                   struct rx_error **err);
+
+/*
+ * Lock p (flock on R/nix/store/<basename>.lock).  Returns 1 with *fd set
+ * when locked, 0 when another process holds the lock and !wait, -1 on error.
+ */
+int store_lock_path(struct store *s, const struct store_path *p, bool wait, int *fd,
+                    struct rx_error **err);
+/* Release a lock from store_lock_path(), deleting its lock file. */
+void store_unlock_path(struct store *s, const struct store_path *p, int fd);
+
+/*
+ * This process's private work dir (created on first use, after removing
+ * the work dirs of processes that died).  Returns its fd, or -1.
+ */
+int store_tmp_fd(struct store *s, struct rx_error **err);
+
+/* Move tmp/<name> (a finished, canonical tree) to nix/store/<basename of p>. */
+int store_install(struct store *s, const char *name, const struct store_path *p,
+                  struct rx_error **err);
+
+/*
+ * Remove nix/store/<basename of p> if it exists.  The caller holds p's lock
+ * and knows p is not valid: whatever is there was left by a crash.
+ */
+int store_remove_invalid(struct store *s, const struct store_path *p, struct rx_error **err);
+
+/*
+ * Remove every unregistered store path that nobody holds a lock on: the
+ * leftovers of runs that were killed between install and registration.
+ */
+int store_clean_leftovers(struct store *s, struct rx_error **err);

@@ -1,0 +1,147 @@
+#include "config.h"
+#include "cache.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "store-path.h"
+#include "util-mem.h"
+
+#include "banned.h"
+
+static int parse_int(const char *s, size_t len, int *out)
+{
+    if (len == 0 || len > 10)
+        return -1;
+    long v = 0;
+    size_t i = 0;
+    bool neg = s[0] == '-';
+    if (neg || s[0] == '+')
+        i++;
+    if (i == len)
+        return -1;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v > INT_MAX)
+        return -1;
+    *out = (int)(neg ? -v : v);
+    return 0;
+}
+
+int cache_init(struct cache *c, const char *url, size_t order, struct rx_error **err)
+{
+    memset(c, 0, sizeof *c);
+    size_t scheme;
+    if (strncmp(url, "https://", 8) == 0)
+        scheme = 8;
+    else if (strncmp(url, "http://", 7) == 0)
+        scheme = 7;
+    else if (strncmp(url, "file://", 7) == 0)
+        scheme = 7;
+    else
+        return rx_error_set(err, RX_EUSAGE,
+                            "cache '%s': unsupported URL (use https://, http:// or file://)", url);
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return rx_error_set(err, RX_EUSAGE, "cache '%s': URL contains a space or control "
+                                                "character", url);
+    const char *q = strchr(url, '?');
+    size_t len = q ? (size_t)(q - url) : strlen(url);
+    if (memchr(url, '#', len))
+        return rx_error_set(err, RX_EUSAGE, "cache '%s': URL has a fragment", url);
+    while (len > scheme && url[len - 1] == '/')
+        len--;
+    if (len == scheme || (scheme == 7 && strncmp(url, "file://", 7) == 0 && url[7] != '/'))
+        return rx_error_set(err, RX_EUSAGE, "cache '%s': URL has no %s", url,
+                            strncmp(url, "file://", 7) == 0 ? "absolute path" : "host");
+    c->url = xstrndup(url, len);
+    c->order = order;
+    if (q) {
+        /* key=value&key=value */
+        const char *p = q + 1;
+        while (*p) {
+            const char *amp = strchr(p, '&');
+            size_t plen = amp ? (size_t)(amp - p) : strlen(p);
+            if (plen > 9 && strncmp(p, "priority=", 9) == 0) {
+                if (parse_int(p + 9, plen - 9, &c->priority) < 0) {
+                    rx_error_set(err, RX_EUSAGE, "cache '%s': priority is not a number", url);
+                    cache_release(c);
+                    return -1;
+                }
+                c->priority_from_url = true;
+            }
+            p += plen + (amp ? 1 : 0);
+        }
+    }
+    return 0;
+}
+
+void cache_release(struct cache *c)
+{
+    free(c->url);
+    free(c->why);
+    c->url = c->why = NULL;
+}
+
+char *cache_file_url(const struct cache *c, const char *rel)
+{
+    return xasprintf("%s/%s", c->url, rel);
+}
+
+int cache_apply_info(struct cache *c, const char *text, size_t len, struct rx_error **err)
+{
+    bool have_store_dir = false;
+    const char *end = text + len;
+    for (const char *line = text; line < end;) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        const char *le = nl ? nl : end;
+        const char *colon = memchr(line, ':', (size_t)(le - line));
+        if (colon) {
+            size_t klen = (size_t)(colon - line);
+            const char *v = colon + 1, *ve = le;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t' || ve[-1] == '\r'))
+                ve--;
+            size_t vlen = (size_t)(ve - v);
+            if (klen == 8 && memcmp(line, "StoreDir", 8) == 0) {
+                if (vlen != STORE_DIR_LEN || memcmp(v, STORE_DIR, STORE_DIR_LEN) != 0)
+                    return rx_error_set(err, RX_EUNSUPPORTED,
+                                        "cache '%s' is for store dir '%.*s', not " STORE_DIR,
+                                        c->url, (int)(vlen > 200 ? 200 : vlen), v);
+                have_store_dir = true;
+            } else if (klen == 8 && memcmp(line, "Priority", 8) == 0) {
+                int prio;
+                if (parse_int(v, vlen, &prio) < 0)
+                    return rx_error_set(err, RX_EFORMAT,
+                                        "cache '%s': nix-cache-info has a bad Priority", c->url);
+                if (!c->priority_from_url)
+                    c->priority = prio;
+            }
+        }
+        line = le + 1;
+    }
+    if (!have_store_dir)
+        return rx_error_set(err, RX_EFORMAT, "cache '%s': nix-cache-info has no StoreDir",
+                            c->url);
+    return 0;
+}
+
+static int cache_cmp(const void *a, const void *b)
+{
+    const struct cache *x = a, *y = b;
+    if (x->priority != y->priority)
+        return x->priority < y->priority ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+void cache_sort(struct cache *caches, size_t n)
+{
+    qsort(caches, n, sizeof *caches, cache_cmp);
+}

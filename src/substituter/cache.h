@@ -1,0 +1,40 @@
+#pragma once
+/*
+ * Binary cache addresses and nix-cache-info (nix-formats.md sections 6.2
+ * and 6.6).
+ *
+ * A cache URL is http://, https:// or file://.  Trailing slashes are
+ * dropped and the query string is taken apart: `priority=N` is kept, other
+ * parameters (trusted, want-mass-query, ...) are ignored.  File URLs are
+ * made by joining the base with '/' and a relative path.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util-error.h"
+
+struct cache {
+    char *url; /* owned; normalised base, no query, no trailing '/' */
+    int priority;
+    bool priority_from_url;
+    size_t order; /* position in the configured list, for a stable sort */
+    bool usable;  /* nix-cache-info was read and accepted */
+    char *why;    /* owned; why the cache is unusable, or NULL */
+};
+
+/* Parse and normalise a cache URL into c (which the caller releases). */
+int cache_init(struct cache *c, const char *url, size_t order, struct rx_error **err);
+void cache_release(struct cache *c);
+
+/* "<base>/<rel>", owned by the caller. */
+char *cache_file_url(const struct cache *c, const char *rel);
+
+/*
+ * Apply a nix-cache-info text: refuses a StoreDir other than /nix/store
+ * and takes Priority unless the URL set one.
+ */
+int cache_apply_info(struct cache *c, const char *text, size_t len, struct rx_error **err);
+
+/* Sort by priority (lower first), then by configured order. */
+void cache_sort(struct cache *caches, size_t n);

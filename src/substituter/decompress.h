@@ -1,0 +1,34 @@
+#pragma once
+/*
+ * Streaming decompression of NAR files by a narinfo's Compression field:
+ * "none", "xz", "zstd", "bzip2" and "br".  The method comes from the field,
+ * never from magic bytes (brotli has none).
+ *
+ * Push-style: decompressor_feed() takes compressed bytes as they arrive and
+ * hands every decompressed chunk to the sink; decompressor_finish() fails
+ * unless the compressed stream ended exactly there.  Memory is bounded by
+ * the method's window, which is capped (DECOMPRESS_MEMLIMIT), whatever the
+ * stream claims.
+ */
+
+#include <stddef.h>
+
+#include "util-error.h"
+
+#define DECOMPRESS_MEMLIMIT (128u * 1024 * 1024)
+
+/* Receives decompressed data; returns 0, or -1 with *err set to stop. */
+typedef int (*decompress_sink)(void *ctx, const void *data, size_t len, struct rx_error **err);
+
+struct decompressor;
+
+/* Is `method` one we can decompress? */
+int decompress_supported(const char *method);
+
+/* A decompressor for `method`, or NULL with an RX_EUNSUPPORTED error. */
+struct decompressor *decompressor_new(const char *method, decompress_sink sink, void *ctx,
+                                      struct rx_error **err);
+void decompressor_free(struct decompressor *d);
+
+int decompressor_feed(struct decompressor *d, const void *data, size_t len, struct rx_error **err);
+int decompressor_finish(struct decompressor *d, struct rx_error **err);
