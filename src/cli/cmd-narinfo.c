@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "cli.h"
 #include "crypto-sig.h"
 #include "narinfo.h"
@@ -33,6 +35,15 @@ static const char fingerprint_usage[] =
     "usage: runix narinfo fingerprint FILE\n"
     "\n"
     "Print the exact string that the signatures of the narinfo in FILE sign.\n";
+
+static const char sign_usage[] =
+    "usage: runix narinfo sign --key-file FILE NARINFO\n"
+    "\n"
+    "Sign the narinfo in NARINFO ('-' for standard input) with the secret key in\n"
+    "FILE (as written by nix-store --generate-binary-cache-key) and print it with\n"
+    "the new Sig line; an older signature by the same key name is replaced.\n"
+    "\n"
+    "  -k, --key-file FILE   the secret key\n";
 
 #define DEFAULT_TRUSTED_KEY "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="
 
@@ -113,9 +124,81 @@ static int cmd_narinfo_fingerprint(int argc, char **argv)
     return EXIT_OK;
 }
 
+static int cmd_narinfo_sign(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"key-file", required_argument, NULL, 'k'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *key_file = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k':
+            key_file = optarg;
+            break;
+        case 'h':
+            return cli_print_help(sign_usage);
+        default:
+            return cli_usage_error("narinfo sign", "invalid option");
+        }
+    }
+    if (!key_file)
+        return cli_usage_error("narinfo sign", "--key-file is required");
+    if (argc - optind != 1)
+        return cli_usage_error("narinfo sign", "expected exactly one NARINFO");
+
+    struct rx_error *err = NULL;
+    struct rx_buf kb = RX_BUF_INIT(4096);
+    struct secret_key sk;
+    if (read_file(key_file, &kb, &err) < 0)
+        return cli_fail(err);
+    size_t klen = kb.len;
+    while (klen > 0 && (kb.data[klen - 1] == '\n' || kb.data[klen - 1] == '\r'))
+        klen--;
+    int r = secret_key_parse(kb.data ? kb.data : "", klen, &sk, &err);
+    sodium_memzero(kb.data, kb.len);
+    rx_buf_release(&kb);
+    if (r < 0) {
+        rx_error_wrap(&err, "'%s'", key_file);
+        return cli_fail(err);
+    }
+
+    struct narinfo ni;
+    if (load(argv[optind], &ni, &err) < 0) {
+        sodium_memzero(&sk, sizeof sk);
+        return cli_fail(err);
+    }
+    _cleanup_free_ char *fp = narinfo_fingerprint(&ni);
+    struct signature sig;
+    signature_sign(&sk, fp, strlen(fp), &sig);
+    sodium_memzero(&sk, sizeof sk);
+    char sigstr[SIG_STR_MAX];
+    signature_format(&sig, sigstr);
+
+    /* Keep other keys' signatures; replace this key's. */
+    size_t namelen = strlen(sig.name), k = 0;
+    for (size_t i = 0; i < ni.nsigs; i++) {
+        if (strncmp(ni.sigs[i], sig.name, namelen) == 0 && ni.sigs[i][namelen] == ':')
+            free(ni.sigs[i]);
+        else
+            ni.sigs[k++] = ni.sigs[i];
+    }
+    ni.sigs = xrealloc(ni.sigs, (k + 1) * sizeof *ni.sigs);
+    ni.sigs[k++] = xstrdup(sigstr);
+    ni.nsigs = k;
+    _cleanup_free_ char *text = narinfo_format(&ni);
+    narinfo_release(&ni);
+    fputs(text, stdout);
+    return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
 static const struct cli_command narinfo_commands[] = {
     {"verify", cmd_narinfo_verify, "check a narinfo's signatures against trusted keys"},
     {"fingerprint", cmd_narinfo_fingerprint, "print the string a narinfo's signatures sign"},
+    {"sign", cmd_narinfo_sign, "add a signature to a narinfo with a secret key"},
 };
 
 int cmd_narinfo(int argc, char **argv)

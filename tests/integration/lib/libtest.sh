@@ -70,3 +70,53 @@ need_nix() {
     fi
   done
 }
+
+# fixtures: build (once, shared between test runs) the test closure and its
+# caches with real Nix; sets FX to the directory (see tests/fixtures/build.sh).
+fixtures() {
+  local base=${RUNIX_FIXTURES:-${TMPDIR:-/tmp}/runix-fixtures}
+  local here
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../fixtures" && pwd)
+  mkdir -p "$base"
+  if ! flock "$base/.lock" "$here/build.sh" "$base/closure" >"$TEST_TMP/fixtures.log" 2>&1; then
+    echo "Bail out! building the test closure with Nix failed:"
+    sed 's/^/# /' "$TEST_TMP/fixtures.log" | tail -n 30
+    exit 1
+  fi
+  FX=$base/closure
+}
+
+# httpd_start ROOT: serve ROOT on 127.0.0.1; sets HTTP (base URL) and
+# HTTP_LOG (one "GET /path" line per request).  Stopped on exit.
+httpd_start() {
+  local root=$1
+  HTTP_LOG=$TEST_TMP/httpd.log
+  : >"$HTTP_LOG"
+  rm -f "$TEST_TMP/httpd.port"
+  python3 "$(dirname "${BASH_SOURCE[0]}")/httpd.py" "$root" "$TEST_TMP/httpd.port" "$HTTP_LOG" &
+  HTTPD_PID=$!
+  local i
+  for i in $(seq 100); do
+    [ -s "$TEST_TMP/httpd.port" ] && break
+    sleep 0.05
+  done
+  if ! [ -s "$TEST_TMP/httpd.port" ]; then
+    echo "Bail out! the test HTTP server did not start"
+    exit 1
+  fi
+  HTTP=http://127.0.0.1:$(cat "$TEST_TMP/httpd.port")
+  trap 'kill $HTTPD_PID 2>/dev/null; cleanup' EXIT
+}
+
+# is TEXT WANTED DESCRIPTION: pass if TEXT equals WANTED.
+is() {
+  _test_n=$((_test_n + 1))
+  if [ "$1" = "$2" ]; then
+    echo "ok $_test_n - $3"
+  else
+    echo "not ok $_test_n - $3"
+    echo "#   got:    $(printf '%s' "$1" | head -c 600 | tr '\n' '|')"
+    echo "#   wanted: $(printf '%s' "$2" | head -c 600 | tr '\n' '|')"
+    _test_failed=$((_test_failed + 1))
+  fi
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""A binary-cache HTTP server for the integration tests, on 127.0.0.1 only.
+
+    httpd.py ROOT PORTFILE LOGFILE
+
+Serves files under ROOT with HTTP/1.1 keep-alive and writes the port it
+bound to PORTFILE.  Every request is appended to LOGFILE as "METHOD PATH".
+The first path component may select a fault, applied to the rest of the
+path (e.g. /fail500x2/cache-xz/nar/...):
+
+    /ok/...          serve normally
+    /fail500x2/...   answer 500 to the first two requests of each path
+    /truncate/...    .nar* files: announce the full length, send half, close
+    /stall/...       .nar* files: send half, then stop sending (keep the socket)
+    /slow/...        .nar* files: send in 64 KiB pieces, 20 ms apart
+"""
+import http.server
+import os
+import socketserver
+import sys
+import threading
+import time
+
+ROOT, PORTFILE, LOGFILE = sys.argv[1], sys.argv[2], sys.argv[3]
+counts = {}
+lock = threading.Lock()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def do_GET(self):
+        with lock, open(LOGFILE, "a") as log:
+            log.write(f"GET {self.path}\n")
+        parts = self.path.split("?")[0].lstrip("/").split("/", 1)
+        if len(parts) != 2:
+            return self.send_error(404)
+        mode, rel = parts
+        path = os.path.realpath(os.path.join(ROOT, rel))
+        if not path.startswith(os.path.realpath(ROOT) + os.sep) or not os.path.isfile(path):
+            return self.send_error(404)
+        if mode == "fail500x2":
+            with lock:
+                counts[rel] = counts.get(rel, 0) + 1
+                n = counts[rel]
+            if n <= 2:
+                return self.send_error(500)
+        with open(path, "rb") as f:
+            data = f.read()
+        is_nar = "/nar/" in "/" + rel
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if is_nar and mode == "truncate":
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        if is_nar and mode == "stall":
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            time.sleep(3600)
+            return
+        if is_nar and mode == "slow":
+            for i in range(0, len(data), 65536):
+                self.wfile.write(data[i : i + 65536])
+                self.wfile.flush()
+                time.sleep(0.02)
+            return
+        self.wfile.write(data)
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+srv = Server(("127.0.0.1", 0), Handler)
+with open(PORTFILE + ".tmp", "w") as f:
+    f.write(str(srv.server_address[1]))
+os.rename(PORTFILE + ".tmp", PORTFILE)
+srv.serve_forever()

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# runix fetch against caches made by real Nix (every compression), served
+# over HTTP on loopback and as file:// URLs; real Nix checks the store.
+. "$(dirname "$0")/lib/libtest.sh"
+need_nix
+fixtures
+httpd_start "$FX"
+
+top=$(cat "$FX/top")
+key=$(cat "$FX/key.pub")
+path_of() { awk -v a="$1" '$1 == a { print $2 }' "$FX/paths"; }
+
+# The oracle: real Nix accepts the store and sees exactly the closure.
+oracle() {
+  local R=$1 P=$2 want=$3 out rc=0
+  out=$(nix-store --store "$R" --verify --check-contents 2>&1) || rc=$?
+  if [ $rc -ne 0 ] || grep -qiE 'warning|error|modified|disappeared' <<<"$out"; then
+    echo "nix-store --verify --check-contents failed ($rc): $out"
+    return 1
+  fi
+  local got
+  got=$(nix path-info --store "$R" -r "$P" | sort)
+  if [ "$got" != "$(cat "$want")" ]; then
+    echo "nix path-info -r lists:"; echo "$got"; echo "wanted:"; cat "$want"
+    return 1
+  fi
+  local p h1 h2
+  for p in $got; do
+    h1=$(nix-hash --type sha256 --base32 "$R$p")
+    h2=$(nix-store -q --hash "$p")
+    if [ "sha256:$h1" != "$h2" ]; then
+      echo "$p: recomputed sha256:$h1, the cache says $h2"
+      return 1
+    fi
+    if [ "$(nix path-info --store "$R" --json "$p" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["narHash"])')" \
+         != "$(nix path-info --json "$p" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["narHash"])')" ]; then
+      echo "$p: registered NarHash differs from the cache's"
+      return 1
+    fi
+  done
+  # Canonical: read-only and mtime 1 everywhere.
+  if [ -n "$(find "$R/nix/store" -mindepth 1 -maxdepth 1 -name '*-*' ! -name '*.lock' -newermt @2)" ] ||
+     [ -n "$(find "$R/nix/store" -mindepth 2 ! -type l -perm /0222)" ]; then
+    echo "store paths are not canonical"
+    return 1
+  fi
+  # Nothing left over in the work dir.
+  if [ -n "$(ls -A "$R/nix/var/runix/tmp")" ]; then
+    echo "leftovers in nix/var/runix/tmp: $(ls -A "$R/nix/var/runix/tmp")"
+    return 1
+  fi
+  # Every path keeps its signatures.
+  if [ -n "$(sqlite3 "$R/nix/var/nix/db/db.sqlite" "select path from ValidPaths where sigs is null or sigs not like '%runix-test-1:%'")" ]; then
+    echo "a path was registered without its signature"
+    return 1
+  fi
+}
+
+fetch() { "$RUNIX" fetch --trusted-key "$key" "$@"; }
+
+for c in none xz zstd bzip2 br; do
+  R=$TEST_TMP/store-$c
+  out=$(fetch --store "$R" --cache "$HTTP/ok/cache-$c" "$top" 2>"$TEST_TMP/err")
+  is "$out" "$top" "fetch over HTTP ($c): prints the top-level path"
+  ok "fetch over HTTP ($c): real Nix verifies the store and sees the closure" oracle "$R" "$top" "$FX/closure"
+done
+
+# Every path of the closure was requested once, from the zstd cache, and
+# its NAR once too.
+n_nar=$(grep -c "^GET /ok/cache-zstd/nar/" "$HTTP_LOG")
+is "$n_nar" "$(wc -l <"$FX/closure" | tr -d ' ')" "each NAR is downloaded exactly once"
+
+# A second fetch asks nothing: the closure is already valid.
+: >"$HTTP_LOG"
+out=$(fetch --store "$TEST_TMP/store-xz" --cache "$HTTP/ok/cache-xz" "$top" 2>&1)
+is "$(wc -l <"$HTTP_LOG" | tr -d ' ')" "0" "a warm fetch makes no request at all"
+is "$out" "$top" "a warm fetch still prints the path"
+
+# Part of the closure present: only the rest is requested.
+R=$TEST_TMP/store-part
+fetch --store "$R" --cache "file://$FX/cache-none" "$(path_of hello)" >/dev/null 2>&1
+: >"$HTTP_LOG"
+fetch --store "$R" --cache "$HTTP/ok/cache-xz" "$top" >/dev/null 2>&1
+hello_hash=$(basename "$(path_of hello)" | cut -c1-32)
+glibc_hash=$(basename "$(path_of glibc)" | cut -c1-32)
+ok "paths already valid are not requested again" \
+  bash -c "! grep -qE '/($hello_hash|$glibc_hash)\\.narinfo' '$HTTP_LOG'"
+ok "a store filled in two steps passes the oracle" oracle "$R" "$top" "$FX/closure"
+
+# file:// caches, with and without a trailing slash.
+for url in "file://$FX/cache-zstd" "file://$FX/cache-bzip2/"; do
+  R=$TEST_TMP/store-file-$RANDOM
+  ok "fetch from $url" fetch -q --store "$R" --cache "$url" "$top"
+  ok "fetch from $url: oracle" oracle "$R" "$top" "$FX/closure"
+done
+
+# A file inside a store path names that path.
+R=$TEST_TMP/store-sub
+out=$(fetch -q --store "$R" --cache "$HTTP/ok/cache-zstd" "$(path_of hello)/bin/hello")
+is "$out" "$(path_of hello)" "a path inside a store path fetches that store path"
+
+# --dry-run lists what is missing with sizes, and changes nothing.
+R=$TEST_TMP/store-dry
+fetch -q --store "$R" --cache "$HTTP/ok/cache-xz" "$(path_of glibc)" >/dev/null
+out=$(fetch --dry-run --store "$R" --cache "$HTTP/ok/cache-xz" "$(path_of hello)")
+ok "--dry-run names the missing paths" grep -q "$(path_of libgreet)" <<<"$out"
+ok "--dry-run does not list valid paths" bash -c "! grep -q '$(path_of glibc)' <<<'$out'"
+n_missing=$(nix-store -qR "$(path_of hello)" | grep -vc "$(path_of glibc)")
+ok "--dry-run gives the count and sizes" \
+  grep -qE "^$n_missing paths to fetch \\([0-9.]+ [KM]?i?B download, [0-9.]+ [KM]?i?B unpacked\\):" <<<"$out"
+is "$(sqlite3 "$R/nix/var/nix/db/db.sqlite" 'select count(*) from ValidPaths')" "1" "--dry-run registers nothing"
+
+# Progress: one plain line per path off a TTY; nothing with --quiet.
+R=$TEST_TMP/store-lines
+fetch --store "$R" --cache "$HTTP/ok/cache-xz" "$(path_of hello)" 2>"$TEST_TMP/lines" >/dev/null
+is "$(grep -c '^fetched /nix/store/' "$TEST_TMP/lines")" "$(nix-store -qR "$(path_of hello)" | wc -l)" \
+  "off a TTY: one line per fetched path"
+R=$TEST_TMP/store-quiet
+fetch -q --store "$R" --cache "$HTTP/ok/cache-xz" "$(path_of hello)" 2>"$TEST_TMP/quiet" >/dev/null
+is "$(cat "$TEST_TMP/quiet")" "" "--quiet prints nothing on success"
+R=$TEST_TMP/store-tty
+script -qec "$RUNIX fetch --trusted-key '$key' --store '$R' --cache '$HTTP/slow/cache-none' '$(path_of hello)'" /dev/null >"$TEST_TMP/tty"
+ok "on a TTY: a status line with paths, bytes and rate" grep -q 'fetching: [0-9]*/[0-9]* paths, .*/s' "$TEST_TMP/tty"
+ok "on a TTY: the status line is cleared at the end" grep -q $'\r\033\[K'"$(path_of hello)" "$TEST_TMP/tty"
+
+# Store location: --store, then RUNIX_STORE, then the config file, then XDG_DATA_HOME.
+cfg=$TEST_TMP/cfg
+mkdir -p "$cfg/runix"
+printf 'store = %s\nsubstituters = %s\ntrusted-public-keys = %s\n' \
+  "$TEST_TMP/store-conf" "$HTTP/ok/cache-zstd" "$key" >"$cfg/runix/runix.conf"
+XDG_CONFIG_HOME=$cfg "$RUNIX" fetch -q "$(path_of greeting)" >/dev/null
+ok "the config file sets store, substituters and trusted-public-keys" \
+  test -d "$TEST_TMP/store-conf$(path_of greeting)"
+XDG_CONFIG_HOME=$cfg RUNIX_STORE=$TEST_TMP/store-env "$RUNIX" fetch -q "$(path_of greeting)" >/dev/null
+ok "RUNIX_STORE overrides the config file" test -d "$TEST_TMP/store-env$(path_of greeting)"
+XDG_CONFIG_HOME=$TEST_TMP/none XDG_DATA_HOME=$TEST_TMP/data RUNIX_CACHES="$HTTP/ok/cache-zstd" \
+  RUNIX_TRUSTED_KEYS="$key" "$RUNIX" fetch -q "$(path_of greeting)" >/dev/null
+ok "default store under XDG_DATA_HOME; RUNIX_CACHES and RUNIX_TRUSTED_KEYS" \
+  test -d "$TEST_TMP/data/runix$(path_of greeting)"
+fails "without the test key, the cache.nixos.org key alone refuses the cache" 1 "no valid signature by a trusted key" \
+  env XDG_CONFIG_HOME=$TEST_TMP/none "$RUNIX" fetch -q --store "$TEST_TMP/store-nokey" \
+  --cache "$HTTP/ok/cache-zstd" "$(path_of greeting)"
+printf 'bogus-setting = 1\n' >"$cfg/runix/runix.conf"
+fails "an unknown setting is warned about" 0 "unknown setting 'bogus-setting'" \
+  env XDG_CONFIG_HOME=$cfg "$RUNIX" fetch -q --store "$TEST_TMP/store-conf" "$(path_of greeting)"
+printf 'http-connections = lots\n' >"$cfg/runix/runix.conf"
+fails "a bad value names the file and line" 1 "runix.conf:1: 'http-connections' must be a number" \
+  env XDG_CONFIG_HOME=$cfg "$RUNIX" fetch -q --store "$TEST_TMP/store-conf" "$(path_of greeting)"
+
+# Cache order: by Priority (lower first), then as given; 404 means "ask the next".
+mkdir -p "$TEST_TMP/web/low" "$TEST_TMP/web/high"
+cp -r "$FX/cache-zstd/." "$TEST_TMP/web/low/"
+printf 'StoreDir: /nix/store\nPriority: 10\n' >"$TEST_TMP/web/low/nix-cache-info"
+printf 'StoreDir: /nix/store\nPriority: 50\n' >"$TEST_TMP/web/high/nix-cache-info"
+kill $HTTPD_PID
+httpd_start "$TEST_TMP/web"
+R=$TEST_TMP/store-prio
+ok "a cache without the path (404) is skipped" \
+  fetch -q --store "$R" --cache "$HTTP/ok/high" --cache "$HTTP/ok/low" "$(path_of greeting)"
+first=$(grep narinfo "$HTTP_LOG" | head -1)
+ok "the cache with the lower Priority number is asked first" grep -q '/ok/low/' <<<"$first"
+: >"$HTTP_LOG"
+R=$TEST_TMP/store-prio2
+fetch -q --store "$R" --cache "$HTTP/ok/low?priority=60" --cache "$HTTP/ok/high" "$(path_of greeting)" >/dev/null
+first=$(grep narinfo "$HTTP_LOG" | head -1)
+ok "?priority= in the URL overrides nix-cache-info" grep -q '/ok/high/' <<<"$first"
+
+fails "a path in no cache names every cache asked" 1 "$HTTP/ok/high: not found" \
+  fetch -q --store "$TEST_TMP/store-missing" --cache "$HTTP/ok/high" --cache "$HTTP/ok/low" \
+  /nix/store/00000000000000000000000000000000-missing
+fails "  ...including the second one" 1 "$HTTP/ok/low: not found" \
+  fetch -q --store "$TEST_TMP/store-missing" --cache "$HTTP/ok/high" --cache "$HTTP/ok/low" \
+  /nix/store/00000000000000000000000000000000-missing
+
+fails "a bad store path is a usage error" 2 "fetch" fetch --store "$TEST_TMP/x" /usr/bin/env
+fails "an unsupported cache URL is refused" 2 "unsupported URL" \
+  fetch --store "$TEST_TMP/x" --cache ftp://example.org "$top"
+
+done_testing
