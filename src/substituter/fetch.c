@@ -208,6 +208,10 @@ struct fetch {
     size_t paths_total, paths_done;
     double started, last_tick;
     bool status_shown;
+
+    /* nix-cache-info requests, per cache */
+    unsigned *info_attempt;
+    double *info_retry_at; /* < 0: not due */
 };
 
 static uint64_t hash_key(const char *h)
@@ -911,6 +915,9 @@ static void cache_info_done(struct fetch *f, struct xfer *x, CURLcode rc, long c
     struct cache *c = &f->o->caches[x->idx];
     enum outcome out = x->too_big ? OUT_PERMANENT : classify(rc, code);
     struct rx_error *e = NULL;
+    unsigned attempts = f->o->attempts ? f->o->attempts : FETCH_DEFAULT_ATTEMPTS;
+    free(c->why);
+    c->why = NULL;
     if (out == OUT_OK) {
         if (cache_apply_info(c, x->body.data ? x->body.data : "", x->body.len, &e) == 0) {
             c->usable = true;
@@ -924,6 +931,8 @@ static void cache_info_done(struct fetch *f, struct xfer *x, CURLcode rc, long c
     } else {
         _cleanup_free_ char *d = describe(rc, code, x->errbuf);
         c->why = xasprintf("cannot read '%s/nix-cache-info': %s", c->url, d);
+        if (out == OUT_TRANSIENT && f->info_attempt[x->idx] < attempts)
+            f->info_retry_at[x->idx] = now_s() + backoff_s(f->info_attempt[x->idx]);
     }
 }
 
@@ -960,14 +969,31 @@ static int multi_wait(struct fetch *f, int timeout_ms, struct rx_error **err)
 static int load_cache_infos(struct fetch *f, struct rx_error **err)
 {
     const struct fetch_opts *o = f->o;
-    for (size_t i = 0; i < o->ncaches; i++) {
-        if (o->caches[i].usable || o->caches[i].why)
-            continue;
-        _cleanup_free_ char *url = cache_file_url(&o->caches[i], "nix-cache-info");
-        xfer_start(f, X_CACHE_INFO, i, url);
-    }
-    while (f->active > 0) {
-        if (multi_wait(f, 1000, err) < 0)
+    f->info_attempt = xcalloc(o->ncaches, sizeof *f->info_attempt);
+    f->info_retry_at = xcalloc(o->ncaches, sizeof *f->info_retry_at);
+    for (size_t i = 0; i < o->ncaches; i++)
+        f->info_retry_at[i] = o->caches[i].usable || o->caches[i].why ? -1 : 0;
+    for (;;) {
+        /* Start what is due; a transient failure sets a retry time. */
+        double t = now_s(), next = -1;
+        for (size_t i = 0; i < o->ncaches; i++) {
+            if (f->info_retry_at[i] < 0)
+                continue;
+            if (f->info_retry_at[i] > t) {
+                next = next < 0 || f->info_retry_at[i] < next ? f->info_retry_at[i] : next;
+                continue;
+            }
+            f->info_retry_at[i] = -1;
+            f->info_attempt[i]++;
+            _cleanup_free_ char *url = cache_file_url(&o->caches[i], "nix-cache-info");
+            xfer_start(f, X_CACHE_INFO, i, url);
+        }
+        if (f->active == 0 && next < 0)
+            break;
+        int timeout = 1000;
+        if (next >= 0 && f->active == 0)
+            timeout = (int)((next - t) * 1000) + 1;
+        if (multi_wait(f, timeout, err) < 0)
             return -1;
         multi_collect(f, NULL);
     }
@@ -1297,6 +1323,8 @@ out:
     pthread_cond_destroy(&f.cond);
 out_items:
     release_all(&f);
+    free(f.info_attempt);
+    free(f.info_retry_at);
     rx_buf_release(&f.failures);
     return ret;
 }

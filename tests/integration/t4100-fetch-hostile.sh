@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Hostile caches: every bad narinfo, NAR or server behaviour is refused with
+# a clear error, leaves nothing of the bad path in the store, and leaves the
+# rest of the store as it was.
+. "$(dirname "$0")/lib/libtest.sh"
+need_nix
+fixtures
+
+key=$(cat "$FX/key.pub")
+path_of() { awk -v a="$1" '$1 == a { print $2 }' "$FX/paths"; }
+hash_of() { basename "$1" | cut -c1-32; }
+victim=$(path_of greeting) # a leaf: no references
+vh=$(hash_of "$victim")
+
+web=$TEST_TMP/web
+mkdir -p "$web"
+export RUNIX_CONFIG=$TEST_TMP/runix.conf
+printf 'download-attempts = 2\nstalled-download-timeout = 1\n' >"$RUNIX_CONFIG"
+
+# mkcache NAME BASE: a cache holding only the victim, copied from cache-BASE.
+mkcache() {
+  local d=$web/$1 b=$FX/cache-$2
+  mkdir -p "$d/nar"
+  cp "$b/nix-cache-info" "$d/"
+  cp "$b/$vh.narinfo" "$d/"
+  cp "$b/$(sed -n 's/^URL: //p' "$b/$vh.narinfo")" "$d/nar/"
+}
+# resign NAME: sign NAME's victim narinfo again with the test key (after an edit).
+resign() {
+  local f=$web/$1/$vh.narinfo
+  "$RUNIX" narinfo sign -k "$FX/key.sec" <(grep -v '^Sig:' "$f") >"$f.new" && mv "$f.new" "$f"
+}
+
+# A NAR of a directory holding one entry named $1 (which no valid NAR has).
+evil_nar() {
+  python3 - "$1" <<'PY'
+import struct, sys
+def s(b):
+    return struct.pack('<Q', len(b)) + b + b'\0' * ((8 - len(b) % 8) % 8)
+name = sys.argv[1].encode()
+out = s(b'nix-archive-1') + s(b'(') + s(b'type') + s(b'directory')
+out += s(b'entry') + s(b'(') + s(b'name') + s(name) + s(b'node')
+out += s(b'(') + s(b'type') + s(b'regular') + s(b'contents') + s(b'pwned\n') + s(b')') + s(b')')
+out += s(b')')
+sys.stdout.buffer.write(out)
+PY
+}
+# mkevil NAME ENTRY: the victim's narinfo pointing at an evil NAR, with
+# correct hashes and sizes and a valid signature.
+mkevil() {
+  local d=$web/$1
+  mkdir -p "$d/nar"
+  cp "$FX/cache-none/nix-cache-info" "$d/"
+  evil_nar "$2" >"$d/nar/evil.nar"
+  local h size
+  h=$(sha256sum "$d/nar/evil.nar" | cut -d' ' -f1)
+  size=$(stat -c %s "$d/nar/evil.nar")
+  sed -e "s|^URL: .*|URL: nar/evil.nar|" -e "s|^FileHash: .*|FileHash: sha256:$h|" \
+      -e "s|^NarHash: .*|NarHash: sha256:$h|" -e "s|^FileSize: .*|FileSize: $size|" \
+      -e "s|^NarSize: .*|NarSize: $size|" "$FX/cache-none/$vh.narinfo" >"$d/$vh.narinfo"
+  resign "$1"
+}
+
+# wrong NarHash / NarSize (correctly signed, so only the NAR check can catch them)
+mkcache narhash xz
+other=$(sed -n 's/^NarHash: //p' "$FX/cache-xz/$(hash_of "$(path_of glibc)").narinfo")
+sed -i "s|^NarHash: .*|NarHash: $other|" "$web/narhash/$vh.narinfo"; resign narhash
+mkcache narsize-big xz
+sed -i -E 's/^NarSize: ([0-9]+)/echo "NarSize: $((\1 + 8))"/e' "$web/narsize-big/$vh.narinfo"; resign narsize-big
+mkcache narsize-small xz
+sed -i -E 's/^NarSize: ([0-9]+)/echo "NarSize: $((\1 - 8))"/e' "$web/narsize-small/$vh.narinfo"; resign narsize-small
+mkcache filehash xz
+sed -i "s|^FileHash: .*|FileHash: $other|" "$web/filehash/$vh.narinfo"; resign filehash
+# signatures
+mkcache badsig none
+sed -i -E 's/^(Sig: runix-test-1:)(.)/\1\2\2/; s/^(Sig: runix-test-1:.)./\1/' "$web/badsig/$vh.narinfo"
+sed -i -E '/^Sig:/ s/A/B/' "$web/badsig/$vh.narinfo"
+mkcache untrusted none
+nix-store --generate-binary-cache-key runix-test-1 "$TEST_TMP/other.sec" "$TEST_TMP/other.pub"
+sed -i '/^Sig:/d' "$web/untrusted/$vh.narinfo"
+"$RUNIX" narinfo sign -k "$TEST_TMP/other.sec" "$web/untrusted/$vh.narinfo" >"$TEST_TMP/u" && mv "$TEST_TMP/u" "$web/untrusted/$vh.narinfo"
+mkcache nosig none
+sed -i '/^Sig:/d' "$web/nosig/$vh.narinfo"
+# a validly signed narinfo of another path, served under the victim's hash
+mkcache wrongpath none
+cp "$FX/cache-none/$(hash_of "$(path_of libgreet)").narinfo" "$web/wrongpath/$vh.narinfo"
+# references that are not store paths
+mkcache badrefs none
+sed -i 's|^References:.*|References: ../../etc/passwd|' "$web/badrefs/$vh.narinfo"
+"$RUNIX" narinfo sign -k "$FX/key.sec" "$web/badrefs/$vh.narinfo" >/dev/null 2>&1 || true
+# NARs with '..' and '/' in an entry name
+mkevil dotdot ..
+mkevil slash a/b
+# another store dir
+mkcache gnu none
+printf 'StoreDir: /gnu/store\n' >"$web/gnu/nix-cache-info"
+# the good cache, for the store's other contents and for fallbacks
+cp -r "$FX/cache-xz" "$web/good"
+
+httpd_start "$web"
+
+R=$TEST_TMP/store
+"$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "$HTTP/ok/good" "$(path_of hello)" >/dev/null
+before=$(sqlite3 "$R/nix/var/nix/db/db.sqlite" 'select path, hash from ValidPaths order by path')
+if [ -n "$(sqlite3 "$R/nix/var/nix/db/db.sqlite" "select path from ValidPaths where path = '$victim'")" ]; then
+  # hello's closure includes the victim; use a store without it.
+  R=$TEST_TMP/store2
+  "$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "$HTTP/ok/good" "$(path_of dash)" >/dev/null
+  before=$(sqlite3 "$R/nix/var/nix/db/db.sqlite" 'select path, hash from ValidPaths order by path')
+fi
+
+# untouched: nothing of the victim anywhere, the rest exactly as before.
+untouched() {
+  if [ -e "$R$victim" ] || [ -e "$R$victim.lock" ]; then
+    echo "$victim (or its lock) is in the store"; return 1
+  fi
+  if [ -n "$(ls -A "$R/nix/var/runix/tmp")" ]; then
+    echo "leftovers: $(ls -A "$R/nix/var/runix/tmp")"; return 1
+  fi
+  local now
+  now=$(sqlite3 "$R/nix/var/nix/db/db.sqlite" 'select path, hash from ValidPaths order by path')
+  if [ "$now" != "$before" ]; then
+    echo "the database changed:"; echo "$now"; return 1
+  fi
+  local out
+  out=$(nix-store --store "$R" --verify --check-contents 2>&1) || { echo "$out"; return 1; }
+  if grep -qiE 'warning|error|modified' <<<"$out"; then echo "$out"; return 1; fi
+}
+
+refused() { # DESCRIPTION CACHE MESSAGE [MODE]
+  local desc=$1 cache=$2 msg=$3 mode=${4:-ok}
+  fails "$desc: refused" 1 "$msg" \
+    "$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "$HTTP/$mode/$cache" "$victim"
+  ok "$desc: nothing left, the rest unaffected" untouched
+}
+
+refused "wrong NarHash" narhash "NarHash mismatch"
+refused "NarSize too large" narsize-big "but NarSize is"
+refused "NarSize too small" narsize-small "larger than its NarSize"
+refused "wrong FileHash" filehash "FileHash mismatch"
+refused "a corrupted signature" badsig "no valid signature by a trusted key"
+refused "a signature by an untrusted key of the same name" untrusted "no valid signature by a trusted key"
+refused "no signature" nosig "is not signed"
+refused "a narinfo for another path" wrongpath "narinfo is for '$(path_of libgreet)', not the path asked for"
+refused "references that are not store paths" badrefs "invalid narinfo"
+refused "a NAR entry named '..'" dotdot "invalid NAR: invalid file name '..'"
+refused "a NAR entry with '/' in its name" slash "invalid NAR: invalid file name 'a/b'"
+refused "a truncated body" good "cannot fetch '$victim'" truncate
+refused "a stalled server" good "too slow" stall
+refused "a cache whose StoreDir is /gnu/store" gnu "is for store dir '/gnu/store', not /nix/store"
+
+fails "the error names the NAR URL" 1 "$HTTP/truncate/good/nar/" \
+  "$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "$HTTP/truncate/good" "$victim"
+
+# 500 twice, then success: retried, and it works.
+: >"$TEST_TMP/empty.conf"
+ok "a server that answers 500 twice then succeeds (5 attempts by default)" \
+  env RUNIX_CONFIG="$TEST_TMP/empty.conf" "$RUNIX" fetch -q --trusted-key "$key" --store "$TEST_TMP/s500" --cache "$HTTP/fail500x2/good" "$(path_of hello)"
+is "$(grep -c "GET /fail500x2/good/$(hash_of "$(path_of hello)").narinfo" "$HTTP_LOG")" "3" \
+  "the narinfo was asked for three times"
+
+# A bad cache first, a good one after: the good one provides the path.
+for bad in narhash badsig dotdot; do
+  ok "after '$bad' fails, the next cache is used" \
+    "$RUNIX" fetch -q --trusted-key "$key" --store "$TEST_TMP/fb-$bad" --cache "$HTTP/ok/$bad" \
+    --cache "$HTTP/ok/good" "$victim"
+  ok "  ...and the path is valid" nix-store --store "$TEST_TMP/fb-$bad" --verify-path "$victim"
+done
+
+# --insecure-no-verify accepts an unsigned narinfo, loudly.
+fails "--insecure-no-verify warns" 0 "signatures are NOT checked" \
+  "$RUNIX" fetch --insecure-no-verify --store "$TEST_TMP/insecure" --cache "$HTTP/ok/nosig" "$victim"
+
+# A newer schema is refused; a database that is not Nix's too.
+mkdir -p "$TEST_TMP/s11/nix/var/nix/db" && printf 11 >"$TEST_TMP/s11/nix/var/nix/db/schema"
+fails "a store with schema version 11 is refused" 1 "schema version '11'" \
+  "$RUNIX" fetch -q --store "$TEST_TMP/s11" --cache "$HTTP/ok/good" "$victim"
+
+done_testing
