@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# kill -9 at random moments leaves a valid store that the next run
+# completes; 8 concurrent fetches of overlapping closures all succeed and
+# download each NAR once.
+. "$(dirname "$0")/lib/libtest.sh"
+need_nix
+fixtures
+httpd_start "$FX"
+
+top=$(cat "$FX/top")
+key=$(cat "$FX/key.pub")
+path_of() { awk -v a="$1" '$1 == a { print $2 }' "$FX/paths"; }
+
+# Every registered path is complete and its references are registered.
+consistent() {
+  local R=$1 out
+  [ -f "$R/nix/var/nix/db/db.sqlite" ] || return 0
+  out=$(nix-store --store "$R" --verify --check-contents 2>&1) || { echo "$out"; return 1; }
+  if grep -qiE 'warning|error|modified|disappeared' <<<"$out"; then echo "$out"; return 1; fi
+  local dangling
+  dangling=$(sqlite3 "$R/nix/var/nix/db/db.sqlite" \
+    'select count(*) from Refs where reference not in (select id from ValidPaths)')
+  [ "$dangling" = 0 ] || { echo "$dangling dangling references"; return 1; }
+}
+
+complete() {
+  local R=$1 P=$2
+  consistent "$R" || return 1
+  [ "$(nix path-info --store "$R" -r "$P" | sort)" = "$(nix-store -qR "$P" | sort)" ] || {
+    echo "closure differs"; return 1; }
+  [ -z "$(ls -A "$R/nix/var/runix/tmp")" ] || { echo "leftover work dirs"; return 1; }
+  local e
+  for e in "$R"/nix/store/*; do
+    case $e in *.lock) echo "stale lock $e"; return 1 ;; esac
+    [ -n "$(sqlite3 "$R/nix/var/nix/db/db.sqlite" "select 1 from ValidPaths where path = '/nix/store/${e##*/}'")" ] ||
+      { echo "unregistered $e"; return 1; }
+  done
+}
+
+for round in 1 2 3 4 5 6; do
+  R=$TEST_TMP/crash-$round
+  # The slow server spreads the fetch over a few seconds.
+  "$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "$HTTP/slow/cache-xz" "$top" >/dev/null 2>&1 &
+  pid=$!
+  delay=$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 0.05 + (r % 250) / 100 }')
+  sleep "$delay"
+  kill -9 $pid 2>/dev/null
+  wait $pid 2>/dev/null
+  ok "round $round: killed after ${delay}s, every registered path is complete" consistent "$R"
+  ok "round $round: the next run completes the fetch" \
+    "$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "$HTTP/ok/cache-xz" "$top"
+  ok "round $round: the store is complete and clean" complete "$R" "$top"
+done
+
+# Concurrency: overlapping closures, all at once, into one store.
+R=$TEST_TMP/concurrent
+: >"$HTTP_LOG"
+pids=()
+targets=("$top" "$(path_of python)" "$(path_of hello)" "$(path_of scripts)" "$top"
+         "$(path_of dash)" "$(path_of libgreet)" "$(path_of hello)")
+for i in "${!targets[@]}"; do
+  "$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "$HTTP/slow/cache-zstd" \
+    "${targets[$i]}" >"$TEST_TMP/c$i.out" 2>"$TEST_TMP/c$i.err" &
+  pids+=($!)
+done
+failed=0
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" || { failed=$((failed + 1)); cat "$TEST_TMP/c$i.err"; }
+done
+is "$failed" "0" "8 concurrent fetches of overlapping closures all succeed"
+ok "after them the store is complete and clean" complete "$R" "$top"
+dups=$(grep '/nar/' "$HTTP_LOG" | sort | uniq -d)
+is "$dups" "" "no NAR was downloaded twice"
+is "$(grep -c '/nar/' "$HTTP_LOG")" "$(wc -l <"$FX/closure" | tr -d ' ')" "every NAR was downloaded once"
+
+done_testing

@@ -1,0 +1,218 @@
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test-helpers.h"
+
+#include "cache.h"
+#include "util-conf.h"
+#include "util-mem.h"
+
+static void url_is(const char *in, const char *want, int prio, bool from_url)
+{
+    struct cache c;
+    struct rx_error *err = NULL;
+    if (cache_init(&c, in, 0, &err) < 0)
+        fail_msg("%s: %s", in, err->msg);
+    assert_string_equal(c.url, want);
+    assert_int_equal(c.priority, prio);
+    assert_int_equal(c.priority_from_url, from_url);
+    cache_release(&c);
+}
+
+static void url_bad(const char *in, const char *msg)
+{
+    struct cache c;
+    struct rx_error *err = NULL;
+    assert_int_equal(cache_init(&c, in, 0, &err), -1);
+    if (!strstr(err->msg, msg))
+        fail_msg("%s: got '%s', wanted '%s'", in, err->msg, msg);
+    rx_error_free(err);
+}
+
+static void test_cache_urls(void **state)
+{
+    (void)state;
+    url_is("https://cache.nixos.org", "https://cache.nixos.org", 0, false);
+    url_is("https://cache.nixos.org/", "https://cache.nixos.org", 0, false);
+    url_is("https://cache.nixos.org//", "https://cache.nixos.org", 0, false);
+    url_is("http://127.0.0.1:8080/sub/", "http://127.0.0.1:8080/sub", 0, false);
+    url_is("file:///srv/cache/", "file:///srv/cache", 0, false);
+    url_is("file:///srv/cache", "file:///srv/cache", 0, false);
+    url_is("https://x.cachix.org?priority=41", "https://x.cachix.org", 41, true);
+    url_is("https://x.cachix.org/?trusted=1&priority=-3", "https://x.cachix.org", -3, true);
+    url_is("https://x.cachix.org?want-mass-query=1", "https://x.cachix.org", 0, false);
+    url_bad("ftp://example.org", "unsupported URL");
+    url_bad("s3://bucket", "unsupported URL");
+    url_bad("/just/a/dir", "unsupported URL");
+    url_bad("https://", "no host");
+    url_bad("file://relative/dir", "no absolute path");
+    url_bad("https://x.org?priority=high", "priority is not a number");
+    url_bad("https://x.org/a b", "space or control");
+    url_bad("https://x.org/#frag", "fragment");
+
+    struct cache c;
+    assert_int_equal(cache_init(&c, "https://a.org/", 0, NULL), 0);
+    char *u = cache_file_url(&c, "nar/abc.nar.xz");
+    assert_string_equal(u, "https://a.org/nar/abc.nar.xz");
+    free(u);
+    cache_release(&c);
+}
+
+static int apply(struct cache *c, const char *text, char **msg)
+{
+    struct rx_error *err = NULL;
+    int r = cache_apply_info(c, text, strlen(text), &err);
+    if (r < 0 && msg)
+        *msg = xstrdup(err->msg);
+    rx_error_free(err);
+    return r;
+}
+
+static void test_cache_info(void **state)
+{
+    (void)state;
+    struct cache c;
+    char *msg = NULL;
+    assert_int_equal(cache_init(&c, "https://cache.nixos.org", 0, NULL), 0);
+    assert_int_equal(apply(&c, "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n", NULL), 0);
+    assert_int_equal(c.priority, 40);
+    /* Nix's own file:// cache writes just the StoreDir line. */
+    assert_int_equal(apply(&c, "StoreDir: /nix/store\n", NULL), 0);
+    assert_int_equal(apply(&c, "StoreDir:/nix/store\r\nPriority:  7 \r\n", NULL), 0);
+    assert_int_equal(c.priority, 7);
+    assert_int_equal(apply(&c, "junk line\nStoreDir: /nix/store\nUnknown: x\n", NULL), 0);
+    assert_int_equal(apply(&c, "StoreDir: /gnu/store\n", &msg), -1);
+    assert_non_null(strstr(msg, "is for store dir '/gnu/store', not /nix/store"));
+    free(msg);
+    assert_int_equal(apply(&c, "StoreDir: /nix/store/\n", NULL), -1);
+    assert_int_equal(apply(&c, "Priority: 10\n", &msg), -1);
+    assert_non_null(strstr(msg, "no StoreDir"));
+    free(msg);
+    assert_int_equal(apply(&c, "<html>not a cache</html>", NULL), -1);
+    assert_int_equal(apply(&c, "StoreDir: /nix/store\nPriority: ten\n", NULL), -1);
+    cache_release(&c);
+
+    /* The URL's priority wins over the file's. */
+    assert_int_equal(cache_init(&c, "https://x.org?priority=99", 0, NULL), 0);
+    assert_int_equal(apply(&c, "StoreDir: /nix/store\nPriority: 1\n", NULL), 0);
+    assert_int_equal(c.priority, 99);
+    cache_release(&c);
+}
+
+static void test_cache_sort_is_stable(void **state)
+{
+    (void)state;
+    const char *urls[] = {"https://a.org", "https://b.org?priority=40", "https://c.org",
+                          "https://d.org?priority=10", "https://e.org?priority=40"};
+    struct cache cs[5];
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(cache_init(&cs[i], urls[i], i, NULL), 0);
+    cache_sort(cs, 5);
+    const char *want[] = {"https://a.org", "https://c.org", "https://d.org", "https://b.org",
+                          "https://e.org"};
+    for (size_t i = 0; i < 5; i++) {
+        assert_string_equal(cs[i].url, want[i]);
+        cache_release(&cs[i]);
+    }
+}
+
+/* ---- config files ---- */
+
+struct seen {
+    char text[2048];
+};
+
+static int record(void *ctx, const char *name, const char *value, const char *file,
+                  unsigned line, struct rx_error **err)
+{
+    (void)file;
+    (void)err;
+    struct seen *s = ctx;
+    size_t l = strlen(s->text);
+    snprintf(s->text + l, sizeof s->text - l, "%s=%s@%u;", name, value, line);
+    return 0;
+}
+
+static void test_conf_parse(void **state)
+{
+    (void)state;
+    struct seen s = {""};
+    const char *text = "# a comment\n"
+                       "\n"
+                       "substituters = https://a.org https://b.org   # trailing comment\n"
+                       "  store=/tmp/x\n"
+                       "empty =\n"
+                       "trusted-public-keys = k1:AAAA k2:BBBB\r\n";
+    assert_int_equal(conf_parse(text, strlen(text), "t.conf", record, &s, NULL), 0);
+    assert_string_equal(s.text, "substituters=https://a.org https://b.org@3;store=/tmp/x@4;"
+                                "empty=@5;trusted-public-keys=k1:AAAA k2:BBBB@6;");
+
+    struct rx_error *err = NULL;
+    const char *bad = "ok = 1\nthis line has no equals sign\n";
+    assert_int_equal(conf_parse(bad, strlen(bad), "t.conf", record, &s, &err), -1);
+    assert_string_equal(err->msg, "t.conf:2: expected 'name = value'");
+    rx_error_clear(&err);
+    const char *bad2 = "two words = 1\n";
+    assert_int_equal(conf_parse(bad2, strlen(bad2), "t.conf", record, &s, &err), -1);
+    assert_non_null(strstr(err->msg, "bad setting name"));
+    rx_error_clear(&err);
+}
+
+static void test_conf_include(void **state)
+{
+    (void)state;
+    char *dir = td_tmpdir();
+    char *main_conf = xasprintf("%s/main.conf", dir);
+    char *inc = xasprintf("%s/inc.conf", dir);
+    FILE *f = fopen(main_conf, "w");
+    fprintf(f, "a = 1\ninclude inc.conf\n!include missing.conf\nb = 2\n");
+    fclose(f);
+    f = fopen(inc, "w");
+    fprintf(f, "c = 3\n");
+    fclose(f);
+    struct seen s = {""};
+    struct rx_error *err = NULL;
+    if (conf_parse_file(main_conf, 0, record, &s, &err) < 0)
+        fail_msg("%s", err->msg);
+    assert_string_equal(s.text, "a=1@1;c=3@1;b=2@4;");
+
+    /* A missing plain include is an error; so is a missing file unless optional. */
+    f = fopen(main_conf, "w");
+    fprintf(f, "include nope.conf\n");
+    fclose(f);
+    assert_int_equal(conf_parse_file(main_conf, 0, record, &s, &err), -1);
+    assert_non_null(strstr(err->msg, "nope.conf"));
+    rx_error_clear(&err);
+    char *missing = xasprintf("%s/absent.conf", dir);
+    assert_int_equal(conf_parse_file(missing, 1, record, &s, NULL), 0);
+    assert_int_equal(conf_parse_file(missing, 0, record, &s, NULL), -1);
+
+    /* Self-inclusion stops at the depth limit. */
+    f = fopen(main_conf, "w");
+    fprintf(f, "include main.conf\n");
+    fclose(f);
+    assert_int_equal(conf_parse_file(main_conf, 0, record, &s, &err), -1);
+    assert_non_null(strstr(err->msg, "nested too deeply"));
+    rx_error_clear(&err);
+
+    free(missing);
+    free(main_conf);
+    free(inc);
+    td_rmtree(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cache_urls),
+        cmocka_unit_test(test_cache_info),
+        cmocka_unit_test(test_cache_sort_is_stable),
+        cmocka_unit_test(test_conf_parse),
+        cmocka_unit_test(test_conf_include),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
