@@ -10,7 +10,8 @@ build_pkgs=(
   libbrotli-dev libsqlite3-dev libjansson-dev libcmocka-dev
 )
 test_pkgs=(
-  nix-bin libclang-rt-14-dev xz-utils zstd python3 sqlite3 coreutils bc bsdutils patchelf busybox-static
+  nix-bin libclang-rt-14-dev xz-utils zstd bzip2 python3 libpython3-dev sqlite3 coreutils bc bsdutils
+  patchelf busybox-static util-linux tar gcc
 )
 
 pkgs=("${build_pkgs[@]}")
