@@ -18,7 +18,8 @@ let
   '';
   headers = mk "c-headers-12" ''
     mkdir -p $out/include
-    cp -r /usr/include/c++ /usr/include/linux /usr/include/${multiarch} $out/include/
+    cp -r /usr/include/c++ /usr/include/linux /usr/include/asm-generic /usr/include/${multiarch} \
+      /usr/include/*.h $out/include/
   '';
 in
 mk "bench-env" ''

@@ -51,7 +51,7 @@ r = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL)
 d = time.monotonic() - t
 if r.returncode != 0:
     sys.exit(f"failed ({r.returncode}): {' '.join(sys.argv[2:])}")
-open(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+open(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) + "\n")
 print(f"{d:.3f}")
 PY
 }

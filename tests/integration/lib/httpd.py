@@ -28,13 +28,17 @@ lock = threading.Lock()
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as nginx does (tcp_nodelay on)
 
     def log_message(self, fmt, *args):
         pass
 
-    def do_GET(self):
+    def do_HEAD(self):
+        self.do_GET(head=True)
+
+    def do_GET(self, head=False):
         with lock, open(LOGFILE, "a") as log:
-            log.write(f"GET {self.path}\n")
+            log.write(f"{'HEAD' if head else 'GET'} {self.path}\n")
         parts = self.path.split("?")[0].lstrip("/").split("/", 1)
         if len(parts) != 2:
             return self.send_error(404)
@@ -48,12 +52,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 n = counts[rel]
             if n <= 2:
                 return self.send_error(500)
-        with open(path, "rb") as f:
-            data = f.read()
         is_nar = "/nar/" in "/" + rel
         self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Length", str(os.path.getsize(path)))
         self.end_headers()
+        if head:
+            return
+        if mode in ("ok", "fail500x2") or not is_nar:
+            self.wfile.flush()
+            with open(path, "rb") as f:
+                self.connection.sendfile(f)  # without holding the GIL
+            return
+        with open(path, "rb") as f:
+            data = f.read()
         if is_nar and mode == "truncate":
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
@@ -76,6 +87,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # many connections open at once
 
     def handle_error(self, request, client_address):
         pass  # clients that hang up (timeouts, kill -9) are part of the tests
