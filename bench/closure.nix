@@ -4,13 +4,7 @@
 { multiarch, interp }:
 let
   t = import ../tests/fixtures/closure.nix { inherit multiarch interp; };
-  mk = name: script: derivation {
-    inherit name;
-    system = builtins.currentSystem;
-    builder = "/bin/sh";
-    args = [ "-ec" script ];
-    PATH = "/usr/bin:/bin";
-  };
+  inherit (t) mk;
   perl = mk "perl-lib-5.36" ''
     mkdir -p $out/share $out/lib
     cp -r /usr/share/perl $out/share/perl

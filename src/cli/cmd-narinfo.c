@@ -8,6 +8,7 @@
 
 #include <sodium.h>
 
+#include "cli-settings.h"
 #include "cli.h"
 #include "crypto-sig.h"
 #include "narinfo.h"
@@ -44,8 +45,6 @@ static const char sign_usage[] =
     "the new Sig line; an older signature by the same key name is replaced.\n"
     "\n"
     "  -k, --key-file FILE   the secret key\n";
-
-#define DEFAULT_TRUSTED_KEY "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="
 
 static int load(const char *file, struct narinfo *ni, struct rx_error **err)
 {

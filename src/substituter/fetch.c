@@ -419,6 +419,20 @@ static void pipeline_release(struct pipeline *p, int tmp_fd, bool remove)
 
 static const struct timespec mtime_one[2] = {{1, 0}, {1, 0}};
 
+/* Finish a sha256 and compare it with `want`; -1 with an error naming `what` if it differs. */
+static int check_hash(struct sha256_ctx *c, const struct hash *want, const char *what,
+                      struct rx_error **err)
+{
+    struct hash h;
+    sha256_final(c, &h);
+    if (hash_equal(&h, want))
+        return 0;
+    char got[HASH_STR_MAX], exp[HASH_STR_MAX];
+    hash_format(&h, HASH_NIX32, got);
+    hash_format(want, HASH_NIX32, exp);
+    return rx_error_set(err, RX_EHASH, "%s mismatch: expected %s, got %s", what, exp, got);
+}
+
 /* Check everything after the last byte, then move the tree into nix/store. */
 static enum outcome pipeline_finish(struct pipeline *p, struct rx_error **err)
 {
@@ -436,31 +450,16 @@ static enum outcome pipeline_finish(struct pipeline *p, struct rx_error **err)
                      p->fsize, j->file_size);
         return OUT_PERMANENT;
     }
-    if (j->has_file_hash && j->file_hash.algo == HASH_SHA256) {
-        struct hash h;
-        sha256_final(&p->fh, &h);
-        if (!hash_equal(&h, &j->file_hash)) {
-            char got[HASH_STR_MAX], want[HASH_STR_MAX];
-            hash_format(&h, HASH_NIX32, got);
-            hash_format(&j->file_hash, HASH_NIX32, want);
-            rx_error_set(err, RX_EHASH, "FileHash mismatch: expected %s, got %s", want, got);
-            return OUT_PERMANENT;
-        }
-    }
+    if (j->has_file_hash && j->file_hash.algo == HASH_SHA256 &&
+        check_hash(&p->fh, &j->file_hash, "FileHash", err) < 0)
+        return OUT_PERMANENT;
     if (p->nsize != j->nar_size) {
         rx_error_set(err, RX_EHASH, "NAR is %" PRIu64 " bytes, but NarSize is %" PRIu64,
                      p->nsize, j->nar_size);
         return OUT_PERMANENT;
     }
-    struct hash h;
-    sha256_final(&p->nh, &h);
-    if (!hash_equal(&h, &j->nar_hash)) {
-        char got[HASH_STR_MAX], want[HASH_STR_MAX];
-        hash_format(&h, HASH_NIX32, got);
-        hash_format(&j->nar_hash, HASH_NIX32, want);
-        rx_error_set(err, RX_EHASH, "NarHash mismatch: expected %s, got %s", want, got);
+    if (check_hash(&p->nh, &j->nar_hash, "NarHash", err) < 0)
         return OUT_PERMANENT;
-    }
     struct store_path sp;
     if (store_path_parse_basename(j->base, strlen(j->base), &sp, err) < 0)
         return OUT_PERMANENT;

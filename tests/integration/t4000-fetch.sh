@@ -8,7 +8,6 @@ httpd_start "$FX"
 
 top=$(cat "$FX/top")
 key=$(cat "$FX/key.pub")
-path_of() { awk -v a="$1" '$1 == a { print $2 }' "$FX/paths"; }
 
 # The oracle: real Nix accepts the store and sees exactly the closure.
 oracle() {

@@ -7,7 +7,6 @@ need_nix
 fixtures
 
 key=$(cat "$FX/key.pub")
-path_of() { awk -v a="$1" '$1 == a { print $2 }' "$FX/paths"; }
 hash_of() { basename "$1" | cut -c1-32; }
 victim=$(path_of greeting) # a leaf: no references
 vh=$(hash_of "$victim")

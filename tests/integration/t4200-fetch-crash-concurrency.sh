@@ -9,7 +9,6 @@ httpd_start "$FX"
 
 top=$(cat "$FX/top")
 key=$(cat "$FX/key.pub")
-path_of() { awk -v a="$1" '$1 == a { print $2 }' "$FX/paths"; }
 
 # Every registered path is complete and its references are registered.
 consistent() {

@@ -86,6 +86,9 @@ fixtures() {
   FX=$base/closure
 }
 
+# path_of ATTR: the store path of one attribute of the test closure.
+path_of() { awk -v a="$1" '$1 == a { print $2 }' "$FX/paths"; }
+
 # httpd_start ROOT: serve ROOT on 127.0.0.1; sets HTTP (base URL) and
 # HTTP_LOG (one "GET /path" line per request).  Stopped on exit.
 httpd_start() {
