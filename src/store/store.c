@@ -163,6 +163,75 @@ static int db_prepare(struct store *s, const char *sql, sqlite3_stmt **st, struc
     return 0;
 }
 
+/* Read db/schema: sets *fresh when it is missing; refuses another version. */
+static int read_schema(struct store *s, int dbdir, bool *fresh, struct rx_error **err)
+{
+    *fresh = false;
+    int fd = openat(dbdir, "schema", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno != ENOENT)
+            return rx_error_errno(err, "cannot open '%s/nix/var/nix/db/schema'", s->root);
+        *fresh = true;
+        return 0;
+    }
+    struct rx_buf b = RX_BUF_INIT(64);
+    int r = read_fd(fd, "schema", &b, err);
+    close(fd);
+    if (r < 0)
+        return rx_error_wrap(err, "store '%s'", s->root);
+    if (b.len != 2 || memcmp(b.data, SCHEMA_VERSION, 2) != 0)
+        r = rx_error_set(err, RX_EUNSUPPORTED,
+                         "store '%s' has database schema version '%.*s', but runix only "
+                         "supports version " SCHEMA_VERSION,
+                         s->root, (int)(b.len > 16 ? 16 : b.len), b.data ? b.data : "");
+    rx_buf_release(&b);
+    return r;
+}
+
+/*
+ * Create the database of a new store.  Processes that open the same new
+ * store at once take turns (switching to WAL needs the database to
+ * themselves), and only the first one creates it.
+ */
+static int create_db(struct store *s, int dbdir, struct rx_error **err)
+{
+    _cleanup_close_ int l =
+        openat(s->root_fd, "nix/var/runix/init.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (l < 0)
+        return rx_error_errno(err, "cannot open '%s/nix/var/runix/init.lock'", s->root);
+    int r;
+    while ((r = flock(l, LOCK_EX)) < 0 && errno == EINTR)
+        ;
+    if (r < 0)
+        return rx_error_errno(err, "cannot lock '%s/nix/var/runix/init.lock'", s->root);
+    bool fresh;
+    if (read_schema(s, dbdir, &fresh, err) < 0)
+        return -1;
+    if (!fresh)
+        return 0; /* another process made it while we waited */
+    if (db_exec(s, "pragma journal_mode = wal;", err) < 0 || db_exec(s, "begin immediate;", err) < 0)
+        return -1;
+    if (db_exec(s, schema_sql, err) < 0 || db_exec(s, "commit;", err) < 0) {
+        sqlite3_exec(s->db, "rollback;", NULL, NULL, NULL);
+        return -1;
+    }
+    if (write_file_atomic_at(dbdir, "schema", SCHEMA_VERSION, err) < 0)
+        return rx_error_wrap(err, "store '%s'", s->root);
+    return 0;
+}
+
+/* WAL as Nix uses it; switched only when needed, since switching needs the db alone. */
+static int ensure_wal(struct store *s, struct rx_error **err)
+{
+    sqlite3_stmt *st;
+    if (db_prepare(s, "pragma journal_mode", &st, err) < 0)
+        return -1;
+    bool wal = sqlite3_step(st) == SQLITE_ROW &&
+               sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+    sqlite3_finalize(st);
+    return wal ? 0 : db_exec(s, "pragma journal_mode = wal;", err);
+}
+
 static int open_db(struct store *s, struct rx_error **err)
 {
     _cleanup_close_ int dbdir = -1;
@@ -170,29 +239,9 @@ static int open_db(struct store *s, struct rx_error **err)
         return -1;
 
     /* The schema file decides, as in Nix: missing means a new store. */
-    bool fresh = false;
-    struct rx_buf b = RX_BUF_INIT(64);
-    int fd = openat(dbdir, "schema", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno != ENOENT)
-            return rx_error_errno(err, "cannot open '%s/nix/var/nix/db/schema'", s->root);
-        fresh = true;
-    } else {
-        int r = read_fd(fd, "schema", &b, err);
-        close(fd);
-        if (r < 0)
-            return rx_error_wrap(err, "store '%s'", s->root);
-        bool ok = b.len == 2 && memcmp(b.data, SCHEMA_VERSION, 2) == 0;
-        if (!ok) {
-            rx_error_set(err, RX_EUNSUPPORTED,
-                         "store '%s' has database schema version '%.*s', but runix only "
-                         "supports version " SCHEMA_VERSION,
-                         s->root, (int)(b.len > 16 ? 16 : b.len), b.data ? b.data : "");
-            rx_buf_release(&b);
-            return -1;
-        }
-        rx_buf_release(&b);
-    }
+    bool fresh;
+    if (read_schema(s, dbdir, &fresh, err) < 0)
+        return -1;
 
     _cleanup_free_ char *path = xasprintf("%s/nix/var/nix/db/db.sqlite", s->root);
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
@@ -204,18 +253,8 @@ static int open_db(struct store *s, struct rx_error **err)
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
     if (db_exec(s, "pragma foreign_keys = 1; pragma synchronous = normal;", err) < 0)
         return -1;
-    if (db_exec(s, "pragma journal_mode = wal;", err) < 0)
+    if (fresh ? create_db(s, dbdir, err) < 0 : ensure_wal(s, err) < 0)
         return -1;
-    if (fresh) {
-        if (db_exec(s, "begin immediate;", err) < 0)
-            return -1;
-        if (db_exec(s, schema_sql, err) < 0 || db_exec(s, "commit;", err) < 0) {
-            sqlite3_exec(s->db, "rollback;", NULL, NULL, NULL);
-            return -1;
-        }
-        if (write_file_atomic_at(dbdir, "schema", SCHEMA_VERSION, err) < 0)
-            return rx_error_wrap(err, "store '%s'", s->root);
-    }
 
     sqlite3_stmt *st;
     if (db_prepare(s,
