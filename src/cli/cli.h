@@ -53,5 +53,8 @@ extern const char *cli_progname;
 extern mode_t cli_umask;
 
 int cmd_fetch(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_shell(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 int cmd_nar(int argc, char **argv);
 int cmd_narinfo(int argc, char **argv);

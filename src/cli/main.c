@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +20,9 @@ static const char main_usage[] =
     "Run software from Nix binary caches without installing Nix.\n";
 
 static const struct cli_command commands[] = {
+    {"run", cmd_run, "run a program from a store path, fetching its closure if needed"},
+    {"shell", cmd_shell, "start a shell with store paths' programs on PATH"},
+    {"doctor", cmd_doctor, "report the store, caches and which engines work here"},
     {"fetch", cmd_fetch, "download store paths' closures from binary caches into the store"},
     {"nar", cmd_nar, "create, unpack, hash and list Nix archives (NAR)"},
     {"narinfo", cmd_narinfo, "check narinfo files and their signatures"},
@@ -98,6 +102,12 @@ int cli_dispatch(const char *group, const char *intro, const struct cli_command 
 int main(int argc, char **argv)
 {
     /* One umask read, before any thread exists (umask() has no getter). */
+    /* Under the preload engine (runix run from a program runix runs) the library is in this
+     * process too; runix's own file operations and execs must stay real. */
+    void (*disable)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "runix_preload_disable");
+    if (disable)
+        disable();
+
     cli_umask = umask(022);
     umask(cli_umask);
 

@@ -105,3 +105,14 @@ int store_remove_invalid(struct store *s, const struct store_path *p, struct rx_
  * leftovers of runs that were killed between install and registration.
  */
 int store_clean_leftovers(struct store *s, struct rx_error **err);
+
+/*
+ * The closure of roots (every path they reference, directly or not, and
+ * themselves), sorted.  Returns 0 with the paths in *out (free it), 1 when
+ * a root is not valid (the closure is not complete), -1 on error.
+ */
+int store_closure(struct store *s, const struct store_path *roots, size_t n,
+                  struct store_path **out, size_t *nout, struct rx_error **err);
+
+/* Number of valid paths and the sum of their NAR sizes. */
+int store_stats(struct store *s, uint64_t *npaths, uint64_t *nar_bytes, struct rx_error **err);

@@ -1,0 +1,591 @@
+/*
+ * runix run and runix shell: make sure the closures are in the store, set
+ * up a view in which /nix/store is the runix store, and exec the program.
+ *
+ * runix stays single-threaded until the exec: downloads (which use threads)
+ * happen in a child process, because the kernel refuses a new user
+ * namespace to a multi-threaded process.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli-settings.h"
+#include "cli.h"
+#include "fetch.h"
+#include "run-engine.h"
+#include "run-map.h"
+#include "store-path.h"
+#include "store.h"
+#include "util-mem.h"
+
+#include "banned.h"
+
+/* Shells report these when a command cannot be found or run. */
+enum { EXIT_NOT_EXECUTABLE = 126, EXIT_NOT_FOUND = 127 };
+
+enum { OPT_ENGINE = 0x200, OPT_OFFLINE, OPT_COMMAND };
+
+#define RUN_OPTIONS_USAGE                                                                     \
+    "      --engine ENGINE       auto (default), userns or preload; also $RUNIX_ENGINE\n"   \
+    "      --offline             never use the network; fail if a path is missing\n"        \
+    "  -v, --verbose             say which engine runs the program\n"
+
+static const char run_usage[] =
+    "usage: runix run [OPTIONS] STOREPATH [CMD [ARGS...]]\n"
+    "\n"
+    "Fetch STOREPATH's closure if it is not in the store yet, then run CMD from\n"
+    "it so that the program sees the runix store at /nix/store.  CMD is looked up\n"
+    "in STOREPATH/bin, then in the bin/ of the rest of the closure, then in PATH.\n"
+    "Without CMD: the only program in STOREPATH/bin, or the one named like the\n"
+    "package.  Options go before STOREPATH; everything after it is the program's\n"
+    "('--' is accepted too).\n"
+    "\n" RUN_OPTIONS_USAGE CLI_SETTINGS_USAGE
+    "  -h, --help                show this help\n"
+    "\n"
+    "Engines: userns uses an unprivileged user and mount namespace (everything\n"
+    "works); preload maps paths in libc calls with librunix-preload.so, for\n"
+    "machines without user namespaces (static programs cannot work there).  auto\n"
+    "picks userns when it works here, else preload.  'runix doctor' tells which\n"
+    "work and why not.\n"
+    "\n"
+    "Exit status: the program's own; 128+N when it dies of signal N; 126 or 127\n"
+    "when it cannot be run or found; 1 when runix itself fails, 2 for a bad\n"
+    "command line.\n";
+
+static const char shell_usage[] =
+    "usage: runix shell [OPTIONS] STOREPATH... [--command CMD [ARGS...]]\n"
+    "\n"
+    "Fetch the closures if needed, then start $SHELL (or CMD) with every\n"
+    "STOREPATH's bin/ at the front of PATH, in the same view as 'runix run'.\n"
+    "\n" RUN_OPTIONS_USAGE CLI_SETTINGS_USAGE
+    "  -c, --command CMD ARGS... run this instead of $SHELL (ends the options)\n"
+    "  -h, --help                show this help\n";
+
+struct run_ctx {
+    const char *cmd; /* "run" or "shell" */
+    struct cli_settings s;
+    enum engine_kind engine;
+    bool offline, verbose;
+    struct store_path *roots;
+    size_t nroots;
+    struct store *st;
+    char *store_dir; /* <root>/nix/store */
+    struct store_path *closure;
+    size_t nclosure;
+};
+
+static void ctx_release(struct run_ctx *c)
+{
+    store_close(c->st);
+    free(c->roots);
+    free(c->closure);
+    free(c->store_dir);
+    cli_settings_release(&c->s);
+}
+
+/* Options shared by run and shell; returns 1 if taken, 0 if not, -1 on a bad value. */
+static int run_option(struct run_ctx *c, int opt, const char *arg)
+{
+    if (cli_settings_option(&c->s, opt, arg))
+        return 1;
+    switch (opt) {
+    case OPT_ENGINE: {
+        int k = engine_parse(arg);
+        if (k < 0) {
+            cli_usage_error(c->cmd, "unknown engine '%s' (auto, userns or preload)", arg);
+            return -1;
+        }
+        c->engine = (enum engine_kind)k;
+        return 1;
+    }
+    case OPT_OFFLINE:
+        c->offline = true;
+        return 1;
+    case 'v':
+        c->verbose = true;
+        return 1;
+    }
+    return 0;
+}
+
+static int settings_fail(struct rx_error *err)
+{
+    if (err && err->code == RX_EUSAGE) {
+        cli_error("%s", err->msg);
+        rx_error_free(err);
+        return EXIT_USAGE;
+    }
+    return cli_fail(err);
+}
+
+/* Download what is missing, in a child process so that this one stays single-threaded. */
+static int fetch_in_child(struct run_ctx *c, struct rx_error **err)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return rx_error_errno(err, "fork");
+    if (pid == 0) {
+        struct fetch_opts fo;
+        struct rx_error *e = NULL;
+        cli_settings_fetch_opts(&c->s, &fo);
+        int r = fetch_closure(c->st, &fo, c->roots, c->nroots, &e);
+        if (r < 0)
+            cli_fail(e);
+        fflush(NULL);
+        _exit(r < 0 ? EXIT_FAIL : EXIT_OK);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return rx_error_errno(err, "waitpid");
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return rx_error_set(err, RX_ENET, "could not fetch the closure");
+    return 0;
+}
+
+/* Open the store, make the closure complete, remember it. */
+static int prepare(struct run_ctx *c)
+{
+    struct rx_error *err = NULL;
+    if (cli_settings_finish(&c->s, &err) < 0)
+        return settings_fail(err);
+    if (c->engine == ENGINE_AUTO) {
+        const char *e = getenv("RUNIX_ENGINE");
+        if (e && *e) {
+            int k = engine_parse(e);
+            if (k < 0) {
+                cli_error("RUNIX_ENGINE=%s: unknown engine (auto, userns or preload)", e);
+                return EXIT_USAGE;
+            }
+            c->engine = (enum engine_kind)k;
+        }
+    }
+    if (store_open(c->s.store, &c->st, &err) < 0)
+        return cli_fail(err);
+    c->store_dir = xasprintf("%s/nix/store", store_root(c->st));
+    for (int round = 0;; round++) {
+        int r = store_closure(c->st, c->roots, c->nroots, &c->closure, &c->nclosure, &err);
+        if (r < 0)
+            return cli_fail(err);
+        if (r == 0)
+            return EXIT_OK;
+        if (round > 0) {
+            cli_error("the closure is still incomplete after fetching");
+            return EXIT_FAIL;
+        }
+        if (c->offline) {
+            for (size_t i = 0; i < c->nroots; i++) {
+                if (store_is_valid(c->st, &c->roots[i], NULL) == 1)
+                    continue;
+                char full[STORE_PATH_MAX + 1];
+                store_path_format(&c->roots[i], full);
+                cli_error("%s is not in the store %s and --offline forbids fetching it; run "
+                          "'runix fetch %s' while online",
+                          full, store_root(c->st), full);
+            }
+            return EXIT_FAIL;
+        }
+        if (fetch_in_child(c, &err) < 0)
+            return cli_fail(err);
+    }
+}
+
+static bool real_exists(const struct run_ctx *c, const char *logical)
+{
+    struct rx_map m = {0};
+    size_t n = strlen(c->store_dir);
+    if (n >= sizeof m.store)
+        return false;
+    memcpy(m.store, c->store_dir, n + 1);
+    m.store_len = n;
+    char real[PATH_MAX];
+    struct stat sb;
+    if (rx_resolve(&m, logical, true, real, sizeof real) < 0)
+        return false;
+    return stat(real, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 0111);
+}
+
+/* Programs in <path>/bin, sorted, in a NULL-terminated array. */
+static char **list_bin(const struct run_ctx *c, const struct store_path *p, size_t *n)
+{
+    char base[STORE_BASENAME_MAX + 1];
+    store_path_basename(p, base);
+    _cleanup_free_ char *dir = xasprintf("%s/%s/bin", c->store_dir, base);
+    *n = 0;
+    struct dirent **ents = NULL;
+    int k = scandir(dir, &ents, NULL, alphasort);
+    if (k < 0)
+        return NULL;
+    char **out = xcalloc((size_t)k + 1, sizeof *out);
+    char full[STORE_PATH_MAX + 1];
+    store_path_format(p, full);
+    for (int i = 0; i < k; i++) {
+        if (ents[i]->d_name[0] != '.') {
+            _cleanup_free_ char *lp = xasprintf("%s/bin/%s", full, ents[i]->d_name);
+            if (real_exists(c, lp))
+                out[(*n)++] = xstrdup(ents[i]->d_name);
+        }
+        free(ents[i]);
+    }
+    free(ents);
+    return out;
+}
+
+static void free_strv(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* "hello-2.12" -> "hello": the name up to the first '-' that starts a version. */
+static char *package_name(const char *name)
+{
+    const char *p = name;
+    while ((p = strchr(p, '-'))) {
+        if (p[1] >= '0' && p[1] <= '9')
+            return xstrndup(name, (size_t)(p - name));
+        p++;
+    }
+    return xstrdup(name);
+}
+
+/* The program run runs without CMD; NULL after printing why. */
+static char *default_program(const struct run_ctx *c)
+{
+    const struct store_path *p = &c->roots[0];
+    char full[STORE_PATH_MAX + 1];
+    store_path_format(p, full);
+    size_t n;
+    char **progs = list_bin(c, p, &n);
+    char *found = NULL;
+    if (n == 1) {
+        found = xasprintf("%s/bin/%s", full, progs[0]);
+    } else if (n > 1) {
+        _cleanup_free_ char *pname = package_name(p->name);
+        for (size_t i = 0; i < n && !found; i++)
+            if (strcmp(progs[i], pname) == 0)
+                found = xasprintf("%s/bin/%s", full, progs[i]);
+        if (!found) {
+            fprintf(stderr, "%s: %s has several programs and none is called '%s'; name one:\n",
+                    cli_progname, full, pname);
+            for (size_t i = 0; i < n; i++)
+                fprintf(stderr, "  runix run %s %s\n", full, progs[i]);
+        }
+    } else {
+        cli_error("%s has no programs in bin/; name the command to run, for example "
+                  "'runix run %s CMD'",
+                  full, full);
+    }
+    free_strv(progs);
+    return found;
+}
+
+/* Look cmd up: STOREPATH/bin, the closure's bin/, then PATH.  NULL if not found. */
+static char *find_program(const struct run_ctx *c, const char *cmd)
+{
+    if (strchr(cmd, '/'))
+        return xstrdup(cmd);
+    char full[STORE_PATH_MAX + 1];
+    for (size_t i = 0; i < c->nroots; i++) {
+        store_path_format(&c->roots[i], full);
+        char *lp = xasprintf("%s/bin/%s", full, cmd);
+        if (real_exists(c, lp))
+            return lp;
+        free(lp);
+    }
+    for (size_t i = 0; i < c->nclosure; i++) {
+        store_path_format(&c->closure[i], full);
+        char *lp = xasprintf("%s/bin/%s", full, cmd);
+        if (real_exists(c, lp))
+            return lp;
+        free(lp);
+    }
+    const char *path = getenv("PATH");
+    if (!path)
+        return NULL;
+    for (const char *p = path;;) {
+        const char *q = strchrnul(p, ':');
+        _cleanup_free_ char *dir = q > p ? xstrndup(p, (size_t)(q - p)) : xstrdup(".");
+        char *cand = xasprintf("%s/%s", dir, cmd);
+        struct stat sb;
+        if (access(cand, X_OK) == 0 && stat(cand, &sb) == 0 && S_ISREG(sb.st_mode))
+            return cand;
+        free(cand);
+        if (!*q)
+            break;
+        p = q + 1;
+    }
+    return NULL;
+}
+
+/* PATH with the roots' bin/ directories in front. */
+static void prefix_path(const struct run_ctx *c)
+{
+    struct {
+        char *s;
+        size_t len;
+    } acc = {xstrdup(""), 0};
+    for (size_t i = 0; i < c->nroots; i++) {
+        char full[STORE_PATH_MAX + 1], base[STORE_BASENAME_MAX + 1];
+        store_path_format(&c->roots[i], full);
+        store_path_basename(&c->roots[i], base);
+        _cleanup_free_ char *real = xasprintf("%s/%s/bin", c->store_dir, base);
+        struct stat sb;
+        if (stat(real, &sb) < 0 || !S_ISDIR(sb.st_mode))
+            continue;
+        char *next = xasprintf("%s%s%s/bin", acc.s, acc.len ? ":" : "", full);
+        free(acc.s);
+        acc.s = next;
+        acc.len = strlen(next);
+    }
+    if (acc.len) {
+        const char *old = getenv("PATH");
+        _cleanup_free_ char *v =
+            old && *old ? xasprintf("%s:%s", acc.s, old) : xasprintf("%s", acc.s);
+        setenv("PATH", v, 1);
+    }
+    free(acc.s);
+}
+
+static void say_engine(const struct run_ctx *c, const char *engine, const char *why)
+{
+    if (!c->verbose)
+        return;
+    if (why)
+        fprintf(stderr, "%s: engine: %s (userns is not usable: %s)\n", cli_progname, engine, why);
+    else
+        fprintf(stderr, "%s: engine: %s\n", cli_progname, engine);
+}
+
+static int exec_failed(const char *what, int e)
+{
+    cli_error("cannot run %s: %s", what, strerror(e));
+    return e == ENOENT ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE;
+}
+
+/*
+ * Enter the view and exec.  prog is a path (logical, or a host path), or
+ * NULL with search set: look argv[0] up in PATH inside the view.
+ */
+static int launch(struct run_ctx *c, const char *prog, char **argv)
+{
+    char why[512] = "";
+    enum engine_kind k = c->engine;
+    if (k == ENGINE_AUTO)
+        k = engine_userns_probe(why, sizeof why) == 0 ? ENGINE_USERNS : ENGINE_PRELOAD;
+    store_close(c->st);
+    c->st = NULL;
+    struct rx_error *err = NULL;
+
+    if (k == ENGINE_USERNS) {
+        say_engine(c, "userns", NULL);
+        if (engine_userns_enter(c->store_dir, &err) < 0)
+            return cli_fail(err);
+        fflush(NULL);
+        if (prog)
+            execv(prog, argv);
+        else
+            execvp(argv[0], argv);
+        return exec_failed(prog ? prog : argv[0], errno);
+    }
+
+    say_engine(c, "preload", why[0] ? why : NULL);
+    char shim[PATH_MAX];
+    if (engine_preload_find(shim, sizeof shim, why, sizeof why) < 0) {
+        cli_error("preload engine: %s", why);
+        return EXIT_FAIL;
+    }
+    char found[PATH_MAX];
+    if (!prog) {
+        struct rx_map m = {0};
+        memcpy(m.store, c->store_dir, strlen(c->store_dir) + 1);
+        m.store_len = strlen(c->store_dir);
+        int r = rx_path_search(&m, argv[0], environ, found, sizeof found);
+        if (r < 0)
+            return exec_failed(argv[0], -r);
+        prog = found;
+    }
+    if (engine_is_static_elf(c->store_dir, prog) == 1) {
+        cli_error("%s is statically linked: the preload engine cannot run it, because it "
+                  "maps /nix/store only in libc calls and a static program makes none.  Use "
+                  "the userns engine (see 'runix doctor' for why it is not usable here)",
+                  prog);
+        return EXIT_NOT_EXECUTABLE;
+    }
+    fflush(NULL);
+    char audit[PATH_MAX];
+    engine_preload_audit_path(shim, audit, sizeof audit);
+    if (engine_preload_exec(c->store_dir, shim, audit, prog, argv, environ, &err) < 0) {
+        int e = errno;
+        rx_error_free(err);
+        return exec_failed(prog, e);
+    }
+    return EXIT_FAIL;
+}
+
+static int parse_root(struct run_ctx *c, const char *arg, const char **sub)
+{
+    struct rx_error *err = NULL;
+    c->roots = xrealloc(c->roots, (c->nroots + 1) * sizeof *c->roots);
+    if (store_path_parse_with_subpath(arg, strlen(arg), &c->roots[c->nroots], sub, &err) < 0) {
+        cli_usage_error(c->cmd, "%s", err->msg);
+        rx_error_free(err);
+        return -1;
+    }
+    c->nroots++;
+    return 0;
+}
+
+#define RUN_LONG_OPTIONS                                                                      \
+    CLI_SETTINGS_OPTIONS, {"engine", required_argument, NULL, OPT_ENGINE},                    \
+        {"offline", no_argument, NULL, OPT_OFFLINE}, {"verbose", no_argument, NULL, 'v'},     \
+        {"help", no_argument, NULL, 'h'}
+
+int cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {RUN_LONG_OPTIONS, {NULL, 0, NULL, 0}};
+    struct run_ctx c = {.cmd = "run"};
+    _cleanup_free_ char *prog = NULL;
+    int o, ret = EXIT_USAGE;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "+qvh", opts, NULL)) != -1) {
+        if (o == 'h') {
+            ctx_release(&c);
+            return cli_print_help(run_usage);
+        }
+        int t = run_option(&c, o, optarg);
+        if (t < 0)
+            goto out;
+        if (t == 0) {
+            cli_usage_error("run", "invalid option");
+            goto out;
+        }
+    }
+    if (optind == argc) {
+        cli_usage_error("run", "expected a STOREPATH");
+        goto out;
+    }
+    const char *sub;
+    if (parse_root(&c, argv[optind++], &sub) < 0)
+        goto out;
+    if (optind < argc && strcmp(argv[optind], "--") == 0)
+        optind++;
+    if ((ret = prepare(&c)) != EXIT_OK)
+        goto out;
+
+    char full[STORE_PATH_MAX + 1];
+    store_path_format(&c.roots[0], full);
+    const char *argv0;
+    if (*sub && strcmp(sub, "/") != 0) {
+        prog = xasprintf("%s%s", full, sub); /* a file inside the path */
+        argv0 = prog;
+    } else if (optind < argc) {
+        argv0 = argv[optind++];
+        prog = find_program(&c, argv0);
+        if (!prog) {
+            cli_error("%s: command not found in %s/bin, the rest of its closure, or PATH", argv0,
+                      full);
+            ret = EXIT_NOT_FOUND;
+            goto out;
+        }
+    } else {
+        prog = default_program(&c);
+        if (!prog) {
+            ret = EXIT_FAIL;
+            goto out;
+        }
+        argv0 = prog;
+    }
+    /* The program's argv: argv0, then the rest. */
+    size_t nargs = (size_t)(argc - optind);
+    char **pargv = xcalloc(nargs + 2, sizeof *pargv);
+    pargv[0] = (char *)argv0;
+    for (size_t i = 0; i < nargs; i++)
+        pargv[i + 1] = argv[optind + (int)i];
+    prefix_path(&c);
+    ret = launch(&c, prog, pargv);
+    free(pargv);
+out:
+    ctx_release(&c);
+    return ret;
+}
+
+int cmd_shell(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        RUN_LONG_OPTIONS, {"command", no_argument, NULL, 'c'}, {NULL, 0, NULL, 0}};
+    struct run_ctx c = {.cmd = "shell"};
+    int ret = EXIT_USAGE;
+    int first_cmd = -1;
+    /* Options and paths may mix; --command (or -c) ends both. */
+    optind = 1;
+    for (;;) {
+        int o = getopt_long(argc, argv, "-qvhc", opts, NULL);
+        if (o == -1)
+            break;
+        if (o == 'h') {
+            ctx_release(&c);
+            return cli_print_help(shell_usage);
+        }
+        if (o == 'c') {
+            first_cmd = optind;
+            break;
+        }
+        if (o == 1) {
+            const char *sub;
+            if (parse_root(&c, optarg, &sub) < 0)
+                goto out;
+            continue;
+        }
+        int t = run_option(&c, o, optarg);
+        if (t < 0)
+            goto out;
+        if (t == 0) {
+            cli_usage_error("shell", "invalid option");
+            goto out;
+        }
+    }
+    if (first_cmd < 0)
+        for (int i = optind; i < argc; i++) {
+            const char *sub;
+            if (parse_root(&c, argv[i], &sub) < 0)
+                goto out;
+        }
+    if (c.nroots == 0) {
+        cli_usage_error("shell", "expected at least one STOREPATH");
+        goto out;
+    }
+    if (first_cmd >= 0 && first_cmd >= argc) {
+        cli_usage_error("shell", "--command needs a command");
+        goto out;
+    }
+    if ((ret = prepare(&c)) != EXIT_OK)
+        goto out;
+    prefix_path(&c);
+    char **pargv;
+    if (first_cmd >= 0) {
+        pargv = argv + first_cmd;
+    } else {
+        static char *sh[2];
+        const char *shell = getenv("SHELL");
+        sh[0] = (char *)(shell && *shell ? shell : "/bin/sh");
+        pargv = sh;
+    }
+    ret = launch(&c, strchr(pargv[0], '/') ? pargv[0] : NULL, pargv);
+out:
+    ctx_release(&c);
+    return ret;
+}

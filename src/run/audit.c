@@ -1,0 +1,292 @@
+/*
+ * librunix-audit.so: the preload engine's LD_AUDIT module.  The dynamic
+ * loader asks it for every library it looks for (DT_NEEDED through RUNPATH,
+ * absolute names, dlopen); names below /nix/store are answered with the file
+ * in the runix store.
+ *
+ * It depends on nothing, libc included.  The loader loads an audit module
+ * and its dependencies before the module can answer anything, and it finds
+ * them by searching the program's RUNPATH; a failed search there would mark
+ * the program's /nix/store directories as missing for good, and a libc found
+ * elsewhere may not match the program's loader.  So this file brings the few
+ * C functions run-map.c needs and makes system calls itself, and reads its
+ * settings from /proc/self/environ.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <link.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "run-map.h"
+
+#define HIDDEN __attribute__((visibility("hidden")))
+#define EXPORT __attribute__((visibility("default")))
+
+/* ---- system calls ---------------------------------------------------------- */
+
+static long raw_syscall6(long n, long a, long b, long c, long d, long e, long f)
+{
+#if defined(__x86_64__)
+    long r;
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    register long r9 __asm__("r9") = f;
+    __asm__ volatile("syscall"
+                     : "=a"(r)
+                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return r;
+#elif defined(__aarch64__)
+    register long x8 __asm__("x8") = n;
+    register long x0 __asm__("x0") = a;
+    register long x1 __asm__("x1") = b;
+    register long x2 __asm__("x2") = c;
+    register long x3 __asm__("x3") = d;
+    register long x4 __asm__("x4") = e;
+    register long x5 __asm__("x5") = f;
+    __asm__ volatile("svc 0"
+                     : "+r"(x0)
+                     : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
+                     : "memory");
+    return x0;
+#else
+#error "librunix-audit.so: unsupported architecture"
+#endif
+}
+
+static int audit_errno;
+
+HIDDEN int *__errno_location(void)
+{
+    return &audit_errno;
+}
+
+HIDDEN long syscall(long n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long);
+    long d = va_arg(ap, long), e = va_arg(ap, long), f = va_arg(ap, long);
+    va_end(ap);
+    long r = raw_syscall6(n, a, b, c, d, e, f);
+    if (r < 0 && r > -4096) {
+        audit_errno = (int)-r;
+        return -1;
+    }
+    return r;
+}
+
+HIDDEN ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+    return syscall(SYS_pread64, fd, buf, n, off);
+}
+
+HIDDEN int close(int fd)
+{
+    return (int)syscall(SYS_close, fd);
+}
+
+HIDDEN void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    long r = raw_syscall6(SYS_mmap, (long)addr, (long)len, prot, flags, fd, off);
+    if (r < 0 && r > -4096) {
+        audit_errno = (int)-r;
+        return MAP_FAILED;
+    }
+    return (void *)r;
+}
+
+HIDDEN int munmap(void *addr, size_t len)
+{
+    return (int)syscall(SYS_munmap, addr, len);
+}
+
+/* ---- the string functions run-map.c uses ------------------------------------- */
+
+HIDDEN size_t strlen(const char *s)
+{
+    const char *p = s;
+    while (*p)
+        p++;
+    return (size_t)(p - s);
+}
+
+HIDDEN int strcmp(const char *a, const char *b)
+{
+    while (*a && *a == *b)
+        a++, b++;
+    return (unsigned char)*a - (unsigned char)*b;
+}
+
+HIDDEN int strncmp(const char *a, const char *b, size_t n)
+{
+    for (; n; n--, a++, b++) {
+        if (*a != *b)
+            return (unsigned char)*a - (unsigned char)*b;
+        if (!*a)
+            return 0;
+    }
+    return 0;
+}
+
+HIDDEN char *strchrnul(const char *s, int c)
+{
+    while (*s && *s != (char)c)
+        s++;
+    return (char *)s;
+}
+
+HIDDEN char *strchr(const char *s, int c)
+{
+    char *p = strchrnul(s, c);
+    return *p == (char)c ? p : NULL;
+}
+
+HIDDEN char *strrchr(const char *s, int c)
+{
+    const char *last = NULL;
+    for (;; s++) {
+        if (*s == (char)c)
+            last = s;
+        if (!*s)
+            return (char *)last;
+    }
+}
+
+HIDDEN void *memcpy(void *d, const void *s, size_t n)
+{
+    unsigned char *dp = d;
+    const unsigned char *sp = s;
+    while (n--)
+        *dp++ = *sp++;
+    return d;
+}
+
+HIDDEN void *memmove(void *d, const void *s, size_t n)
+{
+    unsigned char *dp = d;
+    const unsigned char *sp = s;
+    if (dp < sp) {
+        while (n--)
+            *dp++ = *sp++;
+    } else {
+        while (n--)
+            dp[n] = sp[n];
+    }
+    return d;
+}
+
+HIDDEN void *memset(void *d, int c, size_t n)
+{
+    unsigned char *dp = d;
+    while (n--)
+        *dp++ = (unsigned char)c;
+    return d;
+}
+
+HIDDEN int memcmp(const void *a, const void *b, size_t n)
+{
+    const unsigned char *x = a, *y = b;
+    for (; n; n--, x++, y++)
+        if (*x != *y)
+            return *x - *y;
+    return 0;
+}
+
+HIDDEN void *memchr(const void *s, int c, size_t n)
+{
+    const unsigned char *p = s;
+    for (; n; n--, p++)
+        if (*p == (unsigned char)c)
+            return (void *)p;
+    return NULL;
+}
+
+HIDDEN void *memmem(const void *h, size_t hn, const void *n, size_t nn)
+{
+    const unsigned char *hp = h;
+    if (nn == 0)
+        return (void *)h;
+    for (size_t i = 0; i + nn <= hn; i++)
+        if (hp[i] == *(const unsigned char *)n && memcmp(hp + i, n, nn) == 0)
+            return (void *)(hp + i);
+    return NULL;
+}
+
+/* ---- settings ----------------------------------------------------------------- */
+
+static struct rx_map g_map;
+static int g_state; /* 0 not read, 1 active, -1 inactive */
+
+static void take(const char *entry, size_t len)
+{
+    static const char key[] = RX_ENV_STORE "=";
+    size_t kl = sizeof key - 1;
+    if (len <= kl || len - kl >= sizeof g_map.store || memcmp(entry, key, kl) != 0)
+        return;
+    memcpy(g_map.store, entry + kl, len - kl);
+    g_map.store[len - kl] = '\0';
+    g_map.store_len = len - kl;
+}
+
+/* RUNIX_STORE_DIR from the environment the program was started with. */
+static void init(void)
+{
+    g_state = -1;
+    long fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/environ", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    static char buf[65536];
+    static char entry[PATH_MAX + 32];
+    size_t elen = 0;
+    bool overflow = false;
+    long n;
+    while ((n = syscall(SYS_read, fd, buf, sizeof buf)) > 0) {
+        for (long i = 0; i < n; i++) {
+            if (buf[i] == '\0') {
+                if (!overflow)
+                    take(entry, elen);
+                elen = 0;
+                overflow = false;
+            } else if (elen < sizeof entry) {
+                entry[elen++] = buf[i];
+            } else {
+                overflow = true;
+            }
+        }
+    }
+    close((int)fd);
+    while (g_map.store_len > 1 && g_map.store[g_map.store_len - 1] == '/')
+        g_map.store[--g_map.store_len] = '\0';
+    if (g_map.store[0] == '/')
+        g_state = 1;
+}
+
+/* ---- the audit interface ------------------------------------------------------ */
+
+EXPORT unsigned int la_version(unsigned int version)
+{
+    return version < LAV_CURRENT ? version : LAV_CURRENT;
+}
+
+EXPORT char *la_objsearch(const char *name, uintptr_t *cookie, unsigned int flag)
+{
+    static char buf[PATH_MAX]; /* the loader holds its lock around searches */
+    (void)cookie;
+    (void)flag;
+    if (!rx_is_store_path(name))
+        return (char *)name;
+    if (!g_state)
+        init();
+    if (g_state < 0 || rx_resolve(&g_map, name, true, buf, sizeof buf) < 0)
+        return (char *)name;
+    return buf;
+}

@@ -1,0 +1,356 @@
+/*
+ * The userns engine: an unprivileged user + mount namespace in which
+ * /nix/store is the runix store.
+ *
+ *   host with /nix/store: a read-only overlay of the runix store over the
+ *     host's, mounted on /nix/store (NixOS hosts keep /bin/sh and /etc);
+ *   otherwise: a new root.  A tmpfs is mounted inside the new namespace (the
+ *     host sees nothing), the old root is moved below it, every top-level
+ *     entry of the old root is bound into a fresh directory next to /nix,
+ *     and pivot_root enters it.  pivot_root, not chroot: the kernel refuses
+ *     new user namespaces inside a chroot, and programs run by runix may
+ *     want one (bwrap, the Nix sandbox, runix itself).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "run-engine.h"
+
+#include "banned.h"
+
+static int write_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t n = strlen(text);
+    ssize_t w = write(fd, text, n);
+    int e = w == (ssize_t)n ? 0 : (w < 0 ? -errno : -EIO);
+    close(fd);
+    return e;
+}
+
+static long read_number(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    long v = -1;
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
+static void unshare_reason(int e, char *why, size_t n)
+{
+    long clone = read_number("/proc/sys/kernel/unprivileged_userns_clone");
+    long max = read_number("/proc/sys/user/max_user_namespaces");
+    if (e == EPERM && clone == 0)
+        snprintf(why, n, "user namespaces disabled: /proc/sys/kernel/unprivileged_userns_clone is 0");
+    else if (e == ENOSPC && max == 0)
+        snprintf(why, n, "user namespaces disabled: /proc/sys/user/max_user_namespaces is 0");
+    else if (e == ENOSPC)
+        snprintf(why, n,
+                 "unshare(CLONE_NEWUSER) failed: ENOSPC, the limit of user namespaces is reached "
+                 "(/proc/sys/user/max_user_namespaces in this or a parent namespace)");
+    else if (e == EPERM)
+        snprintf(why, n,
+                 "unshare(CLONE_NEWUSER) failed: EPERM, probably a seccomp or AppArmor policy "
+                 "(a container's default seccomp profile), or runix runs inside a chroot");
+    else if (e == EINVAL)
+        snprintf(why, n, "unshare(CLONE_NEWUSER) failed: EINVAL, the kernel has no user namespaces");
+    else
+        snprintf(why, n, "unshare(CLONE_NEWUSER) failed: %s", strerror(e));
+}
+
+/* unshare and map the caller's uid and gid to themselves. */
+static int enter_ns(char *why, size_t n)
+{
+    uid_t uid = getuid();
+    gid_t gid = getgid();
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) {
+        unshare_reason(errno, why, n);
+        return -1;
+    }
+    char map[64];
+    int e = write_file("/proc/self/setgroups", "deny");
+    if (e < 0 && e != -ENOENT) {
+        snprintf(why, n, "writing /proc/self/setgroups failed: %s", strerror(-e));
+        return -1;
+    }
+    snprintf(map, sizeof map, "%u %u 1\n", (unsigned)uid, (unsigned)uid);
+    if ((e = write_file("/proc/self/uid_map", map)) < 0) {
+        snprintf(why, n,
+                 "writing /proc/self/uid_map failed: %s, probably AppArmor's restriction of "
+                 "unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns)",
+                 strerror(-e));
+        return -1;
+    }
+    snprintf(map, sizeof map, "%u %u 1\n", (unsigned)gid, (unsigned)gid);
+    if ((e = write_file("/proc/self/gid_map", map)) < 0) {
+        snprintf(why, n, "writing /proc/self/gid_map failed: %s", strerror(-e));
+        return -1;
+    }
+    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) {
+        snprintf(why, n,
+                 "mount in the new namespace failed: %s, probably a security policy (AppArmor) "
+                 "denies mounts in user namespaces",
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int engine_userns_probe(char *why, size_t whysz)
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0) {
+        snprintf(why, whysz, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(why, whysz, "fork: %s", strerror(errno));
+        close(pfd[0]);
+        close(pfd[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        char msg[512] = "";
+        close(pfd[0]);
+        if (enter_ns(msg, sizeof msg) == 0 &&
+            mount("tmpfs", "/", "tmpfs", 0, NULL) < 0 && errno != EINVAL) {
+            /* A tmpfs over "/" of this private namespace: the mount the engine needs. */
+            snprintf(msg, sizeof msg, "mounting a tmpfs in the new namespace failed: %s",
+                     strerror(errno));
+        }
+        if (msg[0] && write(pfd[1], msg, strlen(msg)) < 0)
+            _exit(2);
+        _exit(msg[0] ? 1 : 0);
+    }
+    close(pfd[1]);
+    ssize_t n = read(pfd[0], why, whysz - 1);
+    close(pfd[0]);
+    why[n > 0 ? n : 0] = '\0';
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return 0;
+    if (!why[0])
+        snprintf(why, whysz, "the user namespace probe failed");
+    return -1;
+}
+
+/* MS_* flags of the mount holding path that a bind may not drop in a user namespace. */
+static unsigned long locked_flags(const char *path)
+{
+    struct statvfs sv;
+    unsigned long f = 0;
+    if (statvfs(path, &sv) < 0)
+        return 0;
+    if (sv.f_flag & ST_NOSUID)
+        f |= MS_NOSUID;
+    if (sv.f_flag & ST_NODEV)
+        f |= MS_NODEV;
+    if (sv.f_flag & ST_NOEXEC)
+        f |= MS_NOEXEC;
+    if (sv.f_flag & ST_NOATIME)
+        f |= MS_NOATIME;
+    if (sv.f_flag & ST_NODIRATIME)
+        f |= MS_NODIRATIME;
+    if (sv.f_flag & ST_RELATIME)
+        f |= MS_RELATIME;
+    return f;
+}
+
+static int bind_ro(const char *src, const char *dst, struct rx_error **err)
+{
+    if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return rx_error_errno(err, "cannot bind %s on %s", src, dst);
+    if (mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags(src), NULL) < 0)
+        return rx_error_errno(err, "cannot make %s read-only", dst);
+    return 0;
+}
+
+/* The options string of an overlay: ',' ':' and '\' in paths are escaped. */
+static int overlay_opts(char *out, size_t n, const char *upper_store)
+{
+    size_t k = 0;
+    const char *prefix = "lowerdir=";
+    for (const char *p = prefix; *p; p++)
+        out[k++] = *p;
+    for (const char *p = upper_store; *p; p++) {
+        if (k + 3 >= n)
+            return -1;
+        if (*p == ',' || *p == ':' || *p == '\\')
+            out[k++] = '\\';
+        out[k++] = *p;
+    }
+    const char *rest = ":/nix/store";
+    if (k + strlen(rest) + 1 > n)
+        return -1;
+    for (const char *p = rest; *p; p++)
+        out[k++] = *p;
+    out[k] = '\0';
+    return 0;
+}
+
+/* Make dst mirror the entries of src (except skip): binds for directories and files, copies
+ * of symlinks.  Entries that cannot be mirrored are left out. */
+static void mirror(const char *src, const char *dst, const char *skip)
+{
+    DIR *d = opendir(src);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *name = e->d_name;
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || (skip && strcmp(name, skip) == 0))
+            continue;
+        char from[PATH_MAX], to[PATH_MAX];
+        if ((size_t)snprintf(from, sizeof from, "%s/%s", src, name) >= sizeof from ||
+            (size_t)snprintf(to, sizeof to, "%s/%s", dst, name) >= sizeof to)
+            continue;
+        struct stat st;
+        if (lstat(from, &st) < 0)
+            continue; /* gone meanwhile */
+        if (S_ISDIR(st.st_mode)) {
+            if (mkdir(to, 0755) < 0)
+                continue;
+            if (mount(from, to, NULL, MS_BIND | MS_REC, NULL) < 0)
+                rmdir(to);
+        } else if (S_ISLNK(st.st_mode)) {
+            char target[PATH_MAX];
+            ssize_t n = readlink(from, target, sizeof target - 1);
+            if (n < 0)
+                continue;
+            target[n] = '\0';
+            if (symlink(target, to) < 0)
+                continue;
+        } else if (S_ISREG(st.st_mode)) {
+            int fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+            if (fd < 0)
+                continue;
+            close(fd);
+            if (mount(from, to, NULL, MS_BIND, NULL) < 0)
+                unlink(to);
+        }
+    }
+    closedir(d);
+}
+
+static int new_root(const char *store_dir, struct rx_error **err)
+{
+    static const char *const bases[] = {"/tmp", "/var/tmp", "/mnt", "/run", "/dev/shm"};
+    const char *base = NULL;
+    for (size_t i = 0; i < sizeof bases / sizeof *bases; i++) {
+        struct stat st;
+        if (lstat(bases[i], &st) == 0 && S_ISDIR(st.st_mode) &&
+            mount("tmpfs", bases[i], "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") == 0) {
+            base = bases[i];
+            break;
+        }
+    }
+    if (!base)
+        return rx_error_errno(err, "cannot mount a tmpfs for the new root");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/newroot", base);
+    if (mkdir(path, 0755) < 0)
+        return rx_error_errno(err, "cannot create %s", path);
+    snprintf(path, sizeof path, "%s/oldroot", base);
+    if (mkdir(path, 0755) < 0)
+        return rx_error_errno(err, "cannot create %s", path);
+    if (syscall(SYS_pivot_root, base, path) < 0)
+        return rx_error_errno(err, "pivot_root into the new root's tmpfs failed");
+    if (chdir("/") < 0)
+        return rx_error_errno(err, "chdir /");
+
+    /* Now "/" is the tmpfs and the host's root is /oldroot. */
+    mirror("/oldroot", "/newroot", "nix");
+    if (mkdir("/newroot/nix", 0755) < 0 || mkdir("/newroot/nix/store", 0755) < 0)
+        return rx_error_errno(err, "cannot create /nix/store in the new root");
+    mirror("/oldroot/nix", "/newroot/nix", "store");
+    char src[PATH_MAX];
+    if ((size_t)snprintf(src, sizeof src, "/oldroot%s", store_dir) >= sizeof src)
+        return rx_error_set(err, RX_EUSAGE, "store path too long: %s", store_dir);
+    if (bind_ro(src, "/newroot/nix/store", err) < 0)
+        return -1;
+
+    /* Enter it; the old root (with the tmpfs) is stacked on top, then detached. */
+    if (mount("/newroot", "/newroot", NULL, MS_BIND | MS_REC, NULL) < 0)
+        return rx_error_errno(err, "cannot bind the new root");
+    if (chdir("/newroot") < 0)
+        return rx_error_errno(err, "chdir /newroot");
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        return rx_error_errno(err, "pivot_root into the new root failed");
+    if (umount2(".", MNT_DETACH) < 0)
+        return rx_error_errno(err, "cannot detach the old root");
+    if (chdir("/") < 0)
+        return rx_error_errno(err, "chdir /");
+    /* Nothing may be created in the new root's own directory. */
+    mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
+    return 0;
+}
+
+int engine_userns_enter(const char *store_dir, struct rx_error **err)
+{
+    char cwd[PATH_MAX];
+    bool have_cwd = getcwd(cwd, sizeof cwd) != NULL;
+    char why[512];
+    if (enter_ns(why, sizeof why) < 0)
+        return rx_error_set(err, EPERM, "userns engine: %s", why);
+
+    struct stat st;
+    if (stat("/nix/store", &st) == 0 && S_ISDIR(st.st_mode)) {
+        char opts[2 * PATH_MAX + 64];
+        if (overlay_opts(opts, sizeof opts, store_dir) == 0 &&
+            mount("overlay", "/nix/store", "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, opts) == 0)
+            return 0;
+        /* No overlay (kernel before 5.11, or an unsupported file system): a new root whose
+         * /nix/store is the runix store alone. */
+    }
+    if (new_root(store_dir, err) < 0) {
+        return rx_error_wrap(err, "userns engine");
+    }
+    if (have_cwd && chdir(cwd) < 0)
+        fprintf(stderr, "runix: warning: cannot enter %s in the new view (%s); starting in /\n",
+                cwd, strerror(errno));
+    return 0;
+}
+
+int engine_parse(const char *name)
+{
+    if (strcmp(name, "auto") == 0)
+        return ENGINE_AUTO;
+    if (strcmp(name, "userns") == 0)
+        return ENGINE_USERNS;
+    if (strcmp(name, "preload") == 0)
+        return ENGINE_PRELOAD;
+    return -1;
+}
+
+const char *engine_name(enum engine_kind k)
+{
+    switch (k) {
+    case ENGINE_USERNS:
+        return "userns";
+    case ENGINE_PRELOAD:
+        return "preload";
+    default:
+        return "auto";
+    }
+}
