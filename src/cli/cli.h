@@ -49,6 +49,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /* Print a command's usage text to stdout; returns EXIT_OK. */
 int cli_print_help(const char *usage);
 
+/* The path of runix-core, the binary with every command (see main.c); 0 or -1. */
+int cli_core_path(char *out, size_t outsz);
+
 extern const char *cli_progname;
 extern mode_t cli_umask;
 

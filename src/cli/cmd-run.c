@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -128,22 +129,67 @@ static int settings_fail(struct rx_error *err)
     return cli_fail(err);
 }
 
-/* Download what is missing, in a child process so that this one stays single-threaded. */
+/*
+ * Download what is missing with "runix-core fetch", in a child process: this
+ * one stays single-threaded and does not load the network libraries.
+ */
 static int fetch_in_child(struct run_ctx *c, struct rx_error **err)
 {
+    char core[PATH_MAX];
+    if (cli_core_path(core, sizeof core) < 0)
+        return rx_error_set(err, RX_ENOTFOUND,
+                            "runix-core not found next to runix; cannot fetch the closure");
+    const struct cli_settings *s = &c->s;
+    size_t n = 4 + 2 * (s->flag_caches.n + s->flag_extra_caches.n + s->flag_keys.n) + 4 +
+               c->nroots;
+    char **av = xcalloc(n + 1, sizeof *av);
+    size_t k = 0;
+    av[k++] = core;
+    av[k++] = (char *)"fetch";
+    if (s->flag_store) {
+        av[k++] = (char *)"--store";
+        av[k++] = s->flag_store;
+    }
+    for (size_t i = 0; i < s->flag_caches.n; i++) {
+        av[k++] = (char *)"--cache";
+        av[k++] = s->flag_caches.v[i];
+    }
+    for (size_t i = 0; i < s->flag_extra_caches.n; i++) {
+        av[k++] = (char *)"--extra-cache";
+        av[k++] = s->flag_extra_caches.v[i];
+    }
+    for (size_t i = 0; i < s->flag_keys.n; i++) {
+        av[k++] = (char *)"--trusted-key";
+        av[k++] = s->flag_keys.v[i];
+    }
+    if (s->insecure)
+        av[k++] = (char *)"--insecure-no-verify";
+    if (s->quiet)
+        av[k++] = (char *)"--quiet";
+    av[k++] = (char *)"--";
+    char (*full)[STORE_PATH_MAX + 1] = xcalloc(c->nroots, sizeof *full);
+    for (size_t i = 0; i < c->nroots; i++) {
+        store_path_format(&c->roots[i], full[i]);
+        av[k++] = full[i];
+    }
+    av[k] = NULL;
     fflush(NULL);
     pid_t pid = fork();
-    if (pid < 0)
-        return rx_error_errno(err, "fork");
     if (pid == 0) {
-        struct fetch_opts fo;
-        struct rx_error *e = NULL;
-        cli_settings_fetch_opts(&c->s, &fo);
-        int r = fetch_closure(c->st, &fo, c->roots, c->nroots, &e);
-        if (r < 0)
-            cli_fail(e);
-        fflush(NULL);
-        _exit(r < 0 ? EXIT_FAIL : EXIT_OK);
+        /* fetch prints the paths on stdout at the end: not the program's output. */
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null >= 0)
+            dup2(null, STDOUT_FILENO);
+        execv(core, av);
+        fprintf(stderr, "%s: cannot run %s: %s\n", cli_progname, core, strerror(errno));
+        _exit(EXIT_FAIL);
+    }
+    int e = errno;
+    free(av);
+    free(full);
+    if (pid < 0) {
+        errno = e;
+        return rx_error_errno(err, "fork");
     }
     int status;
     while (waitpid(pid, &status, 0) < 0) {
@@ -172,7 +218,11 @@ static int prepare(struct run_ctx *c)
             c->engine = (enum engine_kind)k;
         }
     }
-    if (store_open(c->s.store, &c->st, &err) < 0)
+    /* The warm path reads the database only; a missing path opens it for writing. */
+    int ro = store_open_readonly(c->s.store, &c->st, &err);
+    if (ro < 0)
+        return cli_fail(err);
+    if (ro > 0 && store_open(c->s.store, &c->st, &err) < 0)
         return cli_fail(err);
     c->store_dir = xasprintf("%s/nix/store", store_root(c->st));
     for (int round = 0;; round++) {

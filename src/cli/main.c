@@ -1,10 +1,13 @@
 #include "config.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "crypto-hash.h"
@@ -19,13 +22,64 @@ static const char main_usage[] =
     "\n"
     "Run software from Nix binary caches without installing Nix.\n";
 
+#ifdef RUNIX_FRONT
+/*
+ * The runix binary is a small front: it runs programs itself (run, shell),
+ * so that a warm start loads no network or compression libraries, and hands
+ * every other command to runix-core, which has them all.
+ */
+static char **front_argv;
+
+int cli_core_path(char *out, size_t outsz)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    *slash = '\0';
+    static const char *const rel[] = {"/runix-core", "/../libexec/runix/runix-core"};
+    for (size_t i = 0; i < ARRAY_SIZE(rel); i++) {
+        if ((size_t)snprintf(out, outsz, "%s%s", self, rel[i]) < outsz && access(out, X_OK) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+static int exec_core(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    char core[PATH_MAX];
+    if (cli_core_path(core, sizeof core) < 0) {
+        cli_error("runix-core not found next to runix nor in ../libexec/runix; reinstall runix");
+        return EXIT_FAIL;
+    }
+    execv(core, front_argv);
+    cli_error("cannot run %s: %s", core, strerror(errno));
+    return EXIT_FAIL;
+}
+#define CORE(fn) exec_core
+#else
+int cli_core_path(char *out, size_t outsz)
+{
+    ssize_t n = readlink("/proc/self/exe", out, outsz - 1);
+    if (n <= 0)
+        return -1;
+    out[n] = '\0';
+    return 0;
+}
+#define CORE(fn) fn
+#endif
+
 static const struct cli_command commands[] = {
     {"run", cmd_run, "run a program from a store path, fetching its closure if needed"},
     {"shell", cmd_shell, "start a shell with store paths' programs on PATH"},
-    {"doctor", cmd_doctor, "report the store, caches and which engines work here"},
-    {"fetch", cmd_fetch, "download store paths' closures from binary caches into the store"},
-    {"nar", cmd_nar, "create, unpack, hash and list Nix archives (NAR)"},
-    {"narinfo", cmd_narinfo, "check narinfo files and their signatures"},
+    {"doctor", CORE(cmd_doctor), "report the store, caches and which engines work here"},
+    {"fetch", CORE(cmd_fetch), "download store paths' closures from binary caches into the store"},
+    {"nar", CORE(cmd_nar), "create, unpack, hash and list Nix archives (NAR)"},
+    {"narinfo", CORE(cmd_narinfo), "check narinfo files and their signatures"},
 };
 
 void cli_error(const char *fmt, ...)
@@ -111,6 +165,9 @@ int main(int argc, char **argv)
     cli_umask = umask(022);
     umask(cli_umask);
 
+#ifdef RUNIX_FRONT
+    front_argv = argv;
+#endif
     if (crypto_init() < 0) {
         cli_error("cannot initialise libsodium");
         return EXIT_FAIL;

@@ -226,28 +226,3 @@ bool hash_equal(const struct hash *a, const struct hash *b)
     /* Public data (content hashes): no need for a constant-time compare. */
     return a->algo == b->algo && memcmp(a->bytes, b->bytes, hash_algo_size(a->algo)) == 0;
 }
-
-void sha256_init(struct sha256_ctx *c)
-{
-    SHA256_Init(&c->st);
-}
-
-void sha256_update(struct sha256_ctx *c, const void *p, size_t n)
-{
-    SHA256_Update(&c->st, p, n);
-}
-
-void sha256_final(struct sha256_ctx *c, struct hash *out)
-{
-    out->algo = HASH_SHA256;
-    memset(out->bytes, 0, sizeof out->bytes);
-    SHA256_Final(out->bytes, &c->st);
-}
-
-void sha256_buf(const void *p, size_t n, struct hash *out)
-{
-    struct sha256_ctx c;
-    sha256_init(&c);
-    sha256_update(&c, p, n);
-    sha256_final(&c, out);
-}

@@ -327,6 +327,35 @@ fail:
     return -1;
 }
 
+int store_open_readonly(const char *root, struct store **out, struct rx_error **err)
+{
+    *out = NULL;
+    char *real = root && *root ? realpath(root, NULL) : NULL;
+    if (!real)
+        return 1;
+    struct store *s = xcalloc(1, sizeof *s);
+    s->root_fd = s->store_fd = s->tmp_parent_fd = s->tmp_fd = -1;
+    s->root = real;
+    _cleanup_free_ char *schema = xasprintf("%s/nix/var/nix/db/schema", real);
+    _cleanup_free_ char *path = xasprintf("%s/nix/var/nix/db/db.sqlite", real);
+    if (access(schema, R_OK) < 0 ||
+        sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        store_close(s);
+        return 1;
+    }
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    if (db_prepare(s, "select id from ValidPaths where path = ?", &s->q_id, err) < 0 ||
+        db_prepare(s,
+                   "select p.path from Refs r join ValidPaths p on p.id = r.reference "
+                   "where r.referrer = ?",
+                   &s->q_refs, err) < 0) {
+        store_close(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
 void store_close(struct store *s)
 {
     if (!s)

@@ -52,6 +52,13 @@ struct store_info {
  * they do not exist.  Refuses a database of another schema version.
  */
 int store_open(const char *root, struct store **out, struct rx_error **err);
+/*
+ * Open an existing store only to read it (the warm path of runix run: no
+ * directory is created, nothing is written).  Returns 0, 1 when there is no
+ * store database at root yet, or -1 on error.  Only queries work on it.
+ */
+int store_open_readonly(const char *root, struct store **out, struct rx_error **err);
+
 void store_close(struct store *s);
 
 /* The root, absolute and free of symlinks. */
