@@ -12,6 +12,7 @@
  */
 
 #include <limits.h>
+#include <linux/limits.h> /* PATH_MAX, also when freestanding */
 #include <stdbool.h>
 #include <stddef.h>
 
