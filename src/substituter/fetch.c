@@ -537,6 +537,32 @@ static void job_free(struct job *j)
     free(j);
 }
 
+/*
+ * The queued job with the most to download (FileSize, else NarSize), taken
+ * off the queue; f->mu held.  Decompression of the largest NAR is usually
+ * the critical path, so it should start first, not last.
+ */
+static struct job *queue_take_largest(struct fetch *f)
+{
+    struct job **best = &f->queue, *prev = NULL, *best_prev = NULL;
+    uint64_t best_size = 0;
+    for (struct job **pp = &f->queue; *pp; prev = *pp, pp = &(*pp)->next) {
+        struct job *j = *pp;
+        uint64_t size = j->has_file_size ? j->file_size : j->nar_size;
+        if (size > best_size) {
+            best_size = size;
+            best = pp;
+            best_prev = prev;
+        }
+    }
+    struct job *j = *best;
+    *best = j->next;
+    if (f->queue_tail == j)
+        f->queue_tail = best_prev;
+    j->next = NULL;
+    return j;
+}
+
 static void *worker_main(void *arg)
 {
     struct fetch *f = arg;
@@ -552,10 +578,7 @@ static void *worker_main(void *arg)
             pthread_cond_wait(&f->cond, &f->mu);
         if (!f->queue)
             break;
-        struct job *j = f->queue;
-        f->queue = j->next;
-        if (!f->queue)
-            f->queue_tail = NULL;
+        struct job *j = queue_take_largest(f);
         pthread_mutex_unlock(&f->mu);
 
         if (e) {
