@@ -151,6 +151,7 @@ static char *xdg_path(const char *env, const char *home_rel, const char *rel)
     return xasprintf("%s/%s/%s", home, home_rel, rel);
 }
 
+#ifndef RUNIX_FRONT
 static int add_keys(struct cli_settings *s, const struct strv *v, const char *source,
                     struct rx_error **err)
 {
@@ -159,6 +160,7 @@ static int add_keys(struct cli_settings *s, const struct strv *v, const char *so
             return rx_error_wrap(err, "%s: trusted key '%s'", source, v->v[i]);
     return 0;
 }
+#endif
 
 int cli_settings_finish(struct cli_settings *s, struct rx_error **err)
 {
@@ -189,6 +191,10 @@ int cli_settings_finish(struct cli_settings *s, struct rx_error **err)
         goto out;
     }
 
+#ifdef RUNIX_FRONT
+    /* The front only runs programs: runix-core checks caches and keys when it fetches. */
+    ret = 0;
+#else
     /* Caches. */
     struct strv urls = {0};
     const char *env_caches = getenv("RUNIX_CACHES");
@@ -251,6 +257,7 @@ int cli_settings_finish(struct cli_settings *s, struct rx_error **err)
     if (add_keys(s, &s->flag_keys, "--trusted-key", err) < 0)
         goto out;
     ret = 0;
+#endif
 out:
     free(c.store);
     strv_clear(&c.caches);
@@ -260,6 +267,7 @@ out:
     return ret;
 }
 
+#ifndef RUNIX_FRONT
 void cli_settings_fetch_opts(struct cli_settings *s, struct fetch_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -276,6 +284,8 @@ void cli_settings_fetch_opts(struct cli_settings *s, struct fetch_opts *o)
     o->output = s->quiet ? FETCH_QUIET : isatty(STDERR_FILENO) ? FETCH_TTY : FETCH_LINES;
 }
 
+#endif
+
 void cli_settings_release(struct cli_settings *s)
 {
     free(s->flag_store);
@@ -283,9 +293,11 @@ void cli_settings_release(struct cli_settings *s)
     strv_clear(&s->flag_extra_caches);
     strv_clear(&s->flag_keys);
     free(s->store);
+#ifndef RUNIX_FRONT
     for (size_t i = 0; i < s->ncaches; i++)
         cache_release(&s->caches[i]);
     free(s->caches);
     trusted_keys_release(&s->keys);
+#endif
     free(s->netrc_file);
 }

@@ -23,7 +23,9 @@ static const char fetch_usage[] =
     "store are not downloaded again.  A STOREPATH may name a file inside a store\n"
     "path (/nix/store/...-hello-2.12/bin/hello).\n"
     "\n"
-    "  -n, --dry-run             print what would be downloaded, with sizes\n" CLI_SETTINGS_USAGE
+    "  -n, --dry-run             print what would be downloaded, with sizes\n"
+    "      --offline             download nothing: only check that the closures are\n"
+    "                            complete in the store\n" CLI_SETTINGS_USAGE
     "  -h, --help                show this help\n"
     "\n"
     "Settings in ~/.config/runix/runix.conf (nix.conf syntax): store, substituters,\n"
@@ -35,16 +37,40 @@ static const char fetch_usage[] =
     "Exit status: 0 when every closure is in the store, 1 when a path could not be\n"
     "fetched, 2 for a bad command line.\n";
 
+/* --offline: every path must already be valid (its closure then is too). */
+static int check_complete(struct store *st, const struct store_path *paths, size_t n)
+{
+    int ret = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct rx_error *err = NULL;
+        int v = store_is_valid(st, &paths[i], &err);
+        if (v < 0) {
+            cli_fail(err);
+            return -1;
+        }
+        if (v == 0) {
+            char full[STORE_PATH_MAX + 1];
+            store_path_format(&paths[i], full);
+            cli_error("%s is not in the store %s and --offline forbids fetching it; run "
+                      "'runix fetch %s' while online",
+                      full, store_root(st), full);
+            ret = -1;
+        }
+    }
+    return ret;
+}
+
 int cmd_fetch(int argc, char **argv)
 {
     static const struct option opts[] = {
         CLI_SETTINGS_OPTIONS,
         {"dry-run", no_argument, NULL, 'n'},
+        {"offline", no_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct cli_settings s = {0};
-    bool dry_run = false;
+    bool dry_run = false, offline = false;
     int c, ret = EXIT_FAIL;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+nqh", opts, NULL)) != -1) {
@@ -53,6 +79,9 @@ int cmd_fetch(int argc, char **argv)
         switch (c) {
         case 'n':
             dry_run = true;
+            break;
+        case 'o':
+            offline = true;
             break;
         case 'h':
             cli_settings_release(&s);
@@ -96,14 +125,26 @@ int cmd_fetch(int argc, char **argv)
         ret = cli_fail(err);
         goto out;
     }
-    struct fetch_opts fo;
-    cli_settings_fetch_opts(&s, &fo);
-    fo.dry_run = dry_run;
-    if (fetch_closure(st, &fo, paths, n, &err) < 0) {
-        ret = cli_fail(err);
-        goto out;
+    if (offline) {
+        if (check_complete(st, paths, n) < 0)
+            goto out;
+    } else {
+        struct fetch_opts fo;
+        cli_settings_fetch_opts(&s, &fo);
+        fo.dry_run = dry_run;
+        if (fetch_closure(st, &fo, paths, n, &err) < 0) {
+            ret = cli_fail(err);
+            goto out;
+        }
     }
     if (!dry_run) {
+        /* What a warm 'runix run' reads instead of the database. */
+        for (size_t i = 0; i < n; i++) {
+            if (store_index_write(st, &paths[i], &err) < 0) {
+                ret = cli_fail(err);
+                goto out;
+            }
+        }
         for (size_t i = 0; i < n; i++) {
             char full[STORE_PATH_MAX + 1];
             store_path_format(&paths[i], full);

@@ -22,11 +22,10 @@
 
 #include "cli-settings.h"
 #include "cli.h"
-#include "fetch.h"
 #include "run-engine.h"
 #include "run-map.h"
 #include "store-path.h"
-#include "store.h"
+#include "store-index.h"
 #include "util-mem.h"
 
 #include "banned.h"
@@ -79,7 +78,7 @@ struct run_ctx {
     bool offline, verbose;
     struct store_path *roots;
     size_t nroots;
-    struct store *st;
+    char *root;      /* the store root, canonical; NULL while it does not exist */
     char *store_dir; /* <root>/nix/store */
     struct store_path *closure;
     size_t nclosure;
@@ -87,7 +86,7 @@ struct run_ctx {
 
 static void ctx_release(struct run_ctx *c)
 {
-    store_close(c->st);
+    free(c->root);
     free(c->roots);
     free(c->closure);
     free(c->store_dir);
@@ -140,7 +139,7 @@ static int fetch_in_child(struct run_ctx *c, struct rx_error **err)
         return rx_error_set(err, RX_ENOTFOUND,
                             "runix-core not found next to runix; cannot fetch the closure");
     const struct cli_settings *s = &c->s;
-    size_t n = 4 + 2 * (s->flag_caches.n + s->flag_extra_caches.n + s->flag_keys.n) + 4 +
+    size_t n = 4 + 2 * (s->flag_caches.n + s->flag_extra_caches.n + s->flag_keys.n) + 5 +
                c->nroots;
     char **av = xcalloc(n + 1, sizeof *av);
     size_t k = 0;
@@ -166,6 +165,8 @@ static int fetch_in_child(struct run_ctx *c, struct rx_error **err)
         av[k++] = (char *)"--insecure-no-verify";
     if (s->quiet)
         av[k++] = (char *)"--quiet";
+    if (c->offline)
+        av[k++] = (char *)"--offline";
     av[k++] = (char *)"--";
     char (*full)[STORE_PATH_MAX + 1] = xcalloc(c->nroots, sizeof *full);
     for (size_t i = 0; i < c->nroots; i++) {
@@ -196,12 +197,42 @@ static int fetch_in_child(struct run_ctx *c, struct rx_error **err)
         if (errno != EINTR)
             return rx_error_errno(err, "waitpid");
     }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_FAIL)
+        return 1; /* it said why */
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return rx_error_set(err, RX_ENET, "could not fetch the closure");
+        return rx_error_set(err, RX_ENET, "could not fetch the closure (%s failed)", core);
     return 0;
 }
 
-/* Open the store, make the closure complete, remember it. */
+/*
+ * Is every root's closure complete?  Read from the closure indexes that
+ * runix fetch writes (store-index.h): a warm start opens no database.
+ */
+static bool closure_complete(struct run_ctx *c)
+{
+    free(c->root);
+    free(c->closure);
+    c->closure = NULL;
+    c->nclosure = 0;
+    c->root = realpath(c->s.store, NULL);
+    if (!c->root)
+        return false;
+    for (size_t i = 0; i < c->nroots; i++) {
+        struct store_path *cl;
+        size_t n;
+        if (store_index_read(c->root, &c->roots[i], &cl, &n) != 0)
+            return false;
+        c->closure = xrealloc(c->closure, (c->nclosure + n) * sizeof *c->closure);
+        memcpy(c->closure + c->nclosure, cl, n * sizeof *cl);
+        c->nclosure += n;
+        free(cl);
+    }
+    free(c->store_dir);
+    c->store_dir = xasprintf("%s/nix/store", c->root);
+    return true;
+}
+
+/* Make the closures complete (fetching in a child if needed), remember them. */
 static int prepare(struct run_ctx *c)
 {
     struct rx_error *err = NULL;
@@ -218,38 +249,19 @@ static int prepare(struct run_ctx *c)
             c->engine = (enum engine_kind)k;
         }
     }
-    /* The warm path reads the database only; a missing path opens it for writing. */
-    int ro = store_open_readonly(c->s.store, &c->st, &err);
-    if (ro < 0)
+    if (closure_complete(c))
+        return EXIT_OK;
+    /* runix-core checks the database (and with --offline, only that), fetches
+     * what is missing, and writes the indexes. */
+    int r = fetch_in_child(c, &err);
+    if (r < 0)
         return cli_fail(err);
-    if (ro > 0 && store_open(c->s.store, &c->st, &err) < 0)
-        return cli_fail(err);
-    c->store_dir = xasprintf("%s/nix/store", store_root(c->st));
-    for (int round = 0;; round++) {
-        int r = store_closure(c->st, c->roots, c->nroots, &c->closure, &c->nclosure, &err);
-        if (r < 0)
-            return cli_fail(err);
-        if (r == 0)
-            return EXIT_OK;
-        if (round > 0) {
-            cli_error("the closure is still incomplete after fetching");
-            return EXIT_FAIL;
-        }
-        if (c->offline) {
-            for (size_t i = 0; i < c->nroots; i++) {
-                if (store_is_valid(c->st, &c->roots[i], NULL) == 1)
-                    continue;
-                char full[STORE_PATH_MAX + 1];
-                store_path_format(&c->roots[i], full);
-                cli_error("%s is not in the store %s and --offline forbids fetching it; run "
-                          "'runix fetch %s' while online",
-                          full, store_root(c->st), full);
-            }
-            return EXIT_FAIL;
-        }
-        if (fetch_in_child(c, &err) < 0)
-            return cli_fail(err);
-    }
+    if (r > 0)
+        return EXIT_FAIL;
+    if (closure_complete(c))
+        return EXIT_OK;
+    cli_error("the closure is still incomplete after fetching (store %s)", c->s.store);
+    return EXIT_FAIL;
 }
 
 static bool real_exists(const struct run_ctx *c, const char *logical)
@@ -434,16 +446,39 @@ static int launch(struct run_ctx *c, const char *prog, char **argv)
 {
     char why[512] = "";
     enum engine_kind k = c->engine;
-    if (k == ENGINE_AUTO)
-        k = engine_userns_probe(why, sizeof why) == 0 ? ENGINE_USERNS : ENGINE_PRELOAD;
-    store_close(c->st);
-    c->st = NULL;
     struct rx_error *err = NULL;
+    _cleanup_free_ char *state = xasprintf("%s/nix/var/runix/userns-ok", c->root);
+    bool known = false;
+    if (k == ENGINE_AUTO) {
+        /* Probe once per boot; afterwards enter directly (a failed unshare changes nothing). */
+        known = engine_userns_known_good(state);
+        if (known) {
+            k = ENGINE_USERNS;
+        } else if (engine_userns_probe(why, sizeof why) == 0) {
+            engine_userns_remember(state, true);
+            k = ENGINE_USERNS;
+        } else {
+            k = ENGINE_PRELOAD;
+        }
+    }
 
     if (k == ENGINE_USERNS) {
-        say_engine(c, "userns", NULL);
-        if (engine_userns_enter(c->store_dir, &err) < 0)
+        int r = engine_userns_enter(c->store_dir, &err);
+        if (r > 0 && known) {
+            /* It worked earlier in this boot, but not now: fall back, probe next time. */
+            engine_userns_remember(state, false);
+            snprintf(why, sizeof why, "%s", err->msg + strlen("userns engine: "));
+            rx_error_free(err);
+            err = NULL;
+            k = ENGINE_PRELOAD;
+        } else if (r != 0) {
+            if (known)
+                engine_userns_remember(state, false);
             return cli_fail(err);
+        }
+    }
+    if (k == ENGINE_USERNS) {
+        say_engine(c, "userns", NULL);
         fflush(NULL);
         if (prog)
             execv(prog, argv);

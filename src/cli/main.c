@@ -168,10 +168,12 @@ int main(int argc, char **argv)
 #ifdef RUNIX_FRONT
     front_argv = argv;
 #endif
+#ifndef RUNIX_FRONT
     if (crypto_init() < 0) {
         cli_error("cannot initialise libsodium");
         return EXIT_FAIL;
     }
+#endif
     if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
         printf("runix %s\n", RUNIX_VERSION);
         return EXIT_OK;

@@ -38,10 +38,20 @@ int engine_userns_probe(char *why, size_t whysz);
  * Enter the view in this process: afterwards /nix/store is store_dir
  * (read-only; united with a host /nix/store when there is one), everything
  * else as before, the caller's uid and gid unchanged.  The process must be
- * single-threaded.  On failure the process may already be in a new
- * namespace: the caller should exit, not try another engine.
+ * single-threaded.  Returns 0; 1 when no user namespace could be created
+ * (the process is unchanged: another engine may be tried); -1 when setting
+ * up the view failed later (the process is in a new namespace: the caller
+ * should exit, not try another engine).
  */
 int engine_userns_enter(const char *store_dir, struct rx_error **err);
+
+/*
+ * auto remembers, in state_file, that the userns engine fully worked during
+ * this boot, so that later runs enter it directly instead of probing first.
+ * A run that finds it no longer works forgets it (good = false).
+ */
+bool engine_userns_known_good(const char *state_file);
+void engine_userns_remember(const char *state_file, bool good);
 
 /*
  * Find librunix-preload.so and librunix-audit.so next to the runix binary

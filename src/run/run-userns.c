@@ -108,17 +108,6 @@ static int setup_ns(uid_t uid, gid_t gid, char *why, size_t n)
     return 0;
 }
 
-static int enter_ns(char *why, size_t n)
-{
-    uid_t uid = getuid();
-    gid_t gid = getgid();
-    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) {
-        unshare_reason(errno, why, n);
-        return -1;
-    }
-    return setup_ns(uid, gid, why, n);
-}
-
 struct probe {
     uid_t uid;
     gid_t gid;
@@ -323,7 +312,14 @@ int engine_userns_enter(const char *store_dir, struct rx_error **err)
     char cwd[PATH_MAX];
     bool have_cwd = getcwd(cwd, sizeof cwd) != NULL;
     char why[512];
-    if (enter_ns(why, sizeof why) < 0)
+    uid_t uid = getuid();
+    gid_t gid = getgid();
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) {
+        unshare_reason(errno, why, sizeof why);
+        rx_error_set(err, EPERM, "userns engine: %s", why);
+        return 1;
+    }
+    if (setup_ns(uid, gid, why, sizeof why) < 0)
         return rx_error_set(err, EPERM, "userns engine: %s", why);
 
     struct stat st;
@@ -342,6 +338,55 @@ int engine_userns_enter(const char *store_dir, struct rx_error **err)
         fprintf(stderr, "runix: warning: cannot enter %s in the new view (%s); starting in /\n",
                 cwd, strerror(errno));
     return 0;
+}
+
+/* This boot's id: user namespace policy can only change with a reboot or root's hand. */
+static bool boot_id(char *out, size_t n)
+{
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t r = read(fd, out, n - 1);
+    close(fd);
+    if (r <= 0)
+        return false;
+    out[r] = '\0';
+    return true;
+}
+
+bool engine_userns_known_good(const char *state_file)
+{
+    char id[64], seen[64];
+    if (!boot_id(id, sizeof id))
+        return false;
+    int fd = open(state_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return false;
+    ssize_t r = read(fd, seen, sizeof seen - 1);
+    close(fd);
+    if (r <= 0)
+        return false;
+    seen[r] = '\0';
+    return strcmp(id, seen) == 0;
+}
+
+void engine_userns_remember(const char *state_file, bool good)
+{
+    if (!good) {
+        unlink(state_file);
+        return;
+    }
+    char id[64], tmp[PATH_MAX];
+    if (!boot_id(id, sizeof id) ||
+        (size_t)snprintf(tmp, sizeof tmp, "%s.%ld", state_file, (long)getpid()) >= sizeof tmp)
+        return;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return; /* a read-only store: probe every time */
+    bool ok = write(fd, id, strlen(id)) == (ssize_t)strlen(id);
+    close(fd);
+    if (!ok || rename(tmp, state_file) < 0)
+        unlink(tmp);
 }
 
 int engine_parse(const char *name)

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "store.h"
+#include "store-index.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -126,8 +127,9 @@ static int mkdir_p(const char *path, struct rx_error **err)
 static int write_file_atomic_at(int dirfd, const char *name, const char *text,
                                 struct rx_error **err)
 {
-    char tmp[64];
-    snprintf(tmp, sizeof tmp, ".%s.%ld.tmp", name, (long)getpid());
+    char tmp[NAME_MAX + 1];
+    if ((size_t)snprintf(tmp, sizeof tmp, ".%.200s.%ld.tmp", name, (long)getpid()) >= sizeof tmp)
+        return rx_error_set(err, RX_EFORMAT, "file name '%s' is too long", name);
     _cleanup_close_ int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return rx_error_errno(err, "cannot create '%s'", tmp);
@@ -847,6 +849,41 @@ int store_closure(struct store *s, const struct store_path *roots, size_t n,
     }
     sqlite3_finalize(st);
     return 0;
+}
+
+int store_index_write(struct store *s, const struct store_path *p, struct rx_error **err)
+{
+    struct store_path *cl;
+    size_t n;
+    int r = store_closure(s, p, 1, &cl, &n, err);
+    if (r != 0) {
+        if (r > 0) {
+            char full[STORE_PATH_MAX + 1];
+            store_path_format(p, full);
+            rx_error_set(err, RX_ENOTFOUND, "%s is not valid in the store", full);
+        }
+        return -1;
+    }
+    /* Basenames are at most STORE_BASENAME_MAX bytes: the size is known. */
+    size_t cap = sizeof STORE_INDEX_HEADER + 1 + n * (STORE_BASENAME_MAX + 1) + 1, k = 0;
+    _cleanup_free_ char *text = xmalloc(cap);
+    k += (size_t)snprintf(text, cap, "%s\n", STORE_INDEX_HEADER);
+    for (size_t i = 0; i < n; i++) {
+        store_path_basename(&cl[i], text + k);
+        k += strlen(text + k);
+        text[k++] = '\n';
+    }
+    text[k] = '\0';
+    free(cl);
+    int dfd = -1;
+    char base[STORE_BASENAME_MAX + 1];
+    store_path_basename(p, base);
+    r = mkdir_p_at(s->root_fd, STORE_INDEX_DIR, &dfd, err);
+    if (r == 0)
+        r = write_file_atomic_at(dfd, base, text, err);
+    if (dfd >= 0)
+        close(dfd);
+    return r < 0 ? rx_error_wrap(err, "closure index of %s", base) : 0;
 }
 
 int store_stats(struct store *s, uint64_t *npaths, uint64_t *nar_bytes, struct rx_error **err)

@@ -122,4 +122,10 @@ int store_closure(struct store *s, const struct store_path *roots, size_t n,
                   struct store_path **out, size_t *nout, struct rx_error **err);
 
 /* Number of valid paths and the sum of their NAR sizes. */
+/*
+ * Write the closure index of p (see store-index.h), which must be valid:
+ * R/nix/var/runix/closures/<basename>, replaced atomically.
+ */
+int store_index_write(struct store *s, const struct store_path *p, struct rx_error **err);
+
 int store_stats(struct store *s, uint64_t *npaths, uint64_t *nar_bytes, struct rx_error **err);

@@ -189,6 +189,35 @@ ok "doctor: the cache answers" grep -q "file://$FX/cache-zstd: answers" <<<"$out
 out=$(v env RUNIX_CACHES=http://127.0.0.1:9 "$RUNIX" doctor 2>&1)
 ok "doctor: a cache that does not answer, with the reason" grep -q "http://127.0.0.1:9: does not answer: .*onnect" <<<"$out"
 
+# The closure index: what a warm run reads instead of the database.
+idx=$home/store/nix/var/runix/closures/$(basename "$top")
+is "$(tail -n +2 "$idx" | sed 's|^|/nix/store/|')" "$(cat "$FX/closure")" \
+  "fetch wrote the closure index of the path it was asked for"
+chmod 000 "$home/store/nix/var/nix/db/db.sqlite"
+is "$(r run "$top" hello nodb 2>&1)" "hello from a store library, nodb" \
+  "a warm run does not open the database"
+chmod 644 "$home/store/nix/var/nix/db/db.sqlite"
+echo "$(basename "$hello")" > "$idx"
+is "$(r run "$top" hello headerless 2>&1)" "hello from a store library, headerless" \
+  "an index without its header is not believed"
+is "$(tail -n +2 "$idx" | wc -l)" "$(wc -l < "$FX/closure")" "... and is written again from the database"
+echo "00000000000000000000000000000000-gone-1.0" >> "$idx"
+is "$(r run "$top" hello gone 2>&1)" "hello from a store library, gone" \
+  "an index naming a path that is not in the store is not believed"
+ok "... and is written again without it" sh -c "! grep -q gone '$idx'"
+
+# auto probes once per boot and then enters userns directly.
+state=$home/store/nix/var/runix/userns-ok
+is "$(cat "$state" 2>&1)" "$(cat /proc/sys/kernel/random/boot_id)" "auto remembers that userns works in this boot"
+MODE=nouserns
+is "$(r run -v "$top" hello 2>&1 | head -n 1)" \
+  "runix: engine: preload (userns is not usable: unshare(CLONE_NEWUSER) failed: ENOSPC, the limit of user namespaces is reached (/proc/sys/user/max_user_namespaces in this or a parent namespace))" \
+  "when userns stops working, auto falls back to preload even though it remembered userns"
+ok "... and forgets it" test ! -e "$state"
+MODE=store
+is "$(r run -v "$top" hello 2>&1 | head -n 1)" "runix: engine: userns" "auto probes again and picks userns"
+ok "... and remembers it again" test -s "$state"
+
 # Warm runs touch no network; --offline refuses to fetch.
 is "$(v env RUNIX_CACHES=http://127.0.0.1:9 "$RUNIX" run "$top" hello warm 2>&1)" \
   "hello from a store library, warm" "a complete closure runs without asking any cache"

@@ -1,0 +1,31 @@
+#pragma once
+/*
+ * Closure indexes: R/nix/var/runix/closures/<basename of P> lists the
+ * closure of P, one store basename per line after a header line.  runix
+ * fetch writes one for each path it was asked for, once the whole closure is
+ * valid in the database (store_index_write() in store.c).
+ *
+ * They let a warm 'runix run' check that a closure is complete with a file
+ * read and one stat per path, without opening the database (or loading
+ * SQLite).  The database stays the truth: an index is only believed while
+ * every path it names is still in nix/store, and anything else (no index, a
+ * malformed one, a missing path) sends the caller back to the database.
+ *
+ * This file uses libc only, so the runix front can link it alone.
+ */
+
+#include <stddef.h>
+
+#include "store-path.h"
+
+#define STORE_INDEX_HEADER "runix closure index 1"
+#define STORE_INDEX_DIR "nix/var/runix/closures"
+
+/*
+ * Read the index of p in the store whose canonical root is root and check
+ * that every path in it is present.  Returns 0 with the closure (sorted as
+ * written, p included) in *out (free it), or 1 when the index cannot be used
+ * (absent, malformed, not naming p, or a path is missing).
+ */
+int store_index_read(const char *root, const struct store_path *p, struct store_path **out,
+                     size_t *n);
