@@ -463,7 +463,15 @@ static int launch(struct run_ctx *c, const char *prog, char **argv)
     }
 
     if (k == ENGINE_USERNS) {
-        int r = engine_userns_enter(c->store_dir, &err);
+        char (*bases)[STORE_BASENAME_MAX + 1] = xcalloc(c->nclosure + 1, sizeof *bases);
+        const char **names = xcalloc(c->nclosure + 1, sizeof *names);
+        for (size_t i = 0; i < c->nclosure; i++) {
+            store_path_basename(&c->closure[i], bases[i]);
+            names[i] = bases[i];
+        }
+        int r = engine_userns_enter(c->store_dir, names, c->nclosure, &err);
+        free(names);
+        free(bases);
         if (r > 0 && known) {
             /* It worked earlier in this boot, but not now: fall back, probe next time. */
             engine_userns_remember(state, false);

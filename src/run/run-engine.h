@@ -41,9 +41,11 @@ int engine_userns_probe(char *why, size_t whysz);
  * single-threaded.  Returns 0; 1 when no user namespace could be created
  * (the process is unchanged: another engine may be tried); -1 when setting
  * up the view failed later (the process is in a new namespace: the caller
- * should exit, not try another engine).
+ * should exit, not try another engine).  paths are the basenames of the
+ * closure the program needs: the view may make them cheaper to reach.
  */
-int engine_userns_enter(const char *store_dir, struct rx_error **err);
+int engine_userns_enter(const char *store_dir, const char *const *paths, size_t npaths,
+                        struct rx_error **err);
 
 /*
  * auto remembers, in state_file, that the userns engine fully worked during

@@ -3,6 +3,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -17,7 +18,7 @@
 
 #define MAX_LINKS 40  /* the kernel's limit before ELOOP */
 #define MAX_INTERP 5  /* shebang recursion: the kernel allows 4 levels */
-#define HDR_SIZE 256  /* enough for "#!" lines and the ELF header */
+#define HDR_SIZE 1024 /* "#!" lines; the ELF header, usually with its program headers */
 
 static ssize_t sys_readlink(const char *path, char *buf, size_t n)
 {
@@ -157,8 +158,10 @@ int rx_resolve(const struct rx_map *m, const char *path, bool follow, char *out,
         if (r < 0)
             return r;
         ssize_t n = sys_readlink(real, link, sizeof link);
+        if (n == -1 && (errno == ENOENT || errno == ENOTDIR))
+            break; /* nothing below a missing component exists: the real call will say */
         if (n < 0)
-            continue; /* not a symlink, or missing: the real call will say */
+            continue; /* not a symlink: the real call will say */
         if ((size_t)n >= sizeof link)
             return -ENAMETOOLONG;
         if (++links > MAX_LINKS)
@@ -273,55 +276,82 @@ static int elf_interp(int fd, const unsigned char *hdr, size_t n, char *interp, 
     interp[0] = '\0';
     if (n < sizeof(Elf64_Ehdr) || memcmp(hdr, ELFMAG, SELFMAG) != 0)
         return -1;
-    if (hdr[EI_CLASS] == ELFCLASS64) {
+    bool is64 = hdr[EI_CLASS] == ELFCLASS64;
+    if (!is64 && hdr[EI_CLASS] != ELFCLASS32)
+        return 0;
+    uint64_t phoff;
+    unsigned phnum, phentsize, want = is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr);
+    if (is64) {
         Elf64_Ehdr eh;
         memcpy(&eh, hdr, sizeof eh);
-        if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 128)
-            return 0;
-        for (unsigned i = 0; i < eh.e_phnum; i++) {
-            Elf64_Phdr ph;
-            if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + i * sizeof ph)) != sizeof ph)
-                return 0;
-            if (ph.p_type != PT_INTERP)
-                continue;
-            if (ph.p_filesz == 0 || ph.p_filesz >= isz)
-                return 0;
-            if (pread(fd, interp, ph.p_filesz, (off_t)ph.p_offset) != (ssize_t)ph.p_filesz)
-                return 0;
-            interp[ph.p_filesz] = '\0';
-            return 0;
-        }
-    } else if (hdr[EI_CLASS] == ELFCLASS32) {
+        phoff = eh.e_phoff, phnum = eh.e_phnum, phentsize = eh.e_phentsize;
+    } else {
         Elf32_Ehdr eh;
         memcpy(&eh, hdr, sizeof eh);
-        if (eh.e_phentsize != sizeof(Elf32_Phdr) || eh.e_phnum > 128)
+        phoff = eh.e_phoff, phnum = eh.e_phnum, phentsize = eh.e_phentsize;
+    }
+    if (phentsize != want || phnum == 0 || phnum > 128 || phoff > (1u << 30))
+        return 0;
+    /* The whole table in one read (usually already in hdr). */
+    unsigned char table[128 * sizeof(Elf64_Phdr)];
+    size_t tsize = (size_t)phnum * want;
+    const unsigned char *t;
+    if (phoff + tsize <= n) {
+        t = hdr + phoff;
+    } else {
+        if (pread(fd, table, tsize, (off_t)phoff) != (ssize_t)tsize)
             return 0;
-        for (unsigned i = 0; i < eh.e_phnum; i++) {
+        t = table;
+    }
+    for (unsigned i = 0; i < phnum; i++) {
+        uint64_t type, off, size;
+        if (is64) {
+            Elf64_Phdr ph;
+            memcpy(&ph, t + (size_t)i * want, sizeof ph);
+            type = ph.p_type, off = ph.p_offset, size = ph.p_filesz;
+        } else {
             Elf32_Phdr ph;
-            if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + i * sizeof ph)) != sizeof ph)
-                return 0;
-            if (ph.p_type != PT_INTERP)
-                continue;
-            if (ph.p_filesz == 0 || ph.p_filesz >= isz)
-                return 0;
-            if (pread(fd, interp, ph.p_filesz, (off_t)ph.p_offset) != (ssize_t)ph.p_filesz)
-                return 0;
-            interp[ph.p_filesz] = '\0';
-            return 0;
+            memcpy(&ph, t + (size_t)i * want, sizeof ph);
+            type = ph.p_type, off = ph.p_offset, size = ph.p_filesz;
         }
+        if (type != PT_INTERP)
+            continue;
+        if (size == 0 || size >= isz)
+            return 0;
+        if (off + size <= n)
+            memcpy(interp, hdr + off, size);
+        else if (pread(fd, interp, size, (off_t)off) != (ssize_t)size)
+            return 0;
+        interp[size] = '\0';
+        return 0;
     }
     return 0;
 }
 
-/* Does this ld.so accept --argv0 (glibc 2.33 and later)? */
+/*
+ * Does this ld.so accept --argv0 (glibc 2.33 and later)?  Finding out means
+ * reading the loader, so the answer for the last loader is kept, keyed by its
+ * identity, in one word that threads (and vfork children) update atomically:
+ * a shell running many store programs asks once.
+ */
 static bool loader_has_argv0(const char *loader)
 {
+    static uint64_t cache; /* key with the answer in bit 0; 0 = empty */
+    struct stat st;
+    if (sys_stat(loader, &st) < 0)
+        return false;
+    uint64_t key = ((uint64_t)st.st_dev * 0x9e3779b97f4a7c15u) ^ ((uint64_t)st.st_ino << 20) ^
+                   ((uint64_t)st.st_size << 1) ^ ((uint64_t)st.st_mtime << 40);
+    key &= ~(uint64_t)1; /* bit 0 is the answer */
+    uint64_t c = __atomic_load_n(&cache, __ATOMIC_ACQUIRE);
+    if (c && (c & ~(uint64_t)1) == key)
+        return c & 1;
+
     int fd = sys_open(loader, O_RDONLY);
     if (fd < 0)
         return false;
-    struct stat st;
     bool yes = false;
-    if (syscall(SYS_fstat, fd, &st) == 0 && st.st_size > 0 && st.st_size < (64 << 20)) {
+    if (st.st_size > 0 && st.st_size < (64 << 20)) {
         void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p != MAP_FAILED) {
             yes = memmem(p, (size_t)st.st_size, "--argv0", 8) != NULL;
@@ -329,6 +359,8 @@ static bool loader_has_argv0(const char *loader)
         }
     }
     close(fd);
+    if (key)
+        __atomic_store_n(&cache, key | (yes ? 1 : 0), __ATOMIC_RELEASE);
     return yes;
 }
 
