@@ -22,6 +22,7 @@ busybox=$(path_of busybox)
 scripts=$(path_of scripts)
 python=$(path_of python)
 greeting=$(path_of greeting)
+loader=$(basename "$(readelf -l /bin/sh | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')")
 
 chmod 755 "$TEST_TMP"
 if [ "$(id -u)" = 0 ]; then
@@ -85,6 +86,9 @@ check_engine() { # check_engine LABEL RUN-OPTIONS...
     "$l: /proc/self/exe is the program's store path (through the env symlink)"
   is "$(r run "$@" "$top" hello --self 2>&1)" "re-executed via /proc/self/exe" \
     "$l: a program re-executes itself through /proc/self/exe"
+  is "$(r run "$@" "$top" dash -c 'hello-alt --loader; hello --loader' 2>&1 | sed 's|.*/nix/store/[a-z0-9]*-||')" \
+    "glibc-alt-2.36/lib/$loader"$'\n'"glibc-host-2.36/lib/$loader" \
+    "$l: each program runs with the loader its own PT_INTERP names (two glibcs in one closure)"
   is "$(r run "$@" "$top" greet-all you 2>&1)" \
     "hello from a store library, you"$'\n'"a leaf path with no references" \
     "$l: a script with a store shebang runs store programs"

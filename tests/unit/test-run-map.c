@@ -1,0 +1,245 @@
+/*
+ * The preload engine's path mapping (run-map.c) on a real directory tree:
+ * prefix substitution, resolution of store symlinks in the mapped view
+ * (absolute and relative targets, "..", chains, loops), and exec
+ * preparation of scripts with store shebangs.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "test-helpers.h"
+
+#include "run-map.h"
+#include "util-mem.h"
+
+#define A "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a-1.0"
+#define ENV "/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-env"
+#define LOOP "/nix/store/llllllllllllllllllllllllllllllll-loop"
+
+struct fx {
+    char *dir;
+    struct rx_map m;
+};
+
+static char *real(struct fx *f, const char *logical)
+{
+    return xasprintf("%s%s", f->m.store, logical + RX_STORE_LEN);
+}
+
+static void put_file(struct fx *f, const char *logical, const char *text, mode_t mode)
+{
+    char *p = real(f, logical);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    free(p);
+}
+
+static void put_dir(struct fx *f, const char *logical)
+{
+    char *p = real(f, logical);
+    assert_int_equal(mkdir(p, 0755), 0);
+    free(p);
+}
+
+static void put_link(struct fx *f, const char *logical, const char *target)
+{
+    char *p = real(f, logical);
+    assert_int_equal(symlink(target, p), 0);
+    free(p);
+}
+
+static int setup(void **state)
+{
+    struct fx *f = xcalloc(1, sizeof *f);
+    f->dir = td_tmpdir();
+    int n = snprintf(f->m.store, sizeof f->m.store, "%s/nix/store", f->dir);
+    f->m.store_len = (size_t)n;
+    char *p = xasprintf("%s/nix", f->dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    free(p);
+    assert_int_equal(mkdir(f->m.store, 0755), 0);
+
+    put_dir(f, A);
+    put_dir(f, A "/bin");
+    put_dir(f, A "/lib");
+    put_file(f, A "/bin/prog", "#!" A "/bin/interp -x\necho hi\n", 0755);
+    put_file(f, A "/bin/interp", "#!/bin/sh\n", 0755);
+    put_file(f, A "/lib/libx.so", "not really", 0644);
+    /* buildEnv style: absolute links into another store path, and relative ones. */
+    put_dir(f, ENV);
+    put_dir(f, ENV "/bin");
+    put_link(f, ENV "/bin/prog", A "/bin/prog");
+    put_link(f, ENV "/lib", A "/lib");
+    put_link(f, ENV "/up", "../" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a-1.0/bin");
+    put_link(f, ENV "/chain", ENV "/bin/prog");
+    put_link(f, ENV "/outside", "/etc");
+    /* Loops. */
+    put_dir(f, LOOP);
+    put_link(f, LOOP "/a", LOOP "/b");
+    put_link(f, LOOP "/b", LOOP "/a");
+    put_link(f, LOOP "/self", "self");
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    td_rmtree(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+static void expect_resolve(struct fx *f, const char *path, bool follow, const char *want_logical)
+{
+    char out[PATH_MAX];
+    int r = rx_resolve(&f->m, path, follow, out, sizeof out);
+    if (r != 0)
+        fail_msg("rx_resolve(%s) = %d", path, r);
+    char *want = rx_is_store_path(want_logical) ? real(f, want_logical) : xstrdup(want_logical);
+    if (strcmp(out, want) != 0)
+        fail_msg("rx_resolve(%s): got %s, want %s", path, out, want);
+    free(want);
+}
+
+static void test_store_prefix(void **state)
+{
+    struct fx *f = *state;
+    assert_true(rx_is_store_path("/nix/store"));
+    assert_true(rx_is_store_path(A "/bin"));
+    assert_false(rx_is_store_path("/nix/storex/y"));
+    assert_false(rx_is_store_path("/nix"));
+    assert_false(rx_is_store_path("nix/store/x"));
+
+    char out[PATH_MAX];
+    assert_int_equal(rx_subst(&f->m, A "/bin/prog", out, sizeof out), 0);
+    char *want = real(f, A "/bin/prog");
+    assert_string_equal(out, want);
+    /* and back */
+    rx_unmap(&f->m, out);
+    assert_string_equal(out, A "/bin/prog");
+    free(want);
+    assert_int_equal(rx_subst(&f->m, A "/bin/prog", out, f->m.store_len + 5), -ENAMETOOLONG);
+    /* A path outside the real store is left alone. */
+    snprintf(out, sizeof out, "/etc/passwd");
+    rx_unmap(&f->m, out);
+    assert_string_equal(out, "/etc/passwd");
+}
+
+static void test_resolve_symlinks(void **state)
+{
+    struct fx *f = *state;
+    expect_resolve(f, A "/bin/prog", true, A "/bin/prog");
+    /* An absolute store symlink is mapped again, as the kernel would in the view. */
+    expect_resolve(f, ENV "/bin/prog", true, A "/bin/prog");
+    /* ...but not the last component when not following. */
+    expect_resolve(f, ENV "/bin/prog", false, ENV "/bin/prog");
+    /* A symlinked directory in the middle of the path. */
+    expect_resolve(f, ENV "/lib/libx.so", false, A "/lib/libx.so");
+    /* A relative target, and a chain of links. */
+    expect_resolve(f, ENV "/up/interp", true, A "/bin/interp");
+    expect_resolve(f, ENV "/chain", true, A "/bin/prog");
+    /* ".." applies to the resolved prefix (the link's target), like the kernel. */
+    expect_resolve(f, ENV "/lib/../bin/prog", true, A "/bin/prog");
+    expect_resolve(f, A "/bin/./../lib//libx.so", true, A "/lib/libx.so");
+    /* Leaving the store: the kernel resolves the rest. */
+    expect_resolve(f, ENV "/outside/hostname", true, "/etc/hostname");
+    expect_resolve(f, "/usr/bin/env", true, "/usr/bin/env");
+    /* A missing component is not an error here: the real call reports it. */
+    expect_resolve(f, A "/nope/deeper/file", true, A "/nope/deeper/file");
+    expect_resolve(f, ENV "/lib/nope", true, A "/lib/nope");
+}
+
+static void test_resolve_loops(void **state)
+{
+    struct fx *f = *state;
+    char out[PATH_MAX];
+    assert_int_equal(rx_resolve(&f->m, LOOP "/a", true, out, sizeof out), -ELOOP);
+    assert_int_equal(rx_resolve(&f->m, LOOP "/self/x", true, out, sizeof out), -ELOOP);
+    /* Not following the last component: no loop to find. */
+    assert_int_equal(rx_resolve(&f->m, LOOP "/a", false, out, sizeof out), 0);
+    /* Too long. */
+    char *big = xmalloc(PATH_MAX + 16);
+    memset(big, 'x', PATH_MAX + 15);
+    memcpy(big, A "/", strlen(A "/"));
+    big[PATH_MAX + 15] = '\0';
+    assert_int_equal(rx_resolve(&f->m, big, true, out, sizeof out), -ENAMETOOLONG);
+    free(big);
+}
+
+static void test_resolve_relative(void **state)
+{
+    struct fx *f = *state;
+    char cwd[PATH_MAX];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    char *dir = real(f, ENV "/bin");
+    assert_int_equal(chdir(dir), 0);
+    char logical[PATH_MAX];
+    assert_int_equal(rx_getcwd(&f->m, logical, sizeof logical), 0);
+    assert_string_equal(logical, ENV "/bin");
+    expect_resolve(f, "prog", true, A "/bin/prog");
+    expect_resolve(f, "../lib/libx.so", true, A "/lib/libx.so");
+    assert_int_equal(chdir(cwd), 0);
+    free(dir);
+}
+
+static void test_exec_shebang(void **state)
+{
+    struct fx *f = *state;
+    char *const argv[] = {(char *)"prog", (char *)"arg1", NULL};
+    char *const envp[] = {(char *)"PATH=/usr/bin:/bin", NULL};
+    struct rx_exec x;
+    /* ENV/bin/prog -> A/bin/prog: "#!A/bin/interp -x", whose own interpreter is /bin/sh. */
+    assert_int_equal(rx_exec_prepare(&f->m, ENV "/bin/prog", argv, envp, &x), 0);
+    assert_string_equal(x.file, "/bin/sh");
+    /* The kernel's order: interpreter, its argument, the script, the script's arguments. */
+    assert_string_equal(x.argv[0], "/bin/sh");
+    /* Scripts see logical paths, as written in the shebang and as executed. */
+    assert_string_equal(x.argv[1], A "/bin/interp");
+    assert_string_equal(x.argv[2], "-x");
+    assert_string_equal(x.argv[3], ENV "/bin/prog");
+    assert_string_equal(x.argv[4], "arg1");
+    assert_null(x.argv[5]);
+    assert_false(x.static_store_elf);
+    rx_exec_free(&x);
+
+    /* A loop of links is ELOOP, not a crash. */
+    assert_int_equal(rx_exec_prepare(&f->m, LOOP "/a", argv, envp, &x), -ELOOP);
+}
+
+static void test_elf_interp(void **state)
+{
+    (void)state;
+    char interp[PATH_MAX];
+    /* /bin/sh is a dynamically linked host program. */
+    assert_int_equal(rx_elf_interp("/bin/sh", interp, sizeof interp), 0);
+    assert_true(strncmp(interp, "/lib", 4) == 0);
+    assert_non_null(strstr(interp, "ld-linux"));
+    /* Not ELF. */
+    assert_int_equal(rx_elf_interp("/etc/hostname", interp, sizeof interp), -1);
+    assert_int_equal(rx_elf_interp("/nonexistent", interp, sizeof interp), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_store_prefix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resolve_symlinks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resolve_loops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resolve_relative, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exec_shebang, setup, teardown),
+        cmocka_unit_test(test_elf_interp),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
