@@ -88,10 +88,15 @@ if CC=clang setup build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,unde
     { printf '\x08'; bzip2 -c "$f"; } > "$seeds/decompress/bzip2$i"
     i=$((i + 1))
   done
+  mkdir -p "$seeds/runmap"
+  printf '#!/nix/store/ffffffffffffffffffffffffffffffff-fuzz/link -x\n' > "$seeds/runmap/self"
+  printf '#! /bin/sh\necho\n' > "$seeds/runmap/sh"
+  printf 'etc/../loop/x' > "$seeds/runmap/path"
+  head -c 4096 /bin/sh > "$seeds/runmap/elf"
   printf 'substituters = https://cache.nixos.org file:///srv/c?priority=3\n# c\ninclude x\n' > "$seeds/config/a"
   printf 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n' > "$seeds/config/b"
   for f in nar-reader:nar:65536 narinfo:narinfo:16384 nix32:nix32:256 \
-           decompress:decompress:65536 config:config:4096; do
+           decompress:decompress:65536 config:config:4096 run-map:runmap:8192; do
     IFS=: read -r name seed maxlen <<< "$f"
     log=build-fuzz/fuzz-$name.log
     if build-fuzz/fuzz/fuzz-$name -max_total_time="$fuzz_seconds" -max_len="$maxlen" \
