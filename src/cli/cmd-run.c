@@ -204,6 +204,11 @@ static int fetch_in_child(struct run_ctx *c, struct rx_error **err)
     return 0;
 }
 
+static int cmp_path(const void *a, const void *b)
+{
+    return store_path_cmp(a, b);
+}
+
 /*
  * Is every root's closure complete?  Read from the closure indexes that
  * runix fetch writes (store-index.h): a warm start opens no database.
@@ -226,6 +231,14 @@ static bool closure_complete(struct run_ctx *c)
         memcpy(c->closure + c->nclosure, cl, n * sizeof *cl);
         c->nclosure += n;
         free(cl);
+    }
+    if (c->nroots > 1) { /* closures overlap: each path once */
+        qsort(c->closure, c->nclosure, sizeof *c->closure, cmp_path);
+        size_t k = 0;
+        for (size_t i = 0; i < c->nclosure; i++)
+            if (k == 0 || store_path_cmp(&c->closure[k - 1], &c->closure[i]) != 0)
+                c->closure[k++] = c->closure[i];
+        c->nclosure = k;
     }
     free(c->store_dir);
     c->store_dir = xasprintf("%s/nix/store", c->root);
