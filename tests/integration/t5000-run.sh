@@ -57,12 +57,16 @@ chmod 755 "$TEST_TMP/in-view"
 
 MODE=store
 # v CMD...: run CMD as the user in the current MODE, with runix's settings.
+view_env=(PATH=/usr/bin:/bin HOME="$home" LC_ALL=C.UTF-8
+  RX_UID="$uid" RX_GID="$gid" RUNIX_STORE="$home/store"
+  RUNIX_CACHES="file://$FX/cache-zstd" RUNIX_TRUSTED_KEYS="$(cat "$FX/key.pub")"
+  ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}")
 v() {
-  "${as_user[@]}" env -i PATH=/usr/bin:/bin HOME="$home" LC_ALL=C.UTF-8 \
-    RX_UID="$uid" RX_GID="$gid" RUNIX_STORE="$home/store" \
-    RUNIX_CACHES="file://$FX/cache-zstd" RUNIX_TRUSTED_KEYS="$(cat "$FX/key.pub")" \
-    ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}" \
-    unshare -rm "$TEST_TMP/in-view" "$MODE" "$@"
+  "${as_user[@]}" env -i "${view_env[@]}" unshare -rm "$TEST_TMP/in-view" "$MODE" "$@"
+}
+# ve CMD...: the same, replacing the calling (sub)shell: every step execs.
+ve() {
+  exec "${as_user[@]}" env -i "${view_env[@]}" unshare -rm "$TEST_TMP/in-view" "$MODE" "$@"
 }
 # r ARGS...: runix ARGS in the view
 r() { v "$RUNIX" "$@"; }
@@ -117,6 +121,18 @@ check_engine() { # check_engine LABEL RUN-OPTIONS...
   rc=0
   r run "$@" "$top" hello --signal 2 >/dev/null 2>&1 || rc=$?
   is "$rc" 130 "$l: death by SIGINT gives 128+2"
+  # runix execs the program: no process of its own in between, so a signal sent
+  # to the pid the caller started reaches the program itself.
+  rm -f "$home/pid"
+  (ve "$RUNIX" run "$@" "$top" dash -c 'echo $$ > "$HOME/pid"; trap "echo got TERM; exit 3" TERM; while :; do sleep 0.05; done' \
+    >"$TEST_TMP/sig.out" 2>&1) &
+  local bg=$! i
+  for i in $(seq 100); do [ -s "$home/pid" ] && break; sleep 0.05; done
+  is "$(cat "$home/pid" 2>/dev/null)" "$bg" "$l: the program has the pid of the process its caller started"
+  kill -TERM "$bg"
+  rc=0
+  wait "$bg" || rc=$?
+  is "$rc:$(cat "$TEST_TMP/sig.out")" "3:got TERM" "$l: SIGTERM sent to that pid reaches the program's handler"
   is "$(printf 'line one\nline two\n' | r run "$@" "$top" hello --cat 2>&1)" \
     "line one"$'\n'"line two" "$l: stdin passes through"
   is "$(r run "$@" "$top" hello --cat <"$FX/key.pub" 2>&1)" "$(cat "$FX/key.pub")" \
