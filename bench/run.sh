@@ -9,14 +9,14 @@
 #   2. syscall-heavy work: Python importing 50 standard modules; find over
 #      the closure; a shell script that runs 500 store programs.
 #
-#   bench/run.sh        RUNS (default 200 for starts, 7 for workloads);
+#   bench/run.sh        START_RUNS (default 200), RUNS (default 11, for workloads);
 #                       BENCH_DIR keeps the fixture (default /var/tmp/runix-bench)
 # Needs root or unprivileged user namespaces for the userns engine, and
 # proot (apt-get install proot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 START_RUNS=${START_RUNS:-200}
-RUNS=${RUNS:-7}
+RUNS=${RUNS:-11}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/runix-bench}
 command -v proot >/dev/null || { echo "bench/run.sh needs proot (apt-get install proot)" >&2; exit 1; }
 [ -x build/runix ] || { meson setup build >/dev/null && ninja -C build >/dev/null; }
