@@ -76,6 +76,7 @@ int cli_settings_option(struct cli_settings *s, int c, const char *arg)
 /* What the config file says, before the environment and flags apply. */
 struct conf {
     char *store;
+    char *ssl_cert_file;
     struct strv caches, extra_caches, keys, extra_keys;
     bool have_caches, have_keys;
     struct cli_settings *s;
@@ -130,6 +131,9 @@ static int on_setting(void *ctx, const char *name, const char *value, const char
         if (parse_number(value, 1, 100, &n, name, file, line, err) < 0)
             return -1;
         c->s->attempts = (unsigned)n;
+    } else if (strcmp(name, "ssl-cert-file") == 0) {
+        free(c->ssl_cert_file);
+        c->ssl_cert_file = xstrdup(value);
     } else if (strcmp(name, "netrc-file") == 0) {
         free(c->s->netrc_file);
         c->s->netrc_file = value[0] ? xstrdup(value) : NULL;
@@ -195,6 +199,22 @@ int cli_settings_finish(struct cli_settings *s, struct rx_error **err)
     /* The front only runs programs: runix-core checks caches and keys when it fetches. */
     ret = 0;
 #else
+    /* CA certificates for https:// caches, as Nix finds them: the setting, whose default
+     * is NIX_SSL_CERT_FILE, else SSL_CERT_FILE, else the system's. */
+    const char *env_ca = getenv("NIX_SSL_CERT_FILE");
+    if (!env_ca || !*env_ca)
+        env_ca = getenv("SSL_CERT_FILE");
+    if (c.ssl_cert_file && *c.ssl_cert_file)
+        s->ssl_cert_file = xstrdup(c.ssl_cert_file);
+    else if (env_ca && *env_ca)
+        s->ssl_cert_file = xstrdup(env_ca);
+    if (s->ssl_cert_file && access(s->ssl_cert_file, R_OK) < 0) {
+        rx_error_errno(err, "CA certificate file '%s' (ssl-cert-file, NIX_SSL_CERT_FILE or "
+                            "SSL_CERT_FILE) cannot be read",
+                       s->ssl_cert_file);
+        goto out;
+    }
+
     /* Caches. */
     struct strv urls = {0};
     const char *env_caches = getenv("RUNIX_CACHES");
@@ -260,6 +280,7 @@ int cli_settings_finish(struct cli_settings *s, struct rx_error **err)
 #endif
 out:
     free(c.store);
+    free(c.ssl_cert_file);
     strv_clear(&c.caches);
     strv_clear(&c.extra_caches);
     strv_clear(&c.keys);
@@ -280,6 +301,7 @@ void cli_settings_fetch_opts(struct cli_settings *s, struct fetch_opts *o)
     o->stalled_timeout = s->stalled_timeout;
     o->attempts = s->attempts;
     o->netrc_file = s->netrc_file;
+    o->ca_file = s->ssl_cert_file;
     o->umask = cli_umask;
     o->output = s->quiet ? FETCH_QUIET : isatty(STDERR_FILENO) ? FETCH_TTY : FETCH_LINES;
 }
@@ -300,4 +322,5 @@ void cli_settings_release(struct cli_settings *s)
     trusted_keys_release(&s->keys);
 #endif
     free(s->netrc_file);
+    free(s->ssl_cert_file);
 }

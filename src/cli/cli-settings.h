@@ -6,7 +6,8 @@
  *   built-in defaults
  *   the config file ${XDG_CONFIG_HOME:-$HOME/.config}/runix/runix.conf
  *     (or $RUNIX_CONFIG), nix.conf syntax, Nix's setting names
- *   the environment: RUNIX_STORE, RUNIX_CACHES, RUNIX_TRUSTED_KEYS
+ *   the environment: RUNIX_STORE, RUNIX_CACHES, RUNIX_TRUSTED_KEYS,
+ *     NIX_SSL_CERT_FILE / SSL_CERT_FILE
  *   command-line flags
  */
 
@@ -72,6 +73,7 @@ struct cli_settings {
     long stalled_timeout;
     unsigned attempts;
     char *netrc_file; /* owned or NULL */
+    char *ssl_cert_file; /* owned or NULL: CA bundle for https:// */
 };
 
 /* Returns 1 if c was a shared option (and took it), 0 if not. */

@@ -55,6 +55,8 @@ static void probe_cache(const struct cli_settings *s, const char *url, char *why
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, s->connect_timeout > 0 ? s->connect_timeout : 5L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 15L);
+    if (s->ssl_cert_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, s->ssl_cert_file);
     if (s->netrc_file) {
         curl_easy_setopt(h, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
         curl_easy_setopt(h, CURLOPT_NETRC_FILE, s->netrc_file);

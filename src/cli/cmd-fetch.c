@@ -31,8 +31,9 @@ static const char fetch_usage[] =
     "Settings in ~/.config/runix/runix.conf (nix.conf syntax): store, substituters,\n"
     "extra-substituters, trusted-public-keys, extra-trusted-public-keys,\n"
     "http-connections, connect-timeout, stalled-download-timeout, download-attempts,\n"
-    "netrc-file.  Environment: RUNIX_STORE, RUNIX_CACHES, RUNIX_TRUSTED_KEYS,\n"
-    "RUNIX_CONFIG (another config file).\n"
+    "netrc-file, ssl-cert-file.  Environment: RUNIX_STORE, RUNIX_CACHES,\n"
+    "RUNIX_TRUSTED_KEYS, RUNIX_CONFIG (another config file), NIX_SSL_CERT_FILE or\n"
+    "SSL_CERT_FILE (CA certificates for https:// caches).\n"
     "\n"
     "Exit status: 0 when every closure is in the store, 1 when a path could not be\n"
     "fetched, 2 for a bad command line.\n";

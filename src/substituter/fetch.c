@@ -112,6 +112,8 @@ static void setup_easy(CURL *e, const struct fetch_opts *o)
                      o->stalled_timeout > 0 ? o->stalled_timeout : (long)FETCH_DEFAULT_STALL);
     if (o->connect_timeout > 0)
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, o->connect_timeout);
+    if (o->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
     if (o->netrc_file) {
         curl_easy_setopt(e, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
         curl_easy_setopt(e, CURLOPT_NETRC_FILE, o->netrc_file);

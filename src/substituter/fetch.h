@@ -46,6 +46,7 @@ struct fetch_opts {
     long connect_timeout;      /* seconds; 0 means libcurl's default */
     long stalled_timeout;      /* seconds without data; 0 means 300 */
     const char *netrc_file;    /* or NULL */
+    const char *ca_file;       /* CA certificates for https://, or NULL for the system's */
     unsigned attempts;         /* per request and cache; 0 means 5 */
     unsigned jobs;             /* NARs at once; 0 means by CPU count */
     bool dry_run;              /* print what would be fetched to `out` */

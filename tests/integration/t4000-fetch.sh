@@ -171,6 +171,34 @@ fails "  ...including the second one" 1 "$HTTP/ok/low: not found" \
   fetch -q --store "$TEST_TMP/store-missing" --cache "$HTTP/ok/high" --cache "$HTTP/ok/low" \
   /nix/store/00000000000000000000000000000000-missing
 
+# HTTPS, with the CA certificates given the ways Nix takes them: ssl-cert-file in
+# the config file, NIX_SSL_CERT_FILE or SSL_CERT_FILE.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+  -keyout "$TEST_TMP/tls.key" -out "$TEST_TMP/tls.crt" 2>/dev/null
+kill $HTTPD_PID
+HTTPD_TLS_CERT=$TEST_TMP/tls.crt HTTPD_TLS_KEY=$TEST_TMP/tls.key httpd_start "$FX"
+HTTPS=https://${HTTP#http://}
+mkdir -p "$TEST_TMP/tlsconf"
+printf 'ssl-cert-file = %s\n' "$TEST_TMP/tls.crt" >"$TEST_TMP/tlsconf/runix.conf"
+R=$TEST_TMP/store-https
+ok "fetch from an https:// cache whose CA is ssl-cert-file in the config (before the environment)" \
+  env NIX_SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt RUNIX_CONFIG="$TEST_TMP/tlsconf/runix.conf" "$RUNIX" fetch -q --store "$R" \
+  --cache "$HTTPS/ok/cache-xz" --trusted-key "$key" "$top"
+ok "  ...and real Nix accepts the store" oracle "$R" "$top" "$FX/closure"
+ok "SSL_CERT_FILE names the CA too" env -u NIX_SSL_CERT_FILE SSL_CERT_FILE="$TEST_TMP/tls.crt" "$RUNIX" fetch -q \
+  --store "$TEST_TMP/store-https2" --cache "$HTTPS/ok/cache-zstd" --trusted-key "$key" "$(path_of hello)"
+ok "NIX_SSL_CERT_FILE names the CA too, before SSL_CERT_FILE" \
+  env NIX_SSL_CERT_FILE="$TEST_TMP/tls.crt" SSL_CERT_FILE=/nonexistent "$RUNIX" fetch -q \
+  --store "$TEST_TMP/store-https3" --cache "$HTTPS/ok/cache-zstd" --trusted-key "$key" "$(path_of hello)"
+fails "a certificate nobody vouches for is refused, naming the cache" 1 "'$HTTPS/ok/cache-zstd/nix-cache-info': SSL certificate problem" \
+  env -u SSL_CERT_FILE -u NIX_SSL_CERT_FILE "$RUNIX" fetch -q --store "$TEST_TMP/store-https4" \
+  --cache "$HTTPS/ok/cache-zstd" --trusted-key "$key" "$(path_of hello)"
+is "$(ls "$TEST_TMP/store-https4/nix/store" 2>/dev/null | grep -vc '\.lock$')" 0 "  ...and nothing is installed"
+fails "an unreadable CA file is named" 1 "CA certificate file '$TEST_TMP/nope.crt'" \
+  env -u NIX_SSL_CERT_FILE SSL_CERT_FILE="$TEST_TMP/nope.crt" "$RUNIX" fetch -q --store "$TEST_TMP/store-https5" \
+  --cache "$HTTPS/ok/cache-zstd" "$(path_of hello)"
+
 fails "a bad store path is a usage error" 2 "fetch" fetch --store "$TEST_TMP/x" /usr/bin/env
 fails "an unsupported cache URL is refused" 2 "unsupported URL" \
   fetch --store "$TEST_TMP/x" --cache ftp://example.org "$top"

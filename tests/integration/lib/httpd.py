@@ -13,10 +13,13 @@ path (e.g. /fail500x2/cache-xz/nar/...):
     /truncate/...    .nar* files: announce the full length, send half, close
     /stall/...       .nar* files: send half, then stop sending (keep the socket)
     /slow/...        .nar* files: send in 64 KiB pieces, 20 ms apart
+
+With HTTPD_TLS_CERT and HTTPD_TLS_KEY set (PEM files), it serves HTTPS.
 """
 import http.server
 import os
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -94,6 +97,10 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 srv = Server(("127.0.0.1", 0), Handler)
+if os.environ.get("HTTPD_TLS_CERT"):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.environ["HTTPD_TLS_CERT"], os.environ["HTTPD_TLS_KEY"])
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 with open(PORTFILE + ".tmp", "w") as f:
     f.write(str(srv.server_address[1]))
 os.rename(PORTFILE + ".tmp", PORTFILE)
