@@ -484,29 +484,37 @@ static void run_job(struct fetch *f, CURL *e, struct job *j)
     struct nar_unpack_opts uo = {.canonical = true, .umask = o->umask, .root_writable = true};
 
     rm_rf_at(tmp_fd, j->base, NULL);
+    struct pipeline p = {.f = f, .job = j};
+    bool resume = false, can_resume = true;
     for (unsigned attempt = 1;; attempt++) {
-        struct pipeline p = {.f = f, .job = j};
-        sha256_init(&p.fh);
-        sha256_init(&p.nh);
-        p.dec = decompressor_new(j->compression, nar_sink, &p, &j->err);
-        if (!p.dec) {
-            j->outcome = OUT_PERMANENT;
-            return;
+        if (!resume) {
+            p = (struct pipeline){.f = f, .job = j};
+            sha256_init(&p.fh);
+            sha256_init(&p.nh);
+            p.dec = decompressor_new(j->compression, nar_sink, &p, &j->err);
+            if (!p.dec) {
+                j->outcome = OUT_PERMANENT;
+                return;
+            }
+            p.unp = nar_unpacker_new(tmp_fd, j->base, &uo);
+            p.reader = nar_reader_new(&nar_unpack_visitor, p.unp);
         }
-        p.unp = nar_unpacker_new(tmp_fd, j->base, &uo);
-        p.reader = nar_reader_new(&nar_unpack_visitor, p.unp);
 
         char errbuf[CURL_ERROR_SIZE] = "";
         curl_easy_setopt(e, CURLOPT_URL, j->url);
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_cb);
         curl_easy_setopt(e, CURLOPT_WRITEDATA, &p);
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+        /* Resuming asks for the rest only; libcurl fails with CURLE_RANGE_ERROR unless
+         * the server answers 206 from exactly that offset. */
+        curl_easy_setopt(e, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)(resume ? p.fsize : 0));
         CURLcode rc = curl_easy_perform(e);
         long code = 0;
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
 
         enum outcome out;
         rx_error_clear(&j->err);
+        bool transfer_error = false;
         if (p.err) {
             out = p.content_error ? OUT_PERMANENT : OUT_TRANSIENT;
             j->err = steal_pointer(&p.err);
@@ -517,14 +525,35 @@ static void run_job(struct fetch *f, CURL *e, struct job *j)
             char *d = describe(rc, code, errbuf);
             rx_error_set(&j->err, RX_ENET, "%s", d);
             free(d);
+            transfer_error = rc != CURLE_RANGE_ERROR;
         } else {
             out = pipeline_finish(&p, &j->err);
         }
-        atomic_fetch_sub(&f->bytes_done, out == OUT_OK ? 0 : p.counted);
-        pipeline_release(&p, tmp_fd, out != OUT_OK);
+        /*
+         * A connection that broke mid-body leaves the pipeline (hashes, decompressor,
+         * half-written tree) exactly after the last byte received: the next attempt asks
+         * for the rest with a Range request and feeds it on.  Anything else starts over.
+         */
+        if (rc == CURLE_RANGE_ERROR && resume) {
+            /* The server cannot resume: start over at once, this attempt not counted. */
+            can_resume = false;
+            resume = false;
+            atomic_fetch_sub(&f->bytes_done, p.counted);
+            pipeline_release(&p, tmp_fd, true);
+            attempt--;
+            continue;
+        }
+        resume = can_resume && out == OUT_TRANSIENT && transfer_error && p.fsize > 0 &&
+                 attempt < attempts;
+        if (!resume) {
+            atomic_fetch_sub(&f->bytes_done, out == OUT_OK ? 0 : p.counted);
+            pipeline_release(&p, tmp_fd, out != OUT_OK);
+        }
         j->outcome = out;
-        if (out != OUT_TRANSIENT || attempt >= attempts)
+        if (out != OUT_TRANSIENT || attempt >= attempts) {
+            curl_easy_setopt(e, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)0);
             return;
+        }
         double d = backoff_s(attempt);
         struct timespec ts = {(time_t)d, (long)((d - floor(d)) * 1e9)};
         nanosleep(&ts, NULL);

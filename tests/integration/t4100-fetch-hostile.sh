@@ -158,6 +158,22 @@ ok "a server that answers 500 twice then succeeds (5 attempts by default)" \
 is "$(grep -c "GET /fail500x2/good/$(hash_of "$(path_of hello)").narinfo" "$HTTP_LOG")" "3" \
   "the narinfo was asked for three times"
 
+# A connection cut off in the middle of a NAR: the next attempt asks for the
+# rest only (a Range request) and the pipeline carries on from there.
+cp -r "$FX/cache-xz" "$web/xz"
+py=$(path_of python)
+pynar=$(sed -n 's/^URL: //p' "$web/xz/$(hash_of "$py").narinfo")
+ok "a NAR cut off halfway is resumed" \
+  "$RUNIX" fetch -q --trusted-key "$key" --store "$TEST_TMP/s-resume" --cache "$HTTP/truncate-once/xz" "$py"
+ok "  ...with a Range request for the rest" \
+  grep -q "GET /truncate-once/xz/$pynar range=[1-9]" "$HTTP_LOG"
+ok "  ...and real Nix finds the whole closure valid" \
+  nix-store --store "$TEST_TMP/s-resume" --verify --check-contents
+ok "a server without Range support: the path is fetched again from the start" \
+  "$RUNIX" fetch -q --trusted-key "$key" --store "$TEST_TMP/s-norange" --cache "$HTTP/truncate-once-norange/xz" "$py"
+is "$(grep -c "GET /truncate-once-norange/xz/$pynar" "$HTTP_LOG")" 3 \
+  "  ...after one resume attempt that the server answered in full (not counted as an attempt)"
+
 # A bad cache first, a good one after: the good one provides the path.
 for bad in narhash badsig dotdot; do
   ok "after '$bad' fails, the next cache is used" \

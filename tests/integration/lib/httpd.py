@@ -13,6 +13,11 @@ path (e.g. /fail500x2/cache-xz/nar/...):
     /truncate/...    .nar* files: announce the full length, send half, close
     /stall/...       .nar* files: send half, then stop sending (keep the socket)
     /slow/...        .nar* files: send in 64 KiB pieces, 20 ms apart
+    /truncate-once/... .nar* files: the first request of each path is cut off
+                     after half the body; later ones are served in full
+    /truncate-once-norange/... the same, from a server without Range support
+"Range: bytes=N-" is honoured (206) in the modes ok, fail500x2 and
+truncate-once, and logged as "GET PATH range=N".
 
 With HTTPD_TLS_CERT and HTTPD_TLS_KEY set (PEM files), it serves HTTPS.
 """
@@ -40,8 +45,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.do_GET(head=True)
 
     def do_GET(self, head=False):
+        rng = self.headers.get("Range", "")
         with lock, open(LOGFILE, "a") as log:
-            log.write(f"{'HEAD' if head else 'GET'} {self.path}\n")
+            extra = f" range={rng[6:-1]}" if rng.startswith("bytes=") and rng.endswith("-") else ""
+            log.write(f"{'HEAD' if head else 'GET'} {self.path}{extra}\n")
         parts = self.path.split("?")[0].lstrip("/").split("/", 1)
         if len(parts) != 2:
             return self.send_error(404)
@@ -56,19 +63,33 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if n <= 2:
                 return self.send_error(500)
         is_nar = "/nar/" in "/" + rel
-        self.send_response(200)
-        self.send_header("Content-Length", str(os.path.getsize(path)))
+        size = os.path.getsize(path)
+        first = False
+        if mode in ("truncate-once", "truncate-once-norange"):
+            with lock:
+                counts[mode, rel] = counts.get((mode, rel), 0) + 1
+                first = counts[mode, rel] == 1
+        start = 0
+        if mode in ("ok", "fail500x2", "truncate-once") and rng.startswith("bytes=") and rng.endswith("-"):
+            start = int(rng[6:-1])
+            if start >= size:
+                return self.send_error(416)
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(size - start))
         self.end_headers()
         if head:
             return
-        if mode in ("ok", "fail500x2") or not is_nar:
+        if mode in ("ok", "fail500x2") or not is_nar or (mode.startswith("truncate-once") and not first):
             self.wfile.flush()
             with open(path, "rb") as f:
-                self.connection.sendfile(f)  # without holding the GIL
+                self.connection.sendfile(f, offset=start)  # without holding the GIL
             return
         with open(path, "rb") as f:
             data = f.read()
-        if is_nar and mode == "truncate":
+        if is_nar and mode in ("truncate", "truncate-once", "truncate-once-norange"):
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
             self.close_connection = True
