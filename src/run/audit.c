@@ -277,6 +277,97 @@ EXPORT unsigned int la_version(unsigned int version)
     return version < LAV_CURRENT ? version : LAV_CURRENT;
 }
 
+/*
+ * The loader tries each library name in every search directory (and their
+ * glibc-hwcaps, tls and platform subdirectories), so the same directories
+ * come up again and again.  Their resolution in the view cannot change (the
+ * store is read-only), so it is kept: a candidate then costs one readlink to
+ * see whether the file itself is a symlink.
+ */
+#define DIR_CACHE 32
+#define DIR_MAX 1024
+static struct {
+    char logical[DIR_MAX];
+    char real[DIR_MAX];
+    bool missing; /* known not to exist: nothing below it does either */
+} g_dirs[DIR_CACHE];
+static unsigned g_ndirs, g_next;
+
+static const char *cache_put(const char *logical, size_t len, const char *real, bool missing,
+                             bool *missing_out)
+{
+    *missing_out = missing;
+    size_t rl = strlen(real);
+    if (len >= DIR_MAX || rl >= DIR_MAX)
+        return NULL;
+    unsigned slot = g_ndirs < DIR_CACHE ? g_ndirs++ : g_next++ % DIR_CACHE;
+    memcpy(g_dirs[slot].logical, logical, len);
+    g_dirs[slot].logical[len] = '\0';
+    memcpy(g_dirs[slot].real, real, rl + 1);
+    g_dirs[slot].missing = missing;
+    return g_dirs[slot].real;
+}
+
+/*
+ * The real directory behind the logical dir[0..len) (below /nix/store):
+ * from the cache, else from its parent's (recursively) plus one readlink of
+ * the last component, else (a symlink, "." or "..") the full resolver.
+ */
+static const char *resolve_dir(const char *dir, size_t len, int depth, bool *missing)
+{
+    *missing = false;
+    for (unsigned i = 0; i < g_ndirs; i++)
+        if (memcmp(g_dirs[i].logical, dir, len) == 0 && g_dirs[i].logical[len] == '\0') {
+            *missing = g_dirs[i].missing;
+            return g_dirs[i].real;
+        }
+    char real[PATH_MAX];
+    if (len == RX_STORE_LEN) /* "/nix/store" itself */
+        return cache_put(dir, len, g_map.store, false, missing);
+    size_t cut = len;
+    while (cut > RX_STORE_LEN && dir[cut - 1] != '/')
+        cut--;
+    const char *comp = dir + cut;
+    size_t clen = len - cut;
+    const char *parent = NULL;
+    bool plain = clen > 0 && !(comp[0] == '.' && (clen == 1 || (clen == 2 && comp[1] == '.')));
+    bool gone = false;
+    if (plain && depth < 64 && cut > RX_STORE_LEN)
+        parent = resolve_dir(dir, cut - 1, depth + 1, &gone);
+    if (parent) {
+        size_t pl = strlen(parent);
+        if (pl + 1 + clen < sizeof real) {
+            memcpy(real, parent, pl);
+            real[pl] = '/';
+            memcpy(real + pl + 1, comp, clen);
+            real[pl + 1 + clen] = '\0';
+            if (gone)
+                return cache_put(dir, len, real, true, missing);
+            char link[8];
+            if (syscall(SYS_readlinkat, AT_FDCWD, real, link, sizeof link) < 0) {
+                /* a directory, or nothing: no symlink here */
+                bool none = audit_errno == ENOENT || audit_errno == ENOTDIR;
+                if (none && cut - 1 == RX_STORE_LEN) {
+                    /* A store path may still arrive (another runix fetching it): not
+                     * remembered, so that it is looked at afresh next time. */
+                    static char fresh[PATH_MAX];
+                    memcpy(fresh, real, strlen(real) + 1);
+                    return fresh;
+                }
+                return cache_put(dir, len, real, none, missing);
+            }
+        }
+    }
+    char logical[DIR_MAX];
+    if (len >= DIR_MAX)
+        return NULL;
+    memcpy(logical, dir, len);
+    logical[len] = '\0';
+    if (rx_resolve(&g_map, logical, true, real, sizeof real) < 0)
+        return NULL;
+    return cache_put(dir, len, real, false, missing);
+}
+
 EXPORT char *la_objsearch(const char *name, uintptr_t *cookie, unsigned int flag)
 {
     static char buf[PATH_MAX]; /* the loader holds its lock around searches */
@@ -286,7 +377,31 @@ EXPORT char *la_objsearch(const char *name, uintptr_t *cookie, unsigned int flag
         return (char *)name;
     if (!g_state)
         init();
-    if (g_state < 0 || rx_resolve(&g_map, name, true, buf, sizeof buf) < 0)
+    if (g_state < 0)
+        return (char *)name;
+    const char *slash = name;
+    for (const char *q = name; *q; q++)
+        if (*q == '/')
+            slash = q;
+    const char *base = slash + 1;
+    size_t dlen = (size_t)(slash - name), blen = strlen(base);
+    bool plain_base = blen > 0 && !(base[0] == '.' && (blen == 1 || (blen == 2 && base[1] == '.')));
+    bool missing = false;
+    const char *rdir = plain_base && dlen >= RX_STORE_LEN && dlen < DIR_MAX
+                           ? resolve_dir(name, dlen, 0, &missing)
+                           : NULL;
+    if (rdir) {
+        size_t rl = strlen(rdir);
+        if (rl + 1 + blen < sizeof buf) {
+            memcpy(buf, rdir, rl);
+            buf[rl] = '/';
+            memcpy(buf + rl + 1, base, blen + 1);
+            char link[8];
+            if (missing || syscall(SYS_readlinkat, AT_FDCWD, buf, link, sizeof link) < 0)
+                return buf; /* not a symlink, or missing: the loader's open says */
+        }
+    }
+    if (rx_resolve(&g_map, name, true, buf, sizeof buf) < 0)
         return (char *)name;
     return buf;
 }

@@ -93,6 +93,9 @@ check_engine() { # check_engine LABEL RUN-OPTIONS...
   is "$(r run "$@" "$top" dash -c 'hello-alt --loader; hello --loader' 2>&1 | sed 's|.*/nix/store/[a-z0-9]*-||')" \
     "glibc-alt-2.36/lib/$loader"$'\n'"glibc-host-2.36/lib/$loader" \
     "$l: each program runs with the loader its own PT_INTERP names (two glibcs in one closure)"
+  is "$(r run "$@" "$top" dash -c 'hello-linked file; hello-linkdir dir' 2>&1)" \
+    "hello from a store library, file"$'\n'"hello from a store library, dir" \
+    "$l: RUNPATH through absolute store symlinks (a symlinked library, a symlinked lib dir)"
   is "$(r run "$@" "$top" greet-all you 2>&1)" \
     "hello from a store library, you"$'\n'"a leaf path with no references" \
     "$l: a script with a store shebang runs store programs"
