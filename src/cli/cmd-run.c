@@ -488,7 +488,11 @@ static int launch(struct run_ctx *c, const char *prog, char **argv)
         if (r > 0 && known) {
             /* It worked earlier in this boot, but not now: fall back, probe next time. */
             engine_userns_remember(state, false);
-            snprintf(why, sizeof why, "%s", err->msg + strlen("userns engine: "));
+            static const char prefix[] = "userns engine: ";
+            const char *m = err->msg;
+            if (strncmp(m, prefix, sizeof prefix - 1) == 0)
+                m += sizeof prefix - 1;
+            snprintf(why, sizeof why, "%s", m);
             rx_error_free(err);
             err = NULL;
             k = ENGINE_PRELOAD;
