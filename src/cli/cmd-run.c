@@ -460,9 +460,10 @@ static int launch(struct run_ctx *c, const char *prog, char **argv)
     char why[512] = "";
     enum engine_kind k = c->engine;
     struct rx_error *err = NULL;
-    _cleanup_free_ char *state = xasprintf("%s/nix/var/runix/userns-ok", c->root);
+    _cleanup_free_ char *state = NULL;
     bool known = false;
     if (k == ENGINE_AUTO) {
+        state = xasprintf("%s/nix/var/runix/userns-ok", c->root);
         /* Probe once per boot; afterwards enter directly (a failed unshare changes nothing). */
         known = engine_userns_known_good(state);
         if (known) {

@@ -293,6 +293,12 @@ static struct {
 } g_dirs[DIR_CACHE];
 static unsigned g_ndirs, g_next;
 
+/* A path component that names an entry: not empty, ".", or "..". */
+static bool plain_name(const char *c, size_t n)
+{
+    return n > 0 && !(c[0] == '.' && (n == 1 || (n == 2 && c[1] == '.')));
+}
+
 static const char *cache_put(const char *logical, size_t len, const char *real, bool missing,
                              bool *missing_out)
 {
@@ -330,7 +336,7 @@ static const char *resolve_dir(const char *dir, size_t len, int depth, bool *mis
     const char *comp = dir + cut;
     size_t clen = len - cut;
     const char *parent = NULL;
-    bool plain = clen > 0 && !(comp[0] == '.' && (clen == 1 || (clen == 2 && comp[1] == '.')));
+    bool plain = plain_name(comp, clen);
     bool gone = false;
     if (plain && depth < 64 && cut > RX_STORE_LEN)
         parent = resolve_dir(dir, cut - 1, depth + 1, &gone);
@@ -385,7 +391,7 @@ EXPORT char *la_objsearch(const char *name, uintptr_t *cookie, unsigned int flag
             slash = q;
     const char *base = slash + 1;
     size_t dlen = (size_t)(slash - name), blen = strlen(base);
-    bool plain_base = blen > 0 && !(base[0] == '.' && (blen == 1 || (blen == 2 && base[1] == '.')));
+    bool plain_base = plain_name(base, blen);
     bool missing = false;
     const char *rdir = plain_base && dlen >= RX_STORE_LEN && dlen < DIR_MAX
                            ? resolve_dir(name, dlen, 0, &missing)

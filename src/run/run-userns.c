@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "run-engine.h"
+#include "util-fs.h"
 
 #include "banned.h"
 
@@ -417,17 +418,9 @@ void engine_userns_remember(const char *state_file, bool good)
         unlink(state_file);
         return;
     }
-    char id[64], tmp[PATH_MAX];
-    if (!boot_id(id, sizeof id) ||
-        (size_t)snprintf(tmp, sizeof tmp, "%s.%ld", state_file, (long)getpid()) >= sizeof tmp)
-        return;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0)
-        return; /* a read-only store: probe every time */
-    bool ok = write(fd, id, strlen(id)) == (ssize_t)strlen(id);
-    close(fd);
-    if (!ok || rename(tmp, state_file) < 0)
-        unlink(tmp);
+    char id[64];
+    if (boot_id(id, sizeof id))
+        write_file_atomic_at(AT_FDCWD, state_file, id, false, NULL); /* read-only: probe again */
 }
 
 int engine_parse(const char *name)

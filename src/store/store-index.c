@@ -1,48 +1,21 @@
 #include "config.h"
 #include "store-index.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util-buf.h"
+#include "util-io.h"
 #include "util-mem.h"
 
 #include "banned.h"
 
 /* An index larger than this is not ours: 1 MiB is ~14,000 paths. */
 #define INDEX_MAX (1u << 20)
-
-static char *read_small_file(int dirfd, const char *name, size_t *len)
-{
-    _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return NULL;
-    struct stat sb;
-    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size <= 0 ||
-        (unsigned long long)sb.st_size > INDEX_MAX)
-        return NULL;
-    size_t want = (size_t)sb.st_size;
-    char *buf = xmalloc(want + 1);
-    size_t got = 0;
-    while (got < want) {
-        ssize_t r = read(fd, buf + got, want - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            free(buf);
-            return NULL;
-        }
-        got += (size_t)r;
-    }
-    buf[got] = '\0';
-    *len = got;
-    return buf;
-}
 
 int store_index_read(const char *root, const struct store_path *p, struct store_path **out,
                      size_t *n)
@@ -57,9 +30,15 @@ int store_index_read(const char *root, const struct store_path *p, struct store_
         return 1;
     char base[STORE_BASENAME_MAX + 1];
     store_path_basename(p, base);
+    _cleanup_close_ int fd = openat(dfd, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct rx_buf b = RX_BUF_INIT(INDEX_MAX);
+    if (fd < 0 || read_fd(fd, base, &b, NULL) < 0 || b.len == 0) {
+        rx_buf_release(&b);
+        return 1;
+    }
     size_t len;
-    _cleanup_free_ char *text = read_small_file(dfd, base, &len);
-    if (!text || text[len - 1] != '\n')
+    _cleanup_free_ char *text = rx_buf_detach(&b, &len);
+    if (memchr(text, '\0', len) || text[len - 1] != '\n')
         return 1;
 
     struct store_path *v = NULL;

@@ -124,28 +124,6 @@ static int mkdir_p(const char *path, struct rx_error **err)
     return 0;
 }
 
-static int write_file_atomic_at(int dirfd, const char *name, const char *text,
-                                struct rx_error **err)
-{
-    char tmp[NAME_MAX + 1];
-    if ((size_t)snprintf(tmp, sizeof tmp, ".%.200s.%ld.tmp", name, (long)getpid()) >= sizeof tmp)
-        return rx_error_set(err, RX_EFORMAT, "file name '%s' is too long", name);
-    _cleanup_close_ int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return rx_error_errno(err, "cannot create '%s'", tmp);
-    if (write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0) {
-        rx_error_errno(err, "cannot write '%s'", tmp);
-        unlinkat(dirfd, tmp, 0);
-        return -1;
-    }
-    if (renameat(dirfd, tmp, dirfd, name) < 0) {
-        rx_error_errno(err, "cannot rename '%s' to '%s'", tmp, name);
-        unlinkat(dirfd, tmp, 0);
-        return -1;
-    }
-    return 0;
-}
-
 static int db_exec(struct store *s, const char *sql, struct rx_error **err)
 {
     char *msg = NULL;
@@ -217,7 +195,7 @@ static int create_db(struct store *s, int dbdir, struct rx_error **err)
         sqlite3_exec(s->db, "rollback;", NULL, NULL, NULL);
         return -1;
     }
-    if (write_file_atomic_at(dbdir, "schema", SCHEMA_VERSION, err) < 0)
+    if (write_file_atomic_at(dbdir, "schema", SCHEMA_VERSION, true, err) < 0)
         return rx_error_wrap(err, "store '%s'", s->root);
     return 0;
 }
@@ -880,7 +858,7 @@ int store_index_write(struct store *s, const struct store_path *p, struct rx_err
     store_path_basename(p, base);
     r = mkdir_p_at(s->root_fd, STORE_INDEX_DIR, &dfd, err);
     if (r == 0)
-        r = write_file_atomic_at(dfd, base, text, err);
+        r = write_file_atomic_at(dfd, base, text, true, err);
     if (dfd >= 0)
         close(dfd);
     return r < 0 ? rx_error_wrap(err, "closure index of %s", base) : 0;

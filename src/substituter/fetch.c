@@ -200,7 +200,7 @@ struct fetch {
     unsigned nthreads;
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    struct job *queue, *queue_tail, *done;
+    struct job *queue, *done; /* queue: unordered (workers take the largest) */
     bool stop;
     unsigned outstanding;
 
@@ -514,7 +514,7 @@ static void run_job(struct fetch *f, CURL *e, struct job *j)
 
         enum outcome out;
         rx_error_clear(&j->err);
-        bool transfer_error = false;
+        bool transfer_error = false; /* the connection failed, not the data */
         if (p.err) {
             out = p.content_error ? OUT_PERMANENT : OUT_TRANSIENT;
             j->err = steal_pointer(&p.err);
@@ -525,7 +525,7 @@ static void run_job(struct fetch *f, CURL *e, struct job *j)
             char *d = describe(rc, code, errbuf);
             rx_error_set(&j->err, RX_ENET, "%s", d);
             free(d);
-            transfer_error = rc != CURLE_RANGE_ERROR;
+            transfer_error = true;
         } else {
             out = pipeline_finish(&p, &j->err);
         }
@@ -550,10 +550,8 @@ static void run_job(struct fetch *f, CURL *e, struct job *j)
             pipeline_release(&p, tmp_fd, out != OUT_OK);
         }
         j->outcome = out;
-        if (out != OUT_TRANSIENT || attempt >= attempts) {
-            curl_easy_setopt(e, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)0);
+        if (out != OUT_TRANSIENT || attempt >= attempts)
             return;
-        }
         double d = backoff_s(attempt);
         struct timespec ts = {(time_t)d, (long)((d - floor(d)) * 1e9)};
         nanosleep(&ts, NULL);
@@ -575,21 +573,17 @@ static void job_free(struct job *j)
  */
 static struct job *queue_take_largest(struct fetch *f)
 {
-    struct job **best = &f->queue, *prev = NULL, *best_prev = NULL;
+    struct job **best = &f->queue;
     uint64_t best_size = 0;
-    for (struct job **pp = &f->queue; *pp; prev = *pp, pp = &(*pp)->next) {
-        struct job *j = *pp;
-        uint64_t size = j->has_file_size ? j->file_size : j->nar_size;
+    for (struct job **pp = &f->queue; *pp; pp = &(*pp)->next) {
+        uint64_t size = (*pp)->has_file_size ? (*pp)->file_size : (*pp)->nar_size;
         if (size > best_size) {
             best_size = size;
             best = pp;
-            best_prev = prev;
         }
     }
     struct job *j = *best;
     *best = j->next;
-    if (f->queue_tail == j)
-        f->queue_tail = best_prev;
     j->next = NULL;
     return j;
 }
@@ -668,7 +662,6 @@ static void workers_stop(struct fetch *f)
             f->outstanding--;
             job_free(j);
         }
-        f->queue_tail = NULL;
     }
     pthread_cond_broadcast(&f->cond);
     pthread_mutex_unlock(&f->mu);
@@ -697,11 +690,8 @@ static void job_submit(struct fetch *f, size_t idx)
     j->nar_size = it->ni.nar_size;
     it->state = S_DOWNLOADING;
     pthread_mutex_lock(&f->mu);
-    if (f->queue_tail)
-        f->queue_tail->next = j;
-    else
-        f->queue = j;
-    f->queue_tail = j;
+    j->next = f->queue;
+    f->queue = j;
     f->outstanding++;
     pthread_cond_signal(&f->cond);
     pthread_mutex_unlock(&f->mu);

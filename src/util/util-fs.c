@@ -4,10 +4,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util-io.h"
 #include "util-mem.h"
 #include "banned.h"
 
@@ -61,5 +64,27 @@ int rm_rf_at(int dirfd, const char *name, struct rx_error **err)
     }
     if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
         return rx_error_errno(err, "cannot remove '%s'", name);
+    return 0;
+}
+
+int write_file_atomic_at(int dirfd, const char *name, const char *text, bool durable,
+                         struct rx_error **err)
+{
+    char tmp[PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.%ld.tmp", name, (long)getpid()) >= sizeof tmp)
+        return rx_error_set(err, RX_EFORMAT, "file name '%s' is too long", name);
+    _cleanup_close_ int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return rx_error_errno(err, "cannot create '%s'", tmp);
+    if (write_all(fd, text, strlen(text)) < 0 || (durable && fsync(fd) < 0)) {
+        rx_error_errno(err, "cannot write '%s'", tmp);
+        unlinkat(dirfd, tmp, 0);
+        return -1;
+    }
+    if (renameat(dirfd, tmp, dirfd, name) < 0) {
+        rx_error_errno(err, "cannot rename '%s' to '%s'", tmp, name);
+        unlinkat(dirfd, tmp, 0);
+        return -1;
+    }
     return 0;
 }

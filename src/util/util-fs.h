@@ -1,6 +1,8 @@
 #pragma once
 /* File-system helpers that work relative to directory fds. */
 
+#include <stdbool.h>
+
 #include "util-error.h"
 
 /*
@@ -9,3 +11,11 @@
  * Symlinks are removed, never followed.  A missing `name` is not an error.
  */
 int rm_rf_at(int dirfd, const char *name, struct rx_error **err);
+
+/*
+ * Replace `name` in dirfd (or a path, with AT_FDCWD) with `text`: written to
+ * "<name>.<pid>.tmp" beside it, fsynced when durable, then renamed over it.
+ * Readers see the old file or the new one, never a part.
+ */
+int write_file_atomic_at(int dirfd, const char *name, const char *text, bool durable,
+                         struct rx_error **err);
