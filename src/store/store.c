@@ -267,6 +267,8 @@ static int open_db(struct store *s, struct rx_error **err)
     return 0;
 }
 
+static void clean_stale_tmp(struct store *s);
+
 int store_open(const char *root, struct store **out, struct rx_error **err)
 {
     if (!root || !*root)
@@ -298,6 +300,9 @@ int store_open(const char *root, struct store **out, struct rx_error **err)
         goto fail;
     }
     close(gc);
+    /* Work dirs of runs that died (kill -9): gone as soon as anyone opens the store,
+     * even a run that has nothing to download. */
+    clean_stale_tmp(s);
     if (open_db(s, err) < 0)
         goto fail;
     *out = s;
@@ -658,7 +663,6 @@ int store_tmp_fd(struct store *s, struct rx_error **err)
 {
     if (s->tmp_fd >= 0)
         return s->tmp_fd;
-    clean_stale_tmp(s);
     for (int tries = 0; tries < 100; tries++) {
         uint32_t rnd;
         if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)

@@ -51,6 +51,13 @@ for round in 1 2 3 4 5 6; do
   ok "round $round: the store is complete and clean" complete "$R" "$top"
 done
 
+# A run killed after it registered everything leaves only its work dir: the
+# next run cleans it up even though it has nothing to download.
+mkdir -p "$R/nix/var/runix/tmp/dead-run/half-unpacked"
+ok "a fetch with nothing to download still succeeds" \
+  "$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "$HTTP/ok/cache-xz" "$top"
+ok "  ...and removes a dead run's work dir" test ! -e "$R/nix/var/runix/tmp/dead-run"
+
 # Concurrency: overlapping closures, all at once, into one store.
 R=$TEST_TMP/concurrent
 : >"$HTTP_LOG"
