@@ -115,7 +115,7 @@ static int cmd_nar_restore(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct nar_unpack_opts uo = {.canonical = false, .umask = cli_umask};
+    struct nar_unpack_opts uo = {.canonical = false, .umask = cli_umask, .helper_thread = true};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {

@@ -14,15 +14,19 @@
 #include "banned.h"
 
 /*
- * Small files are written and closed by a second thread while this one
- * parses and creates the next entries: creating, writing and closing a
- * file are separate system calls of similar cost, so two cores finish a
- * tree of many small files sooner.  The queue is bounded in entries and
- * bytes, so memory stays bounded whatever the NAR holds.
+ * Small files can be written and closed by a second thread while this one
+ * parses and creates the next entries (nar_unpack_opts.helper_thread):
+ * creating, writing and closing a file are separate system calls of
+ * similar cost, so two cores finish a tree of many small files sooner.
+ * The queue is bounded in entries (open fds) and bytes, so memory stays
+ * bounded whatever the NAR holds, and the thread is woken for a batch of
+ * files, not for each.
  */
 #define SMALL_FILE_MAX (64 * 1024)
-#define QUEUE_SLOTS 512
+#define QUEUE_SLOTS 128
 #define QUEUE_BYTES (2 * 1024 * 1024)
+#define WAKE_SLOTS 32
+#define WAKE_BYTES (256 * 1024)
 
 struct pending {
     int fd;
@@ -78,23 +82,44 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* A started writer thread, or NULL if none could be started. */
+static struct writer *writer_start(bool canonical)
+{
+    struct writer *w = xcalloc(1, sizeof *w);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->nonempty, NULL);
+    pthread_cond_init(&w->nonfull, NULL);
+    w->canonical = canonical;
+    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->nonempty);
+        pthread_cond_destroy(&w->nonfull);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+/* Queue fd (and its contents, taken over) for writing and closing; returns the first errno. */
 static int writer_push(struct writer *w, int fd, char *data, size_t len)
 {
     pthread_mutex_lock(&w->mu);
-    while (w->count == QUEUE_SLOTS || (w->count > 0 && w->bytes + len > QUEUE_BYTES))
+    while (w->count == QUEUE_SLOTS || (w->count > 0 && w->bytes + len > QUEUE_BYTES)) {
+        pthread_cond_signal(&w->nonempty);
         pthread_cond_wait(&w->nonfull, &w->mu);
+    }
     size_t tail = (w->head + w->count) % QUEUE_SLOTS;
-    w->q[tail] = (struct pending){fd, data, data ? len : 0};
+    w->q[tail] = (struct pending){fd, data, len};
     w->count++;
-    w->bytes += data ? len : 0;
-    if (w->waiting)
+    w->bytes += len;
+    if (w->waiting && (w->count >= WAKE_SLOTS || w->bytes >= WAKE_BYTES))
         pthread_cond_signal(&w->nonempty);
     int e = w->error;
     pthread_mutex_unlock(&w->mu);
     return e;
 }
 
-/* Wait for every queued file to be written; returns the first errno, or 0. */
+/* Wait for every queued file to be written, free w; returns the first errno, or 0. */
 static int writer_stop(struct writer *w)
 {
     pthread_mutex_lock(&w->mu);
@@ -105,7 +130,9 @@ static int writer_stop(struct writer *w)
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->nonempty);
     pthread_cond_destroy(&w->nonfull);
-    return w->error;
+    int e = w->error;
+    free(w);
+    return e;
 }
 
 struct nar_unpacker {
@@ -118,6 +145,7 @@ struct nar_unpacker {
     char *small;       /* owned: contents of the current small file */
     size_t small_len;
     struct writer *writer; /* owned; NULL when not started */
+    bool no_writer;        /* it could not be started */
     bool root_created;
     char namebuf[NAR_NAME_MAX + 1];
 };
@@ -132,20 +160,19 @@ struct nar_unpacker *nar_unpacker_new(int parent_fd, const char *name,
     u->root_name = xstrdup(name);
     u->opts = *opts;
     u->file_fd = -1;
-    u->writer = xcalloc(1, sizeof *u->writer);
-    pthread_mutex_init(&u->writer->mu, NULL);
-    pthread_cond_init(&u->writer->nonempty, NULL);
-    pthread_cond_init(&u->writer->nonfull, NULL);
-    u->writer->canonical = opts->canonical;
-    if (pthread_create(&u->writer->thread, NULL, writer_main, u->writer) != 0) {
-        /* No second thread: write everything here. */
-        pthread_mutex_destroy(&u->writer->mu);
-        pthread_cond_destroy(&u->writer->nonempty);
-        pthread_cond_destroy(&u->writer->nonfull);
-        free(u->writer);
-        u->writer = NULL;
-    }
     return u;
+}
+
+/* Should the next small file go to the writer thread?  It starts with the first. */
+static bool want_writer(struct nar_unpacker *u)
+{
+    if (!u->opts.helper_thread || u->no_writer)
+        return false;
+    if (!u->writer) {
+        u->writer = writer_start(u->opts.canonical);
+        u->no_writer = !u->writer;
+    }
+    return u->writer != NULL;
 }
 
 /* Wait for the writer thread and report its first error. */
@@ -154,7 +181,6 @@ static int finish_writes(struct nar_unpacker *u, struct rx_error **err)
     if (!u->writer)
         return 0;
     int e = writer_stop(u->writer);
-    free(u->writer);
     u->writer = NULL;
     if (e) {
         errno = e;
@@ -266,7 +292,7 @@ static int on_file_begin(void *ctx, const char *name, size_t len, bool exec, uin
     u->file_fd = fd;
     if (u->opts.canonical && fix_mode(u, fd, mode, cname, err) < 0)
         return -1;
-    if (u->writer && size <= SMALL_FILE_MAX) {
+    if (size <= SMALL_FILE_MAX && want_writer(u)) {
         u->small = xmalloc(size ? (size_t)size : 1);
         u->small_len = 0;
     }
@@ -291,7 +317,7 @@ static int on_file_end(void *ctx, struct rx_error **err)
 {
     struct nar_unpacker *u = ctx;
     int fd = steal_fd(&u->file_fd);
-    if (u->writer) {
+    if (u->small) {
         char *data = steal_pointer(&u->small);
         int e = writer_push(u->writer, fd, data, u->small_len);
         if (e) {

@@ -30,6 +30,13 @@ struct nar_unpack_opts {
      * makes it 0555 once it is in place.
      */
     bool root_writable;
+    /*
+     * Write small files from a second thread.  This pays off when the
+     * unpacker has a core to itself; when several unpack at once (a fetch
+     * of many paths), every core is busy already and the hand-over only
+     * adds work.
+     */
+    bool helper_thread;
 };
 
 struct nar_unpacker;

@@ -26,6 +26,7 @@ struct decompressor {
     unsigned char *out; /* owned, OUT_SIZE bytes */
     bool ended;         /* the compressed stream is complete */
     bool any_input;
+    bool xz_live;       /* u.xz holds liblzma's allocations */
     union {
         lzma_stream xz;
         ZSTD_DCtx *zstd;
@@ -66,6 +67,73 @@ static int bz_init(struct decompressor *d, struct rx_error **err)
     return 0;
 }
 
+/* Set up the state of d->method; -1 with *err set (and nothing to free) on failure. */
+static int method_init(struct decompressor *d, struct rx_error **err)
+{
+    switch (d->method) {
+    case M_NONE:
+        break;
+    case M_XZ: {
+        /*
+         * On a stream used before, liblzma keeps the dictionary it has if it fits.
+         * The stream's own check (CRC64 by default) is not computed: callers verify
+         * the output against the signed NarHash, and skipping it saves a tenth of
+         * the decoding time.
+         */
+        if (!d->xz_live) {
+            lzma_stream init = LZMA_STREAM_INIT;
+            d->u.xz = init;
+        }
+        if (lzma_stream_decoder(&d->u.xz, DECOMPRESS_MEMLIMIT,
+                                LZMA_CONCATENATED | LZMA_IGNORE_CHECK) != LZMA_OK) {
+            if (d->xz_live)
+                lzma_end(&d->u.xz);
+            d->xz_live = false;
+            return rx_error_set(err, ENOMEM, "cannot initialise the xz decoder");
+        }
+        d->xz_live = true;
+        break;
+    }
+    case M_ZSTD:
+        d->u.zstd = ZSTD_createDCtx();
+        if (!d->u.zstd ||
+            ZSTD_isError(ZSTD_DCtx_setParameter(d->u.zstd, ZSTD_d_windowLogMax, 27))) {
+            ZSTD_freeDCtx(d->u.zstd);
+            return rx_error_set(err, ENOMEM, "cannot initialise the zstd decoder");
+        }
+        break;
+    case M_BZIP2:
+        return bz_init(d, err);
+    case M_BR:
+        d->u.br = BrotliDecoderCreateInstance(NULL, NULL, NULL);
+        if (!d->u.br)
+            return rx_error_set(err, ENOMEM, "cannot initialise the brotli decoder");
+        break;
+    }
+    return 0;
+}
+
+static void method_end(struct decompressor *d)
+{
+    switch (d->method) {
+    case M_NONE:
+        break;
+    case M_XZ:
+        lzma_end(&d->u.xz);
+        d->xz_live = false;
+        break;
+    case M_ZSTD:
+        ZSTD_freeDCtx(d->u.zstd);
+        break;
+    case M_BZIP2:
+        BZ2_bzDecompressEnd(&d->u.bz);
+        break;
+    case M_BR:
+        BrotliDecoderDestroyInstance(d->u.br);
+        break;
+    }
+}
+
 struct decompressor *decompressor_new(const char *method, decompress_sink sink, void *ctx,
                                       struct rx_error **err)
 {
@@ -79,65 +147,45 @@ struct decompressor *decompressor_new(const char *method, decompress_sink sink, 
     d->sink = sink;
     d->ctx = ctx;
     d->out = xmalloc(OUT_SIZE);
-    switch (m) {
-    case M_NONE:
-        break;
-    case M_XZ: {
-        lzma_stream init = LZMA_STREAM_INIT;
-        d->u.xz = init;
-        if (lzma_stream_decoder(&d->u.xz, DECOMPRESS_MEMLIMIT, LZMA_CONCATENATED) != LZMA_OK) {
-            rx_error_set(err, ENOMEM, "cannot initialise the xz decoder");
-            goto fail;
-        }
-        break;
-    }
-    case M_ZSTD:
-        d->u.zstd = ZSTD_createDCtx();
-        if (!d->u.zstd ||
-            ZSTD_isError(ZSTD_DCtx_setParameter(d->u.zstd, ZSTD_d_windowLogMax, 27))) {
-            rx_error_set(err, ENOMEM, "cannot initialise the zstd decoder");
-            goto fail;
-        }
-        break;
-    case M_BZIP2:
-        if (bz_init(d, err) < 0)
-            goto fail;
-        break;
-    case M_BR:
-        d->u.br = BrotliDecoderCreateInstance(NULL, NULL, NULL);
-        if (!d->u.br) {
-            rx_error_set(err, ENOMEM, "cannot initialise the brotli decoder");
-            goto fail;
-        }
-        break;
+    if (method_init(d, err) < 0) {
+        free(d->out);
+        free(d);
+        return NULL;
     }
     return d;
-fail:
-    free(d->out);
-    free(d);
-    return NULL;
+}
+
+int decompressor_restart(struct decompressor *d, const char *method, decompress_sink sink,
+                         void *ctx, struct rx_error **err)
+{
+    enum method m;
+    if (method_find(method, &m) < 0)
+        return rx_error_set(err, RX_EUNSUPPORTED, "unsupported compression '%s'", method);
+    d->sink = sink;
+    d->ctx = ctx;
+    d->ended = false;
+    d->any_input = false;
+    if (m == d->method && m == M_ZSTD) {
+        /* Keeps the window buffer and the parameters. */
+        ZSTD_DCtx_reset(d->u.zstd, ZSTD_reset_session_only);
+        return 0;
+    }
+    if (m == d->method && m == M_XZ)
+        return method_init(d, err);
+    method_end(d);
+    d->method = m;
+    if (method_init(d, err) < 0) {
+        d->method = M_NONE; /* nothing left to free */
+        return -1;
+    }
+    return 0;
 }
 
 void decompressor_free(struct decompressor *d)
 {
     if (!d)
         return;
-    switch (d->method) {
-    case M_NONE:
-        break;
-    case M_XZ:
-        lzma_end(&d->u.xz);
-        break;
-    case M_ZSTD:
-        ZSTD_freeDCtx(d->u.zstd);
-        break;
-    case M_BZIP2:
-        BZ2_bzDecompressEnd(&d->u.bz);
-        break;
-    case M_BR:
-        BrotliDecoderDestroyInstance(d->u.br);
-        break;
-    }
+    method_end(d);
     free(d->out);
     free(d);
 }

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -406,7 +407,6 @@ static size_t body_cb(char *data, size_t size, size_t nmemb, void *ctx)
 
 static void pipeline_release(struct pipeline *p, int tmp_fd, bool remove)
 {
-    decompressor_free(p->dec);
     nar_reader_free(p->reader);
     bool created = p->unp && nar_unpacker_created(p->unp);
     nar_unpacker_free(p->unp);
@@ -476,11 +476,13 @@ static enum outcome pipeline_finish(struct pipeline *p, struct rx_error **err)
     return OUT_OK;
 }
 
-static void run_job(struct fetch *f, CURL *e, struct job *j)
+/* Download and unpack one NAR; decp is the thread's decompressor, kept across jobs. */
+static void run_job(struct fetch *f, CURL *e, struct job *j, struct decompressor **decp)
 {
     const struct fetch_opts *o = f->o;
     unsigned attempts = o->attempts ? o->attempts : FETCH_DEFAULT_ATTEMPTS;
     int tmp_fd = store_tmp_fd(f->store, NULL);
+    /* Parallel downloads keep the cores busy: no helper thread per NAR. */
     struct nar_unpack_opts uo = {.canonical = true, .umask = o->umask, .root_writable = true};
 
     rm_rf_at(tmp_fd, j->base, NULL);
@@ -491,11 +493,12 @@ static void run_job(struct fetch *f, CURL *e, struct job *j)
             p = (struct pipeline){.f = f, .job = j};
             sha256_init(&p.fh);
             sha256_init(&p.nh);
-            p.dec = decompressor_new(j->compression, nar_sink, &p, &j->err);
-            if (!p.dec) {
+            if (*decp ? decompressor_restart(*decp, j->compression, nar_sink, &p, &j->err) < 0
+                      : !(*decp = decompressor_new(j->compression, nar_sink, &p, &j->err))) {
                 j->outcome = OUT_PERMANENT;
                 return;
             }
+            p.dec = *decp;
             p.unp = nar_unpacker_new(tmp_fd, j->base, &uo);
             p.reader = nar_reader_new(&nar_unpack_visitor, p.unp);
         }
@@ -591,6 +594,7 @@ static struct job *queue_take_largest(struct fetch *f)
 static void *worker_main(void *arg)
 {
     struct fetch *f = arg;
+    struct decompressor *dec = NULL; /* kept from one NAR to the next */
     CURL *e = curl_easy_init();
     if (e) {
         setup_easy(e, f->o);
@@ -607,7 +611,7 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&f->mu);
 
         if (e) {
-            run_job(f, e, j);
+            run_job(f, e, j, &dec);
         } else {
             j->outcome = OUT_PERMANENT;
             rx_error_set(&j->err, ENOMEM, "cannot initialise libcurl");
@@ -619,23 +623,32 @@ static void *worker_main(void *arg)
         curl_multi_wakeup(f->multi);
     }
     pthread_mutex_unlock(&f->mu);
+    decompressor_free(dec);
     if (e)
         curl_easy_cleanup(e);
     return NULL;
 }
 
-static unsigned default_jobs(void)
+/* The CPUs this process may run on. */
+static unsigned usable_cores(void)
 {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1)
-        n = 1;
-    n *= 2;
-    return (unsigned)(n < 2 ? 2 : n > 8 ? 8 : n);
+    return n < 1 ? 1 : (unsigned)n;
+}
+
+/* Two downloads per core, so that one waiting for the network leaves no core idle. */
+static unsigned default_jobs(unsigned cores)
+{
+    unsigned n = cores * 2;
+    return n < 2 ? 2 : n > 8 ? 8 : n;
 }
 
 static int workers_start(struct fetch *f, struct rx_error **err)
 {
-    unsigned n = f->o->jobs ? f->o->jobs : default_jobs();
+    unsigned n = f->o->jobs ? f->o->jobs : default_jobs(usable_cores());
     f->threads = xcalloc(n, sizeof *f->threads);
     for (unsigned i = 0; i < n; i++) {
         int r = pthread_create(&f->threads[i], NULL, worker_main, f);

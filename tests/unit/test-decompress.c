@@ -152,6 +152,74 @@ static void test_truncated_and_trailing(void **state)
     free(data);
 }
 
+/* Feed all of in to d (restarted for method) and finish; 0 or -1. */
+static int run_on(struct decompressor *d, const char *method, const unsigned char *in, size_t n,
+                  struct rx_buf *out)
+{
+    struct rx_error *err = NULL;
+    int r = decompressor_restart(d, method, sink, out, &err);
+    for (size_t off = 0; off < n && r == 0; off += 5000)
+        r = decompressor_feed(d, in + off, n - off < 5000 ? n - off : 5000, &err);
+    if (r == 0)
+        r = decompressor_finish(d, &err);
+    rx_error_free(err);
+    return r;
+}
+
+/*
+ * One decompressor restarted for stream after stream, as a download thread
+ * uses it: every method after every other, after a stream abandoned halfway
+ * and after a corrupt one, gives exactly the data.
+ */
+static void test_restart(void **state)
+{
+    (void)state;
+    unsigned char *data = make_data();
+    unsigned char *c[ARRAY_SIZE(methods)];
+    size_t n[ARRAY_SIZE(methods)];
+    for (size_t m = 0; m < ARRAY_SIZE(methods); m++)
+        c[m] = compress(methods[m], data, DATA_LEN, &n[m]);
+    struct rx_buf out = RX_BUF_INIT(2 * DATA_LEN);
+    struct rx_error *err = NULL;
+    struct decompressor *d = decompressor_new("zstd", sink, &out, &err);
+    assert_non_null(d);
+    for (size_t a = 0; a < ARRAY_SIZE(methods); a++) {
+        for (size_t b = 0; b < ARRAY_SIZE(methods); b++) {
+            /* a: abandoned halfway; then a corrupt stream of b; then b whole, twice. */
+            rx_buf_reset(&out);
+            assert_int_equal(decompressor_restart(d, methods[a], sink, &out, &err), 0);
+            assert_int_equal(decompressor_feed(d, c[a], n[a] / 2, &err), 0);
+            unsigned char *bad = xmalloc(n[b]);
+            memcpy(bad, c[b], n[b]);
+            bad[n[b] / 3] ^= 0x55;
+            rx_buf_reset(&out);
+            int r = run_on(d, methods[b], bad, n[b], &out);
+            assert_true(r < 0 || out.len != DATA_LEN || memcmp(out.data, data, DATA_LEN) != 0);
+            free(bad);
+            for (int k = 0; k < 2; k++) {
+                rx_buf_reset(&out);
+                if (run_on(d, methods[b], c[b], n[b], &out) < 0)
+                    fail_msg("%s after %s: refused", methods[b], methods[a]);
+                assert_int_equal(out.len, DATA_LEN);
+                assert_memory_equal(out.data, data, DATA_LEN);
+            }
+        }
+    }
+    /* An unknown method leaves it restartable. */
+    assert_int_equal(decompressor_restart(d, "lz4", sink, &out, &err), -1);
+    assert_int_equal(err->code, RX_EUNSUPPORTED);
+    rx_error_free(err);
+    err = NULL;
+    rx_buf_reset(&out);
+    assert_int_equal(run_on(d, "xz", c[1], n[1], &out), 0);
+    assert_int_equal(out.len, DATA_LEN);
+    decompressor_free(d);
+    rx_buf_release(&out);
+    for (size_t m = 0; m < ARRAY_SIZE(methods); m++)
+        free(c[m]);
+    free(data);
+}
+
 static void test_concatenated_streams(void **state)
 {
     (void)state;
@@ -227,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_truncated_and_trailing),
         cmocka_unit_test(test_concatenated_streams),
+        cmocka_unit_test(test_restart),
         cmocka_unit_test(test_unsupported),
         cmocka_unit_test(test_sink_error_stops),
     };

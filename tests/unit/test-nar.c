@@ -107,13 +107,16 @@ static char *dump_mem(const char *path, size_t *len)
     return rx_buf_detach(&b, len);
 }
 
+/* Whether unpack_mem writes small files from a helper thread. */
+static bool unpack_helper = true;
+
 /* Unpack data (in 4 KiB pieces) into dir/name. */
 static int unpack_mem(const void *data, size_t len, const char *dir, const char *name,
                       bool canonical, struct rx_error **err)
 {
     int dfd = open(dir, O_RDONLY | O_DIRECTORY);
     assert_true(dfd >= 0);
-    struct nar_unpack_opts o = {.canonical = canonical, .umask = 022};
+    struct nar_unpack_opts o = {.canonical = canonical, .umask = 022, .helper_thread = unpack_helper};
     int pipefd[2];
     assert_int_equal(pipe(pipefd), 0);
     /* Feed through a pipe from a child so nar_unpack_fd's cleanup path is used. */
@@ -252,8 +255,11 @@ static void test_nar_valid_vectors_round_trip(void **state)
         }
 
         char *tmp = td_tmpdir();
-        for (int canonical = 0; canonical <= 1; canonical++) {
-            const char *name = canonical ? "canon" : "plain";
+        for (int mode = 0; mode < 4; mode++) {
+            bool canonical = mode & 1;
+            unpack_helper = mode & 2;
+            static const char *const names[] = {"plain", "canon", "plain-helper", "canon-helper"};
+            const char *name = names[mode];
             if (unpack_mem(data, len, tmp, name, canonical, &err) < 0)
                 fail_msg("%s: unpack: %s", rel, err->msg);
             char *out = xasprintf("%s/%s", tmp, name);
@@ -271,6 +277,7 @@ static void test_nar_valid_vectors_round_trip(void **state)
             free(dumped);
             free(out);
         }
+        unpack_helper = true;
         td_rmtree(tmp);
         free(tmp);
         free(whole);
