@@ -31,6 +31,9 @@
 #define MAX_ACTIVE_QUERIES 64
 #define CACHE_INFO_MAX (64 * 1024)
 #define TICK_MS 200
+#define MAX_WORKERS 16
+#define BIG_JOB (1024 * 1024) /* bytes to download */
+#define KEEP_DECODER_MAX (1024 * 1024) /* NarSize */
 
 /* ---- outcome of one request ---- */
 
@@ -198,12 +201,14 @@ struct fetch {
 
     /* worker pool */
     pthread_t *threads;
-    unsigned nthreads;
+    unsigned nthreads, max_threads;
+    unsigned idle, waking; /* workers waiting for a job; of those, signalled */
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    struct job *queue, *done; /* queue: unordered (workers take the largest) */
+    struct job *queue, *done; /* queue: unordered (see queue_take) */
     bool stop;
     unsigned outstanding;
+    unsigned big_running, big_max; /* jobs of BIG_JOB bytes or more */
 
     /* progress */
     _Atomic uint64_t bytes_done;
@@ -569,25 +574,34 @@ static void job_free(struct job *j)
     free(j);
 }
 
-/*
- * The queued job with the most to download (FileSize, else NarSize), taken
- * off the queue; f->mu held.  Decompression of the largest NAR is usually
- * the critical path, so it should start first, not last.
- */
-static struct job *queue_take_largest(struct fetch *f)
+static uint64_t job_size(const struct job *j)
 {
-    struct job **best = &f->queue;
-    uint64_t best_size = 0;
+    return j->has_file_size ? j->file_size : j->nar_size;
+}
+
+/*
+ * The queued job to start next, taken off the queue, or NULL; f->mu held.
+ * The largest goes first: decompressing the largest NAR is usually the
+ * critical path.  Big downloads keep a core busy each, so at most
+ * f->big_max of them run at once; small ones spend their time waiting for
+ * the network, and the other workers take them meanwhile.
+ */
+static struct job *queue_take(struct fetch *f)
+{
+    bool big_ok = f->big_running < f->big_max;
+    struct job **best = NULL;
     for (struct job **pp = &f->queue; *pp; pp = &(*pp)->next) {
-        uint64_t size = (*pp)->has_file_size ? (*pp)->file_size : (*pp)->nar_size;
-        if (size > best_size) {
-            best_size = size;
+        uint64_t size = job_size(*pp);
+        if ((big_ok || size < BIG_JOB) && (!best || size > job_size(*best)))
             best = pp;
-        }
     }
+    if (!best)
+        return NULL;
     struct job *j = *best;
     *best = j->next;
     j->next = NULL;
+    if (job_size(j) >= BIG_JOB)
+        f->big_running++;
     return j;
 }
 
@@ -603,21 +617,34 @@ static void *worker_main(void *arg)
     }
     pthread_mutex_lock(&f->mu);
     for (;;) {
-        while (!f->queue && !f->stop)
+        struct job *j;
+        /* Queued big jobs wait for a running one to end; its worker takes them then. */
+        while (!(j = queue_take(f)) && !(f->stop && !f->queue)) {
+            f->idle++;
             pthread_cond_wait(&f->cond, &f->mu);
-        if (!f->queue)
+            f->idle--;
+            if (f->waking > 0)
+                f->waking--;
+        }
+        if (!j)
             break;
-        struct job *j = queue_take_largest(f);
         pthread_mutex_unlock(&f->mu);
 
         if (e) {
             run_job(f, e, j, &dec);
+            /* Keep the decoder's memory only if a small NAR touched little of it. */
+            if (j->nar_size > KEEP_DECODER_MAX) {
+                decompressor_free(dec);
+                dec = NULL;
+            }
         } else {
             j->outcome = OUT_PERMANENT;
             rx_error_set(&j->err, ENOMEM, "cannot initialise libcurl");
         }
 
         pthread_mutex_lock(&f->mu);
+        if (job_size(j) >= BIG_JOB)
+            f->big_running--;
         j->next = f->done;
         f->done = j;
         curl_multi_wakeup(f->multi);
@@ -639,27 +666,39 @@ static unsigned usable_cores(void)
     return n < 1 ? 1 : (unsigned)n;
 }
 
-/* Two downloads per core, so that one waiting for the network leaves no core idle. */
-static unsigned default_jobs(unsigned cores)
+/*
+ * Big downloads: two per core, so that one waiting on the network leaves no
+ * core idle, and memory stays bounded (each holds a decoder window).
+ * Downloads in all: enough to hide the latency of many small paths.
+ */
+static void worker_counts(const struct fetch_opts *o, unsigned *big, unsigned *all)
 {
-    unsigned n = cores * 2;
-    return n < 2 ? 2 : n > 8 ? 8 : n;
+    if (o->jobs) {
+        *big = *all = o->jobs;
+        return;
+    }
+    unsigned conns = o->http_connections ? o->http_connections : FETCH_DEFAULT_CONNECTIONS;
+    unsigned b = usable_cores() * 2;
+    b = b < 2 ? 2 : b > 8 ? 8 : b;
+    *big = b < conns ? b : conns;
+    unsigned a = *big > MAX_WORKERS ? *big : MAX_WORKERS;
+    *all = a < conns ? a : conns;
 }
 
+/*
+ * The first worker starts here, so that a thread can always be had; the
+ * others start as jobs are queued with none idle (job_submit).
+ */
 static int workers_start(struct fetch *f, struct rx_error **err)
 {
-    unsigned n = f->o->jobs ? f->o->jobs : default_jobs(usable_cores());
-    f->threads = xcalloc(n, sizeof *f->threads);
-    for (unsigned i = 0; i < n; i++) {
-        int r = pthread_create(&f->threads[i], NULL, worker_main, f);
-        if (r != 0) {
-            if (i > 0)
-                break;
-            errno = r;
-            return rx_error_errno(err, "cannot start a download thread");
-        }
-        f->nthreads++;
+    worker_counts(f->o, &f->big_max, &f->max_threads);
+    f->threads = xcalloc(f->max_threads, sizeof *f->threads);
+    int r = pthread_create(&f->threads[0], NULL, worker_main, f);
+    if (r != 0) {
+        errno = r;
+        return rx_error_errno(err, "cannot start a download thread");
     }
+    f->nthreads = 1;
     return 0;
 }
 
@@ -706,7 +745,13 @@ static void job_submit(struct fetch *f, size_t idx)
     j->next = f->queue;
     f->queue = j;
     f->outstanding++;
-    pthread_cond_signal(&f->cond);
+    if (f->idle > f->waking) {
+        f->waking++;
+        pthread_cond_signal(&f->cond);
+    } else if (f->nthreads < f->max_threads &&
+               pthread_create(&f->threads[f->nthreads], NULL, worker_main, f) == 0) {
+        f->nthreads++;
+    }
     pthread_mutex_unlock(&f->mu);
 }
 

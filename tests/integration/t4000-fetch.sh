@@ -69,6 +69,17 @@ done
 n_nar=$(grep -c "^GET /ok/cache-zstd/nar/" "$HTTP_LOG")
 is "$n_nar" "$(wc -l <"$FX/closure" | tr -d ' ')" "each NAR is downloaded exactly once"
 
+# Small NARs are downloaded many at once, so a distant cache's latency is
+# paid a few times, not once per path: from a cache that answers after
+# 40 ms, more NARs are requested at once than the 2 per core (4 here)
+# that big downloads are limited to.
+R=$TEST_TMP/store-latency
+: >"$HTTP_LOG"
+fetch -q --store "$R" --cache "$HTTP/latency/cache-zstd" "$top" >/dev/null
+most=$(sed -n 's/.* nars=\([0-9]*\)$/\1/p' "$HTTP_LOG" | sort -n | tail -1)
+ok "small NARs are downloaded many at once (${most:-0} at most here)" test "${most:-0}" -ge 6
+ok "  ...and real Nix verifies that store" oracle "$R" "$top" "$FX/closure"
+
 # A second fetch asks nothing: the closure is already valid.
 : >"$HTTP_LOG"
 out=$(fetch --store "$TEST_TMP/store-xz" --cache "$HTTP/ok/cache-xz" "$top" 2>&1)

@@ -16,6 +16,10 @@ path (e.g. /fail500x2/cache-xz/nar/...):
     /truncate-once/... .nar* files: the first request of each path is cut off
                      after half the body; later ones are served in full
     /truncate-once-norange/... the same, from a server without Range support
+    /latency/...     every answer waits 40 ms first, like a distant server;
+                     NAR requests are logged with " nars=N", the number of
+                     NAR requests being answered at that moment, this one
+                     included
 "Range: bytes=N-" is honoured (206) in the modes ok, fail500x2 and
 truncate-once, and logged as "GET PATH range=N".
 
@@ -32,6 +36,7 @@ import time
 ROOT, PORTFILE, LOGFILE = sys.argv[1], sys.argv[2], sys.argv[3]
 counts = {}
 lock = threading.Lock()
+nars_active = 0
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -45,14 +50,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.do_GET(head=True)
 
     def do_GET(self, head=False):
+        global nars_active
+        latency_nar = self.path.startswith("/latency/") and "/nar/" in self.path
+        if latency_nar:
+            with lock:
+                nars_active += 1
+        try:
+            self.answer(head)
+        finally:
+            if latency_nar:
+                with lock:
+                    nars_active -= 1
+
+    def answer(self, head):
         rng = self.headers.get("Range", "")
         with lock, open(LOGFILE, "a") as log:
             extra = f" range={rng[6:-1]}" if rng.startswith("bytes=") and rng.endswith("-") else ""
+            if self.path.startswith("/latency/") and "/nar/" in self.path:
+                extra += f" nars={nars_active}"
             log.write(f"{'HEAD' if head else 'GET'} {self.path}{extra}\n")
         parts = self.path.split("?")[0].lstrip("/").split("/", 1)
         if len(parts) != 2:
             return self.send_error(404)
         mode, rel = parts
+        if mode == "latency":
+            time.sleep(0.04)
+            mode = "ok"
         path = os.path.realpath(os.path.join(ROOT, rel))
         if not path.startswith(os.path.realpath(ROOT) + os.sep) or not os.path.isfile(path):
             return self.send_error(404)
