@@ -99,8 +99,10 @@ static double backoff_s(unsigned attempt)
     return 0.25 * (double)(1u << (attempt > 10 ? 10 : attempt - 1)) * f;
 }
 
-static void setup_easy(CURL *e, const struct fetch_opts *o)
+static void setup_easy(CURL *e, const struct fetch_opts *o, CURLSH *share)
 {
+    if (share)
+        curl_easy_setopt(e, CURLOPT_SHARE, share);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
@@ -195,6 +197,8 @@ struct fetch {
     size_t table_cap;
 
     CURLM *multi;
+    CURLSH *share; /* DNS answers and TLS sessions, for every handle */
+    pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
     unsigned active;
     bool aborting;
     struct rx_buf failures; /* what made us abort */
@@ -221,6 +225,51 @@ struct fetch {
     unsigned *info_attempt;
     double *info_retry_at; /* < 0: not due */
 };
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ctx)
+{
+    (void)h;
+    (void)access;
+    struct fetch *f = ctx;
+    pthread_mutex_lock(&f->share_mu[data < CURL_LOCK_DATA_LAST ? data : 0]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *ctx)
+{
+    (void)h;
+    struct fetch *f = ctx;
+    pthread_mutex_unlock(&f->share_mu[data < CURL_LOCK_DATA_LAST ? data : 0]);
+}
+
+/*
+ * Every connection, the download threads' included, looks a host up once
+ * and resumes the TLS session an earlier one got, saving a round trip per
+ * new connection to a distant cache.  (libcurl cannot share connections
+ * themselves between threads.)
+ */
+static void share_start(struct fetch *f)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(f->share_mu); i++)
+        pthread_mutex_init(&f->share_mu[i], NULL);
+    f->share = curl_share_init();
+    if (!f->share)
+        return;
+    curl_share_setopt(f->share, CURLSHOPT_LOCKFUNC, share_lock);
+    curl_share_setopt(f->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    curl_share_setopt(f->share, CURLSHOPT_USERDATA, f);
+    curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+}
+
+static void share_end(struct fetch *f)
+{
+    /* Only once no handle uses it; libcurl refuses otherwise, and it stays. */
+    if (f->share && curl_share_cleanup(f->share) != CURLSHE_OK)
+        return;
+    f->share = NULL;
+    for (size_t i = 0; i < ARRAY_SIZE(f->share_mu); i++)
+        pthread_mutex_destroy(&f->share_mu[i]);
+}
 
 static uint64_t hash_key(const char *h)
 {
@@ -611,7 +660,7 @@ static void *worker_main(void *arg)
     struct decompressor *dec = NULL; /* kept from one NAR to the next */
     CURL *e = curl_easy_init();
     if (e) {
-        setup_easy(e, f->o);
+        setup_easy(e, f->o, f->share);
         /* Fewer, larger callbacks for the NAR pipeline. */
         curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
     }
@@ -844,7 +893,7 @@ static void xfer_start(struct fetch *f, enum xfer_kind kind, size_t idx, const c
         free(x);
         return;
     }
-    setup_easy(x->easy, f->o);
+    setup_easy(x->easy, f->o, f->share);
     curl_easy_setopt(x->easy, CURLOPT_URL, url);
     curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, buf_cb);
     curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
@@ -1369,6 +1418,7 @@ int fetch_closure(struct store *s, const struct fetch_opts *o, const struct stor
         rx_error_set(err, ENOMEM, "cannot initialise libcurl");
         goto out_items;
     }
+    share_start(&f);
     f.multi = curl_multi_init();
     unsigned conns = o->http_connections ? o->http_connections : FETCH_DEFAULT_CONNECTIONS;
     curl_multi_setopt(f.multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)conns);
@@ -1427,6 +1477,7 @@ out:
     }
     status_clear(&f);
     curl_multi_cleanup(f.multi);
+    share_end(&f);
     pthread_mutex_destroy(&f.mu);
     pthread_cond_destroy(&f.cond);
 out_items:

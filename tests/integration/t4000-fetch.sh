@@ -193,10 +193,13 @@ HTTPS=https://${HTTP#http://}
 mkdir -p "$TEST_TMP/tlsconf"
 printf 'ssl-cert-file = %s\n' "$TEST_TMP/tls.crt" >"$TEST_TMP/tlsconf/runix.conf"
 R=$TEST_TMP/store-https
+: >"$HTTP_LOG"
 ok "fetch from an https:// cache whose CA is ssl-cert-file in the config (before the environment)" \
   env NIX_SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt RUNIX_CONFIG="$TEST_TMP/tlsconf/runix.conf" "$RUNIX" fetch -q --store "$R" \
   --cache "$HTTPS/ok/cache-xz" --trusted-key "$key" "$top"
 ok "  ...and real Nix accepts the store" oracle "$R" "$top" "$FX/closure"
+# The download threads' connections resume the TLS session of an earlier one.
+ok "  ...with later connections resuming an earlier TLS session" grep -q ' tls-resumed$' "$HTTP_LOG"
 ok "SSL_CERT_FILE names the CA too" env -u NIX_SSL_CERT_FILE SSL_CERT_FILE="$TEST_TMP/tls.crt" "$RUNIX" fetch -q \
   --store "$TEST_TMP/store-https2" --cache "$HTTPS/ok/cache-zstd" --trusted-key "$key" "$(path_of hello)"
 ok "NIX_SSL_CERT_FILE names the CA too, before SSL_CERT_FILE" \

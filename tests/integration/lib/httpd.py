@@ -23,7 +23,9 @@ path (e.g. /fail500x2/cache-xz/nar/...):
 "Range: bytes=N-" is honoured (206) in the modes ok, fail500x2 and
 truncate-once, and logged as "GET PATH range=N".
 
-With HTTPD_TLS_CERT and HTTPD_TLS_KEY set (PEM files), it serves HTTPS.
+With HTTPD_TLS_CERT and HTTPD_TLS_KEY set (PEM files), it serves HTTPS;
+requests on a connection that resumed an earlier TLS session are logged
+with " tls-resumed".
 """
 import http.server
 import os
@@ -68,6 +70,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             extra = f" range={rng[6:-1]}" if rng.startswith("bytes=") and rng.endswith("-") else ""
             if self.path.startswith("/latency/") and "/nar/" in self.path:
                 extra += f" nars={nars_active}"
+            if getattr(self.connection, "session_reused", False):
+                extra += " tls-resumed"
             log.write(f"{'HEAD' if head else 'GET'} {self.path}{extra}\n")
         parts = self.path.split("?")[0].lstrip("/").split("/", 1)
         if len(parts) != 2:
