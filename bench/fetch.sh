@@ -42,16 +42,19 @@ trap 'kill $httpd; rm -rf "$tmp" "$STORE_DIR"/runix-bench-*' EXIT
 while [ ! -s "$tmp/port" ]; do sleep 0.05; done
 url=http://127.0.0.1:$(cat "$tmp/port")/ok
 
-# secs CMD...: wall time in seconds (and peak RSS in KiB of the children in $tmp/rss).
+# secs CMD...: wall time in seconds; the peak RSS in KiB of the children
+# goes to $tmp/rss, their CPU time (user + system) in seconds to $tmp/cpu.
 secs() {
-  python3 - "$tmp/rss" "$@" <<'PY'
+  python3 - "$tmp" "$@" <<'PY'
 import resource, subprocess, sys, time
 t = time.monotonic()
 r = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL)
 d = time.monotonic() - t
 if r.returncode != 0:
     sys.exit(f"failed ({r.returncode}): {' '.join(sys.argv[2:])}")
-open(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) + "\n")
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1] + "/rss", "w").write(f"{u.ru_maxrss}\n")
+open(sys.argv[1] + "/cpu", "w").write(f"{u.ru_utime + u.ru_stime:.3f}\n")
 print(f"{d:.3f}")
 PY
 }
@@ -60,18 +63,23 @@ median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 for c in xz zstd; do
   case $c in xz) dec="xz -dc" ;; zstd) dec="zstd -qdc" ;; esac
   : >"$tmp/runix" ; : >"$tmp/nix" ; : >"$tmp/dec" ; : >"$tmp/rssall"
+  : >"$tmp/runix-cpu" ; : >"$tmp/nix-cpu" ; : >"$tmp/dec-cpu"
   for i in $(seq "$RUNS"); do
     s=$STORE_DIR/runix-bench-$i
     rm -rf "$s" "$s-nix"; sync
     secs "$RUNIX" fetch -q --store "$s" --cache "$url/cache-$c" --trusted-key "$key" "$top" >>"$tmp/runix"
-    cat "$tmp/rss" >>"$tmp/rssall"
+    cat "$tmp/rss" >>"$tmp/rssall"; cat "$tmp/cpu" >>"$tmp/runix-cpu"
     secs nix copy --from "$url/cache-$c" --to "$s-nix" --option trusted-public-keys "$key" "$top" >>"$tmp/nix"
+    cat "$tmp/cpu" >>"$tmp/nix-cpu"
     secs sh -c "ls $BENCH_DIR/cache-$c/nar/* | xargs -P2 -n1 $dec >/dev/null" >>"$tmp/dec"
+    cat "$tmp/cpu" >>"$tmp/dec-cpu"
     chmod -R u+w "$s" "$s-nix" 2>/dev/null; rm -rf "$s" "$s-nix"
   done
   r=$(median <"$tmp/runix"); n=$(median <"$tmp/nix"); d=$(median <"$tmp/dec")
   rss=$(sort -n "$tmp/rssall" | tail -1)
   echo "$c: runix fetch ${r}s, nix copy ${n}s, ${dec%% *} -dc x2 ${d}s (medians of $RUNS)"
+  rc=$(median <"$tmp/runix-cpu"); cores=$(nproc)
+  echo "$c:   CPU time: runix ${rc}s (so at least $(echo "scale=3; $rc / $cores" | bc)s on $cores cores), nix copy $(median <"$tmp/nix-cpu")s, ${dec%% *} -dc $(median <"$tmp/dec-cpu")s"
   echo "$c:   runix / nix copy = $(echo "scale=2; $r / $n" | bc)   (target <= 0.5)"
   echo "$c:   runix / decompress lower bound = $(echo "scale=2; $r / $d" | bc)   (target <= 1.3)"
   echo "$c:   runix peak RSS $((rss / 1024)) MB   (target <= 64)"
