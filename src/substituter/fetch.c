@@ -112,7 +112,6 @@ static void setup_easy(CURL *e, const struct fetch_opts *o, CURLSH *share)
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "runix/" RUNIX_VERSION);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
                      o->stalled_timeout > 0 ? o->stalled_timeout : (long)FETCH_DEFAULT_STALL);
@@ -197,6 +196,10 @@ struct fetch {
     size_t table_cap;
 
     CURLM *multi;
+    unsigned info_active;  /* nix-cache-info requests among `active` */
+    bool infos_pending;    /* nix-cache-info not all in yet: hold narinfos */
+    struct xfer *held;
+    struct xfer *xfers; /* all live ones */
     CURLSH *share; /* DNS answers and TLS sessions, for every handle */
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
     unsigned active;
@@ -868,6 +871,12 @@ struct xfer {
     struct rx_buf body;
     bool too_big;
     char errbuf[CURL_ERROR_SIZE];
+    /* a narinfo answered before its cache's nix-cache-info: kept for later */
+    bool held;
+    CURLcode rc;
+    long code;
+    struct xfer *next;
+    struct xfer *prev_all, *next_all; /* every live xfer, for the cleanup */
 };
 
 static size_t buf_cb(char *data, size_t size, size_t nmemb, void *ctx)
@@ -895,21 +904,43 @@ static void xfer_start(struct fetch *f, enum xfer_kind kind, size_t idx, const c
     }
     setup_easy(x->easy, f->o, f->share);
     curl_easy_setopt(x->easy, CURLOPT_URL, url);
+    /*
+     * Over TLS, wait for the first connection to say whether it speaks
+     * HTTP/2 and can carry every request; in cleartext only HTTP/1.1 is
+     * used, and waiting would only hold the second request back.
+     */
+    curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, strncmp(url, "https://", 8) == 0 ? 1L : 0L);
     curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, buf_cb);
     curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
     curl_multi_add_handle(f->multi, x->easy);
+    x->next_all = f->xfers;
+    if (f->xfers)
+        f->xfers->prev_all = x;
+    f->xfers = x;
     f->active++;
+    if (kind == X_CACHE_INFO)
+        f->info_active++;
 }
 
 static void xfer_free(struct fetch *f, struct xfer *x)
 {
-    curl_multi_remove_handle(f->multi, x->easy);
+    if (!x->held) {
+        curl_multi_remove_handle(f->multi, x->easy);
+        f->active--;
+        if (x->kind == X_CACHE_INFO)
+            f->info_active--;
+    }
+    if (x->prev_all)
+        x->prev_all->next_all = x->next_all;
+    else
+        f->xfers = x->next_all;
+    if (x->next_all)
+        x->next_all->prev_all = x->prev_all;
     curl_easy_cleanup(x->easy);
     rx_buf_release(&x->body);
     free(x);
-    f->active--;
 }
 
 static void query_start(struct fetch *f, size_t idx)
@@ -1101,12 +1132,44 @@ static void multi_collect(struct fetch *f, struct rx_error **fatal)
         CURLcode rc = m->data.result;
         long code = 0;
         curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &code);
+        if (x->kind == X_NARINFO && f->infos_pending) {
+            /* Its cache is not known to be usable yet: keep it (see fetch_closure). */
+            curl_multi_remove_handle(f->multi, x->easy);
+            f->active--;
+            x->held = true;
+            x->rc = rc;
+            x->code = code;
+            x->next = f->held;
+            f->held = x;
+            continue;
+        }
         if (x->kind == X_CACHE_INFO)
             cache_info_done(f, x, rc, code);
         else
             narinfo_done(f, x, rc, code, fatal);
         xfer_free(f, x);
     }
+}
+
+/* Take in the narinfos that arrived before their cache's nix-cache-info. */
+static int take_held(struct fetch *f, struct rx_error **err)
+{
+    struct rx_error *fatal = NULL;
+    while (f->held) {
+        struct xfer *x = f->held;
+        f->held = x->next;
+        if (!fatal)
+            narinfo_done(f, x, x->rc, x->code, &fatal);
+        xfer_free(f, x);
+    }
+    if (!fatal)
+        return 0;
+    rx_error_clear(err);
+    if (err)
+        *err = fatal;
+    else
+        rx_error_free(fatal);
+    return -1;
 }
 
 static int multi_wait(struct fetch *f, int timeout_ms, struct rx_error **err)
@@ -1145,10 +1208,10 @@ static int load_cache_infos(struct fetch *f, struct rx_error **err)
             _cleanup_free_ char *url = cache_file_url(&o->caches[i], "nix-cache-info");
             xfer_start(f, X_CACHE_INFO, i, url);
         }
-        if (f->active == 0 && next < 0)
+        if (f->info_active == 0 && next < 0)
             break;
         int timeout = 1000;
-        if (next >= 0 && f->active == 0)
+        if (next >= 0 && f->info_active == 0)
             timeout = (int)((next - t) * 1000) + 1;
         if (multi_wait(f, timeout, err) < 0)
             return -1;
@@ -1430,8 +1493,21 @@ int fetch_closure(struct store *s, const struct fetch_opts *o, const struct stor
     if (o->no_verify && o->output != FETCH_QUIET)
         fprintf(stderr, "warning: signatures are NOT checked (--insecure-no-verify): a cache "
                         "or anyone between you and it can put any file in your store\n");
+    /*
+     * With a single cache, ask for the top-level narinfos while its
+     * nix-cache-info is on the way, saving a round trip; the answers are
+     * taken in only once the cache is known to be usable.  (With several,
+     * which to ask first depends on their priorities.)
+     */
+    if (o->ncaches == 1) {
+        f.infos_pending = true;
+        for (size_t i = 0; i < f.nitems; i++)
+            if (f.items[i].state == S_NEED_INFO)
+                query_start(&f, i);
+    }
     if (load_cache_infos(&f, err) < 0)
         goto out;
+    f.infos_pending = false;
     for (size_t i = 0; i < f.nitems; i++) {
         struct item *it = &f.items[i];
         while (it->state == S_NEED_INFO && it->cache < o->ncaches && !o->caches[it->cache].usable)
@@ -1443,7 +1519,7 @@ int fetch_closure(struct store *s, const struct fetch_opts *o, const struct stor
         if (workers_start(&f, err) < 0)
             goto out;
     }
-    if (walk(&f, err) < 0)
+    if (take_held(&f, err) < 0 || walk(&f, err) < 0)
         goto out;
     if (o->dry_run) {
         status_clear(&f);
@@ -1476,6 +1552,10 @@ out:
             register_ready(&f, NULL);
     }
     status_clear(&f);
+    /* Requests still in flight or held (after an error). */
+    f.held = NULL;
+    while (f.xfers)
+        xfer_free(&f, f.xfers);
     curl_multi_cleanup(f.multi);
     share_end(&f);
     pthread_mutex_destroy(&f.mu);

@@ -79,6 +79,10 @@ fetch -q --store "$R" --cache "$HTTP/latency/cache-zstd" "$top" >/dev/null
 most=$(sed -n 's/.* nars=\([0-9]*\)$/\1/p' "$HTTP_LOG" | sort -n | tail -1)
 ok "small NARs are downloaded many at once (${most:-0} at most here)" test "${most:-0}" -ge 6
 ok "  ...and real Nix verifies that store" oracle "$R" "$top" "$FX/closure"
+# With one cache, the top-level narinfo is asked for while its nix-cache-info
+# is on the way: the two are answered at the same time.
+ok "  ...the first narinfo is asked for alongside nix-cache-info" \
+  grep -q "^GET /latency/cache-zstd/nix-cache-info busy=2\$\|^GET /latency/cache-zstd/${top:11:32}.narinfo busy=2\$" "$HTTP_LOG"
 
 # A second fetch asks nothing: the closure is already valid.
 : >"$HTTP_LOG"

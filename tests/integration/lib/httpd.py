@@ -17,9 +17,10 @@ path (e.g. /fail500x2/cache-xz/nar/...):
                      after half the body; later ones are served in full
     /truncate-once-norange/... the same, from a server without Range support
     /latency/...     every answer waits 40 ms first, like a distant server;
-                     NAR requests are logged with " nars=N", the number of
-                     NAR requests being answered at that moment, this one
-                     included
+                     requests are logged with " busy=N", the number of
+                     requests being answered at that moment, this one
+                     included, and NAR requests also with " nars=N", the
+                     number of those that are NAR requests
 "Range: bytes=N-" is honoured (206) in the modes ok, fail500x2 and
 truncate-once, and logged as "GET PATH range=N".
 
@@ -39,6 +40,7 @@ ROOT, PORTFILE, LOGFILE = sys.argv[1], sys.argv[2], sys.argv[3]
 counts = {}
 lock = threading.Lock()
 nars_active = 0
+all_active = 0
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -52,22 +54,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.do_GET(head=True)
 
     def do_GET(self, head=False):
-        global nars_active
-        latency_nar = self.path.startswith("/latency/") and "/nar/" in self.path
-        if latency_nar:
-            with lock:
-                nars_active += 1
+        global nars_active, all_active
+        latency = self.path.startswith("/latency/")
+        latency_nar = latency and "/nar/" in self.path
+        with lock:
+            all_active += latency
+            nars_active += latency_nar
         try:
             self.answer(head)
         finally:
-            if latency_nar:
-                with lock:
-                    nars_active -= 1
+            with lock:
+                all_active -= latency
+                nars_active -= latency_nar
 
     def answer(self, head):
         rng = self.headers.get("Range", "")
         with lock, open(LOGFILE, "a") as log:
             extra = f" range={rng[6:-1]}" if rng.startswith("bytes=") and rng.endswith("-") else ""
+            if self.path.startswith("/latency/"):
+                extra += f" busy={all_active}"
             if self.path.startswith("/latency/") and "/nar/" in self.path:
                 extra += f" nars={nars_active}"
             if getattr(self.connection, "session_reused", False):
