@@ -32,7 +32,8 @@
 #define CACHE_INFO_MAX (64 * 1024)
 #define TICK_MS 200
 #define MAX_WORKERS 16
-#define BIG_JOB (1024 * 1024) /* bytes to download */
+#define BIG_DOWNLOAD (1024 * 1024)
+#define BIG_NAR (8 * 1024 * 1024)
 #define KEEP_DECODER_MAX (1024 * 1024) /* NarSize */
 
 /* ---- outcome of one request ---- */
@@ -215,7 +216,7 @@ struct fetch {
     struct job *queue, *done; /* queue: unordered (see queue_take) */
     bool stop;
     unsigned outstanding;
-    unsigned big_running, big_max; /* jobs of BIG_JOB bytes or more */
+    unsigned big_running, big_max; /* see job_is_big */
 
     /* progress */
     _Atomic uint64_t bytes_done;
@@ -632,6 +633,16 @@ static uint64_t job_size(const struct job *j)
 }
 
 /*
+ * A download that keeps a core busy for a while: much to download, or much
+ * to decompress, hash and write (a NAR that compressed well also fills a
+ * large decoder window).
+ */
+static bool job_is_big(const struct job *j)
+{
+    return job_size(j) >= BIG_DOWNLOAD || j->nar_size >= BIG_NAR;
+}
+
+/*
  * The queued job to start next, taken off the queue, or NULL; f->mu held.
  * The largest goes first: decompressing the largest NAR is usually the
  * critical path.  Big downloads keep a core busy each, so at most
@@ -644,7 +655,7 @@ static struct job *queue_take(struct fetch *f)
     struct job **best = NULL;
     for (struct job **pp = &f->queue; *pp; pp = &(*pp)->next) {
         uint64_t size = job_size(*pp);
-        if ((big_ok || size < BIG_JOB) && (!best || size > job_size(*best)))
+        if ((big_ok || !job_is_big(*pp)) && (!best || size > job_size(*best)))
             best = pp;
     }
     if (!best)
@@ -652,7 +663,7 @@ static struct job *queue_take(struct fetch *f)
     struct job *j = *best;
     *best = j->next;
     j->next = NULL;
-    if (job_size(j) >= BIG_JOB)
+    if (job_is_big(j))
         f->big_running++;
     return j;
 }
@@ -695,7 +706,7 @@ static void *worker_main(void *arg)
         }
 
         pthread_mutex_lock(&f->mu);
-        if (job_size(j) >= BIG_JOB)
+        if (job_is_big(j))
             f->big_running--;
         j->next = f->done;
         f->done = j;
