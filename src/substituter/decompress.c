@@ -26,7 +26,6 @@ struct decompressor {
     unsigned char *out; /* owned, OUT_SIZE bytes */
     bool ended;         /* the compressed stream is complete */
     bool any_input;
-    bool xz_live;       /* u.xz holds liblzma's allocations */
     union {
         lzma_stream xz;
         ZSTD_DCtx *zstd;
@@ -67,8 +66,12 @@ static int bz_init(struct decompressor *d, struct rx_error **err)
     return 0;
 }
 
-/* Set up the state of d->method; -1 with *err set (and nothing to free) on failure. */
-static int method_init(struct decompressor *d, struct rx_error **err)
+/*
+ * Set up the state of d->method; -1 with *err set (and nothing to free) on
+ * failure.  With reuse, d already holds a stream of that method to start
+ * afresh.
+ */
+static int method_init(struct decompressor *d, bool reuse, struct rx_error **err)
 {
     switch (d->method) {
     case M_NONE:
@@ -80,18 +83,15 @@ static int method_init(struct decompressor *d, struct rx_error **err)
          * the output against the signed NarHash, and skipping it saves a tenth of
          * the decoding time.
          */
-        if (!d->xz_live) {
+        if (!reuse) {
             lzma_stream init = LZMA_STREAM_INIT;
             d->u.xz = init;
         }
         if (lzma_stream_decoder(&d->u.xz, DECOMPRESS_MEMLIMIT,
                                 LZMA_CONCATENATED | LZMA_IGNORE_CHECK) != LZMA_OK) {
-            if (d->xz_live)
-                lzma_end(&d->u.xz);
-            d->xz_live = false;
+            lzma_end(&d->u.xz);
             return rx_error_set(err, ENOMEM, "cannot initialise the xz decoder");
         }
-        d->xz_live = true;
         break;
     }
     case M_ZSTD:
@@ -120,7 +120,6 @@ static void method_end(struct decompressor *d)
         break;
     case M_XZ:
         lzma_end(&d->u.xz);
-        d->xz_live = false;
         break;
     case M_ZSTD:
         ZSTD_freeDCtx(d->u.zstd);
@@ -147,7 +146,7 @@ struct decompressor *decompressor_new(const char *method, decompress_sink sink, 
     d->sink = sink;
     d->ctx = ctx;
     d->out = xmalloc(OUT_SIZE);
-    if (method_init(d, err) < 0) {
+    if (method_init(d, false, err) < 0) {
         free(d->out);
         free(d);
         return NULL;
@@ -170,11 +169,11 @@ int decompressor_restart(struct decompressor *d, const char *method, decompress_
         ZSTD_DCtx_reset(d->u.zstd, ZSTD_reset_session_only);
         return 0;
     }
-    if (m == d->method && m == M_XZ)
-        return method_init(d, err);
-    method_end(d);
+    bool reuse = m == d->method && m == M_XZ;
+    if (!reuse)
+        method_end(d);
     d->method = m;
-    if (method_init(d, err) < 0) {
+    if (method_init(d, reuse, err) < 0) {
         d->method = M_NONE; /* nothing left to free */
         return -1;
     }
