@@ -199,8 +199,7 @@ struct fetch {
     CURLM *multi;
     unsigned info_active;  /* nix-cache-info requests among `active` */
     bool infos_pending;    /* nix-cache-info not all in yet: hold narinfos */
-    struct xfer *held;
-    struct xfer *xfers; /* all live ones */
+    struct xfer *xfers;    /* all live ones, held ones included */
     CURLSH *share; /* DNS answers and TLS sessions, for every handle */
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
     unsigned active;
@@ -886,8 +885,7 @@ struct xfer {
     bool held;
     CURLcode rc;
     long code;
-    struct xfer *next;
-    struct xfer *prev_all, *next_all; /* every live xfer, for the cleanup */
+    struct xfer *prev_all, *next_all; /* every live xfer */
 };
 
 static size_t buf_cb(char *data, size_t size, size_t nmemb, void *ctx)
@@ -1150,8 +1148,6 @@ static void multi_collect(struct fetch *f, struct rx_error **fatal)
             x->held = true;
             x->rc = rc;
             x->code = code;
-            x->next = f->held;
-            f->held = x;
             continue;
         }
         if (x->kind == X_CACHE_INFO)
@@ -1162,25 +1158,30 @@ static void multi_collect(struct fetch *f, struct rx_error **fatal)
     }
 }
 
+/* Hand `e` to the caller as *err (replacing what was there); returns -1. */
+static int pass_error(struct rx_error *e, struct rx_error **err)
+{
+    rx_error_clear(err);
+    if (err)
+        *err = e;
+    else
+        rx_error_free(e);
+    return -1;
+}
+
 /* Take in the narinfos that arrived before their cache's nix-cache-info. */
 static int take_held(struct fetch *f, struct rx_error **err)
 {
     struct rx_error *fatal = NULL;
-    while (f->held) {
-        struct xfer *x = f->held;
-        f->held = x->next;
+    for (struct xfer *x = f->xfers, *next; x; x = next) {
+        next = x->next_all;
+        if (!x->held)
+            continue;
         if (!fatal)
             narinfo_done(f, x, x->rc, x->code, &fatal);
         xfer_free(f, x);
     }
-    if (!fatal)
-        return 0;
-    rx_error_clear(err);
-    if (err)
-        *err = fatal;
-    else
-        rx_error_free(fatal);
-    return -1;
+    return fatal ? pass_error(fatal, err) : 0;
 }
 
 static int multi_wait(struct fetch *f, int timeout_ms, struct rx_error **err)
@@ -1298,14 +1299,8 @@ static int walk(struct fetch *f, struct rx_error **err)
         if (multi_wait(f, timeout, err) < 0)
             return -1;
         multi_collect(f, &fatal);
-        if (fatal) {
-            rx_error_clear(err);
-            if (err)
-                *err = fatal;
-            else
-                rx_error_free(fatal);
-            return -1;
-        }
+        if (fatal)
+            return pass_error(fatal, err);
         status_tick(f, false);
     }
 }
@@ -1564,7 +1559,6 @@ out:
     }
     status_clear(&f);
     /* Requests still in flight or held (after an error). */
-    f.held = NULL;
     while (f.xfers)
         xfer_free(&f, f.xfers);
     curl_multi_cleanup(f.multi);
