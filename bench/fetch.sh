@@ -49,7 +49,7 @@ secs() {
   python3 - "$tmp" "$@" <<'PY'
 import resource, subprocess, sys, time
 t = time.monotonic()
-r = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL)
+r = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 d = time.monotonic() - t
 if r.returncode != 0:
     sys.exit(f"failed ({r.returncode}): {' '.join(sys.argv[2:])}")

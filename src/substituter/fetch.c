@@ -31,6 +31,7 @@
 #define MAX_ACTIVE_QUERIES 64
 #define CACHE_INFO_MAX (64 * 1024)
 #define TICK_MS 200
+#define REGISTER_EVERY_S 0.25
 #define MAX_WORKERS 16
 #define BIG_DOWNLOAD (1024 * 1024)
 #define BIG_NAR (8 * 1024 * 1024)
@@ -222,6 +223,10 @@ struct fetch {
     uint64_t bytes_total;
     size_t paths_total, paths_done;
     double started, last_tick;
+
+    /* paths on disk, not yet registered; when they last were */
+    size_t on_disk;
+    double registered_at;
     bool status_shown;
 
     /* nix-cache-info requests, per cache */
@@ -842,6 +847,7 @@ static void handle_job(struct fetch *f, struct job *j)
     f->outstanding--;
     if (j->outcome == OUT_OK) {
         it->state = S_ON_DISK;
+        f->on_disk++;
         announce_done(f, it);
         return;
     }
@@ -1255,6 +1261,22 @@ static int load_cache_infos(struct fetch *f, struct rx_error **err)
 }
 
 /* Walk the closure and download, until nothing is in flight. */
+static int register_ready(struct fetch *f, struct rx_error **err);
+
+/*
+ * Register what is ready every REGISTER_EVERY_S, not only at the end: a
+ * run that is interrupted keeps what it has fetched so far, and other
+ * processes waiting for those paths go on.  Each batch is closed under
+ * references (a path goes in only with or after all it references).
+ */
+static int register_some(struct fetch *f, double now, struct rx_error **err)
+{
+    if (f->on_disk == 0 || now - f->registered_at < REGISTER_EVERY_S)
+        return 0;
+    f->registered_at = now;
+    return register_ready(f, err);
+}
+
 static int walk(struct fetch *f, struct rx_error **err)
 {
     struct rx_error *fatal = NULL;
@@ -1281,6 +1303,8 @@ static int walk(struct fetch *f, struct rx_error **err)
             query_start(f, i);
         }
         drain_jobs(f);
+        if (register_some(f, t, err) < 0)
+            return -1;
         if (f->active == 0 && f->outstanding == 0 && (!waiting || f->aborting)) {
             /* Everything has settled, unless a job finished just now. */
             drain_jobs(f);
@@ -1360,6 +1384,7 @@ static int register_ready(struct fetch *f, struct rx_error **err)
             if (!in[i])
                 continue;
             f->items[i].state = S_VALID;
+            f->on_disk--;
             store_unlock_path(f->store, &f->items[i].path, f->items[i].lock_fd);
             f->items[i].lock_fd = -1;
         }

@@ -51,6 +51,42 @@ for round in 1 2 3 4 5 6; do
   ok "round $round: the store is complete and clean" complete "$R" "$top"
 done
 
+# Paths are registered as they become ready, not all at the end: a run
+# killed midway keeps them, and the next run downloads only the rest.
+R=$TEST_TMP/partial
+"$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "$HTTP/slow/cache-xz" "$top" >/dev/null 2>&1 &
+pid=$!
+kept=0
+for _ in $(seq 300); do
+  # (sqlite3 would create an empty database if it came first)
+  [ -f "$R/nix/var/nix/db/schema" ] &&
+    kept=$(sqlite3 "file:$R/nix/var/nix/db/db.sqlite?mode=ro" 'select count(*) from ValidPaths' 2>/dev/null) || kept=0
+  [ "${kept:-0}" -gt 0 ] && break
+  sleep 0.05
+done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+sqlite3 "$R/nix/var/nix/db/db.sqlite" 'select path from ValidPaths' | sort >"$TEST_TMP/kept"
+kept=$(wc -l <"$TEST_TMP/kept" | tr -d ' ')
+total=$(wc -l <"$FX/closure" | tr -d ' ')
+ok "a run killed midway has registered some paths already ($kept of $total)" \
+  test "$kept" -gt 0 -a "$kept" -lt "$total"
+ok "  ...every one of them complete, with its references" consistent "$R"
+: >"$HTTP_LOG"
+ok "  ...the next run completes the fetch" \
+  "$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "$HTTP/ok/cache-xz" "$top"
+asked_again() {
+  local p url n=0
+  while read -r p; do
+    url=$(sed -n 's/^URL: //p' "$FX/cache-xz/$(basename "$p" | cut -c1-32).narinfo")
+    if grep -q "GET /ok/cache-xz/$url" "$HTTP_LOG"; then echo "downloaded again: $p"; n=$((n + 1)); fi
+  done <"$TEST_TMP/kept"
+  [ "$n" = 0 ]
+}
+ok "  ...without downloading what the killed run had registered" asked_again
+is "$(grep -c '/nar/' "$HTTP_LOG")" "$((total - kept))" "  ...and downloading each of the rest once"
+ok "  ...and the store is complete and clean" complete "$R" "$top"
+
 # A run killed after it registered everything leaves only its work dir: the
 # next run cleans it up even though it has nothing to download.
 mkdir -p "$R/nix/var/runix/tmp/dead-run/half-unpacked"
