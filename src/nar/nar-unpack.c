@@ -142,6 +142,7 @@ struct nar_unpacker {
     int *dirs;                  /* owned fds of the open directories */
     size_t ndirs, dirs_cap;
     int file_fd;
+    const char *file_name; /* of file_fd: namebuf or root_name */
     char *small;       /* owned: contents of the current small file */
     size_t small_len;
     struct writer *writer; /* owned; NULL when not started */
@@ -290,6 +291,7 @@ static int on_file_begin(void *ctx, const char *name, size_t len, bool exec, uin
     if (!name)
         u->root_created = true;
     u->file_fd = fd;
+    u->file_name = cname;
     if (u->opts.canonical && fix_mode(u, fd, mode, cname, err) < 0)
         return -1;
     if (size <= SMALL_FILE_MAX && want_writer(u)) {
@@ -309,7 +311,7 @@ static int on_file_data(void *ctx, const void *data, size_t len, struct rx_error
         return 0;
     }
     if (write_all(u->file_fd, data, len) < 0)
-        return rx_error_errno(err, "cannot write file");
+        return rx_error_errno(err, "cannot write file '%s'", u->file_name);
     return 0;
 }
 
@@ -327,11 +329,13 @@ static int on_file_end(void *ctx, struct rx_error **err)
         return 0;
     }
     if (u->opts.canonical && futimens(fd, mtime_one) < 0) {
+        int e = errno;
         close(fd);
-        return rx_error_errno(err, "cannot set file time");
+        errno = e;
+        return rx_error_errno(err, "cannot set the time of file '%s'", u->file_name);
     }
     if (close(fd) < 0)
-        return rx_error_errno(err, "cannot write file");
+        return rx_error_errno(err, "cannot write file '%s'", u->file_name);
     return 0;
 }
 

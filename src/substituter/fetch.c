@@ -44,6 +44,7 @@ enum outcome {
     OUT_NOT_FOUND, /* 404, 410, 401, 403, 407, missing file: ask the next cache */
     OUT_TRANSIENT, /* retry here after a pause */
     OUT_PERMANENT, /* give up on this cache for this path */
+    OUT_LOCAL,     /* writing to the store failed (no space, I/O error): stop */
 };
 
 static enum outcome classify(CURLcode rc, long code)
@@ -187,6 +188,7 @@ struct pipeline {
     struct nar_unpacker *unp;
     struct rx_error *err;
     bool content_error; /* the data was wrong, not short */
+    bool local_error;   /* the store could not take it (errno) */
 };
 
 struct fetch {
@@ -205,6 +207,7 @@ struct fetch {
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
     unsigned active;
     bool aborting;
+    bool local_failed;      /* the store itself failed; said once */
     struct rx_buf failures; /* what made us abort */
 
     /* worker pool */
@@ -425,6 +428,12 @@ static void announce_done(struct fetch *f, const struct item *it)
 
 /* ---- the NAR pipeline (worker threads) ---- */
 
+/* Did writing to the store fail, rather than the data or the network? */
+static bool is_local(const struct rx_error *e)
+{
+    return e->code < RX_EBASE;
+}
+
 static int nar_sink(void *ctx, const void *data, size_t len, struct rx_error **err)
 {
     struct pipeline *p = ctx;
@@ -436,7 +445,11 @@ static int nar_sink(void *ctx, const void *data, size_t len, struct rx_error **e
     p->nsize += len;
     sha256_update(&p->nh, data, len);
     if (nar_reader_feed(p->reader, data, len, err) < 0) {
-        p->content_error = true;
+        /* The unpacker's system calls fail with errno; the reader's checks do not. */
+        if (*err && is_local(*err))
+            p->local_error = true;
+        else
+            p->content_error = true;
         return -1;
     }
     return 0;
@@ -502,13 +515,15 @@ static enum outcome pipeline_finish(struct pipeline *p, struct rx_error **err)
 {
     struct job *j = p->job;
     if (decompressor_finish(p->dec, err) < 0 || nar_reader_finish(p->reader, err) < 0) {
+        if (*err && is_local(*err))
+            return OUT_LOCAL;
         if (j->has_file_size && p->fsize < j->file_size)
             rx_error_set(err, RX_ENET, "body ended after %" PRIu64 " of %" PRIu64 " bytes",
                          p->fsize, j->file_size);
         return OUT_TRANSIENT;
     }
     if (nar_unpacker_finish(p->unp, err) < 0)
-        return OUT_PERMANENT;
+        return OUT_LOCAL;
     if (j->has_file_size && p->fsize != j->file_size) {
         rx_error_set(err, RX_EHASH, "download is %" PRIu64 " bytes, but FileSize is %" PRIu64,
                      p->fsize, j->file_size);
@@ -528,7 +543,7 @@ static enum outcome pipeline_finish(struct pipeline *p, struct rx_error **err)
     if (store_path_parse_basename(j->base, strlen(j->base), &sp, err) < 0)
         return OUT_PERMANENT;
     if (store_install(p->f->store, j->base, &sp, err) < 0)
-        return OUT_PERMANENT;
+        return OUT_LOCAL;
     /* The root was left writable so it could move; now make it canonical. */
     int sfd = store_dir_fd(p->f->store);
     struct stat st;
@@ -581,7 +596,7 @@ static void run_job(struct fetch *f, CURL *e, struct job *j, struct decompressor
         rx_error_clear(&j->err);
         bool transfer_error = false; /* the connection failed, not the data */
         if (p.err) {
-            out = p.content_error ? OUT_PERMANENT : OUT_TRANSIENT;
+            out = p.local_error ? OUT_LOCAL : p.content_error ? OUT_PERMANENT : OUT_TRANSIENT;
             j->err = steal_pointer(&p.err);
         } else if (rc != CURLE_OK) {
             out = classify(rc, code);
@@ -849,6 +864,21 @@ static void handle_job(struct fetch *f, struct job *j)
         it->state = S_ON_DISK;
         f->on_disk++;
         announce_done(f, it);
+        return;
+    }
+    if (j->outcome == OUT_LOCAL) {
+        /* No other cache can help; one such message says it all. */
+        if (f->local_failed) {
+            it->state = S_FAILED;
+            return;
+        }
+        f->local_failed = true;
+        bool space = j->err && (j->err->code == ENOSPC || j->err->code == EDQUOT);
+        _cleanup_free_ char *msg =
+            xasprintf("%s (in the store %s%s)", j->err ? j->err->msg : "cannot write to the store",
+                      store_root(f->store),
+                      space ? "; free some space there, or choose another store with --store" : "");
+        fail_path(f, it, msg);
         return;
     }
     item_note(it, j->cache_url, "%s: %s", j->url, j->err ? j->err->msg : "download failed");

@@ -191,4 +191,31 @@ mkdir -p "$TEST_TMP/s11/nix/var/nix/db" && printf 11 >"$TEST_TMP/s11/nix/var/nix
 fails "a store with schema version 11 is refused" 1 "schema version '11'" \
   "$RUNIX" fetch -q --store "$TEST_TMP/s11" --cache "$HTTP/ok/good" "$victim"
 
+# A store that runs out of space: one error naming the path, the file and
+# the store, at once (no other cache can help), with nothing half-written
+# left and what was registered still valid.  The store is a 12 MiB tmpfs,
+# mounted in a mount namespace of its own.
+full=$TEST_TMP/full
+mkdir -p "$full"
+cat >"$TEST_TMP/enospc.sh" <<'EOF'
+dir=$1 out=$2
+mount -t tmpfs -o size=12m tmpfs "$dir" || { echo "cannot mount a tmpfs" >"$out.err"; exit 0; }
+"$RUNIX" fetch -q --trusted-key "$KEY" --store "$dir/s" --cache "$CACHE" "$TOP" >/dev/null 2>"$out.err"
+echo $? >"$out.rc"
+ls -A "$dir/s/nix/var/runix/tmp" >"$out.tmp"
+ls "$dir/s/nix/store" | grep '\.lock$' >"$out.locks"
+sqlite3 "$dir/s/nix/var/nix/db/db.sqlite" 'select count(*) from ValidPaths' >"$out.valid"
+nix-store --store "$dir/s" --verify --check-contents >"$out.verify" 2>&1
+echo $? >>"$out.verify"
+EOF
+if [ "$(id -u)" = 0 ]; then ns=(unshare -m); else ns=(unshare -rm); fi
+KEY=$key CACHE=$HTTP/ok/good TOP=$(cat "$FX/top") "${ns[@]}" bash "$TEST_TMP/enospc.sh" "$full" "$TEST_TMP/enospc"
+is "$(cat "$TEST_TMP/enospc.rc" 2>/dev/null)" 1 "a store that runs out of space: the fetch fails"
+ok "  ...saying so once, naming the file and the store, and what to do" \
+  grep -q "cannot fetch '/nix/store/.*': cannot write file '.*': No space left on device (in the store $full/s; free some space there" "$TEST_TMP/enospc.err"
+is "$(grep -c 'cannot fetch' "$TEST_TMP/enospc.err")" 1 "  ...for one path only, without trying other caches"
+is "$(cat "$TEST_TMP/enospc.tmp" "$TEST_TMP/enospc.locks")" "" "  ...leaving no work dir and no lock behind"
+ok "  ...with the paths registered before it complete" \
+  bash -c "test \"\$(tail -n 1 '$TEST_TMP/enospc.verify')\" = 0 && ! grep -qiE 'warning: (path|not all)|error|modified' '$TEST_TMP/enospc.verify'"
+
 done_testing
