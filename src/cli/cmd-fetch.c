@@ -11,6 +11,7 @@
 #include "store-path.h"
 #include "store.h"
 #include "util-mem.h"
+#include "util-signal.h"
 
 #include "banned.h"
 
@@ -34,6 +35,9 @@ static const char fetch_usage[] =
     "netrc-file, ssl-cert-file.  Environment: RUNIX_STORE, RUNIX_CACHES,\n"
     "RUNIX_TRUSTED_KEYS, RUNIX_CONFIG (another config file), NIX_SSL_CERT_FILE or\n"
     "SSL_CERT_FILE (CA certificates for https:// caches).\n"
+    "\n"
+    "Interrupted (SIGINT, SIGTERM, SIGHUP), it keeps the paths it has completed,\n"
+    "removes the rest and dies of the same signal.\n"
     "\n"
     "Exit status: 0 when every closure is in the store, 1 when a path could not be\n"
     "fetched, 2 for a bad command line.\n";
@@ -133,6 +137,8 @@ int cmd_fetch(int argc, char **argv)
         struct fetch_opts fo;
         cli_settings_fetch_opts(&s, &fo);
         fo.dry_run = dry_run;
+        /* Ctrl-C and friends: stop, keep what is complete, remove the rest, then die of it. */
+        rx_catch_interrupts();
         if (fetch_closure(st, &fo, paths, n, &err) < 0) {
             ret = cli_fail(err);
             goto out;
@@ -157,5 +163,6 @@ out:
     store_close(st);
     free(paths);
     cli_settings_release(&s);
+    rx_die_of_interrupt();
     return ret;
 }

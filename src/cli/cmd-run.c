@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -27,6 +28,7 @@
 #include "store-path.h"
 #include "store-index.h"
 #include "util-mem.h"
+#include "util-signal.h"
 
 #include "banned.h"
 
@@ -192,11 +194,23 @@ static int fetch_in_child(struct run_ctx *c, struct rx_error **err)
         errno = e;
         return rx_error_errno(err, "fork");
     }
-    int status;
+    /*
+     * Stop signals go to the fetch too (Ctrl-C reaches it anyway): it keeps what
+     * is complete and dies of the signal, and so do we then.
+     */
+    rx_catch_interrupts();
+    int status, passed = 0;
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR)
             return rx_error_errno(err, "waitpid");
+        if (rx_interrupted && rx_interrupted != passed) {
+            passed = rx_interrupted;
+            kill(pid, passed);
+        }
     }
+    /* Whatever the fetch made of it, a stop signal stops us before the program starts. */
+    rx_die_of_interrupt();
+    rx_release_interrupts();
     if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_FAIL)
         return 1; /* it said why */
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)

@@ -21,6 +21,7 @@
 #include "util-fs.h"
 #include "util-io.h"
 #include "util-mem.h"
+#include "util-signal.h"
 
 #include "banned.h"
 
@@ -583,7 +584,8 @@ int store_lock_path(struct store *s, const struct store_path *p, bool wait, int 
         if (l < 0)
             return rx_error_errno(err, "cannot open lock '%s/nix/store/%s'", s->root, lock);
         int r;
-        while ((r = flock(l, LOCK_EX | (wait ? 0 : LOCK_NB))) < 0 && errno == EINTR)
+        while ((r = flock(l, LOCK_EX | (wait ? 0 : LOCK_NB))) < 0 && errno == EINTR &&
+               !rx_interrupted)
             ;
         if (r < 0) {
             int e = errno;
@@ -623,7 +625,8 @@ static int lock_dir(int parent, const char *name, bool wait)
     if (fd < 0)
         return -1;
     int r;
-    while ((r = flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB))) < 0 && errno == EINTR)
+    while ((r = flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB))) < 0 && errno == EINTR &&
+           !rx_interrupted)
         ;
     if (r < 0) {
         close(fd);

@@ -25,6 +25,7 @@
 #include "util-buf.h"
 #include "util-fs.h"
 #include "util-mem.h"
+#include "util-signal.h"
 
 #include "banned.h"
 
@@ -459,7 +460,7 @@ static size_t body_cb(char *data, size_t size, size_t nmemb, void *ctx)
 {
     struct pipeline *p = ctx;
     size_t n = size * nmemb;
-    if (p->err)
+    if (p->err || rx_interrupted)
         return 0;
     if (p->job->has_file_size && n > p->job->file_size - p->fsize) {
         p->content_error = true;
@@ -478,6 +479,29 @@ static size_t body_cb(char *data, size_t size, size_t nmemb, void *ctx)
         return 0;
     }
     return n;
+}
+
+/* Stops a download that waits for data when we are asked to stop. */
+static int stop_cb(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                   curl_off_t ulnow)
+{
+    (void)ctx;
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return rx_interrupted != 0;
+}
+
+/* Sleep for d seconds, or less when asked to stop. */
+static void pause_s(double d)
+{
+    double end = now_s() + d;
+    for (double t = now_s(); t < end && !rx_interrupted; t = now_s()) {
+        double step = end - t < 0.05 ? end - t : 0.05;
+        struct timespec ts = {0, (long)(step * 1e9)};
+        nanosleep(&ts, NULL);
+    }
 }
 
 static void pipeline_release(struct pipeline *p, int tmp_fd, bool remove)
@@ -558,6 +582,10 @@ static void run_job(struct fetch *f, CURL *e, struct job *j, struct decompressor
 {
     const struct fetch_opts *o = f->o;
     unsigned attempts = o->attempts ? o->attempts : FETCH_DEFAULT_ATTEMPTS;
+    if (rx_interrupted) {
+        j->outcome = OUT_PERMANENT;
+        return;
+    }
     int tmp_fd = store_tmp_fd(f->store, NULL);
     /* Parallel downloads keep the cores busy: no helper thread per NAR. */
     struct nar_unpack_opts uo = {.canonical = true, .umask = o->umask, .root_writable = true};
@@ -630,11 +658,9 @@ static void run_job(struct fetch *f, CURL *e, struct job *j, struct decompressor
             pipeline_release(&p, tmp_fd, out != OUT_OK);
         }
         j->outcome = out;
-        if (out != OUT_TRANSIENT || attempt >= attempts)
+        if (out != OUT_TRANSIENT || attempt >= attempts || rx_interrupted)
             return;
-        double d = backoff_s(attempt);
-        struct timespec ts = {(time_t)d, (long)((d - floor(d)) * 1e9)};
-        nanosleep(&ts, NULL);
+        pause_s(backoff_s(attempt));
     }
 }
 
@@ -696,6 +722,8 @@ static void *worker_main(void *arg)
         setup_easy(e, f->o, f->share);
         /* Fewer, larger callbacks for the NAR pipeline. */
         curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, stop_cb);
+        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
     }
     pthread_mutex_lock(&f->mu);
     for (;;) {
@@ -864,6 +892,10 @@ static void handle_job(struct fetch *f, struct job *j)
         it->state = S_ON_DISK;
         f->on_disk++;
         announce_done(f, it);
+        return;
+    }
+    if (rx_interrupted) {
+        it->state = S_FAILED; /* stopped on purpose: nothing to say */
         return;
     }
     if (j->outcome == OUT_LOCAL) {
@@ -1222,6 +1254,8 @@ static int take_held(struct fetch *f, struct rx_error **err)
 
 static int multi_wait(struct fetch *f, int timeout_ms, struct rx_error **err)
 {
+    if (rx_interrupted)
+        return rx_error_set(err, EINTR, "interrupted");
     int running;
     if (curl_multi_perform(f->multi, &running) != CURLM_OK)
         return rx_error_set(err, RX_ENET, "libcurl multi interface failed");
@@ -1607,12 +1641,17 @@ int fetch_closure(struct store *s, const struct fetch_opts *o, const struct stor
 out:
     if (f.threads) {
         /* Let running downloads finish; their paths are removed below. */
+        if (ret < 0)
+            f.aborting = true; /* and start no more */
         workers_stop(&f);
         drain_jobs(&f);
         if (ret < 0)
             register_ready(&f, NULL);
     }
     status_clear(&f);
+    if (ret < 0 && rx_interrupted)
+        rx_error_set(err, EINTR, "interrupted; the paths fetched so far are kept in %s",
+                     store_root(s));
     /* Requests still in flight or held (after an error). */
     while (f.xfers)
         xfer_free(&f, f.xfers);

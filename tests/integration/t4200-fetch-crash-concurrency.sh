@@ -87,6 +87,45 @@ ok "  ...without downloading what the killed run had registered" asked_again
 is "$(grep -c '/nar/' "$HTTP_LOG")" "$((total - kept))" "  ...and downloading each of the rest once"
 ok "  ...and the store is complete and clean" complete "$R" "$top"
 
+# Ctrl-C (SIGINT; a background job starts with it ignored, so the signal is
+# restored first) and SIGTERM: the fetch stops at once, keeps what it has
+# completed, removes the rest, says so and dies of the signal.
+restore_sigint='import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execvp(sys.argv[1], sys.argv[1:])'
+for sig in INT TERM; do
+  R=$TEST_TMP/sig-$sig
+  python3 -c "$restore_sigint" "$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "$HTTP/slow/cache-xz" "$top" \
+    >/dev/null 2>"$TEST_TMP/sig.err" &
+  pid=$!
+  sleep 1
+  kill -$sig $pid
+  wait $pid
+  rc=$?
+  is "$rc" "$((128 + $(kill -l $sig)))" "SIG$sig: the fetch dies of the signal"
+  ok "  ...saying that it keeps what it has fetched" \
+    grep -q "interrupted; the paths fetched so far are kept in $R" "$TEST_TMP/sig.err"
+  is "$(ls -A "$R/nix/var/runix/tmp"; ls "$R/nix/store" | grep '\.lock$')" "" \
+    "  ...leaving no work dir and no lock behind"
+  ok "  ...and every registered path complete" consistent "$R"
+  ok "  ...and only registered paths in the store" \
+    bash -c 'for e in "$1"/nix/store/*; do
+      [ -n "$(sqlite3 "$1/nix/var/nix/db/db.sqlite" "select 1 from ValidPaths where path = '"'"'/nix/store/${e##*/}'"'"'")" ] || exit 1
+    done' _ "$R"
+done
+# runix run passes a stop signal on to the fetch it started, and dies of it.
+R=$TEST_TMP/sig-run
+"$RUNIX" run -q --trusted-key "$key" --store "$R" --cache "$HTTP/slow/cache-xz" "$(path_of python)" \
+  python3 -c 'print("started")' >"$TEST_TMP/sig-run.out" 2>&1 &
+pid=$!
+sleep 1
+kill -TERM $pid
+wait $pid
+is "$?" 143 "runix run stopped while fetching: it dies of SIGTERM"
+ok "  ...without starting the program" bash -c "! grep -q started '$TEST_TMP/sig-run.out'"
+ok "  ...and its fetch is gone too" bash -c "! pgrep -f -- '[-]-store $R' >/dev/null"
+is "$(ls -A "$R/nix/var/runix/tmp")" "" "  ...having cleaned up after itself"
+
 # A run killed after it registered everything leaves only its work dir: the
 # next run cleans it up even though it has nothing to download.
 mkdir -p "$R/nix/var/runix/tmp/dead-run/half-unpacked"
