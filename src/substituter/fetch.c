@@ -1629,10 +1629,20 @@ int fetch_closure(struct store *s, const struct fetch_opts *o, const struct stor
     }
     if (!o->dry_run) {
         for (size_t i = 0; i < f.nitems; i++) {
-            if (f.items[i].state != S_VALID) {
+            const struct item *it = &f.items[i];
+            if (it->state != S_VALID) {
                 char full[STORE_PATH_MAX + 1];
-                store_path_format(&f.items[i].path, full);
-                rx_error_set(err, RX_EFORMAT, "internal error: '%s' was left unfinished", full);
+                store_path_format(&it->path, full);
+                if (it->state == S_ON_DISK)
+                    /* Downloaded and checked, but its references never all became valid. */
+                    rx_error_set(err, RX_EFORMAT,
+                                 "cannot register '%s': its references lead back to it, a "
+                                 "cycle that no Nix store can hold; the narinfos of '%s' are "
+                                 "wrong",
+                                 full, o->caches[it->cache].url);
+                else
+                    rx_error_set(err, RX_EFORMAT, "internal error: '%s' was left unfinished",
+                                 full);
                 goto out;
             }
         }

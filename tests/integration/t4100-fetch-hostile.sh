@@ -191,6 +191,24 @@ mkdir -p "$TEST_TMP/s11/nix/var/nix/db" && printf 11 >"$TEST_TMP/s11/nix/var/nix
 fails "a store with schema version 11 is refused" 1 "schema version '11'" \
   "$RUNIX" fetch -q --store "$TEST_TMP/s11" --cache "$HTTP/ok/good" "$victim"
 
+# Signed narinfos whose references form a cycle (greeting -> libgreet ->
+# greeting): no valid store holds one, so neither is registered; what they
+# reference is, and the store stays valid.
+cp -r "$FX/cache-none" "$web/cycle"
+lg=$(path_of libgreet)
+sed -i "s|^References:.*|References: $(basename "$lg")|" "$web/cycle/$vh.narinfo"
+sed -i "s|^References:.*|& $(basename "$victim")|" "$web/cycle/$(hash_of "$lg").narinfo"
+for f in "$web/cycle/$vh.narinfo" "$web/cycle/$(hash_of "$lg").narinfo"; do
+  "$RUNIX" narinfo sign -k "$FX/key.sec" <(grep -v '^Sig:' "$f") >"$f.new" && mv "$f.new" "$f"
+done
+R=$TEST_TMP/store-cycle
+fails "narinfos whose references form a cycle are refused" 1 "its references lead back to it" \
+  "$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "$HTTP/ok/cycle" "$lg"
+ok "  ...and neither path of the cycle is in the store" \
+  bash -c "[ ! -e '$R$lg' ] && [ ! -e '$R$victim' ] && [ -z \"\$(sqlite3 '$R/nix/var/nix/db/db.sqlite' \"select path from ValidPaths where path in ('$lg', '$victim')\")\" ]"
+ok "  ...while what they reference is, and the store is valid" \
+  bash -c "nix-store --store '$R' --verify-path '$(path_of glibc)' && nix-store --store '$R' --verify --check-contents"
+
 # A store that runs out of space: one error naming the path, the file and
 # the store, at once (no other cache can help), with nothing half-written
 # left and what was registered still valid.  The store is a 12 MiB tmpfs,
