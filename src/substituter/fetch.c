@@ -167,6 +167,7 @@ struct job {
     char base[STORE_BASENAME_MAX + 1];
     char compression[16];
     bool has_file_hash, has_file_size;
+    bool file_is_nar; /* uncompressed, with FileHash = NarHash: one hash checks both */
     struct hash file_hash;
     uint64_t file_size;
     struct hash nar_hash;
@@ -471,7 +472,8 @@ static size_t body_cb(char *data, size_t size, size_t nmemb, void *ctx)
     p->fsize += n;
     p->counted += n;
     atomic_fetch_add(&p->f->bytes_done, n);
-    sha256_update(&p->fh, data, n);
+    if (!p->job->file_is_nar)
+        sha256_update(&p->fh, data, n);
     if (decompressor_feed(p->dec, data, n, &p->err) < 0) {
         /* Corrupt compressed data is wrong content; a sink error says itself. */
         if (p->err && p->err->code == RX_EFORMAT)
@@ -553,7 +555,7 @@ static enum outcome pipeline_finish(struct pipeline *p, struct rx_error **err)
                      p->fsize, j->file_size);
         return OUT_PERMANENT;
     }
-    if (j->has_file_hash && j->file_hash.algo == HASH_SHA256 &&
+    if (j->has_file_hash && !j->file_is_nar && j->file_hash.algo == HASH_SHA256 &&
         check_hash(&p->fh, &j->file_hash, "FileHash", err) < 0)
         return OUT_PERMANENT;
     if (p->nsize != j->nar_size) {
@@ -850,6 +852,9 @@ static void job_submit(struct fetch *f, size_t idx)
     j->file_size = it->ni.file_size;
     j->nar_hash = it->ni.nar_hash;
     j->nar_size = it->ni.nar_size;
+    /* Uncompressed, the download is the NAR: the NarHash check is the FileHash check. */
+    j->file_is_nar = strcmp(j->compression, "none") == 0 && j->has_file_hash &&
+                     hash_equal(&j->file_hash, &j->nar_hash);
     it->state = S_DOWNLOADING;
     pthread_mutex_lock(&f->mu);
     j->next = f->queue;

@@ -70,6 +70,8 @@ mkcache narsize-small xz
 sed -i -E 's/^NarSize: ([0-9]+)/echo "NarSize: $((\1 - 8))"/e' "$web/narsize-small/$vh.narinfo"; resign narsize-small
 mkcache filehash xz
 sed -i "s|^FileHash: .*|FileHash: $other|" "$web/filehash/$vh.narinfo"; resign filehash
+mkcache filehash-none none
+sed -i "s|^FileHash: .*|FileHash: $other|" "$web/filehash-none/$vh.narinfo"; resign filehash-none
 # signatures
 mkcache badsig none
 sed -i -E 's/^(Sig: runix-test-1:)(.)/\1\2\2/; s/^(Sig: runix-test-1:.)./\1/' "$web/badsig/$vh.narinfo"
@@ -137,6 +139,7 @@ refused "wrong NarHash" narhash "NarHash mismatch"
 refused "NarSize too large" narsize-big "but NarSize is"
 refused "NarSize too small" narsize-small "larger than its NarSize"
 refused "wrong FileHash" filehash "FileHash mismatch"
+refused "wrong FileHash on an uncompressed NAR (where it must equal NarHash)" filehash-none "FileHash mismatch"
 refused "a corrupted signature" badsig "no valid signature by a trusted key"
 refused "a signature by an untrusted key of the same name" untrusted "no valid signature by a trusted key"
 refused "no signature" nosig "is not signed"
