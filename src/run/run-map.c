@@ -263,9 +263,10 @@ static bool is_proc_self_exe(const char *p)
         return true;
     if (strncmp(p, "/proc/", 6) != 0)
         return false;
+    /* Pids have at most 7 digits (pid_max is at most 2^22): a longer number is not ours. */
     long pid = 0;
     const char *q = p + 6;
-    while (*q >= '0' && *q <= '9')
+    while (*q >= '0' && *q <= '9' && q - (p + 6) < 9)
         pid = pid * 10 + (*q++ - '0');
     return q != p + 6 && strcmp(q, "/exe") == 0 && pid == (long)syscall(SYS_getpid);
 }

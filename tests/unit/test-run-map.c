@@ -218,6 +218,37 @@ static void test_exec_shebang(void **state)
     assert_int_equal(rx_exec_prepare(&f->m, LOOP "/a", argv, envp, &x), -ELOOP);
 }
 
+/* /proc/self/exe and /proc/<our pid>/exe are the program's logical path; other numbers are not. */
+static void test_exec_proc_self(void **state)
+{
+    struct fx *f = *state;
+    char *const argv[] = {(char *)"self", NULL};
+    char *const envp[] = {NULL};
+    struct rx_exec x;
+    snprintf(f->m.exe, sizeof f->m.exe, "%s", A "/bin/interp");
+    char own[64];
+    snprintf(own, sizeof own, "/proc/%ld/exe", (long)getpid());
+    const char *self[] = {"/proc/self/exe", "/proc/thread-self/exe", own};
+    for (size_t i = 0; i < sizeof self / sizeof self[0]; i++) {
+        assert_int_equal(rx_exec_prepare(&f->m, self[i], argv, envp, &x), 0);
+        /* A/bin/interp is a /bin/sh script. */
+        assert_string_equal(x.file, "/bin/sh");
+        assert_string_equal(x.argv[1], A "/bin/interp");
+        rx_exec_free(&x);
+    }
+    /* Too many digits for a pid (and for a long): someone else's, or nobody's. */
+    const char *other[] = {"/proc/1/exe", "/proc/77777777777777777777777777777777777777/exe",
+                           "/proc/9999999999/exe", "/proc//exe", "/proc/12x/exe"};
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        int r = rx_exec_prepare(&f->m, other[i], argv, envp, &x);
+        if (r == 0) {
+            assert_string_not_equal(x.file, "/bin/sh");
+            rx_exec_free(&x);
+        }
+    }
+    f->m.exe[0] = '\0';
+}
+
 static void test_elf_interp(void **state)
 {
     (void)state;
@@ -239,6 +270,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resolve_loops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolve_relative, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_shebang, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exec_proc_self, setup, teardown),
         cmocka_unit_test(test_elf_interp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
