@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -191,6 +192,7 @@ struct pipeline {
     struct rx_error *err;
     bool content_error; /* the data was wrong, not short */
     bool local_error;   /* the store could not take it (errno) */
+    bool encoded;       /* sent with a Content-Encoding: byte offsets are not ours */
 };
 
 struct fetch {
@@ -483,6 +485,30 @@ static size_t body_cb(char *data, size_t size, size_t nmemb, void *ctx)
     return n;
 }
 
+/*
+ * Notes a Content-Encoding (libcurl decodes it): a Range request counts in
+ * the encoded bytes, so such a download cannot be resumed from what we hold.
+ */
+static size_t header_cb(char *line, size_t size, size_t nmemb, void *ctx)
+{
+    struct pipeline *p = ctx;
+    size_t n = size * nmemb;
+    static const char name[] = "content-encoding:";
+    if (n > 5 && memcmp(line, "HTTP/", 5) == 0) {
+        p->encoded = false; /* a new response (after a redirect) */
+    } else if (n > sizeof name - 1 && strncasecmp(line, name, sizeof name - 1) == 0) {
+        const char *v = line + sizeof name - 1, *end = line + n;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        size_t vl = (size_t)(end - v);
+        while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+            vl--;
+        if (vl > 0 && !(vl == 8 && strncasecmp(v, "identity", 8) == 0))
+            p->encoded = true;
+    }
+    return n;
+}
+
 /* Stops a download that waits for data when we are asked to stop. */
 static int stop_cb(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                    curl_off_t ulnow)
@@ -614,6 +640,8 @@ static void run_job(struct fetch *f, CURL *e, struct job *j, struct decompressor
         curl_easy_setopt(e, CURLOPT_URL, j->url);
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_cb);
         curl_easy_setopt(e, CURLOPT_WRITEDATA, &p);
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, &p);
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
         /* Resuming asks for the rest only; libcurl fails with CURLE_RANGE_ERROR unless
          * the server answers 206 from exactly that offset. */
@@ -653,8 +681,8 @@ static void run_job(struct fetch *f, CURL *e, struct job *j, struct decompressor
             attempt--;
             continue;
         }
-        resume = can_resume && out == OUT_TRANSIENT && transfer_error && p.fsize > 0 &&
-                 attempt < attempts;
+        resume = can_resume && !p.encoded && out == OUT_TRANSIENT && transfer_error &&
+                 p.fsize > 0 && attempt < attempts;
         if (!resume) {
             atomic_fetch_sub(&f->bytes_done, out == OUT_OK ? 0 : p.counted);
             pipeline_release(&p, tmp_fd, out != OUT_OK);

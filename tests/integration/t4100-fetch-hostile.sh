@@ -176,6 +176,13 @@ ok "a server without Range support: the path is fetched again from the start" \
   "$RUNIX" fetch -q --trusted-key "$key" --store "$TEST_TMP/s-norange" --cache "$HTTP/truncate-once-norange/xz" "$py"
 is "$(grep -c "GET /truncate-once-norange/xz/$pynar" "$HTTP_LOG")" 3 \
   "  ...after one resume attempt that the server answered in full (not counted as an attempt)"
+# Sent with a Content-Encoding (which libcurl decodes), the bytes held are not
+# the server's bytes: a cut-off download starts over instead of resuming.
+ok "a NAR cut off halfway while sent gzip-encoded is fetched again from the start" \
+  "$RUNIX" fetch -q --trusted-key "$key" --store "$TEST_TMP/s-gzip" --cache "$HTTP/truncate-once-gzip/xz" "$py"
+is "$(grep "GET /truncate-once-gzip/xz/$pynar" "$HTTP_LOG" | grep -c range=)" 0 "  ...without a Range request"
+ok "  ...and real Nix finds the whole closure valid" \
+  nix-store --store "$TEST_TMP/s-gzip" --verify --check-contents
 
 # A bad cache first, a good one after: the good one provides the path.
 for bad in narhash badsig dotdot; do

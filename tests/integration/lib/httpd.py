@@ -16,6 +16,9 @@ path (e.g. /fail500x2/cache-xz/nar/...):
     /truncate-once/... .nar* files: the first request of each path is cut off
                      after half the body; later ones are served in full
     /truncate-once-norange/... the same, from a server without Range support
+    /truncate-once-gzip/... .nar* files: sent gzip-encoded (Content-Encoding)
+                     to clients that accept it, Range requests counting in the
+                     encoded bytes, the first request of each path cut off
     /latency/...     every answer waits 40 ms first, like a distant server;
                      requests are logged with " busy=N", the number of
                      requests being answered at that moment, this one
@@ -28,6 +31,7 @@ With HTTPD_TLS_CERT and HTTPD_TLS_KEY set (PEM files), it serves HTTPS;
 requests on a connection that resumed an earlier TLS session are logged
 with " tls-resumed".
 """
+import gzip
 import http.server
 import os
 import socketserver
@@ -97,6 +101,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         is_nar = "/nar/" in "/" + rel
         size = os.path.getsize(path)
         first = False
+        if mode == "truncate-once-gzip" and is_nar and "gzip" in self.headers.get("Accept-Encoding", ""):
+            return self.answer_gzip(path, rel, rng)
+        if mode == "truncate-once-gzip":
+            mode = "ok"
         if mode in ("truncate-once", "truncate-once-norange"):
             with lock:
                 counts[mode, rel] = counts.get((mode, rel), 0) + 1
@@ -138,6 +146,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 time.sleep(0.02)
             return
         self.wfile.write(data)
+
+    def answer_gzip(self, path, rel, rng):
+        with open(path, "rb") as f:
+            body = gzip.compress(f.read(), mtime=0)
+        with lock:
+            counts["gzip", rel] = counts.get(("gzip", rel), 0) + 1
+            first = counts["gzip", rel] == 1
+        start = 0
+        if rng.startswith("bytes=") and rng.endswith("-"):
+            start = int(rng[6:-1])
+            if start >= len(body):
+                return self.send_error(416)
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(len(body) - start))
+        self.end_headers()
+        if first:
+            self.wfile.write(body[start : start + (len(body) - start) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body[start:])
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
