@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -230,11 +229,11 @@ struct fetch {
     uint64_t bytes_total;
     size_t paths_total, paths_done;
     double started, last_tick;
+    bool status_shown;
 
-    /* paths on disk, not yet registered; when they last were */
+    /* paths on disk, not yet registered; when registration last ran */
     size_t on_disk;
     double registered_at;
-    bool status_shown;
 
     /* nix-cache-info requests, per cache */
     unsigned *info_attempt;
@@ -1357,7 +1356,6 @@ static int load_cache_infos(struct fetch *f, struct rx_error **err)
     return 0;
 }
 
-/* Walk the closure and download, until nothing is in flight. */
 static int register_ready(struct fetch *f, struct rx_error **err);
 
 /*
@@ -1374,6 +1372,7 @@ static int register_some(struct fetch *f, double now, struct rx_error **err)
     return register_ready(f, err);
 }
 
+/* Walk the closure and download, until nothing is in flight. */
 static int walk(struct fetch *f, struct rx_error **err)
 {
     struct rx_error *fatal = NULL;
