@@ -1691,7 +1691,7 @@ out:
             register_ready(&f, NULL);
     }
     status_clear(&f);
-    if (ret < 0 && rx_interrupted)
+    if (ret < 0 && rx_interrupted && !o->dry_run)
         rx_error_set(err, EINTR, "interrupted; the paths fetched so far are kept in %s",
                      store_root(s));
     /* Requests still in flight or held (after an error). */
