@@ -217,6 +217,58 @@ fails "an unreadable CA file is named" 1 "CA certificate file '$TEST_TMP/nope.cr
   env -u NIX_SSL_CERT_FILE SSL_CERT_FILE="$TEST_TMP/nope.crt" "$RUNIX" fetch -q --store "$TEST_TMP/store-https5" \
   --cache "$HTTPS/ok/cache-zstd" "$(path_of hello)"
 
+# Memory stays bounded whatever the size of a NAR: a path holding one
+# 200 MiB file, from an xz cache (8 MiB dictionary, as Nix's default
+# preset) and a zstd one, each fetched in well under 64 MiB.
+bigp=/nix/store/5xq7k2n0a9g3b8c1d4f6h8j0l2m4p6r8-big-file-1.0
+for c in xz zstd; do mkdir -p "$TEST_TMP/big-$c/nar"; cp "$FX/cache-$c/nix-cache-info" "$TEST_TMP/big-$c/"; done
+read -r narhash narsize < <(python3 - "$TEST_TMP" <<'PY'
+import hashlib, struct, subprocess, sys
+d = sys.argv[1]
+def s(b):
+    return struct.pack('<Q', len(b)) + b + b'\0' * ((8 - len(b) % 8) % 8)
+size = 200 << 20
+outs = [open(d + "/big-xz/nar/big.nar.xz", "wb"), open(d + "/big-zstd/nar/big.nar.zst", "wb")]
+procs = [subprocess.Popen(["xz", "--lzma2=preset=1,dict=8MiB", "-T1", "-c"], stdin=subprocess.PIPE, stdout=outs[0]),
+         subprocess.Popen(["zstd", "-q", "-3", "-c"], stdin=subprocess.PIPE, stdout=outs[1])]
+h, n = hashlib.sha256(), 0
+def w(b):
+    global n
+    h.update(b)
+    n += len(b)
+    for p in procs:
+        p.stdin.write(b)
+w(s(b'nix-archive-1') + s(b'(') + s(b'type') + s(b'directory') + s(b'entry') + s(b'(') +
+  s(b'name') + s(b'big') + s(b'node') + s(b'(') + s(b'type') + s(b'regular') + s(b'contents') +
+  struct.pack('<Q', size))
+chunk = ((b'runix ' * 11 + b'\n') * 16384)[:1 << 20]
+for _ in range(size >> 20):
+    w(chunk)
+w(s(b')') + s(b')') + s(b')'))
+for p in procs:
+    p.stdin.close()
+    p.wait()
+print(h.hexdigest(), n)
+PY
+)
+for c in xz zstd; do
+  f=$(ls "$TEST_TMP/big-$c/nar")
+  printf 'StorePath: %s\nURL: nar/%s\nCompression: %s\nFileHash: sha256:%s\nFileSize: %s\nNarHash: sha256:%s\nNarSize: %s\nReferences: \n' \
+    "$bigp" "$f" "$c" "$(sha256sum "$TEST_TMP/big-$c/nar/$f" | cut -d' ' -f1)" "$(stat -c %s "$TEST_TMP/big-$c/nar/$f")" \
+    "$narhash" "$narsize" >"$TEST_TMP/big.narinfo"
+  "$RUNIX" narinfo sign -k "$FX/key.sec" "$TEST_TMP/big.narinfo" >"$TEST_TMP/big-$c/${bigp:11:32}.narinfo"
+  R=$TEST_TMP/store-big-$c
+  rss=$(python3 -c 'import resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024 if r == 0 else "failed")' \
+    "$RUNIX" fetch -q --store "$R" --cache "file://$TEST_TMP/big-$c" --trusted-key "$key" "$bigp")
+  ok "a 200 MiB file from a $c cache is fetched with a peak RSS under 64 MiB ($rss MiB)" \
+    test "$rss" != failed -a "${rss%failed}" -lt 64
+  is "$(stat -c %s "$R$bigp/big")" $((200 << 20)) "  ...whole"
+  ok "  ...and real Nix finds its contents valid" nix-store --store "$R" --verify --check-contents
+  chmod -R u+w "$R" && rm -rf "$R"
+done
+
 fails "a bad store path is a usage error" 2 "fetch" fetch --store "$TEST_TMP/x" /usr/bin/env
 fails "an unsupported cache URL is refused" 2 "unsupported URL" \
   fetch --store "$TEST_TMP/x" --cache ftp://example.org "$top"
