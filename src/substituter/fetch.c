@@ -230,10 +230,7 @@ struct fetch {
     size_t paths_total, paths_done;
     double started, last_tick;
     bool status_shown;
-
-    /* paths on disk, not yet registered; when registration last ran */
-    size_t on_disk;
-    double registered_at;
+    double registered_at; /* when register_some last ran */
 
     /* nix-cache-info requests, per cache */
     unsigned *info_attempt;
@@ -922,7 +919,6 @@ static void handle_job(struct fetch *f, struct job *j)
     f->outstanding--;
     if (j->outcome == OUT_OK) {
         it->state = S_ON_DISK;
-        f->on_disk++;
         announce_done(f, it);
         return;
     }
@@ -1366,7 +1362,7 @@ static int register_ready(struct fetch *f, struct rx_error **err);
  */
 static int register_some(struct fetch *f, double now, struct rx_error **err)
 {
-    if (f->on_disk == 0 || now - f->registered_at < REGISTER_EVERY_S)
+    if (now - f->registered_at < REGISTER_EVERY_S)
         return 0;
     f->registered_at = now;
     return register_ready(f, err);
@@ -1480,7 +1476,6 @@ static int register_ready(struct fetch *f, struct rx_error **err)
             if (!in[i])
                 continue;
             f->items[i].state = S_VALID;
-            f->on_disk--;
             store_unlock_path(f->store, &f->items[i].path, f->items[i].lock_fd);
             f->items[i].lock_fd = -1;
         }

@@ -4,12 +4,14 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "util-mem.h"
+
 #include "banned.h"
 
 volatile sig_atomic_t rx_interrupted;
 
 static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
-static bool caught[3]; /* by us, not ignored by the caller */
+static bool caught[ARRAY_SIZE(stop_signals)]; /* by us, not ignored by the caller */
 
 static void on_stop_signal(int sig)
 {
@@ -23,7 +25,7 @@ void rx_catch_interrupts(void)
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0; /* no SA_RESTART: waiting calls return EINTR */
-    for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(stop_signals); i++) {
         struct sigaction old;
         /* A signal the caller ignores (nohup, a background job) stays ignored. */
         if (sigaction(stop_signals[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
@@ -34,7 +36,7 @@ void rx_catch_interrupts(void)
 
 void rx_release_interrupts(void)
 {
-    for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(stop_signals); i++) {
         if (caught[i])
             signal(stop_signals[i], SIG_DFL);
         caught[i] = false;
