@@ -49,7 +49,7 @@ enum {
     "      --extra-cache URL     use this cache as well as the configured ones\n"            \
     "      --trusted-key NAME:KEY  trust this public key too (repeatable)\n"                 \
     "      --insecure-no-verify  accept narinfos without a trusted signature (dangerous)\n"  \
-    "  -q, --quiet               print nothing but errors\n"
+    "  -q, --quiet               show no progress, only errors\n"
 
 struct strv {
     char **v; /* owned, each owned */
