@@ -201,8 +201,11 @@ static int fetch_in_child(struct run_ctx *c, struct rx_error **err)
     rx_catch_interrupts();
     int status, passed = 0;
     while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return rx_error_errno(err, "waitpid");
+        if (errno != EINTR) {
+            rx_error_errno(err, "waitpid");
+            rx_release_interrupts();
+            return -1;
+        }
         if (rx_interrupted && rx_interrupted != passed) {
             passed = rx_interrupted;
             kill(pid, passed);

@@ -263,7 +263,8 @@ static bool is_proc_self_exe(const char *p)
         return true;
     if (strncmp(p, "/proc/", 6) != 0)
         return false;
-    /* Pids have at most 7 digits (pid_max is at most 2^22): a longer number is not ours. */
+    /* Pids have at most 7 digits (pid_max is at most 2^22); reading at most 9 cannot
+     * overflow, and a longer number is left unread, so it does not match. */
     long pid = 0;
     const char *q = p + 6;
     while (*q >= '0' && *q <= '9' && q - (p + 6) < 9)
