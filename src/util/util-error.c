@@ -1,3 +1,4 @@
+/* Errors that carry context upward (see util-error.h). */
 #include "config.h"
 #include "util-error.h"
 
@@ -7,6 +8,8 @@
 #include <string.h>
 
 #include "util-mem.h"
+
+#include "banned.h"
 
 static int set_v(struct rx_error **err, int code, const char *suffix, const char *fmt,
                  va_list ap) __attribute__((format(printf, 4, 0)));
@@ -79,4 +82,15 @@ void rx_error_clear(struct rx_error **err)
         rx_error_free(*err);
         *err = NULL;
     }
+}
+
+void rx_bug(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "runix: BUG: %s:%d: ", file, line);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    abort();
 }

@@ -51,5 +51,15 @@ int rx_error_wrap(struct rx_error **err, const char *fmt, ...)
 
 void rx_error_free(struct rx_error *err);
 
+/*
+ * A broken invariant inside runix (never bad input, which gets an rx_error):
+ * prints "runix: BUG: file:line: message" on stderr and aborts, as git's
+ * BUG() does.  The one place below the command layer that writes to stderr,
+ * since there is no caller left to tell.
+ */
+#define BUG(...) rx_bug(__FILE__, __LINE__, __VA_ARGS__)
+_Noreturn void rx_bug(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Free *err and set it to NULL. */
 void rx_error_clear(struct rx_error **err);
