@@ -87,6 +87,18 @@ ok "  ...without downloading what the killed run had registered" asked_again
 is "$(grep -c '/nar/' "$HTTP_LOG")" "$((total - kept))" "  ...and downloading each of the rest once"
 ok "  ...and the store is complete and clean" complete "$R" "$top"
 
+# Wait (up to 30 s) until the fetch writing to store $1 is downloading: a NAR
+# is being unpacked in its work dir.  A fixed sleep is not enough on a busy
+# machine, where the store may not even exist yet after a second.
+downloading() {
+  local i
+  for i in $(seq 600); do
+    [ -n "$(ls -A "$1/nix/var/runix/tmp" 2>/dev/null)" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
 # Ctrl-C (SIGINT; a background job starts with it ignored, so the signal is
 # restored first) and SIGTERM: the fetch stops at once, keeps what it has
 # completed, removes the rest, says so and dies of the signal.
@@ -98,7 +110,7 @@ for sig in INT TERM; do
   python3 -c "$restore_sigint" "$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "$HTTP/slow/cache-xz" "$top" \
     >/dev/null 2>"$TEST_TMP/sig.err" &
   pid=$!
-  sleep 1
+  ok "SIG$sig: the fetch is downloading" downloading "$R"
   kill -$sig $pid
   wait $pid
   rc=$?
@@ -109,7 +121,7 @@ for sig in INT TERM; do
     "  ...leaving no work dir and no lock behind"
   ok "  ...and every registered path complete" consistent "$R"
   ok "  ...and only registered paths in the store" \
-    bash -c 'for e in "$1"/nix/store/*; do
+    bash -c 'shopt -s nullglob; for e in "$1"/nix/store/*; do
       [ -n "$(sqlite3 "$1/nix/var/nix/db/db.sqlite" "select 1 from ValidPaths where path = '"'"'/nix/store/${e##*/}'"'"'")" ] || exit 1
     done' _ "$R"
 done
@@ -118,7 +130,7 @@ R=$TEST_TMP/sig-run
 "$RUNIX" run -q --trusted-key "$key" --store "$R" --cache "$HTTP/slow/cache-xz" "$(path_of python)" \
   python3 -c 'print("started")' >"$TEST_TMP/sig-run.out" 2>&1 &
 pid=$!
-sleep 1
+ok "runix run is fetching" downloading "$R"
 kill -TERM $pid
 wait $pid
 is "$?" 143 "runix run stopped while fetching: it dies of SIGTERM"
