@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "crypto-hash.h"
+#include "util-install.h"
 #include "util-mem.h"
 #include "banned.h"
 
@@ -32,19 +33,7 @@ static char **front_argv;
 
 int cli_core_path(char *out, size_t outsz)
 {
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return -1;
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    *slash = '\0';
-    static const char *const rel[] = {"/runix-core", "/../libexec/runix/runix-core"};
-    for (size_t i = 0; i < ARRAY_SIZE(rel); i++) {
-        if ((size_t)snprintf(out, outsz, "%s%s", self, rel[i]) < outsz && access(out, X_OK) == 0)
-            return 0;
-    }
-    return -1;
+    return rx_install_find(RX_INSTALL_CORE, out, outsz, NULL);
 }
 
 static int exec_core(int argc, char **argv)
@@ -53,7 +42,8 @@ static int exec_core(int argc, char **argv)
     (void)argv;
     char core[PATH_MAX];
     if (cli_core_path(core, sizeof core) < 0) {
-        cli_error("runix-core not found next to runix nor in ../libexec/runix; reinstall runix");
+        cli_error("runix-core not found next to runix nor in %s; reinstall runix",
+                  RUNIX_REL_LIBEXECDIR);
         return EXIT_FAIL;
     }
     execv(core, front_argv);
