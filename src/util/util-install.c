@@ -15,8 +15,8 @@
 
 struct install_item {
     const char *file;
-    int mode;            /* for access() */
-    const char *rel;     /* from bindir, where runix is installed */
+    int mode;             /* for access() */
+    const char *rel;      /* from bindir, where runix is installed */
     const char *core_rel; /* from libexecdir/runix, where runix-core is installed */
 };
 
@@ -29,8 +29,8 @@ static const struct install_item items[] = {
 static bool try_path(char *out, size_t outsz, const char *dir, const char *rel,
                      const struct install_item *it)
 {
-    size_t n = (size_t)snprintf(out, outsz, "%s/%s%s%s", dir, rel ? rel : "", rel ? "/" : "",
-                                it->file);
+    size_t n =
+        (size_t)snprintf(out, outsz, "%s/%s%s%s", dir, rel ? rel : "", rel ? "/" : "", it->file);
     return n < outsz && access(out, it->mode) == 0;
 }
 
