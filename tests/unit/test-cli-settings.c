@@ -77,78 +77,51 @@ static void finish_fails(struct cli_settings *s, const char *want)
     rx_error_free(err);
 }
 
-/* The resolved caches' URLs, joined by spaces. */
-static char *cache_list(const struct cli_settings *s)
-{
-    char *out = xstrdup("");
-    for (size_t i = 0; i < s->ncaches; i++) {
-        char *next = xasprintf("%s%s%s", out, i ? " " : "", s->caches[i].url);
-        free(out);
-        out = next;
-    }
-    return out;
-}
+/* What check() compares: the store, or the caches' URLs or the keys' names joined by spaces. */
+enum field { F_STORE, F_CACHES, F_KEYS };
 
-/* The resolved trusted keys' names, joined by spaces. */
-static char *key_list(const struct cli_settings *s)
-{
-    char *out = xstrdup("");
-    for (size_t i = 0; i < s->keys.n; i++) {
-        char *next = xasprintf("%s%s%s", out, i ? " " : "", s->keys.keys[i].name);
-        free(out);
-        out = next;
-    }
-    return out;
-}
-
-/* Resolve with the flags given as (option code, argument) pairs; check the caches. */
-static void check_caches(const int *opts, const char *const *args, size_t n, const char *want)
+/* Resolve with the flags given as (option code, argument) pairs and check one field. */
+static void check(enum field f, const int *opts, const char *const *args, size_t n,
+                  const char *want)
 {
     struct cli_settings s = {0};
     for (size_t i = 0; i < n; i++)
         assert_int_equal(cli_settings_option(&s, opts[i], args[i]), 1);
     finish_ok(&s);
-    _cleanup_free_ char *got = cache_list(&s);
+    char *got = xstrdup(f == F_STORE ? s.store : "");
+    size_t count = f == F_CACHES ? s.ncaches : f == F_KEYS ? s.keys.n : 0;
+    for (size_t i = 0; i < count; i++) {
+        const char *item = f == F_CACHES ? s.caches[i].url : s.keys.keys[i].name;
+        char *next = xasprintf("%s%s%s", got, i ? " " : "", item);
+        free(got);
+        got = next;
+    }
     assert_string_equal(got, want);
+    free(got);
     cli_settings_release(&s);
 }
 
-static void check_keys(const char *flag_key, const char *want)
+/* check() with at most one flag: opt with arg, unless arg is NULL. */
+static void check1(enum field f, int opt, const char *arg, const char *want)
 {
-    struct cli_settings s = {0};
-    if (flag_key)
-        assert_int_equal(cli_settings_option(&s, OPT_TRUSTED_KEY, flag_key), 1);
-    finish_ok(&s);
-    _cleanup_free_ char *got = key_list(&s);
-    assert_string_equal(got, want);
-    cli_settings_release(&s);
-}
-
-static void check_store(const char *flag_store, const char *want)
-{
-    struct cli_settings s = {0};
-    if (flag_store)
-        assert_int_equal(cli_settings_option(&s, OPT_STORE, flag_store), 1);
-    finish_ok(&s);
-    assert_string_equal(s.store, want);
-    cli_settings_release(&s);
+    check(f, &opt, &arg, arg ? 1 : 0, want);
 }
 
 static void test_cli_settings_store_precedence(void **state)
 {
     const char *home = *state;
     _cleanup_free_ char *xdg_default = xasprintf("%s/.local/share/runix", home);
-    check_store(NULL, xdg_default);
+    check1(F_STORE, OPT_STORE, NULL, xdg_default);
     setenv("XDG_DATA_HOME", "/xdg-data", 1);
-    check_store(NULL, "/xdg-data/runix");
+    check1(F_STORE, OPT_STORE, NULL, "/xdg-data/runix");
     write_conf(home, "store = /from-conf\n");
-    check_store(NULL, "/from-conf");
+    check1(F_STORE, OPT_STORE, NULL, "/from-conf");
     setenv("RUNIX_STORE", "/from-env", 1);
-    check_store(NULL, "/from-env");
-    check_store("/from-flag", "/from-flag");
+    check1(F_STORE, OPT_STORE, NULL, "/from-env");
+    check1(F_STORE, OPT_STORE, "/from-flag", "/from-flag");
     /* An empty $RUNIX_STORE counts as unset. */
     setenv("RUNIX_STORE", "", 1);
-    check_store(NULL, "/from-conf");
+    check1(F_STORE, OPT_STORE, NULL, "/from-conf");
 }
 
 static void test_cli_settings_store_needs_a_home(void **state)
@@ -158,56 +131,56 @@ static void test_cli_settings_store_needs_a_home(void **state)
     struct cli_settings s = {0};
     finish_fails(&s, "no store location");
     cli_settings_release(&s);
-    check_store("/from-flag", "/from-flag");
+    check1(F_STORE, OPT_STORE, "/from-flag", "/from-flag");
 }
 
 static void test_cli_settings_cache_flags(void **state)
 {
-    check_caches(NULL, NULL, 0, DEFAULT_CACHE);
+    check(F_CACHES, NULL, NULL, 0, DEFAULT_CACHE);
     write_conf(*state, "substituters = file:///a file:///b\n"
                        "extra-substituters = file:///c\n");
-    check_caches(NULL, NULL, 0, "file:///a file:///b file:///c");
+    check(F_CACHES, NULL, NULL, 0, "file:///a file:///b file:///c");
     /* --cache replaces the configured list, extras included. */
     static const int cache[] = {OPT_CACHE, OPT_CACHE};
     static const char *const cache_args[] = {"file:///d", "file:///e"};
-    check_caches(cache, cache_args, 2, "file:///d file:///e");
+    check(F_CACHES, cache, cache_args, 2, "file:///d file:///e");
     /* --extra-cache adds, and each URL comes once. */
     static const int extra[] = {OPT_EXTRA_CACHE, OPT_EXTRA_CACHE};
     static const char *const extra_args[] = {"file:///e", "file:///a"};
-    check_caches(extra, extra_args, 2, "file:///a file:///b file:///c file:///e");
+    check(F_CACHES, extra, extra_args, 2, "file:///a file:///b file:///c file:///e");
     static const int both[] = {OPT_CACHE, OPT_EXTRA_CACHE};
     static const char *const both_args[] = {"file:///d", "file:///e"};
-    check_caches(both, both_args, 2, "file:///d file:///e");
+    check(F_CACHES, both, both_args, 2, "file:///d file:///e");
 }
 
 static void test_cli_settings_env_caches(void **state)
 {
     write_conf(*state, "substituters = file:///a\nextra-substituters = file:///c\n");
     setenv("RUNIX_CACHES", "file:///x  file:///y", 1);
-    check_caches(NULL, NULL, 0, "file:///x file:///y");
+    check(F_CACHES, NULL, NULL, 0, "file:///x file:///y");
     static const int extra[] = {OPT_EXTRA_CACHE};
     static const char *const extra_args[] = {"file:///e"};
-    check_caches(extra, extra_args, 1, "file:///x file:///y file:///e");
+    check(F_CACHES, extra, extra_args, 1, "file:///x file:///y file:///e");
     static const int cache[] = {OPT_CACHE};
     static const char *const cache_args[] = {"file:///d"};
-    check_caches(cache, cache_args, 1, "file:///d");
+    check(F_CACHES, cache, cache_args, 1, "file:///d");
     /* Set but empty: no cache at all, not the default. */
     setenv("RUNIX_CACHES", "", 1);
-    check_caches(NULL, NULL, 0, "");
+    check(F_CACHES, NULL, NULL, 0, "");
 }
 
 static void test_cli_settings_trusted_keys(void **state)
 {
-    check_keys(NULL, "cache.nixos.org-1");
-    check_keys(KEY_C, "cache.nixos.org-1 c-1");
+    check1(F_KEYS, OPT_TRUSTED_KEY, NULL, "cache.nixos.org-1");
+    check1(F_KEYS, OPT_TRUSTED_KEY, KEY_C, "cache.nixos.org-1 c-1");
     write_conf(*state, "trusted-public-keys = " KEY_A "\n"
                        "extra-trusted-public-keys = " KEY_B "\n");
-    check_keys(NULL, "a-1 b-1");
-    check_keys(KEY_C, "a-1 b-1 c-1");
+    check1(F_KEYS, OPT_TRUSTED_KEY, NULL, "a-1 b-1");
+    check1(F_KEYS, OPT_TRUSTED_KEY, KEY_C, "a-1 b-1 c-1");
     /* $RUNIX_TRUSTED_KEYS replaces the config file's keys, extras included. */
     setenv("RUNIX_TRUSTED_KEYS", KEY_C, 1);
-    check_keys(NULL, "c-1");
-    check_keys(KEY_A, "c-1 a-1");
+    check1(F_KEYS, OPT_TRUSTED_KEY, NULL, "c-1");
+    check1(F_KEYS, OPT_TRUSTED_KEY, KEY_A, "c-1 a-1");
 }
 
 static void test_cli_settings_bad_key(void **state)
@@ -268,8 +241,8 @@ static void test_cli_settings_runix_config(void **state)
     fputs("store = /from-other-conf\nsubstituters = file:///o\n", f);
     assert_int_equal(fclose(f), 0);
     setenv("RUNIX_CONFIG", other, 1);
-    check_store(NULL, "/from-other-conf");
-    check_caches(NULL, NULL, 0, "file:///o");
+    check1(F_STORE, OPT_STORE, NULL, "/from-other-conf");
+    check(F_CACHES, NULL, NULL, 0, "file:///o");
     /* A missing default config file is fine; a missing $RUNIX_CONFIG is not. */
     _cleanup_free_ char *missing = xasprintf("%s/missing.conf", home);
     setenv("RUNIX_CONFIG", missing, 1);
@@ -281,7 +254,7 @@ static void test_cli_settings_runix_config(void **state)
     _cleanup_free_ char *conf = xasprintf("%s/.config/runix/runix.conf", home);
     assert_int_equal(unlink(conf), 0);
     _cleanup_free_ char *xdg_default = xasprintf("%s/.local/share/runix", home);
-    check_store(NULL, xdg_default);
+    check1(F_STORE, OPT_STORE, NULL, xdg_default);
 }
 
 int main(void)
