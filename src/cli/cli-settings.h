@@ -1,8 +1,8 @@
 /* The settings of the commands that use a store and caches, and their sources. */
 #pragma once
 /*
- * Settings shared by the commands that use a store and caches (fetch, and
- * later run and shell).  Sources, weakest first:
+ * Settings shared by the commands that use a store and caches (fetch,
+ * doctor, run and shell).  Sources, weakest first:
  *
  *   built-in defaults
  *   the config file ${XDG_CONFIG_HOME:-$HOME/.config}/runix/runix.conf
