@@ -1,7 +1,8 @@
+/* The settings of the commands that use a store and caches, and their sources. */
 #pragma once
 /*
- * Settings shared by the commands that use a store and caches (fetch, and
- * later run and shell).  Sources, weakest first:
+ * Settings shared by the commands that use a store and caches (fetch,
+ * doctor, run and shell).  Sources, weakest first:
  *
  *   built-in defaults
  *   the config file ${XDG_CONFIG_HOME:-$HOME/.config}/runix/runix.conf
@@ -17,8 +18,9 @@
 
 #include "cache.h"
 #include "crypto-sig.h"
-#include "fetch.h"
 #include "util-error.h"
+
+struct fetch_opts;
 
 #define DEFAULT_CACHE "https://cache.nixos.org"
 #define DEFAULT_TRUSTED_KEY "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="
@@ -79,10 +81,14 @@ struct cli_settings {
 /* Returns 1 if c was a shared option (and took it), 0 if not. */
 int cli_settings_option(struct cli_settings *s, int c, const char *arg);
 
-/* Read the config file and environment and combine everything. */
+/*
+ * Read the config file and environment and combine everything.  In the
+ * front (which only runs programs) that is the store alone: the CA file,
+ * the caches and the keys are runix-core's (cli-settings-internal.h).
+ */
 int cli_settings_finish(struct cli_settings *s, struct rx_error **err);
 
-/* Fill fetch options from the settings. */
+/* Fill fetch options from the settings (runix-core only). */
 void cli_settings_fetch_opts(struct cli_settings *s, struct fetch_opts *o);
 
 void cli_settings_release(struct cli_settings *s);

@@ -1,14 +1,27 @@
+/* The command layer's shared declarations: the command table, messages, exit codes. */
 #pragma once
 /*
  * The command-line layer: the only code that parses argv, writes to stdout
  * or chooses an exit code.
+ *
+ * Two binaries share it.  runix, the front users run, links only libc: it
+ * runs programs itself (run, shell) so that a warm start loads nothing else.
+ * runix-core has every command and every library (libcurl, SQLite,
+ * libsodium, the decompressors).  The front hands each command marked
+ * CMD_CORE to runix-core by exec, from cli_dispatch(); the parts that differ
+ * between the binaries are in cli-front.c and cli-core.c.
  *
  * Adding a new command:
  *  1. Write `int cmd_<name>(int argc, char **argv)` in cmd-<name>.c, taking
  *     argv[0] as the command's own name.  Parse options with getopt_long,
  *     answer --help with the command's usage on stdout and exit 0.
  *  2. Declare it below and add a row to the table in main.c (name,
- *     function, one-line summary, usage text).
+ *     function, one-line summary, flags).  A command that needs anything
+ *     beyond libc (the network, the database, signatures, compression) gets
+ *     CMD_CORE and its file goes into runix-core's sources in meson.build
+ *     only; declare it in the weak list in main.c too.  A command without
+ *     CMD_CORE is linked into both binaries and must keep the front free of
+ *     those libraries (tests/integration/t0010-front-core.sh checks it).
  *  3. Return an EXIT_* code; print errors with cli_error()/cli_fail().
  *  4. Add tests: a unit test for the logic below cli/, an integration test
  *     in tests/integration/ for the command itself, and a line in
@@ -27,10 +40,20 @@ enum {
     EXIT_USAGE = 2, /* bad command line */
 };
 
+/* Flag bits of a command, as git's RUN_SETUP: what the command needs. */
+enum {
+    /*
+     * Runs in runix-core: the front execs runix-core with the same
+     * arguments.  Only rows of the top-level table may carry it.
+     */
+    CMD_CORE = 1 << 0,
+};
+
 struct cli_command {
     const char *name;
-    int (*fn)(int argc, char **argv);
+    int (*fn)(int argc, char **argv); /* NULL in the front for CMD_CORE rows */
     const char *summary;
+    unsigned flags; /* CMD_* */
 };
 
 /*
@@ -49,8 +72,27 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /* Print a command's usage text to stdout; returns EXIT_OK. */
 int cli_print_help(const char *usage);
 
-/* The path of runix-core, the binary with every command (see main.c); 0 or -1. */
-int cli_core_path(char *out, size_t outsz);
+/*
+ * The path of runix-core, the binary with every command: next to the
+ * running binary, else where it is installed (util-install.h).  0, or -1
+ * with err saying where it was looked for.
+ */
+int cli_core_path(char *out, size_t outsz, struct rx_error **err);
+
+/*
+ * The per-binary parts, from cli-front.c (runix) or cli-core.c (runix-core).
+ *
+ * cli_binary_init: what the binary needs before any command (libsodium in
+ * runix-core).  0, or -1 after printing why.
+ *
+ * cli_run_core_command: run a CMD_CORE row.  argc/argv are the command's
+ * (argv[0] its name), group_argv the whole command line the dispatcher got.
+ * runix-core calls cmd->fn; the front execs runix-core with group_argv and
+ * returns only when that fails.
+ */
+int cli_binary_init(void);
+int cli_run_core_command(const struct cli_command *cmd, int argc, char **argv,
+                         char **group_argv);
 
 extern const char *cli_progname;
 extern mode_t cli_umask;

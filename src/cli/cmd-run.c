@@ -137,9 +137,8 @@ static int settings_fail(struct rx_error *err)
 static int fetch_in_child(struct run_ctx *c, struct rx_error **err)
 {
     char core[PATH_MAX];
-    if (cli_core_path(core, sizeof core) < 0)
-        return rx_error_set(err, RX_ENOTFOUND,
-                            "runix-core not found next to runix; cannot fetch the closure");
+    if (cli_core_path(core, sizeof core, err) < 0)
+        return rx_error_wrap(err, "cannot fetch the closure");
     const struct cli_settings *s = &c->s;
     size_t n = 4 + 2 * (s->flag_caches.n + s->flag_extra_caches.n + s->flag_keys.n) + 5 +
                c->nroots;

@@ -1,17 +1,16 @@
+/* runix's entry point and command table, shared by runix and runix-core. */
 #include "config.h"
 
 #include <dlfcn.h>
-#include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli.h"
-#include "crypto-hash.h"
+#include "util-install.h"
 #include "util-mem.h"
+
 #include "banned.h"
 
 const char *cli_progname = "runix";
@@ -22,65 +21,29 @@ static const char main_usage[] =
     "\n"
     "Run software from Nix binary caches without installing Nix.\n";
 
-#ifdef RUNIX_FRONT
 /*
- * The runix binary is a small front: it runs programs itself (run, shell),
- * so that a warm start loads no network or compression libraries, and hands
- * every other command to runix-core, which has them all.
+ * The CMD_CORE commands are not linked into the front: it execs runix-core
+ * for them and never calls their functions, which are NULL there.
  */
-static char **front_argv;
-
-int cli_core_path(char *out, size_t outsz)
-{
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return -1;
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    *slash = '\0';
-    static const char *const rel[] = {"/runix-core", "/../libexec/runix/runix-core"};
-    for (size_t i = 0; i < ARRAY_SIZE(rel); i++) {
-        if ((size_t)snprintf(out, outsz, "%s%s", self, rel[i]) < outsz && access(out, X_OK) == 0)
-            return 0;
-    }
-    return -1;
-}
-
-static int exec_core(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    char core[PATH_MAX];
-    if (cli_core_path(core, sizeof core) < 0) {
-        cli_error("runix-core not found next to runix nor in ../libexec/runix; reinstall runix");
-        return EXIT_FAIL;
-    }
-    execv(core, front_argv);
-    cli_error("cannot run %s: %s", core, strerror(errno));
-    return EXIT_FAIL;
-}
-#define CORE(fn) exec_core
-#else
-int cli_core_path(char *out, size_t outsz)
-{
-    ssize_t n = readlink("/proc/self/exe", out, outsz - 1);
-    if (n <= 0)
-        return -1;
-    out[n] = '\0';
-    return 0;
-}
-#define CORE(fn) fn
-#endif
+#pragma weak cmd_doctor
+#pragma weak cmd_fetch
+#pragma weak cmd_nar
+#pragma weak cmd_narinfo
 
 static const struct cli_command commands[] = {
-    {"run", cmd_run, "run a program from a store path, fetching its closure if needed"},
-    {"shell", cmd_shell, "start a shell with store paths' programs on PATH"},
-    {"doctor", CORE(cmd_doctor), "report the store, caches and which engines work here"},
-    {"fetch", CORE(cmd_fetch), "download store paths' closures from binary caches into the store"},
-    {"nar", CORE(cmd_nar), "create, unpack, hash and list Nix archives (NAR)"},
-    {"narinfo", CORE(cmd_narinfo), "check narinfo files and their signatures"},
+    {"run", cmd_run, "run a program from a store path, fetching its closure if needed", 0},
+    {"shell", cmd_shell, "start a shell with store paths' programs on PATH", 0},
+    {"doctor", cmd_doctor, "report the store, caches and which engines work here", CMD_CORE},
+    {"fetch", cmd_fetch, "download store paths' closures from binary caches into the store",
+     CMD_CORE},
+    {"nar", cmd_nar, "create, unpack, hash and list Nix archives (NAR)", CMD_CORE},
+    {"narinfo", cmd_narinfo, "check narinfo files and their signatures", CMD_CORE},
 };
+
+int cli_core_path(char *out, size_t outsz, struct rx_error **err)
+{
+    return rx_install_find(RX_INSTALL_CORE, out, outsz, err);
+}
 
 void cli_error(const char *fmt, ...)
 {
@@ -126,6 +89,13 @@ static void print_group_help(const char *group, const char *intro,
     fprintf(f, "\nRun '%s COMMAND --help' for a command's options.\n", group);
 }
 
+static int run_command(const struct cli_command *cmd, int argc, char **argv, char **group_argv)
+{
+    if (cmd->flags & CMD_CORE)
+        return cli_run_core_command(cmd, argc, argv, group_argv);
+    return cmd->fn(argc, argv);
+}
+
 int cli_dispatch(const char *group, const char *intro, const struct cli_command *cmds,
                  size_t n, int argc, char **argv)
 {
@@ -139,7 +109,7 @@ int cli_dispatch(const char *group, const char *intro, const struct cli_command 
             for (size_t i = 0; i < n; i++) {
                 if (strcmp(cmds[i].name, argv[2]) == 0) {
                     char *args[] = {argv[2], (char *)"--help", NULL};
-                    return cmds[i].fn(2, args);
+                    return run_command(&cmds[i], 2, args, argv);
                 }
             }
         }
@@ -148,32 +118,25 @@ int cli_dispatch(const char *group, const char *intro, const struct cli_command 
     }
     for (size_t i = 0; i < n; i++)
         if (strcmp(cmds[i].name, name) == 0)
-            return cmds[i].fn(argc - 1, argv + 1);
+            return run_command(&cmds[i], argc - 1, argv + 1, argv);
     fprintf(stderr, "%s: '%s' is not a command. See '%s --help'.\n", group, name, group);
     return EXIT_USAGE;
 }
 
 int main(int argc, char **argv)
 {
-    /* One umask read, before any thread exists (umask() has no getter). */
     /* Under the preload engine (runix run from a program runix runs) the library is in this
      * process too; runix's own file operations and execs must stay real. */
     void (*disable)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "runix_preload_disable");
     if (disable)
         disable();
 
+    /* One umask read, before any thread exists (umask() has no getter). */
     cli_umask = umask(022);
     umask(cli_umask);
 
-#ifdef RUNIX_FRONT
-    front_argv = argv;
-#endif
-#ifndef RUNIX_FRONT
-    if (crypto_init() < 0) {
-        cli_error("cannot initialise libsodium");
+    if (cli_binary_init() < 0)
         return EXIT_FAIL;
-    }
-#endif
     if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
         printf("runix %s\n", RUNIX_VERSION);
         return EXIT_OK;

@@ -9,6 +9,7 @@
 
 #include "run-engine.h"
 #include "run-map.h"
+#include "util-install.h"
 
 #include "banned.h"
 
@@ -64,25 +65,17 @@ int engine_preload_find(char *out, size_t outsz, char *why, size_t whysz)
                  strerror(errno), AUDIT_NAME);
         return -1;
     }
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) {
-        snprintf(why, whysz, "cannot read /proc/self/exe: %s", strerror(errno));
-        return -1;
-    }
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    *slash = '\0';
+    /* Next to the binary (the build tree), else where meson install put it. */
     char cand[PATH_MAX];
-    if ((size_t)snprintf(cand, sizeof cand, "%s/%s", self, SHIM_NAME) < sizeof cand &&
+    struct rx_error *ierr = NULL;
+    if (rx_install_find(RX_INSTALL_PRELOAD, cand, sizeof cand, &ierr) == 0 &&
         usable(cand, out, outsz))
         return 0;
-    char alt[PATH_MAX + 32];
-    if ((size_t)snprintf(alt, sizeof alt, "%s/../lib/runix/%s", self, SHIM_NAME) < sizeof alt &&
-        usable(alt, out, outsz))
-        return 0;
-    snprintf(why, whysz, "%s and %s not found next to runix (%s) nor in %s/../lib/runix",
-             SHIM_NAME, AUDIT_NAME, self, self);
+    if (ierr)
+        snprintf(why, whysz, "%s", ierr->msg);
+    else
+        snprintf(why, whysz, "%s is unreadable or has no %s beside it", cand, AUDIT_NAME);
+    rx_error_free(ierr);
     return -1;
 }
 

@@ -1,0 +1,35 @@
+/* What cli-settings.c hands to the per-binary half of the settings resolution. */
+#pragma once
+/*
+ * cli-settings.c reads the config file and resolves what both binaries use
+ * (the store); cli_settings_resolve_core() then resolves the rest (CA file,
+ * caches, trusted keys).  runix-core has the real one, in
+ * cli-settings-core.c; the front's, in cli-front.c, does nothing: it only
+ * runs programs, and runix-core checks caches and keys when it fetches.
+ */
+
+#include <stdbool.h>
+
+#include "cli-settings.h"
+#include "util-error.h"
+
+/* What the config file says, before the environment and flags apply. */
+struct cli_conf {
+    const char *path; /* the config file, for messages; may be NULL */
+    char *store;
+    char *ssl_cert_file;
+    struct strv caches, extra_caches, keys, extra_keys;
+    bool have_caches, have_keys;
+    struct cli_settings *s;
+};
+
+void cli_strv_push(struct strv *v, const char *s);
+/* Split s at blanks and append each word. */
+void cli_strv_push_words(struct strv *v, const char *s);
+void cli_strv_clear(struct strv *v);
+
+/* Resolve the settings only runix-core uses.  0, or -1 with err. */
+int cli_settings_resolve_core(struct cli_settings *s, const struct cli_conf *c,
+                              struct rx_error **err);
+/* Free what cli_settings_resolve_core() set. */
+void cli_settings_release_core(struct cli_settings *s);
