@@ -24,7 +24,7 @@
 #include "cli-settings.h"
 #include "cli.h"
 #include "run-engine.h"
-#include "run-map.h"
+#include "run-exec.h"
 #include "store-path.h"
 #include "store-index.h"
 #include "util-mem.h"
@@ -296,12 +296,9 @@ static int prepare(struct run_ctx *c)
 
 static bool real_exists(const struct run_ctx *c, const char *logical)
 {
-    struct rx_map m = {0};
-    size_t n = strlen(c->store_dir);
-    if (n >= sizeof m.store)
+    struct rx_map m;
+    if (rx_map_init(&m, c->store_dir, NULL, NULL, NULL) < 0)
         return false;
-    memcpy(m.store, c->store_dir, n + 1);
-    m.store_len = n;
     char real[PATH_MAX];
     struct stat sb;
     if (rx_resolve(&m, logical, true, real, sizeof real) < 0)
@@ -538,10 +535,10 @@ static int launch(struct run_ctx *c, const char *prog, char **argv)
     }
     char found[PATH_MAX];
     if (!prog) {
-        struct rx_map m = {0};
-        memcpy(m.store, c->store_dir, strlen(c->store_dir) + 1);
-        m.store_len = strlen(c->store_dir);
-        int r = rx_path_search(&m, argv[0], environ, found, sizeof found);
+        struct rx_map m;
+        int r = rx_map_init(&m, c->store_dir, NULL, NULL, NULL);
+        if (r == 0)
+            r = rx_path_search(&m, argv[0], environ, found, sizeof found);
         if (r < 0)
             return exec_failed(argv[0], -r);
         prog = found;

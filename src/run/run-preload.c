@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "run-engine.h"
-#include "run-map.h"
+#include "run-exec.h"
 
 #include "banned.h"
 
@@ -86,28 +86,15 @@ int engine_preload_find(char *out, size_t outsz, char *why, size_t whysz)
     return -1;
 }
 
-static void map_init(struct rx_map *m, const char *store_dir, const char *shim)
-{
-    memset(m, 0, sizeof *m);
-    size_t n = strlen(store_dir);
-    if (n < sizeof m->store) {
-        memcpy(m->store, store_dir, n + 1);
-        m->store_len = n;
-    }
-    if (shim && strlen(shim) < sizeof m->shim)
-        memcpy(m->shim, shim, strlen(shim) + 1);
-}
-
 int engine_preload_exec(const char *store_dir, const char *shim, const char *audit,
                         const char *path,
                         char *const argv[], char *const envp[], struct rx_error **err)
 {
     struct rx_map m;
-    map_init(&m, store_dir, shim);
-    if (strlen(audit) < sizeof m.audit)
-        memcpy(m.audit, audit, strlen(audit) + 1);
+    int r = rx_map_init(&m, store_dir, shim, audit, NULL);
     struct rx_exec x;
-    int r = rx_exec_prepare(&m, path, argv, envp, &x);
+    if (r == 0)
+        r = rx_exec_prepare(&m, path, argv, envp, &x);
     if (r < 0) {
         errno = -r;
         return rx_error_errno(err, "cannot run %s", path);
@@ -123,7 +110,8 @@ int engine_preload_exec(const char *store_dir, const char *shim, const char *aud
 int engine_is_static_elf(const char *store_dir, const char *path)
 {
     struct rx_map m;
-    map_init(&m, store_dir, NULL);
+    if (rx_map_init(&m, store_dir, NULL, NULL, NULL) < 0)
+        return -1;
     char real[PATH_MAX], interp[PATH_MAX];
     if (rx_is_store_path(path)) {
         if (rx_resolve(&m, path, true, real, sizeof real) < 0)

@@ -17,7 +17,7 @@
 
 #include "test-helpers.h"
 
-#include "run-map.h"
+#include "run-exec.h"
 #include "util-mem.h"
 
 #define A "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a-1.0"
@@ -62,8 +62,9 @@ static int setup(void **state)
 {
     struct fx *f = xcalloc(1, sizeof *f);
     f->dir = td_tmpdir();
-    int n = snprintf(f->m.store, sizeof f->m.store, "%s/nix/store", f->dir);
-    f->m.store_len = (size_t)n;
+    char *store = xasprintf("%s/nix/store", f->dir);
+    assert_int_equal(rx_map_init(&f->m, store, NULL, NULL, NULL), 0);
+    free(store);
     char *p = xasprintf("%s/nix", f->dir);
     assert_int_equal(mkdir(p, 0755), 0);
     free(p);
@@ -225,7 +226,9 @@ static void test_exec_proc_self(void **state)
     char *const argv[] = {(char *)"self", NULL};
     char *const envp[] = {NULL};
     struct rx_exec x;
-    snprintf(f->m.exe, sizeof f->m.exe, "%s", A "/bin/interp");
+    char store[PATH_MAX];
+    memcpy(store, f->m.store, f->m.store_len + 1);
+    assert_int_equal(rx_map_init(&f->m, store, NULL, NULL, A "/bin/interp"), 0);
     char own[64];
     snprintf(own, sizeof own, "/proc/%ld/exe", (long)getpid());
     const char *self[] = {"/proc/self/exe", "/proc/thread-self/exe", own};
@@ -246,7 +249,31 @@ static void test_exec_proc_self(void **state)
             rx_exec_free(&x);
         }
     }
-    f->m.exe[0] = '\0';
+    assert_int_equal(rx_map_init(&f->m, store, NULL, NULL, NULL), 0);
+}
+
+/* The one way to fill a map: trailing slashes go, and what does not fit leaves it empty. */
+static void test_map_init_lengths(void **state)
+{
+    (void)state;
+    struct rx_map m;
+    assert_int_equal(rx_map_init(&m, "/s/nix/store//", "/l/p.so", NULL, ""), 0);
+    assert_string_equal(m.store, "/s/nix/store");
+    assert_int_equal(m.store_len, 12);
+    assert_string_equal(m.shim, "/l/p.so");
+    assert_string_equal(m.audit, "");
+    assert_string_equal(m.exe, "");
+    char *lng = xmalloc(PATH_MAX + 1);
+    memset(lng, 'a', PATH_MAX);
+    lng[0] = '/';
+    lng[PATH_MAX] = '\0';
+    assert_int_equal(rx_map_init(&m, "/s", NULL, lng, NULL), -ENAMETOOLONG);
+    assert_int_equal(m.store_len, 0);
+    assert_string_equal(m.store, "");
+    lng[PATH_MAX - 1] = '\0'; /* PATH_MAX - 1 bytes and the NUL: fits */
+    assert_int_equal(rx_map_init(&m, lng, NULL, NULL, NULL), 0);
+    assert_int_equal(m.store_len, PATH_MAX - 1);
+    free(lng);
 }
 
 static void test_elf_interp(void **state)
@@ -272,6 +299,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exec_shebang, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_proc_self, setup, teardown),
         cmocka_unit_test(test_elf_interp),
+        cmocka_unit_test(test_map_init_lengths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
