@@ -134,16 +134,18 @@ int cmd_doctor(int argc, char **argv)
     printf("trusted keys: %zu\n", s.keys.n);
 
     printf("engines:\n");
-    char why[512];
-    bool userns = engine_userns_probe(why, sizeof why) == 0;
+    struct rx_error *why = NULL;
+    bool userns = engine_userns_probe(&why) == 0;
     if (userns)
         printf("  userns: usable\n");
     else
-        printf("  userns: not usable: %s\n", why);
+        printf("  userns: not usable: %s\n", why->msg);
+    rx_error_clear(&why);
     char shim[PATH_MAX];
     bool preload = false;
-    if (engine_preload_find(shim, sizeof shim, why, sizeof why) < 0) {
-        printf("  preload: not usable: %s\n", why);
+    if (engine_preload_find(shim, sizeof shim, &why) < 0) {
+        printf("  preload: not usable: %s\n", why->msg);
+        rx_error_clear(&why);
     } else {
         void *h = dlopen(shim, RTLD_NOW | RTLD_LOCAL);
         if (!h) {

@@ -1,4 +1,6 @@
 /* The preload engine, runix's side: find the library and start the program. */
+#include "config.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -7,8 +9,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "run-engine.h"
+#include "run-engine-internal.h"
 #include "run-exec.h"
+#include "run-platform.h"
 
 #include "banned.h"
 
@@ -54,24 +57,24 @@ void engine_preload_audit_path(const char *shim, char *out, size_t outsz)
     memcpy(out + dl + 1, AUDIT_NAME, sizeof AUDIT_NAME);
 }
 
-int engine_preload_find(char *out, size_t outsz, char *why, size_t whysz)
+int engine_preload_find(char *out, size_t outsz, struct rx_error **err)
 {
     const char *env = getenv("RUNIX_PRELOAD_LIB");
     if (env && *env) {
         if (usable(env, out, outsz))
             return 0;
-        snprintf(why, whysz, "RUNIX_PRELOAD_LIB=%s: %s (or no %s beside it)", env,
-                 strerror(errno), AUDIT_NAME);
-        return -1;
+        return rx_error_set(err, RX_ENOTFOUND, "RUNIX_PRELOAD_LIB=%s: %s (or no %s beside it)",
+                            env, strerror(errno), AUDIT_NAME);
     }
     char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) {
-        snprintf(why, whysz, "cannot read /proc/self/exe: %s", strerror(errno));
+    if (platform_self_exe(self, sizeof self, err) < 0) {
+        if (err && *err)
+            (*err)->code = RX_ENOTFOUND; /* what engine_exec() promises for a missing library */
         return -1;
     }
-    self[n] = '\0';
     char *slash = strrchr(self, '/');
+    if (!slash)
+        BUG("the executable's path '%s' is not absolute", self);
     *slash = '\0';
     char cand[PATH_MAX];
     if ((size_t)snprintf(cand, sizeof cand, "%s/%s", self, SHIM_NAME) < sizeof cand &&
@@ -81,9 +84,8 @@ int engine_preload_find(char *out, size_t outsz, char *why, size_t whysz)
     if ((size_t)snprintf(alt, sizeof alt, "%s/../lib/runix/%s", self, SHIM_NAME) < sizeof alt &&
         usable(alt, out, outsz))
         return 0;
-    snprintf(why, whysz, "%s and %s not found next to runix (%s) nor in %s/../lib/runix",
-             SHIM_NAME, AUDIT_NAME, self, self);
-    return -1;
+    return rx_error_set(err, RX_ENOTFOUND, "%s and %s not found next to runix (%s) nor in %s/../lib/runix",
+                        SHIM_NAME, AUDIT_NAME, self, self);
 }
 
 int engine_preload_exec(const char *store_dir, const char *shim, const char *audit,
@@ -112,7 +114,7 @@ int engine_is_static_elf(const char *store_dir, const char *path)
     struct rx_map m;
     if (rx_map_init(&m, store_dir, NULL, NULL, NULL) < 0)
         return -1;
-    char real[PATH_MAX], interp[PATH_MAX];
+    char real[PATH_MAX];
     if (rx_is_store_path(path)) {
         if (rx_resolve(&m, path, true, real, sizeof real) < 0)
             return -1;
@@ -121,7 +123,34 @@ int engine_is_static_elf(const char *store_dir, const char *path)
     } else {
         return -1;
     }
-    if (rx_elf_interp(real, interp, sizeof interp) < 0)
-        return -1;
-    return interp[0] == '\0';
+    return platform_is_static_program(real);
+}
+
+int engine_preload_run(const char *store_dir, const char *prog, char *const argv[],
+                       char *const envp[], struct rx_error **err)
+{
+    char shim[PATH_MAX];
+    if (engine_preload_find(shim, sizeof shim, err) < 0)
+        return rx_error_wrap(err, "preload engine");
+    char found[PATH_MAX];
+    if (!prog) {
+        struct rx_map m;
+        int r = rx_map_init(&m, store_dir, NULL, NULL, NULL);
+        if (r == 0)
+            r = rx_path_search(&m, argv[0], envp, found, sizeof found);
+        if (r < 0)
+            return rx_error_set(err, -r, "cannot run %s: %s", argv[0], strerror(-r));
+        prog = found;
+    }
+    if (engine_is_static_elf(store_dir, prog) == 1)
+        return rx_error_set(err, RX_EUNSUPPORTED,
+                            "%s is statically linked: the preload engine cannot run it, because "
+                            "it maps /nix/store only in libc calls and a static program makes "
+                            "none.  Use the userns engine (see 'runix doctor' for why it is not "
+                            "usable here)",
+                            prog);
+    fflush(NULL);
+    char audit[PATH_MAX];
+    engine_preload_audit_path(shim, audit, sizeof audit);
+    return engine_preload_exec(store_dir, shim, audit, prog, argv, envp, err);
 }
