@@ -1,3 +1,4 @@
+/* librunix-audit.so: the preload engine's LD_AUDIT module, with no libc and only the resolver. */
 /*
  * librunix-audit.so: the preload engine's LD_AUDIT module.  The dynamic
  * loader asks it for every library it looks for (DT_NEEDED through RUNPATH,

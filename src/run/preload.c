@@ -1,3 +1,4 @@
+/* librunix-preload.so: the preload engine's LD_PRELOAD library, which maps paths in libc calls. */
 /*
  * librunix-preload.so: the preload engine.  Loaded with LD_PRELOAD it wraps
  * the libc calls that take or return paths, so that /nix/store/... means the
@@ -10,6 +11,8 @@
  * only uses symbols that every glibc since 2.17 has (tests check this), and
  * does its own work with raw system calls.
  */
+#include "config.h"
+
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -24,6 +27,8 @@
 #include <unistd.h>
 
 #include "run-exec.h"
+
+#include "banned.h"
 
 /* dlsym moved from libdl to libc in glibc 2.34; bind the version every glibc has. */
 #if defined(__x86_64__)

@@ -1,5 +1,5 @@
-#pragma once
 /* What the engine files share with run-engine.c, below the interface of run-engine.h. */
+#pragma once
 
 #include "run-engine.h"
 

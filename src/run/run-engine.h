@@ -1,5 +1,5 @@
-#pragma once
 /* The engines: how a program started by runix sees the runix store at /nix/store. */
+#pragma once
 /*
  * This is the platform seam: everything above it (run, shell, doctor) only
  * calls these functions, and what is Linux-specific below it (namespaces,

@@ -306,16 +306,17 @@ static int build_env(const struct rx_map *m, struct rx_exec *x, char *const envp
     return 0;
 }
 
-int rx_exec_prepare(const struct rx_map *m, const char *path, char *const argv[],
-                    char *const envp[], struct rx_exec *x)
+/* The arena every string of the prepared exec lives in, sized for argv and envp; argc out. */
+static int arena_open(struct rx_exec *x, char *const argv[], char *const envp[], size_t *argc)
 {
     memset(x, 0, sizeof *x);
-    size_t argc = 0, bytes = 0;
-    while (argv && argv[argc])
-        bytes += strlen(argv[argc++]) + 1;
+    size_t n = 0, bytes = 0;
+    while (argv && argv[n])
+        bytes += strlen(argv[n++]) + 1;
     for (size_t i = 0; envp && envp[i]; i++)
         bytes += strlen(envp[i]) + 1;
-    x->arena_size = 64 * 1024 + 2 * bytes + (argc + 16) * 8 * sizeof(char *) + 16 * PATH_MAX;
+    *argc = n;
+    x->arena_size = 64 * 1024 + 2 * bytes + (n + 16) * 8 * sizeof(char *) + 16 * PATH_MAX;
     x->arena_size = (x->arena_size + 4095) & ~(size_t)4095;
     x->arena = mmap(NULL, x->arena_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
                     0);
@@ -323,6 +324,127 @@ int rx_exec_prepare(const struct rx_map *m, const char *path, char *const argv[]
         x->arena = NULL;
         return -ENOMEM;
     }
+    return 0;
+}
+
+/*
+ * Where the kernel finds cur (logical): into *realp, in the arena.  *in_store
+ * tells whether it is below the store (logically, or as a real path).
+ */
+static int real_of(const struct rx_map *m, struct rx_exec *x, const char *cur, char **realp,
+                   bool *in_store)
+{
+    char *real = arena_alloc(x, PATH_MAX);
+    if (!real)
+        return -ENOMEM;
+    *realp = real;
+    *in_store = rx_is_store_path(cur);
+    if (*in_store)
+        return rx_resolve(m, cur, true, real, PATH_MAX);
+    size_t l = strlen(cur);
+    if (l >= PATH_MAX)
+        return -ENAMETOOLONG;
+    memcpy(real, cur, l + 1);
+    if (cur[0] != '/' && strchr(cur, '/')) {
+        char cwd[PATH_MAX];
+        if (rx_getcwd(m, cwd, sizeof cwd) == 0 && rx_is_store_path(cwd)) {
+            *in_store = true;
+            return rx_resolve(m, cur, true, real, PATH_MAX);
+        }
+    }
+    *in_store = rx_is_real_store_path(m, real);
+    return 0;
+}
+
+/* A script's argv as the kernel makes it: "interp [arg] <script> args".  false when out of memory. */
+static bool through_interp(struct rx_exec *x, char *interp, char *arg, const char *cur,
+                           char ***avp, size_t *argcp)
+{
+    char **av = *avp;
+    size_t argc = *argcp;
+    char **nav = arena_alloc(x, (argc + (arg ? 2 : 1) + 1) * sizeof *nav);
+    if (!nav)
+        return false;
+    size_t k = 0;
+    nav[k++] = interp;
+    if (arg)
+        nav[k++] = arg;
+    nav[k++] = (char *)cur;
+    for (size_t i = 1; i < argc; i++)
+        nav[k++] = av[i];
+    nav[k] = NULL;
+    *avp = nav;
+    *argcp = k;
+    return true;
+}
+
+/*
+ * The ELF at real (logical cur) has the store loader interp: start it as
+ * "<loader> --library-path ... [--argv0 A] <real> args".  Sets x->file to
+ * the loader and x->exe to the program's logical path.  0 or -errno.
+ */
+static int through_loader(const struct rx_map *m, struct rx_exec *x, char *const envp[],
+                          const char *interp, char *real, const char *cur, char ***avp,
+                          size_t *argcp)
+{
+    char **av = *avp;
+    size_t argc = *argcp;
+    char *ld = arena_alloc(x, PATH_MAX);
+    char *lexe = arena_alloc(x, PATH_MAX);
+    if (!ld || !lexe)
+        return -ENOMEM;
+    int r = rx_resolve(m, interp, true, ld, PATH_MAX);
+    if (r < 0)
+        return r;
+    memcpy(lexe, real, strlen(real) + 1);
+    rx_unmap(m, lexe);
+    bool argv0 = loader_has_argv0(ld);
+    /*
+     * The loader's own directory goes first in the library path: the audit module's libc
+     * must come from the glibc of this loader, and is searched before the module can map
+     * anything (a failed search would also mark the program's RUNPATH dirs as missing).
+     */
+    const char *llp = rx_envp_get(envp, "LD_LIBRARY_PATH");
+    const char *slash = strrchr(ld, '/');
+    size_t dl = slash && slash != ld ? (size_t)(slash - ld) : 1;
+    size_t ll = llp && *llp ? strlen(llp) : 0;
+    char *libpath = arena_alloc(x, dl + 1 + ll + 1);
+    char **nav = arena_alloc(x, (argc + 7) * sizeof *nav);
+    if (!nav || !libpath)
+        return -ENOMEM;
+    memcpy(libpath, ld, dl);
+    if (ll) {
+        libpath[dl] = ':';
+        memcpy(libpath + dl + 1, llp, ll + 1);
+    } else {
+        libpath[dl] = '\0';
+    }
+    size_t k = 0;
+    nav[k++] = ld;
+    nav[k++] = (char *)"--library-path";
+    nav[k++] = libpath;
+    if (argv0) {
+        nav[k++] = (char *)"--argv0";
+        nav[k++] = argc > 0 ? av[0] : (char *)cur;
+    }
+    nav[k++] = real;
+    for (size_t i = 1; i < argc; i++)
+        nav[k++] = av[i];
+    nav[k] = NULL;
+    *avp = nav;
+    *argcp = k;
+    x->file = ld;
+    x->exe = lexe;
+    return 0;
+}
+
+int rx_exec_prepare(const struct rx_map *m, const char *path, char *const argv[],
+                    char *const envp[], struct rx_exec *x)
+{
+    size_t argc;
+    int r = arena_open(x, argv, envp, &argc);
+    if (r < 0)
+        return r;
 
     char **av = arena_alloc(x, (argc + 1) * sizeof *av);
     if (!av)
@@ -332,37 +454,15 @@ int rx_exec_prepare(const struct rx_map *m, const char *path, char *const argv[]
     av[argc] = NULL;
     const char *cur = path;
     const char *exe = NULL, *loader = NULL;
-    int r;
 
     for (int depth = 0;; depth++) {
         if (is_proc_self_exe(cur) && m->exe[0])
             cur = m->exe;
-        char *real = arena_alloc(x, PATH_MAX);
-        if (!real)
-            goto nomem;
-        bool in_store = rx_is_store_path(cur);
-        if (in_store) {
-            if ((r = rx_resolve(m, cur, true, real, PATH_MAX)) < 0)
-                goto fail;
-        } else {
-            size_t l = strlen(cur);
-            if (l >= PATH_MAX) {
-                r = -ENAMETOOLONG;
-                goto fail;
-            }
-            memcpy(real, cur, l + 1);
-            if (cur[0] != '/' && strchr(cur, '/')) {
-                char cwd[PATH_MAX];
-                if (rx_getcwd(m, cwd, sizeof cwd) == 0 && rx_is_store_path(cwd)) {
-                    if ((r = rx_resolve(m, cur, true, real, PATH_MAX)) < 0)
-                        goto fail;
-                    in_store = true;
-                }
-            }
-        }
+        char *real;
+        bool in_store;
+        if ((r = real_of(m, x, cur, &real, &in_store)) < 0)
+            goto fail;
         x->file = real;
-        if (!in_store)
-            in_store = rx_is_real_store_path(m, real);
 
         int fd = sys_open(real, O_RDONLY);
         if (fd < 0)
@@ -380,20 +480,8 @@ int rx_exec_prepare(const struct rx_map *m, const char *path, char *const argv[]
                 r = -ELOOP;
                 goto fail;
             }
-            size_t extra = arg ? 2 : 1;
-            char **nav = arena_alloc(x, (argc + extra + 1) * sizeof *nav);
-            if (!nav)
+            if (!through_interp(x, interp, arg, cur, &av, &argc))
                 goto nomem;
-            size_t k = 0;
-            nav[k++] = interp;
-            if (arg)
-                nav[k++] = arg;
-            nav[k++] = (char *)cur;
-            for (size_t i = 1; i < argc; i++)
-                nav[k++] = av[i];
-            nav[k] = NULL;
-            av = nav;
-            argc = k;
             cur = interp;
             continue;
         }
@@ -412,52 +500,10 @@ int rx_exec_prepare(const struct rx_map *m, const char *path, char *const argv[]
         }
         if (!rx_is_store_path(interp))
             break; /* a host program */
-        char *ld = arena_alloc(x, PATH_MAX);
-        char *lexe = arena_alloc(x, PATH_MAX);
-        if (!ld || !lexe)
-            goto nomem;
-        if ((r = rx_resolve(m, interp, true, ld, PATH_MAX)) < 0)
+        if ((r = through_loader(m, x, envp, interp, real, cur, &av, &argc)) < 0)
             goto fail;
-        memcpy(lexe, real, strlen(real) + 1);
-        rx_unmap(m, lexe);
-        bool argv0 = loader_has_argv0(ld);
-        /*
-         * The loader's own directory goes first in the library path: the audit module's libc
-         * must come from the glibc of this loader, and is searched before the module can map
-         * anything (a failed search would also mark the program's RUNPATH dirs as missing).
-         */
-        const char *llp = rx_envp_get(envp, "LD_LIBRARY_PATH");
-        const char *slash = strrchr(ld, '/');
-        size_t dl = slash && slash != ld ? (size_t)(slash - ld) : 1;
-        size_t ll = llp && *llp ? strlen(llp) : 0;
-        char *libpath = arena_alloc(x, dl + 1 + ll + 1);
-        char **nav = arena_alloc(x, (argc + 7) * sizeof *nav);
-        if (!nav || !libpath)
-            goto nomem;
-        memcpy(libpath, ld, dl);
-        if (ll) {
-            libpath[dl] = ':';
-            memcpy(libpath + dl + 1, llp, ll + 1);
-        } else {
-            libpath[dl] = '\0';
-        }
-        size_t k = 0;
-        nav[k++] = ld;
-        nav[k++] = (char *)"--library-path";
-        nav[k++] = libpath;
-        if (argv0) {
-            nav[k++] = (char *)"--argv0";
-            nav[k++] = argc > 0 ? av[0] : (char *)cur;
-        }
-        nav[k++] = real;
-        for (size_t i = 1; i < argc; i++)
-            nav[k++] = av[i];
-        nav[k] = NULL;
-        av = nav;
-        argc = k;
-        x->file = ld;
-        exe = lexe;
-        loader = ld;
+        exe = x->exe;
+        loader = x->file;
         break;
     }
     x->argv = av;

@@ -1,5 +1,5 @@
-#pragma once
 /* The preload engine's exec preparation: what execve(path) becomes in the mapped view. */
+#pragma once
 /*
  * Store programs whose ELF interpreter is in /nix/store, and store scripts,
  * must be started in a way the kernel can follow without the view.  Linked
@@ -18,6 +18,7 @@ struct rx_exec {
     char **envp;
     bool static_store_elf; /* a static ELF below /nix/store: not remapped */
     /* private */
+    const char *exe; /* the program's logical path when file is its store loader */
     char *arena;
     size_t arena_size, used;
 };

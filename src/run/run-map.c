@@ -110,6 +110,7 @@ static void pop(char *res, size_t *len)
     res[*len] = '\0';
 }
 
+/* Long, but one walk like the kernel's: its buffers and link count are shared by every step. */
 int rx_resolve(const struct rx_map *m, const char *path, bool follow, char *out, size_t outsz)
 {
     char res[PATH_MAX]; /* resolved logical prefix; "" is "/" */

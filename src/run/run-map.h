@@ -1,5 +1,5 @@
-#pragma once
 /* The preload engine's path resolver: /nix/store paths to the runix store and back. */
+#pragma once
 /*
  * The mapped view of the preload engine: programs name /nix/store/..., the
  * files live in a real directory elsewhere (the runix store).  This module

@@ -1,5 +1,5 @@
-#pragma once
 /* The platform layer: the few operating-system facts the engines need that POSIX does not give. */
+#pragma once
 /*
  * One implementation per system, chosen by src/run/meson.build:
  * run-platform-linux.c reads /proc and ELF headers.  A port adds its own
