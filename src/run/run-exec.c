@@ -254,6 +254,23 @@ static char *with_shim(struct rx_exec *x, const char *name, const char *old, con
     return v;
 }
 
+/*
+ * var (LD_PRELOAD, LD_AUDIT) with lib first and then the old entries, and
+ * rx_var ("RUNIX_PRELOAD=") with lib; the old var unchanged when lib is "".
+ */
+static int put_lib(struct rx_exec *x, char **e, size_t *k, const char *var, const char *old,
+                   const char *lib, const char *rx_var)
+{
+    if (lib[0]) {
+        if (!(e[(*k)++] = with_shim(x, var, old, lib)) ||
+            !(e[(*k)++] = arena_concat(x, rx_var, lib)))
+            return -ENOMEM;
+    } else if (old) {
+        e[(*k)++] = (char *)old - strlen(var) - 1; /* back to "var=" */
+    }
+    return 0;
+}
+
 static int build_env(const struct rx_map *m, struct rx_exec *x, char *const envp[],
                      const char *exe, const char *loader)
 {
@@ -280,20 +297,9 @@ static int build_env(const struct rx_map *m, struct rx_exec *x, char *const envp
             continue;
         e[k++] = envp[i];
     }
-    if (m->shim[0]) {
-        if (!(e[k++] = with_shim(x, "LD_PRELOAD", old_preload, m->shim)) ||
-            !(e[k++] = arena_concat(x, RX_ENV_SHIM "=", m->shim)))
-            return -ENOMEM;
-    } else if (old_preload) {
-        e[k++] = (char *)old_preload - 11;
-    }
-    if (m->audit[0]) {
-        if (!(e[k++] = with_shim(x, "LD_AUDIT", old_audit, m->audit)) ||
-            !(e[k++] = arena_concat(x, RX_ENV_AUDIT "=", m->audit)))
-            return -ENOMEM;
-    } else if (old_audit) {
-        e[k++] = (char *)old_audit - 9;
-    }
+    if (put_lib(x, e, &k, "LD_PRELOAD", old_preload, m->shim, RX_ENV_SHIM "=") < 0 ||
+        put_lib(x, e, &k, "LD_AUDIT", old_audit, m->audit, RX_ENV_AUDIT "=") < 0)
+        return -ENOMEM;
     if (!(e[k++] = arena_concat(x, RX_ENV_STORE "=", m->store)))
         return -ENOMEM;
     if (exe) {
