@@ -43,7 +43,7 @@ struct engine_choice {
  * works here (remembered for this boot under root, the store root, so that
  * later runs enter directly instead of probing), else preload; a remembered
  * userns that no longer works is forgotten and preload is taken.  userns is
- * entered in this process (see engine_userns_enter(); paths are the
+ * entered in this process (run-engine-internal.h tells how; paths are the
  * basenames of the closure); preload is entered by engine_exec().  Returns
  * 0 with *out filled (release it with engine_choice_release()), or -1 with
  * "userns engine: <reason>" in err when userns was asked for, or was about
@@ -74,7 +74,7 @@ int engine_exec(const struct engine_choice *c, const char *store_dir, const char
 /* Is logical (below /nix/store) a regular executable file in the store at store_dir? */
 bool engine_is_program(const char *store_dir, const char *logical);
 
-/* ---- the engines one by one: doctor, and engine_enter() ------------------- */
+/* ---- the engines one by one, for doctor (the rest: run-engine-internal.h) -- */
 
 /*
  * Try the userns engine for real in a short-lived child (unshare, uid/gid
@@ -84,48 +84,8 @@ bool engine_is_program(const char *store_dir, const char *logical);
 int engine_userns_probe(struct rx_error **err);
 
 /*
- * Enter the view in this process: afterwards /nix/store is store_dir
- * (read-only; united with a host /nix/store when there is one), everything
- * else as before, the caller's uid and gid unchanged.  The process must be
- * single-threaded.  Returns 0; 1 when no user namespace could be created
- * (the process is unchanged: another engine may be tried; err has code
- * RX_EUNSUPPORTED); -1 when setting up the view failed later (the process
- * is in a new namespace: the caller should exit, not try another engine).
- * The reason in err is bare: engine_enter() adds "userns engine".  paths
- * are the basenames of the closure the program needs: the view may make
- * them cheaper to reach.
- */
-int engine_userns_enter(const char *store_dir, const char *const *paths, size_t npaths,
-                        struct rx_error **err);
-
-/*
- * auto remembers, in state_file, that the userns engine fully worked during
- * this boot, so that later runs enter it directly instead of probing first.
- * A run that finds it no longer works forgets it (good = false).
- */
-bool engine_userns_known_good(const char *state_file);
-void engine_userns_remember(const char *state_file, bool good);
-
-/*
  * Find librunix-preload.so and librunix-audit.so next to the runix binary
  * (or in ../lib/runix, or $RUNIX_PRELOAD_LIB and its directory).  Returns
  * 0, or -1 with the reason in err (code RX_ENOTFOUND).
  */
 int engine_preload_find(char *out, size_t outsz, struct rx_error **err);
-
-/* The audit module that goes with the library at shim. */
-void engine_preload_audit_path(const char *shim, char *out, size_t outsz);
-
-/*
- * Replace this process with path (a /nix/store path or a host program)
- * under the preload engine.  Returns only on failure.
- */
-int engine_preload_exec(const char *store_dir, const char *shim, const char *audit,
-                        const char *path,
-                        char *const argv[], char *const envp[], struct rx_error **err);
-
-/*
- * Is path (in the view) a statically linked ELF?  Such programs make no libc
- * calls the preload engine could see.  0 no, 1 yes, -1 unreadable.
- */
-int engine_is_static_elf(const char *store_dir, const char *path);

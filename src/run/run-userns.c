@@ -29,7 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "run-engine.h"
+#include "run-engine-internal.h"
 #include "run-platform.h"
 #include "util-fs.h"
 
