@@ -71,6 +71,7 @@ int engine_enter(enum engine_kind want, const char *root, const char *store_dir,
         } else if (r != 0) {
             if (known)
                 engine_userns_remember(state, false);
+            engine_choice_release(out);
             if (err)
                 *err = e;
             else
