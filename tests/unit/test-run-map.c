@@ -2,7 +2,8 @@
  * The preload engine's path mapping (run-map.c) on a real directory tree:
  * prefix substitution, resolution of store symlinks in the mapped view
  * (absolute and relative targets, "..", chains, loops), and exec
- * preparation of scripts with store shebangs.
+ * preparation of scripts with store shebangs; and how the engine choice is
+ * described to users.
  */
 #include "config.h"
 
@@ -17,6 +18,7 @@
 
 #include "test-helpers.h"
 
+#include "run-engine.h"
 #include "run-exec.h"
 #include "util-mem.h"
 
@@ -253,6 +255,32 @@ static void test_exec_proc_self(void **state)
 }
 
 /* The one way to fill a map: trailing slashes go, and what does not fit leaves it empty. */
+/* What -v says about the engine: the wording t5000 and users see. */
+static void test_engine_choice_describe(void **state)
+{
+    (void)state;
+    struct engine_choice c;
+    struct rx_error *err = NULL;
+    assert_int_equal(engine_enter(ENGINE_PRELOAD, "/nonexistent", "/nonexistent/nix/store", NULL,
+                                  0, &c, &err),
+                     0);
+    assert_null(err);
+    assert_int_equal(c.kind, ENGINE_PRELOAD);
+    char *d = engine_choice_describe(&c);
+    assert_string_equal(d, "preload");
+    free(d);
+    rx_error_set(&c.userns_why, RX_EUNSUPPORTED, "unshare(CLONE_NEWUSER) failed: EPERM");
+    d = engine_choice_describe(&c);
+    assert_string_equal(d, "preload (userns is not usable: unshare(CLONE_NEWUSER) failed: EPERM)");
+    free(d);
+    engine_choice_release(&c);
+    assert_null(c.userns_why);
+    c.kind = ENGINE_USERNS;
+    d = engine_choice_describe(&c);
+    assert_string_equal(d, "userns");
+    free(d);
+}
+
 static void test_map_init_lengths(void **state)
 {
     (void)state;
@@ -300,6 +328,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exec_proc_self, setup, teardown),
         cmocka_unit_test(test_elf_interp),
         cmocka_unit_test(test_map_init_lengths),
+        cmocka_unit_test(test_engine_choice_describe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
