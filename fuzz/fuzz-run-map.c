@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "run-map.h"
+#include "run-exec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -28,8 +28,10 @@ static void setup(void)
     char tmpl[] = "/tmp/runix-fuzz-XXXXXX";
     if (!mkdtemp(tmpl))
         abort();
-    snprintf(map.store, sizeof map.store, "%s/nix/store", tmpl);
-    map.store_len = strlen(map.store);
+    char store[PATH_MAX];
+    snprintf(store, sizeof store, "%s/nix/store", tmpl);
+    if (rx_map_init(&map, store, NULL, NULL, NULL) < 0)
+        abort();
     char d[PATH_MAX];
     snprintf(d, sizeof d, "%s/nix", tmpl);
     mkdir(d, 0755);

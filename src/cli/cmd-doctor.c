@@ -71,6 +71,38 @@ static void probe_cache(const struct cli_settings *s, const char *url, char *why
     curl_easy_cleanup(h);
 }
 
+/* The engines section: each engine and why it is not usable; true when one is. */
+static bool report_engines(void)
+{
+    printf("engines:\n");
+    struct rx_error *why = NULL;
+    bool userns = engine_userns_probe(&why) == 0;
+    if (userns)
+        printf("  userns: usable\n");
+    else
+        printf("  userns: not usable: %s\n", why->msg);
+    rx_error_clear(&why);
+    char shim[PATH_MAX];
+    bool preload = false;
+    if (engine_preload_find(shim, sizeof shim, &why) < 0) {
+        printf("  preload: not usable: %s\n", why->msg);
+        rx_error_clear(&why);
+    } else {
+        void *h = dlopen(shim, RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            printf("  preload: not usable: %s\n", dlerror());
+        } else {
+            dlclose(h);
+            preload = true;
+            printf("  preload: usable (%s; not for statically linked programs)\n", shim);
+        }
+    }
+    const char *forced = getenv("RUNIX_ENGINE");
+    printf("auto chooses: %s%s\n", userns ? "userns" : preload ? "preload" : "nothing",
+           forced && *forced ? " (RUNIX_ENGINE overrides it)" : "");
+    return userns || preload;
+}
+
 int cmd_doctor(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -133,31 +165,8 @@ int cmd_doctor(int argc, char **argv)
     }
     printf("trusted keys: %zu\n", s.keys.n);
 
-    printf("engines:\n");
-    char why[512];
-    bool userns = engine_userns_probe(why, sizeof why) == 0;
-    if (userns)
-        printf("  userns: usable\n");
-    else
-        printf("  userns: not usable: %s\n", why);
-    char shim[PATH_MAX];
-    bool preload = false;
-    if (engine_preload_find(shim, sizeof shim, why, sizeof why) < 0) {
-        printf("  preload: not usable: %s\n", why);
-    } else {
-        void *h = dlopen(shim, RTLD_NOW | RTLD_LOCAL);
-        if (!h) {
-            printf("  preload: not usable: %s\n", dlerror());
-        } else {
-            dlclose(h);
-            preload = true;
-            printf("  preload: usable (%s; not for statically linked programs)\n", shim);
-        }
-    }
-    const char *forced = getenv("RUNIX_ENGINE");
-    printf("auto chooses: %s%s\n", userns ? "userns" : preload ? "preload" : "nothing",
-           forced && *forced ? " (RUNIX_ENGINE overrides it)" : "");
+    bool usable = report_engines();
     curl_global_cleanup();
     cli_settings_release(&s);
-    return userns || preload ? EXIT_OK : EXIT_FAIL;
+    return usable ? EXIT_OK : EXIT_FAIL;
 }

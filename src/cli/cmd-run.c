@@ -24,7 +24,6 @@
 #include "cli-settings.h"
 #include "cli.h"
 #include "run-engine.h"
-#include "run-map.h"
 #include "store-path.h"
 #include "store-index.h"
 #include "util-mem.h"
@@ -293,21 +292,6 @@ static int prepare(struct run_ctx *c)
     return EXIT_FAIL;
 }
 
-static bool real_exists(const struct run_ctx *c, const char *logical)
-{
-    struct rx_map m = {0};
-    size_t n = strlen(c->store_dir);
-    if (n >= sizeof m.store)
-        return false;
-    memcpy(m.store, c->store_dir, n + 1);
-    m.store_len = n;
-    char real[PATH_MAX];
-    struct stat sb;
-    if (rx_resolve(&m, logical, true, real, sizeof real) < 0)
-        return false;
-    return stat(real, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 0111);
-}
-
 /* Programs in <path>/bin, sorted, in a NULL-terminated array. */
 static char **list_bin(const struct run_ctx *c, const struct store_path *p, size_t *n)
 {
@@ -325,7 +309,7 @@ static char **list_bin(const struct run_ctx *c, const struct store_path *p, size
     for (int i = 0; i < k; i++) {
         if (ents[i]->d_name[0] != '.') {
             _cleanup_free_ char *lp = xasprintf("%s/bin/%s", full, ents[i]->d_name);
-            if (real_exists(c, lp))
+            if (engine_is_program(c->store_dir, lp))
                 out[(*n)++] = xstrdup(ents[i]->d_name);
         }
         free(ents[i]);
@@ -393,14 +377,14 @@ static char *find_program(const struct run_ctx *c, const char *cmd)
     for (size_t i = 0; i < c->nroots; i++) {
         store_path_format(&c->roots[i], full);
         char *lp = xasprintf("%s/bin/%s", full, cmd);
-        if (real_exists(c, lp))
+        if (engine_is_program(c->store_dir, lp))
             return lp;
         free(lp);
     }
     for (size_t i = 0; i < c->nclosure; i++) {
         store_path_format(&c->closure[i], full);
         char *lp = xasprintf("%s/bin/%s", full, cmd);
-        if (real_exists(c, lp))
+        if (engine_is_program(c->store_dir, lp))
             return lp;
         free(lp);
     }
@@ -451,116 +435,41 @@ static void prefix_path(const struct run_ctx *c)
     free(acc.s);
 }
 
-static void say_engine(const struct run_ctx *c, const char *engine, const char *why)
-{
-    if (!c->verbose)
-        return;
-    if (why)
-        fprintf(stderr, "%s: engine: %s (userns is not usable: %s)\n", cli_progname, engine, why);
-    else
-        fprintf(stderr, "%s: engine: %s\n", cli_progname, engine);
-}
-
-static int exec_failed(const char *what, int e)
-{
-    cli_error("cannot run %s: %s", what, strerror(e));
-    return e == ENOENT ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE;
-}
-
 /*
  * Enter the view and exec.  prog is a path (logical, or a host path), or
- * NULL with search set: look argv[0] up in PATH inside the view.
+ * NULL: look argv[0] up in PATH inside the view.
  */
 static int launch(struct run_ctx *c, const char *prog, char **argv)
 {
-    char why[512] = "";
-    enum engine_kind k = c->engine;
+    char (*bases)[STORE_BASENAME_MAX + 1] = xcalloc(c->nclosure + 1, sizeof *bases);
+    const char **names = xcalloc(c->nclosure + 1, sizeof *names);
+    for (size_t i = 0; i < c->nclosure; i++) {
+        store_path_basename(&c->closure[i], bases[i]);
+        names[i] = bases[i];
+    }
+    struct engine_choice engine;
     struct rx_error *err = NULL;
-    _cleanup_free_ char *state = NULL;
-    bool known = false;
-    if (k == ENGINE_AUTO) {
-        state = xasprintf("%s/nix/var/runix/userns-ok", c->root);
-        /* Probe once per boot; afterwards enter directly (a failed unshare changes nothing). */
-        known = engine_userns_known_good(state);
-        if (known) {
-            k = ENGINE_USERNS;
-        } else if (engine_userns_probe(why, sizeof why) == 0) {
-            engine_userns_remember(state, true);
-            k = ENGINE_USERNS;
-        } else {
-            k = ENGINE_PRELOAD;
-        }
+    int r = engine_enter(c->engine, c->root, c->store_dir, names, c->nclosure, &engine, &err);
+    free(names);
+    free(bases);
+    if (r < 0)
+        return cli_fail(err);
+    if (c->verbose) {
+        _cleanup_free_ char *what = engine_choice_describe(&engine);
+        fprintf(stderr, "%s: engine: %s\n", cli_progname, what);
     }
-
-    if (k == ENGINE_USERNS) {
-        char (*bases)[STORE_BASENAME_MAX + 1] = xcalloc(c->nclosure + 1, sizeof *bases);
-        const char **names = xcalloc(c->nclosure + 1, sizeof *names);
-        for (size_t i = 0; i < c->nclosure; i++) {
-            store_path_basename(&c->closure[i], bases[i]);
-            names[i] = bases[i];
-        }
-        int r = engine_userns_enter(c->store_dir, names, c->nclosure, &err);
-        free(names);
-        free(bases);
-        if (r > 0 && known) {
-            /* It worked earlier in this boot, but not now: fall back, probe next time. */
-            engine_userns_remember(state, false);
-            static const char prefix[] = "userns engine: ";
-            const char *m = err->msg;
-            if (strncmp(m, prefix, sizeof prefix - 1) == 0)
-                m += sizeof prefix - 1;
-            snprintf(why, sizeof why, "%s", m);
-            rx_error_free(err);
-            err = NULL;
-            k = ENGINE_PRELOAD;
-        } else if (r != 0) {
-            if (known)
-                engine_userns_remember(state, false);
-            return cli_fail(err);
-        }
-    }
-    if (k == ENGINE_USERNS) {
-        say_engine(c, "userns", NULL);
-        fflush(NULL);
-        if (prog)
-            execv(prog, argv);
-        else
-            execvp(argv[0], argv);
-        return exec_failed(prog ? prog : argv[0], errno);
-    }
-
-    say_engine(c, "preload", why[0] ? why : NULL);
-    char shim[PATH_MAX];
-    if (engine_preload_find(shim, sizeof shim, why, sizeof why) < 0) {
-        cli_error("preload engine: %s", why);
-        return EXIT_FAIL;
-    }
-    char found[PATH_MAX];
-    if (!prog) {
-        struct rx_map m = {0};
-        memcpy(m.store, c->store_dir, strlen(c->store_dir) + 1);
-        m.store_len = strlen(c->store_dir);
-        int r = rx_path_search(&m, argv[0], environ, found, sizeof found);
-        if (r < 0)
-            return exec_failed(argv[0], -r);
-        prog = found;
-    }
-    if (engine_is_static_elf(c->store_dir, prog) == 1) {
-        cli_error("%s is statically linked: the preload engine cannot run it, because it "
-                  "maps /nix/store only in libc calls and a static program makes none.  Use "
-                  "the userns engine (see 'runix doctor' for why it is not usable here)",
-                  prog);
+    engine_exec(&engine, c->store_dir, prog, argv, &err);
+    engine_choice_release(&engine);
+    if (!err)
+        BUG("engine_exec returned without an error");
+    int code = err->code;
+    cli_error("%s", err->msg);
+    rx_error_free(err);
+    if (code == RX_EUNSUPPORTED)
         return EXIT_NOT_EXECUTABLE;
-    }
-    fflush(NULL);
-    char audit[PATH_MAX];
-    engine_preload_audit_path(shim, audit, sizeof audit);
-    if (engine_preload_exec(c->store_dir, shim, audit, prog, argv, environ, &err) < 0) {
-        int e = errno;
-        rx_error_free(err);
-        return exec_failed(prog, e);
-    }
-    return EXIT_FAIL;
+    if (code >= RX_EBASE)
+        return EXIT_FAIL;
+    return code == ENOENT ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE;
 }
 
 static int parse_root(struct run_ctx *c, const char *arg, const char **sub)

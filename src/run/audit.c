@@ -1,3 +1,4 @@
+/* librunix-audit.so: the preload engine's LD_AUDIT module, with no libc and only the resolver. */
 /*
  * librunix-audit.so: the preload engine's LD_AUDIT module.  The dynamic
  * loader asks it for every library it looks for (DT_NEEDED through RUNPATH,
@@ -9,9 +10,12 @@
  * them by searching the program's RUNPATH; a failed search there would mark
  * the program's /nix/store directories as missing for good, and a libc found
  * elsewhere may not match the program's loader.  So this file brings the few
- * C functions run-map.c needs and makes system calls itself, and reads its
- * settings from /proc/self/environ.
+ * C functions run-map.c may call (the list is in run-map.h; exec preparation,
+ * run-exec.c, is not linked here) and makes system calls itself, and reads
+ * its settings from /proc/self/environ.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -21,11 +25,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "run-map.h"
+
+#include "banned.h"
 
 #define HIDDEN __attribute__((visibility("hidden")))
 #define EXPORT __attribute__((visibility("default")))
@@ -84,32 +89,12 @@ HIDDEN long syscall(long n, ...)
     return r;
 }
 
-HIDDEN ssize_t pread(int fd, void *buf, size_t n, off_t off)
-{
-    return syscall(SYS_pread64, fd, buf, n, off);
-}
-
 HIDDEN int close(int fd)
 {
     return (int)syscall(SYS_close, fd);
 }
 
-HIDDEN void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
-{
-    long r = raw_syscall6(SYS_mmap, (long)addr, (long)len, prot, flags, fd, off);
-    if (r < 0 && r > -4096) {
-        audit_errno = (int)-r;
-        return MAP_FAILED;
-    }
-    return (void *)r;
-}
-
-HIDDEN int munmap(void *addr, size_t len)
-{
-    return (int)syscall(SYS_munmap, addr, len);
-}
-
-/* ---- the string functions run-map.c uses ------------------------------------- */
+/* ---- the C functions run-map.c may use (run-map.h), and memcmp for this file ---- */
 
 HIDDEN size_t strlen(const char *s)
 {
@@ -142,23 +127,6 @@ HIDDEN char *strchrnul(const char *s, int c)
     while (*s && *s != (char)c)
         s++;
     return (char *)s;
-}
-
-HIDDEN char *strchr(const char *s, int c)
-{
-    char *p = strchrnul(s, c);
-    return *p == (char)c ? p : NULL;
-}
-
-HIDDEN char *strrchr(const char *s, int c)
-{
-    const char *last = NULL;
-    for (;; s++) {
-        if (*s == (char)c)
-            last = s;
-        if (!*s)
-            return (char *)last;
-    }
 }
 
 HIDDEN void *memcpy(void *d, const void *s, size_t n)
@@ -201,40 +169,19 @@ HIDDEN int memcmp(const void *a, const void *b, size_t n)
     return 0;
 }
 
-HIDDEN void *memchr(const void *s, int c, size_t n)
-{
-    const unsigned char *p = s;
-    for (; n; n--, p++)
-        if (*p == (unsigned char)c)
-            return (void *)p;
-    return NULL;
-}
-
-HIDDEN void *memmem(const void *h, size_t hn, const void *n, size_t nn)
-{
-    const unsigned char *hp = h;
-    if (nn == 0)
-        return (void *)h;
-    for (size_t i = 0; i + nn <= hn; i++)
-        if (hp[i] == *(const unsigned char *)n && memcmp(hp + i, n, nn) == 0)
-            return (void *)(hp + i);
-    return NULL;
-}
-
 /* ---- settings ----------------------------------------------------------------- */
 
 static struct rx_map g_map;
 static int g_state; /* 0 not read, 1 active, -1 inactive */
 
+/* One NUL-terminated entry of the environment: the store directory, if that is it. */
 static void take(const char *entry, size_t len)
 {
     static const char key[] = RX_ENV_STORE "=";
     size_t kl = sizeof key - 1;
-    if (len <= kl || len - kl >= sizeof g_map.store || memcmp(entry, key, kl) != 0)
+    if (len <= kl || memcmp(entry, key, kl) != 0)
         return;
-    memcpy(g_map.store, entry + kl, len - kl);
-    g_map.store[len - kl] = '\0';
-    g_map.store_len = len - kl;
+    rx_map_init(&g_map, entry + kl, NULL, NULL, NULL);
 }
 
 /* RUNIX_STORE_DIR from the environment the program was started with. */
@@ -245,18 +192,19 @@ static void init(void)
     if (fd < 0)
         return;
     static char buf[65536];
-    static char entry[PATH_MAX + 32];
+    static char entry[PATH_MAX + 32 + 1]; /* + 1: the NUL take() gets */
     size_t elen = 0;
     bool overflow = false;
     long n;
     while ((n = syscall(SYS_read, fd, buf, sizeof buf)) > 0) {
         for (long i = 0; i < n; i++) {
             if (buf[i] == '\0') {
+                entry[elen] = '\0';
                 if (!overflow)
                     take(entry, elen);
                 elen = 0;
                 overflow = false;
-            } else if (elen < sizeof entry) {
+            } else if (elen < sizeof entry - 1) {
                 entry[elen++] = buf[i];
             } else {
                 overflow = true;
@@ -264,8 +212,6 @@ static void init(void)
         }
     }
     close((int)fd);
-    while (g_map.store_len > 1 && g_map.store[g_map.store_len - 1] == '/')
-        g_map.store[--g_map.store_len] = '\0';
     if (g_map.store[0] == '/')
         g_state = 1;
 }

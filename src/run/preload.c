@@ -1,3 +1,4 @@
+/* librunix-preload.so: the preload engine's LD_PRELOAD library, which maps paths in libc calls. */
 /*
  * librunix-preload.so: the preload engine.  Loaded with LD_PRELOAD it wraps
  * the libc calls that take or return paths, so that /nix/store/... means the
@@ -10,6 +11,8 @@
  * only uses symbols that every glibc since 2.17 has (tests check this), and
  * does its own work with raw system calls.
  */
+#include "config.h"
+
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -23,7 +26,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "run-map.h"
+#include "run-exec.h"
+
+#include "banned.h"
 
 /* dlsym moved from libdl to libc in glibc 2.34; bind the version every glibc has. */
 #if defined(__x86_64__)
@@ -37,38 +42,28 @@ __asm__(".symver dlsym,dlsym@GLIBC_2.17");
 static struct rx_map g_map;
 static volatile int g_state; /* 0 not yet read, 1 active, -1 inactive */
 
-static void copy_env(char *dst, const char *v)
-{
-    size_t n = v ? strlen(v) : 0;
-    if (n >= PATH_MAX)
-        n = 0;
-    memcpy(dst, v ? v : "", n);
-    dst[n] = '\0';
-}
-
 static void init(void)
 {
     const char *store = getenv(RX_ENV_STORE);
-    if (!store || store[0] != '/' || strlen(store) >= PATH_MAX) {
+    if (!store || store[0] != '/') {
         g_state = -1;
         return;
     }
-    copy_env(g_map.store, store);
-    g_map.store_len = strlen(g_map.store);
-    while (g_map.store_len > 1 && g_map.store[g_map.store_len - 1] == '/')
-        g_map.store[--g_map.store_len] = '\0';
-    copy_env(g_map.shim, getenv(RX_ENV_SHIM));
-    copy_env(g_map.audit, getenv(RX_ENV_AUDIT));
     /* RUNIX_EXE holds only while we are the program that loader was started for. */
     const char *exe = getenv(RX_ENV_EXE), *loader = getenv(RX_ENV_LOADER);
+    char self[PATH_MAX];
     if (exe && loader) {
-        char self[PATH_MAX];
         long n = syscall(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", self, sizeof self - 1);
-        if (n > 0) {
+        if (n > 0)
             self[n] = '\0';
-            if (strcmp(self, loader) == 0)
-                copy_env(g_map.exe, exe);
-        }
+        if (n <= 0 || strcmp(self, loader) != 0)
+            exe = NULL;
+    }
+    /* Too long a setting drops only that setting, as before: the store is needed. */
+    if (rx_map_init(&g_map, store, getenv(RX_ENV_SHIM), getenv(RX_ENV_AUDIT), exe) < 0 &&
+        rx_map_init(&g_map, store, NULL, NULL, NULL) < 0) {
+        g_state = -1;
+        return;
     }
     g_state = 1;
 }

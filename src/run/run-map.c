@@ -1,14 +1,15 @@
+/* The preload engine's path resolver; what it may call is in run-map.h. */
+#include "config.h"
+
 #include "run-map.h"
 
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdint.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "banned.h"
 
 /*
  * Every file system access here is a raw system call: inside the preload
@@ -17,26 +18,42 @@
  */
 
 #define MAX_LINKS 40  /* the kernel's limit before ELOOP */
-#define MAX_INTERP 5  /* shebang recursion: the kernel allows 4 levels */
-#define HDR_SIZE 1024 /* "#!" lines; the ELF header, usually with its program headers */
 
 static ssize_t sys_readlink(const char *path, char *buf, size_t n)
 {
     return syscall(SYS_readlinkat, AT_FDCWD, path, buf, n);
 }
 
-static int sys_open(const char *path, int flags)
+_Static_assert(sizeof((struct rx_map *)0)->shim == PATH_MAX &&
+                   sizeof((struct rx_map *)0)->audit == PATH_MAX &&
+                   sizeof((struct rx_map *)0)->exe == PATH_MAX,
+               "set_field() fills PATH_MAX fields");
+
+/* Copy the string s (NULL for "") into a PATH_MAX field; false when it does not fit. */
+static bool set_field(char field[static PATH_MAX], const char *s, size_t *len)
 {
-    return (int)syscall(SYS_openat, AT_FDCWD, path, flags | O_CLOEXEC, 0);
+    size_t n = s ? strlen(s) : 0;
+    if (n >= PATH_MAX)
+        return false;
+    memcpy(field, s ? s : "", n);
+    field[n] = '\0';
+    if (len)
+        *len = n;
+    return true;
 }
 
-static int sys_stat(const char *path, struct stat *st)
+int rx_map_init(struct rx_map *m, const char *store, const char *shim, const char *audit,
+                const char *exe)
 {
-#ifdef SYS_newfstatat
-    return (int)syscall(SYS_newfstatat, AT_FDCWD, path, st, 0);
-#else
-    return (int)syscall(SYS_fstatat, AT_FDCWD, path, st, 0);
-#endif
+    memset(m, 0, sizeof *m);
+    if (!set_field(m->store, store, &m->store_len) || !set_field(m->shim, shim, NULL) ||
+        !set_field(m->audit, audit, NULL) || !set_field(m->exe, exe, NULL)) {
+        memset(m, 0, sizeof *m);
+        return -ENAMETOOLONG;
+    }
+    while (m->store_len > 1 && m->store[m->store_len - 1] == '/')
+        m->store[--m->store_len] = '\0';
+    return 0;
 }
 
 bool rx_is_store_path(const char *path)
@@ -93,6 +110,7 @@ static void pop(char *res, size_t *len)
     res[*len] = '\0';
 }
 
+/* Long, but one walk like the kernel's: its buffers and link count are shared by every step. */
 int rx_resolve(const struct rx_map *m, const char *path, bool follow, char *out, size_t outsz)
 {
     char res[PATH_MAX]; /* resolved logical prefix; "" is "/" */
@@ -208,500 +226,3 @@ int rx_resolve(const struct rx_map *m, const char *path, bool follow, char *out,
     return 0;
 }
 
-const char *rx_envp_get(char *const envp[], const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; envp && envp[i]; i++)
-        if (strncmp(envp[i], name, n) == 0 && envp[i][n] == '=')
-            return envp[i] + n + 1;
-    return NULL;
-}
-
-/* ---- exec preparation ---------------------------------------------------- */
-
-static void *arena_alloc(struct rx_exec *x, size_t n)
-{
-    n = (n + 15) & ~(size_t)15;
-    if (x->used + n > x->arena_size)
-        return NULL;
-    void *p = x->arena + x->used;
-    x->used += n;
-    return p;
-}
-
-static char *arena_strndup(struct rx_exec *x, const char *s, size_t n)
-{
-    char *p = arena_alloc(x, n + 1);
-    if (p) {
-        memcpy(p, s, n);
-        p[n] = '\0';
-    }
-    return p;
-}
-
-static char *arena_concat(struct rx_exec *x, const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    char *p = arena_alloc(x, la + lb + 1);
-    if (p) {
-        memcpy(p, a, la);
-        memcpy(p + la, b, lb + 1);
-    }
-    return p;
-}
-
-void rx_exec_free(struct rx_exec *x)
-{
-    if (x->arena)
-        munmap(x->arena, x->arena_size);
-    x->arena = NULL;
-}
-
-static bool is_proc_self_exe(const char *p)
-{
-    if (strcmp(p, "/proc/self/exe") == 0 || strcmp(p, "/proc/thread-self/exe") == 0)
-        return true;
-    if (strncmp(p, "/proc/", 6) != 0)
-        return false;
-    /* Pids have at most 7 digits (pid_max is at most 2^22); reading at most 9 cannot
-     * overflow, and a longer number is left unread, so it does not match. */
-    long pid = 0;
-    const char *q = p + 6;
-    while (*q >= '0' && *q <= '9' && q - (p + 6) < 9)
-        pid = pid * 10 + (*q++ - '0');
-    return q != p + 6 && strcmp(q, "/exe") == 0 && pid == (long)syscall(SYS_getpid);
-}
-
-/* The interpreter named by an ELF's PT_INTERP, "" for none; -1 if not ELF. */
-static int elf_interp(int fd, const unsigned char *hdr, size_t n, char *interp, size_t isz)
-{
-    interp[0] = '\0';
-    if (n < sizeof(Elf64_Ehdr) || memcmp(hdr, ELFMAG, SELFMAG) != 0)
-        return -1;
-    bool is64 = hdr[EI_CLASS] == ELFCLASS64;
-    if (!is64 && hdr[EI_CLASS] != ELFCLASS32)
-        return 0;
-    uint64_t phoff;
-    unsigned phnum, phentsize, want = is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr);
-    if (is64) {
-        Elf64_Ehdr eh;
-        memcpy(&eh, hdr, sizeof eh);
-        phoff = eh.e_phoff, phnum = eh.e_phnum, phentsize = eh.e_phentsize;
-    } else {
-        Elf32_Ehdr eh;
-        memcpy(&eh, hdr, sizeof eh);
-        phoff = eh.e_phoff, phnum = eh.e_phnum, phentsize = eh.e_phentsize;
-    }
-    if (phentsize != want || phnum == 0 || phnum > 128 || phoff > (1u << 30))
-        return 0;
-    /* The whole table in one read (usually already in hdr). */
-    unsigned char table[128 * sizeof(Elf64_Phdr)];
-    size_t tsize = (size_t)phnum * want;
-    const unsigned char *t;
-    if (phoff + tsize <= n) {
-        t = hdr + phoff;
-    } else {
-        if (pread(fd, table, tsize, (off_t)phoff) != (ssize_t)tsize)
-            return 0;
-        t = table;
-    }
-    for (unsigned i = 0; i < phnum; i++) {
-        uint64_t type, off, size;
-        if (is64) {
-            Elf64_Phdr ph;
-            memcpy(&ph, t + (size_t)i * want, sizeof ph);
-            type = ph.p_type, off = ph.p_offset, size = ph.p_filesz;
-        } else {
-            Elf32_Phdr ph;
-            memcpy(&ph, t + (size_t)i * want, sizeof ph);
-            type = ph.p_type, off = ph.p_offset, size = ph.p_filesz;
-        }
-        if (type != PT_INTERP)
-            continue;
-        if (size == 0 || size >= isz)
-            return 0;
-        if (off + size <= n)
-            memcpy(interp, hdr + off, size);
-        else if (pread(fd, interp, size, (off_t)off) != (ssize_t)size)
-            return 0;
-        interp[size] = '\0';
-        return 0;
-    }
-    return 0;
-}
-
-/*
- * Does this ld.so accept --argv0 (glibc 2.33 and later)?  Finding out means
- * reading the loader, so the answer for the last loader is kept, keyed by its
- * identity, in one word that threads (and vfork children) update atomically:
- * a shell running many store programs asks once.
- */
-static bool loader_has_argv0(const char *loader)
-{
-    static uint64_t cache; /* key with the answer in bit 0; 0 = empty */
-    struct stat st;
-    if (sys_stat(loader, &st) < 0)
-        return false;
-    uint64_t key = ((uint64_t)st.st_dev * 0x9e3779b97f4a7c15u) ^ ((uint64_t)st.st_ino << 20) ^
-                   ((uint64_t)st.st_size << 1) ^ ((uint64_t)st.st_mtime << 40);
-    key &= ~(uint64_t)1; /* bit 0 is the answer */
-    uint64_t c = __atomic_load_n(&cache, __ATOMIC_ACQUIRE);
-    if (c && (c & ~(uint64_t)1) == key)
-        return c & 1;
-
-    int fd = sys_open(loader, O_RDONLY);
-    if (fd < 0)
-        return false;
-    bool yes = false;
-    if (st.st_size > 0 && st.st_size < (64 << 20)) {
-        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p != MAP_FAILED) {
-            yes = memmem(p, (size_t)st.st_size, "--argv0", 8) != NULL;
-            munmap(p, (size_t)st.st_size);
-        }
-    }
-    close(fd);
-    if (key)
-        __atomic_store_n(&cache, key | (yes ? 1 : 0), __ATOMIC_RELEASE);
-    return yes;
-}
-
-/* Parse "#!interp [arg]\n" as Linux does: one optional argument, the rest of the line. */
-static int parse_shebang(struct rx_exec *x, const char *hdr, size_t n, char **interp, char **arg)
-{
-    const char *end = memchr(hdr, '\n', n);
-    if (!end)
-        end = hdr + n;
-    const char *p = hdr + 2;
-    while (p < end && (*p == ' ' || *p == '\t'))
-        p++;
-    const char *q = p;
-    while (q < end && *q != ' ' && *q != '\t')
-        q++;
-    if (q == p)
-        return -ENOEXEC;
-    *interp = arena_strndup(x, p, (size_t)(q - p));
-    while (q < end && (*q == ' ' || *q == '\t'))
-        q++;
-    const char *e = end;
-    while (e > q && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-        e--;
-    *arg = e > q ? arena_strndup(x, q, (size_t)(e - q)) : NULL;
-    return *interp ? 0 : -ENOMEM;
-}
-
-static bool env_is(const char *e, const char *name)
-{
-    size_t n = strlen(name);
-    return strncmp(e, name, n) == 0 && e[n] == '=';
-}
-
-/* "NAME=shim" followed by the old value's entries other than the shim. */
-static char *with_shim(struct rx_exec *x, const char *name, const char *old, const char *shim)
-{
-    size_t nl = strlen(name), sl = strlen(shim), ol = old ? strlen(old) : 0;
-    char *v = arena_alloc(x, nl + 1 + sl + 1 + ol + 1);
-    if (!v)
-        return NULL;
-    char *w = v;
-    memcpy(w, name, nl);
-    w += nl;
-    *w++ = '=';
-    memcpy(w, shim, sl);
-    w += sl;
-    const char *p = old;
-    while (p && *p) {
-        while (*p == ':' || *p == ' ')
-            p++;
-        const char *q = p;
-        while (*q && *q != ':' && *q != ' ')
-            q++;
-        if (q > p && !((size_t)(q - p) == sl && memcmp(p, shim, sl) == 0)) {
-            *w++ = ':';
-            memcpy(w, p, (size_t)(q - p));
-            w += q - p;
-        }
-        p = q;
-    }
-    *w = '\0';
-    return v;
-}
-
-static int build_env(const struct rx_map *m, struct rx_exec *x, char *const envp[],
-                     const char *exe, const char *loader)
-{
-    size_t n = 0;
-    while (envp && envp[n])
-        n++;
-    char **e = arena_alloc(x, (n + 10) * sizeof *e);
-    if (!e)
-        return -ENOMEM;
-    size_t k = 0;
-    const char *old_preload = NULL, *old_audit = NULL;
-    for (size_t i = 0; i < n; i++) {
-        const char *v = envp[i];
-        if (env_is(v, "LD_PRELOAD")) {
-            old_preload = v + 11;
-            continue;
-        }
-        if (env_is(v, "LD_AUDIT")) {
-            old_audit = v + 9;
-            continue;
-        }
-        if (env_is(v, RX_ENV_STORE) || env_is(v, RX_ENV_SHIM) || env_is(v, RX_ENV_AUDIT) ||
-            env_is(v, RX_ENV_EXE) || env_is(v, RX_ENV_LOADER))
-            continue;
-        e[k++] = envp[i];
-    }
-    if (m->shim[0]) {
-        if (!(e[k++] = with_shim(x, "LD_PRELOAD", old_preload, m->shim)) ||
-            !(e[k++] = arena_concat(x, RX_ENV_SHIM "=", m->shim)))
-            return -ENOMEM;
-    } else if (old_preload) {
-        e[k++] = (char *)old_preload - 11;
-    }
-    if (m->audit[0]) {
-        if (!(e[k++] = with_shim(x, "LD_AUDIT", old_audit, m->audit)) ||
-            !(e[k++] = arena_concat(x, RX_ENV_AUDIT "=", m->audit)))
-            return -ENOMEM;
-    } else if (old_audit) {
-        e[k++] = (char *)old_audit - 9;
-    }
-    if (!(e[k++] = arena_concat(x, RX_ENV_STORE "=", m->store)))
-        return -ENOMEM;
-    if (exe) {
-        if (!(e[k++] = arena_concat(x, RX_ENV_EXE "=", exe)) ||
-            !(e[k++] = arena_concat(x, RX_ENV_LOADER "=", loader)))
-            return -ENOMEM;
-    }
-    e[k] = NULL;
-    x->envp = e;
-    return 0;
-}
-
-int rx_exec_prepare(const struct rx_map *m, const char *path, char *const argv[],
-                    char *const envp[], struct rx_exec *x)
-{
-    memset(x, 0, sizeof *x);
-    size_t argc = 0, bytes = 0;
-    while (argv && argv[argc])
-        bytes += strlen(argv[argc++]) + 1;
-    for (size_t i = 0; envp && envp[i]; i++)
-        bytes += strlen(envp[i]) + 1;
-    x->arena_size = 64 * 1024 + 2 * bytes + (argc + 16) * 8 * sizeof(char *) + 16 * PATH_MAX;
-    x->arena_size = (x->arena_size + 4095) & ~(size_t)4095;
-    x->arena = mmap(NULL, x->arena_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-                    0);
-    if (x->arena == MAP_FAILED) {
-        x->arena = NULL;
-        return -ENOMEM;
-    }
-
-    char **av = arena_alloc(x, (argc + 1) * sizeof *av);
-    if (!av)
-        goto nomem;
-    for (size_t i = 0; i < argc; i++)
-        av[i] = argv[i];
-    av[argc] = NULL;
-    const char *cur = path;
-    const char *exe = NULL, *loader = NULL;
-    int r;
-
-    for (int depth = 0;; depth++) {
-        if (is_proc_self_exe(cur) && m->exe[0])
-            cur = m->exe;
-        char *real = arena_alloc(x, PATH_MAX);
-        if (!real)
-            goto nomem;
-        bool in_store = rx_is_store_path(cur);
-        if (in_store) {
-            if ((r = rx_resolve(m, cur, true, real, PATH_MAX)) < 0)
-                goto fail;
-        } else {
-            size_t l = strlen(cur);
-            if (l >= PATH_MAX) {
-                r = -ENAMETOOLONG;
-                goto fail;
-            }
-            memcpy(real, cur, l + 1);
-            if (cur[0] != '/' && strchr(cur, '/')) {
-                char cwd[PATH_MAX];
-                if (rx_getcwd(m, cwd, sizeof cwd) == 0 && rx_is_store_path(cwd)) {
-                    if ((r = rx_resolve(m, cur, true, real, PATH_MAX)) < 0)
-                        goto fail;
-                    in_store = true;
-                }
-            }
-        }
-        x->file = real;
-        if (!in_store)
-            in_store = rx_is_real_store_path(m, real);
-
-        int fd = sys_open(real, O_RDONLY);
-        if (fd < 0)
-            break; /* the kernel reports it (or runs an unreadable binary) */
-        unsigned char hdr[HDR_SIZE];
-        ssize_t n = pread(fd, hdr, sizeof hdr, 0);
-        if (n >= 2 && hdr[0] == '#' && hdr[1] == '!') {
-            close(fd);
-            char *interp, *arg;
-            if ((r = parse_shebang(x, (const char *)hdr, (size_t)n, &interp, &arg)) < 0)
-                goto fail;
-            if (!in_store && !rx_is_store_path(interp))
-                break; /* a host script with a host interpreter: the kernel does it */
-            if (depth + 1 >= MAX_INTERP) {
-                r = -ELOOP;
-                goto fail;
-            }
-            size_t extra = arg ? 2 : 1;
-            char **nav = arena_alloc(x, (argc + extra + 1) * sizeof *nav);
-            if (!nav)
-                goto nomem;
-            size_t k = 0;
-            nav[k++] = interp;
-            if (arg)
-                nav[k++] = arg;
-            nav[k++] = (char *)cur;
-            for (size_t i = 1; i < argc; i++)
-                nav[k++] = av[i];
-            nav[k] = NULL;
-            av = nav;
-            argc = k;
-            cur = interp;
-            continue;
-        }
-        char *interp = arena_alloc(x, PATH_MAX);
-        if (!interp) {
-            close(fd);
-            goto nomem;
-        }
-        int isel = n > 0 ? elf_interp(fd, hdr, (size_t)n, interp, PATH_MAX) : -1;
-        close(fd);
-        if (isel < 0)
-            break; /* not ELF: ENOEXEC or a binfmt handler, the kernel decides */
-        if (interp[0] == '\0') {
-            x->static_store_elf = in_store;
-            break;
-        }
-        if (!rx_is_store_path(interp))
-            break; /* a host program */
-        char *ld = arena_alloc(x, PATH_MAX);
-        char *lexe = arena_alloc(x, PATH_MAX);
-        if (!ld || !lexe)
-            goto nomem;
-        if ((r = rx_resolve(m, interp, true, ld, PATH_MAX)) < 0)
-            goto fail;
-        memcpy(lexe, real, strlen(real) + 1);
-        rx_unmap(m, lexe);
-        bool argv0 = loader_has_argv0(ld);
-        /*
-         * The loader's own directory goes first in the library path: the audit module's libc
-         * must come from the glibc of this loader, and is searched before the module can map
-         * anything (a failed search would also mark the program's RUNPATH dirs as missing).
-         */
-        const char *llp = rx_envp_get(envp, "LD_LIBRARY_PATH");
-        const char *slash = strrchr(ld, '/');
-        size_t dl = slash && slash != ld ? (size_t)(slash - ld) : 1;
-        size_t ll = llp && *llp ? strlen(llp) : 0;
-        char *libpath = arena_alloc(x, dl + 1 + ll + 1);
-        char **nav = arena_alloc(x, (argc + 7) * sizeof *nav);
-        if (!nav || !libpath)
-            goto nomem;
-        memcpy(libpath, ld, dl);
-        if (ll) {
-            libpath[dl] = ':';
-            memcpy(libpath + dl + 1, llp, ll + 1);
-        } else {
-            libpath[dl] = '\0';
-        }
-        size_t k = 0;
-        nav[k++] = ld;
-        nav[k++] = (char *)"--library-path";
-        nav[k++] = libpath;
-        if (argv0) {
-            nav[k++] = (char *)"--argv0";
-            nav[k++] = argc > 0 ? av[0] : (char *)cur;
-        }
-        nav[k++] = real;
-        for (size_t i = 1; i < argc; i++)
-            nav[k++] = av[i];
-        nav[k] = NULL;
-        av = nav;
-        argc = k;
-        x->file = ld;
-        exe = lexe;
-        loader = ld;
-        break;
-    }
-    x->argv = av;
-    if ((r = build_env(m, x, envp, exe, loader)) < 0)
-        goto fail;
-    return 0;
-nomem:
-    r = -ENOMEM;
-fail:
-    rx_exec_free(x);
-    return r;
-}
-
-int rx_path_search(const struct rx_map *m, const char *file, char *const envp[], char *out,
-                   size_t outsz)
-{
-    size_t fl = strlen(file);
-    if (fl == 0)
-        return -ENOENT;
-    if (strchr(file, '/')) {
-        if (fl + 1 > outsz)
-            return -ENAMETOOLONG;
-        memcpy(out, file, fl + 1);
-        return 0;
-    }
-    const char *path = rx_envp_get(envp, "PATH");
-    if (!path)
-        path = "/bin:/usr/bin";
-    int err = -ENOENT;
-    for (const char *p = path;; p++) {
-        const char *q = strchrnul(p, ':');
-        size_t dl = (size_t)(q - p);
-        char cand[PATH_MAX], real[PATH_MAX];
-        if (dl == 0) {
-            cand[0] = '.';
-            dl = 1;
-        } else if (dl < sizeof cand) {
-            memcpy(cand, p, dl);
-        }
-        if (dl + 1 + fl + 1 <= sizeof cand) {
-            cand[dl] = '/';
-            memcpy(cand + dl + 1, file, fl + 1);
-            const char *check = cand;
-            if (rx_is_store_path(cand) && rx_resolve(m, cand, true, real, sizeof real) == 0)
-                check = real;
-            struct stat st;
-            if (sys_stat(check, &st) == 0 && S_ISREG(st.st_mode)) {
-                if (syscall(SYS_faccessat, AT_FDCWD, check, X_OK) == 0) {
-                    if (strlen(cand) + 1 > outsz)
-                        return -ENAMETOOLONG;
-                    memcpy(out, cand, strlen(cand) + 1);
-                    return 0;
-                }
-                err = -EACCES;
-            }
-        }
-        if (*q == '\0')
-            break;
-        p = q;
-    }
-    return err;
-}
-
-int rx_elf_interp(const char *real, char *interp, size_t isz)
-{
-    int fd = sys_open(real, O_RDONLY);
-    if (fd < 0)
-        return -1;
-    unsigned char hdr[HDR_SIZE];
-    ssize_t n = pread(fd, hdr, sizeof hdr, 0);
-    int r = n > 0 ? elf_interp(fd, hdr, (size_t)n, interp, isz) : -1;
-    close(fd);
-    return r;
-}

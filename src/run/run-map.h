@@ -1,14 +1,26 @@
+/* The preload engine's path resolver: /nix/store paths to the runix store and back. */
 #pragma once
 /*
  * The mapped view of the preload engine: programs name /nix/store/..., the
  * files live in a real directory elsewhere (the runix store).  This module
- * turns logical paths into real ones and back, resolves store symlinks the
- * way the kernel would in the mapped view, and prepares execs so that store
- * programs (whose ELF interpreter is in /nix/store) and store scripts run.
+ * turns logical paths into real ones and back, and resolves store symlinks
+ * the way the kernel would in the mapped view.  Exec preparation, which
+ * builds on it, is run-exec.h.
  *
- * It is shared by runix and by the preload library, so it uses libc and
- * system calls only: no allocation from the heap (execs may run in a vfork
- * child), no global state, nothing that sets a newer symbol version.
+ * The contract: run-map.c is linked into three places, runix itself,
+ * librunix-preload.so (loaded into arbitrary programs, host ones included)
+ * and librunix-audit.so (the LD_AUDIT module, which has no libc at all and
+ * brings its own copy of every function it calls; see audit.c).  So it may
+ * call only these, and a new one must be added to audit.c first:
+ *
+ *   strlen strcmp strncmp strchrnul memcpy memmove memset   (audit.c's own)
+ *   syscall and errno                                       (audit.c's own)
+ *
+ * and every file system access is a raw system call (readlinkat, getcwd):
+ * inside the preload library the libc names are our own wrappers, which
+ * call back here.  No allocation from the heap (execs may run in a vfork
+ * child), no global state, nothing that needs a newer glibc symbol version
+ * than 2.17, no stdio.
  */
 
 #include <limits.h>
@@ -33,6 +45,15 @@ struct rx_map {
     char audit[PATH_MAX]; /* the audit module, for LD_AUDIT ("" for none) */
     char exe[PATH_MAX];  /* logical /proc/self/exe, or "" when the kernel's is right */
 };
+
+/*
+ * Fill m with the store directory (trailing '/' dropped) and the optional
+ * shim, audit and exe paths (NULL or "" for none).  The one way to fill a
+ * struct rx_map.  Returns 0, or -ENAMETOOLONG (m then maps nothing: its
+ * store is empty) when any of them does not fit.
+ */
+int rx_map_init(struct rx_map *m, const char *store, const char *shim, const char *audit,
+                const char *exe);
 
 /* Is path /nix/store or below it ("/nix/store/...")? */
 bool rx_is_store_path(const char *path);
@@ -63,41 +84,3 @@ void rx_unmap(const struct rx_map *m, char *path);
 /* Logical working directory into out (size PATH_MAX); 0 or -errno. */
 int rx_getcwd(const struct rx_map *m, char *out, size_t outsz);
 
-/* What an exec turns into in the mapped view. */
-struct rx_exec {
-    const char *file; /* what to pass to the kernel's execve */
-    char **argv;
-    char **envp;
-    bool static_store_elf; /* a static ELF below /nix/store: not remapped */
-    /* private */
-    char *arena;
-    size_t arena_size, used;
-};
-
-/*
- * Prepare execve(path, argv, envp): scripts with a shebang are expanded
- * (recursively, like the kernel, with the interpreter mapped when it is in
- * the store); an ELF whose PT_INTERP is in /nix/store is started through
- * that store loader with --argv0; the environment gets the preload library
- * back in LD_PRELOAD and LD_AUDIT and the view's variables.  Returns 0 or
- * -errno; free with rx_exec_free() when the exec did not happen.
- */
-int rx_exec_prepare(const struct rx_map *m, const char *path, char *const argv[],
-                    char *const envp[], struct rx_exec *x);
-void rx_exec_free(struct rx_exec *x);
-
-/*
- * Search PATH (from envp, else the default) for file like execvp does, in
- * the mapped view.  Writes the logical path to out.  0 or -errno.
- */
-int rx_path_search(const struct rx_map *m, const char *file, char *const envp[], char *out,
-                   size_t outsz);
-
-/* Value of name in envp, or NULL. */
-const char *rx_envp_get(char *const envp[], const char *name);
-
-/*
- * Read the PT_INTERP of the ELF file at real path: 0 with interp set ("" for
- * a static ELF), or -1 if it is not a readable ELF file.
- */
-int rx_elf_interp(const char *real, char *interp, size_t isz);

@@ -1,4 +1,6 @@
 /* The preload engine, runix's side: find the library and start the program. */
+#include "config.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -7,13 +9,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "run-engine.h"
-#include "run-map.h"
+#include "run-engine-internal.h"
+#include "run-exec.h"
+#include "run-platform.h"
 #include "util-install.h"
 
 #include "banned.h"
 
-#define SHIM_NAME "librunix-preload.so"
 #define AUDIT_NAME "librunix-audit.so"
 
 static bool usable1(const char *path, char *out, size_t outsz)
@@ -55,15 +57,14 @@ void engine_preload_audit_path(const char *shim, char *out, size_t outsz)
     memcpy(out + dl + 1, AUDIT_NAME, sizeof AUDIT_NAME);
 }
 
-int engine_preload_find(char *out, size_t outsz, char *why, size_t whysz)
+int engine_preload_find(char *out, size_t outsz, struct rx_error **err)
 {
     const char *env = getenv("RUNIX_PRELOAD_LIB");
     if (env && *env) {
         if (usable(env, out, outsz))
             return 0;
-        snprintf(why, whysz, "RUNIX_PRELOAD_LIB=%s: %s (or no %s beside it)", env,
-                 strerror(errno), AUDIT_NAME);
-        return -1;
+        return rx_error_set(err, RX_ENOTFOUND, "RUNIX_PRELOAD_LIB=%s: %s (or no %s beside it)",
+                            env, strerror(errno), AUDIT_NAME);
     }
     /* Next to the binary (the build tree), else where meson install put it. */
     char cand[PATH_MAX];
@@ -71,24 +72,17 @@ int engine_preload_find(char *out, size_t outsz, char *why, size_t whysz)
     if (rx_install_find(RX_INSTALL_PRELOAD, cand, sizeof cand, &ierr) == 0 &&
         usable(cand, out, outsz))
         return 0;
-    if (ierr)
-        snprintf(why, whysz, "%s", ierr->msg);
-    else
-        snprintf(why, whysz, "%s is unreadable or has no %s beside it", cand, AUDIT_NAME);
-    rx_error_free(ierr);
-    return -1;
-}
-
-static void map_init(struct rx_map *m, const char *store_dir, const char *shim)
-{
-    memset(m, 0, sizeof *m);
-    size_t n = strlen(store_dir);
-    if (n < sizeof m->store) {
-        memcpy(m->store, store_dir, n + 1);
-        m->store_len = n;
+    if (!ierr)
+        return rx_error_set(err, RX_ENOTFOUND, "%s is unreadable or has no %s beside it", cand,
+                            AUDIT_NAME);
+    ierr->code = RX_ENOTFOUND; /* what engine_exec() promises for a missing library */
+    if (err) {
+        rx_error_free(*err);
+        *err = ierr;
+    } else {
+        rx_error_free(ierr);
     }
-    if (shim && strlen(shim) < sizeof m->shim)
-        memcpy(m->shim, shim, strlen(shim) + 1);
+    return -1;
 }
 
 int engine_preload_exec(const char *store_dir, const char *shim, const char *audit,
@@ -96,11 +90,10 @@ int engine_preload_exec(const char *store_dir, const char *shim, const char *aud
                         char *const argv[], char *const envp[], struct rx_error **err)
 {
     struct rx_map m;
-    map_init(&m, store_dir, shim);
-    if (strlen(audit) < sizeof m.audit)
-        memcpy(m.audit, audit, strlen(audit) + 1);
+    int r = rx_map_init(&m, store_dir, shim, audit, NULL);
     struct rx_exec x;
-    int r = rx_exec_prepare(&m, path, argv, envp, &x);
+    if (r == 0)
+        r = rx_exec_prepare(&m, path, argv, envp, &x);
     if (r < 0) {
         errno = -r;
         return rx_error_errno(err, "cannot run %s", path);
@@ -116,8 +109,9 @@ int engine_preload_exec(const char *store_dir, const char *shim, const char *aud
 int engine_is_static_elf(const char *store_dir, const char *path)
 {
     struct rx_map m;
-    map_init(&m, store_dir, NULL);
-    char real[PATH_MAX], interp[PATH_MAX];
+    if (rx_map_init(&m, store_dir, NULL, NULL, NULL) < 0)
+        return -1;
+    char real[PATH_MAX];
     if (rx_is_store_path(path)) {
         if (rx_resolve(&m, path, true, real, sizeof real) < 0)
             return -1;
@@ -126,7 +120,34 @@ int engine_is_static_elf(const char *store_dir, const char *path)
     } else {
         return -1;
     }
-    if (rx_elf_interp(real, interp, sizeof interp) < 0)
-        return -1;
-    return interp[0] == '\0';
+    return platform_is_static_program(real);
+}
+
+int engine_preload_run(const char *store_dir, const char *prog, char *const argv[],
+                       char *const envp[], struct rx_error **err)
+{
+    char shim[PATH_MAX];
+    if (engine_preload_find(shim, sizeof shim, err) < 0)
+        return rx_error_wrap(err, "preload engine");
+    char found[PATH_MAX];
+    if (!prog) {
+        struct rx_map m;
+        int r = rx_map_init(&m, store_dir, NULL, NULL, NULL);
+        if (r == 0)
+            r = rx_path_search(&m, argv[0], envp, found, sizeof found);
+        if (r < 0)
+            return rx_error_set(err, -r, "cannot run %s: %s", argv[0], strerror(-r));
+        prog = found;
+    }
+    if (engine_is_static_elf(store_dir, prog) == 1)
+        return rx_error_set(err, RX_EUNSUPPORTED,
+                            "%s is statically linked: the preload engine cannot run it, because "
+                            "it maps /nix/store only in libc calls and a static program makes "
+                            "none.  Use the userns engine (see 'runix doctor' for why it is not "
+                            "usable here)",
+                            prog);
+    fflush(NULL);
+    char audit[PATH_MAX];
+    engine_preload_audit_path(shim, audit, sizeof audit);
+    return engine_preload_exec(store_dir, shim, audit, prog, argv, envp, err);
 }

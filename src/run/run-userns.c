@@ -1,3 +1,4 @@
+/* The userns engine (Linux): a user + mount namespace in which /nix/store is the runix store. */
 /*
  * The userns engine: an unprivileged user + mount namespace in which
  * /nix/store is the runix store.
@@ -11,6 +12,8 @@
  *     new user namespaces inside a chroot, and programs run by runix may
  *     want one (bwrap, the Nix sandbox, runix itself).
  */
+#include "config.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +29,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "run-engine.h"
+#include "run-engine-internal.h"
+#include "run-platform.h"
 #include "util-fs.h"
 
 #include "banned.h"
@@ -132,29 +136,29 @@ static int probe_child(void *arg)
     return 0;
 }
 
-int engine_userns_probe(char *why, size_t whysz)
+int engine_userns_probe(struct rx_error **err)
 {
     /*
      * A child that shares our memory and runs while we wait (like vfork), created
      * directly in new namespaces: cheaper than fork, and this process stays as it was.
+     * The child only fills why: it must not allocate from the heap it shares with us.
      */
     static char stack[64 * 1024] __attribute__((aligned(16)));
-    struct probe p = {getuid(), getgid(), why, whysz, 0};
-    why[0] = '\0';
+    char why[512] = "";
+    struct probe p = {getuid(), getgid(), why, sizeof why, 0};
     pid_t pid = clone(probe_child, stack + sizeof stack,
                       CLONE_NEWUSER | CLONE_NEWNS | CLONE_VM | CLONE_VFORK | SIGCHLD, &p);
     if (pid < 0) {
-        unshare_reason(errno, why, whysz);
-        return -1;
+        unshare_reason(errno, why, sizeof why);
+        return rx_error_set(err, RX_EUNSUPPORTED, "%s", why);
     }
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
     if (p.ok)
         return 0;
-    if (!why[0])
-        snprintf(why, whysz, "the user namespace probe failed");
-    return -1;
+    return rx_error_set(err, RX_EUNSUPPORTED, "%s",
+                        why[0] ? why : "the user namespace probe failed");
 }
 
 /* MS_* flags of the mount holding path that a bind may not drop in a user namespace. */
@@ -350,11 +354,11 @@ int engine_userns_enter(const char *store_dir, const char *const *paths, size_t 
     gid_t gid = getgid();
     if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) {
         unshare_reason(errno, why, sizeof why);
-        rx_error_set(err, EPERM, "userns engine: %s", why);
+        rx_error_set(err, RX_EUNSUPPORTED, "%s", why);
         return 1;
     }
     if (setup_ns(uid, gid, why, sizeof why) < 0)
-        return rx_error_set(err, EPERM, "userns engine: %s", why);
+        return rx_error_set(err, EPERM, "%s", why);
 
     struct stat st;
     if (stat("/nix/store", &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -373,33 +377,18 @@ int engine_userns_enter(const char *store_dir, const char *const *paths, size_t 
         /* No overlay (kernel before 5.11, or an unsupported file system): a new root whose
          * /nix/store is the runix store alone. */
     }
-    if (new_root(store_dir, err) < 0) {
-        return rx_error_wrap(err, "userns engine");
-    }
+    if (new_root(store_dir, err) < 0)
+        return -1;
     if (have_cwd && chdir(cwd) < 0)
         fprintf(stderr, "runix: warning: cannot enter %s in the new view (%s); starting in /\n",
                 cwd, strerror(errno));
     return 0;
 }
 
-/* This boot's id: user namespace policy can only change with a reboot or root's hand. */
-static bool boot_id(char *out, size_t n)
-{
-    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t r = read(fd, out, n - 1);
-    close(fd);
-    if (r <= 0)
-        return false;
-    out[r] = '\0';
-    return true;
-}
-
 bool engine_userns_known_good(const char *state_file)
 {
     char id[64], seen[64];
-    if (!boot_id(id, sizeof id))
+    if (!platform_boot_id(id, sizeof id))
         return false;
     int fd = open(state_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
@@ -419,29 +408,6 @@ void engine_userns_remember(const char *state_file, bool good)
         return;
     }
     char id[64];
-    if (boot_id(id, sizeof id))
+    if (platform_boot_id(id, sizeof id))
         write_file_atomic_at(AT_FDCWD, state_file, id, false, NULL); /* read-only: probe again */
-}
-
-int engine_parse(const char *name)
-{
-    if (strcmp(name, "auto") == 0)
-        return ENGINE_AUTO;
-    if (strcmp(name, "userns") == 0)
-        return ENGINE_USERNS;
-    if (strcmp(name, "preload") == 0)
-        return ENGINE_PRELOAD;
-    return -1;
-}
-
-const char *engine_name(enum engine_kind k)
-{
-    switch (k) {
-    case ENGINE_USERNS:
-        return "userns";
-    case ENGINE_PRELOAD:
-        return "preload";
-    default:
-        return "auto";
-    }
 }

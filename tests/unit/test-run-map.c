@@ -2,7 +2,8 @@
  * The preload engine's path mapping (run-map.c) on a real directory tree:
  * prefix substitution, resolution of store symlinks in the mapped view
  * (absolute and relative targets, "..", chains, loops), and exec
- * preparation of scripts with store shebangs.
+ * preparation of scripts with store shebangs; and how the engine choice is
+ * described to users.
  */
 #include "config.h"
 
@@ -17,7 +18,8 @@
 
 #include "test-helpers.h"
 
-#include "run-map.h"
+#include "run-engine.h"
+#include "run-exec.h"
 #include "util-mem.h"
 
 #define A "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a-1.0"
@@ -62,8 +64,9 @@ static int setup(void **state)
 {
     struct fx *f = xcalloc(1, sizeof *f);
     f->dir = td_tmpdir();
-    int n = snprintf(f->m.store, sizeof f->m.store, "%s/nix/store", f->dir);
-    f->m.store_len = (size_t)n;
+    char *store = xasprintf("%s/nix/store", f->dir);
+    assert_int_equal(rx_map_init(&f->m, store, NULL, NULL, NULL), 0);
+    free(store);
     char *p = xasprintf("%s/nix", f->dir);
     assert_int_equal(mkdir(p, 0755), 0);
     free(p);
@@ -225,7 +228,9 @@ static void test_exec_proc_self(void **state)
     char *const argv[] = {(char *)"self", NULL};
     char *const envp[] = {NULL};
     struct rx_exec x;
-    snprintf(f->m.exe, sizeof f->m.exe, "%s", A "/bin/interp");
+    char store[PATH_MAX];
+    memcpy(store, f->m.store, f->m.store_len + 1);
+    assert_int_equal(rx_map_init(&f->m, store, NULL, NULL, A "/bin/interp"), 0);
     char own[64];
     snprintf(own, sizeof own, "/proc/%ld/exe", (long)getpid());
     const char *self[] = {"/proc/self/exe", "/proc/thread-self/exe", own};
@@ -246,7 +251,57 @@ static void test_exec_proc_self(void **state)
             rx_exec_free(&x);
         }
     }
-    f->m.exe[0] = '\0';
+    assert_int_equal(rx_map_init(&f->m, store, NULL, NULL, NULL), 0);
+}
+
+/* The one way to fill a map: trailing slashes go, and what does not fit leaves it empty. */
+/* What -v says about the engine: the wording t5000 and users see. */
+static void test_engine_choice_describe(void **state)
+{
+    (void)state;
+    struct engine_choice c;
+    struct rx_error *err = NULL;
+    assert_int_equal(engine_enter(ENGINE_PRELOAD, "/nonexistent", "/nonexistent/nix/store", NULL,
+                                  0, &c, &err),
+                     0);
+    assert_null(err);
+    assert_int_equal(c.kind, ENGINE_PRELOAD);
+    char *d = engine_choice_describe(&c);
+    assert_string_equal(d, "preload");
+    free(d);
+    rx_error_set(&c.userns_why, RX_EUNSUPPORTED, "unshare(CLONE_NEWUSER) failed: EPERM");
+    d = engine_choice_describe(&c);
+    assert_string_equal(d, "preload (userns is not usable: unshare(CLONE_NEWUSER) failed: EPERM)");
+    free(d);
+    engine_choice_release(&c);
+    assert_null(c.userns_why);
+    c.kind = ENGINE_USERNS;
+    d = engine_choice_describe(&c);
+    assert_string_equal(d, "userns");
+    free(d);
+}
+
+static void test_map_init_lengths(void **state)
+{
+    (void)state;
+    struct rx_map m;
+    assert_int_equal(rx_map_init(&m, "/s/nix/store//", "/l/p.so", NULL, ""), 0);
+    assert_string_equal(m.store, "/s/nix/store");
+    assert_int_equal(m.store_len, 12);
+    assert_string_equal(m.shim, "/l/p.so");
+    assert_string_equal(m.audit, "");
+    assert_string_equal(m.exe, "");
+    char *lng = xmalloc(PATH_MAX + 1);
+    memset(lng, 'a', PATH_MAX);
+    lng[0] = '/';
+    lng[PATH_MAX] = '\0';
+    assert_int_equal(rx_map_init(&m, "/s", NULL, lng, NULL), -ENAMETOOLONG);
+    assert_int_equal(m.store_len, 0);
+    assert_string_equal(m.store, "");
+    lng[PATH_MAX - 1] = '\0'; /* PATH_MAX - 1 bytes and the NUL: fits */
+    assert_int_equal(rx_map_init(&m, lng, NULL, NULL, NULL), 0);
+    assert_int_equal(m.store_len, PATH_MAX - 1);
+    free(lng);
 }
 
 static void test_elf_interp(void **state)
@@ -272,6 +327,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exec_shebang, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_proc_self, setup, teardown),
         cmocka_unit_test(test_elf_interp),
+        cmocka_unit_test(test_map_init_lengths),
+        cmocka_unit_test(test_engine_choice_describe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,51 @@
+/* What the engine files share with run-engine.c, below the interface of run-engine.h. */
+#pragma once
+
+#include "run-engine.h"
+
+/*
+ * The preload half of engine_exec(): find the library, look prog up in PATH
+ * when it is NULL, refuse static programs, exec.  Returns -1 only.
+ */
+int engine_preload_run(const char *store_dir, const char *prog, char *const argv[],
+                       char *const envp[], struct rx_error **err);
+
+/*
+ * Enter the view in this process: afterwards /nix/store is store_dir
+ * (read-only; united with a host /nix/store when there is one), everything
+ * else as before, the caller's uid and gid unchanged.  The process must be
+ * single-threaded.  Returns 0; 1 when no user namespace could be created
+ * (the process is unchanged: another engine may be tried; err has code
+ * RX_EUNSUPPORTED); -1 when setting up the view failed later (the process
+ * is in a new namespace: the caller should exit, not try another engine).
+ * The reason in err is bare: engine_enter() adds "userns engine".  paths
+ * are the basenames of the closure the program needs: the view may make
+ * them cheaper to reach.
+ */
+int engine_userns_enter(const char *store_dir, const char *const *paths, size_t npaths,
+                        struct rx_error **err);
+
+/*
+ * auto remembers, in state_file, that the userns engine fully worked during
+ * this boot, so that later runs enter it directly instead of probing first.
+ * A run that finds it no longer works forgets it (good = false).
+ */
+bool engine_userns_known_good(const char *state_file);
+void engine_userns_remember(const char *state_file, bool good);
+
+/* The audit module that goes with the library at shim. */
+void engine_preload_audit_path(const char *shim, char *out, size_t outsz);
+
+/*
+ * Replace this process with path (a /nix/store path or a host program)
+ * under the preload engine.  Returns only on failure.
+ */
+int engine_preload_exec(const char *store_dir, const char *shim, const char *audit,
+                        const char *path,
+                        char *const argv[], char *const envp[], struct rx_error **err);
+
+/*
+ * Is path (in the view) a statically linked ELF?  Such programs make no libc
+ * calls the preload engine could see.  0 no, 1 yes, -1 unreadable.
+ */
+int engine_is_static_elf(const char *store_dir, const char *path);
