@@ -1,3 +1,4 @@
+/* File-system helpers relative to directory fds: rm -rf, atomic writes, mkdir -p. */
 #include "config.h"
 #include "util-fs.h"
 
@@ -12,6 +13,7 @@
 
 #include "util-io.h"
 #include "util-mem.h"
+
 #include "banned.h"
 
 /* Empty the directory open as fd (which this takes over). */
