@@ -30,13 +30,6 @@ struct fixture {
     struct store_path leaf, lib, app;
 };
 
-static struct store_path sp(const char *s)
-{
-    struct store_path p;
-    assert_int_equal(store_path_parse(s, strlen(s), &p, NULL), 0);
-    return p;
-}
-
 static void mkdirs(const char *root, const char *rel)
 {
     char *cmd = xasprintf("mkdir -p '%s%s'", root, rel);
@@ -48,14 +41,14 @@ static int setup(void **state)
 {
     struct fixture *f = xcalloc(1, sizeof *f);
     f->root = td_tmpdir();
-    mkdirs(f->root, P_LEAF);
-    mkdirs(f->root, P_LIB);
-    mkdirs(f->root, P_APP);
+    const char *paths[] = {P_LEAF, P_LIB, P_APP};
+    struct store_path *dst[] = {&f->leaf, &f->lib, &f->app};
+    for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
+        mkdirs(f->root, paths[i]);
+        assert_int_equal(store_path_parse(paths[i], strlen(paths[i]), dst[i], NULL), 0);
+    }
     f->root_fd = open(f->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     assert_true(f->root_fd >= 0);
-    f->leaf = sp(P_LEAF);
-    f->lib = sp(P_LIB);
-    f->app = sp(P_APP);
     *state = f;
     return 0;
 }
@@ -304,18 +297,21 @@ static void test_store_index_too_large(void **state)
     free(text);
 }
 
+/* Each test in a fresh store root. */
+#define TEST(name) cmocka_unit_test_setup_teardown(test_store_index_##name, setup, teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_store_index_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_index_write_from_database, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_index_absent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_index_empty, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_index_damaged, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_index_missing_path, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_index_not_naming_its_path, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_index_not_a_plain_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_index_too_large, setup, teardown),
+        TEST(round_trip),
+        TEST(write_from_database),
+        TEST(absent),
+        TEST(empty),
+        TEST(damaged),
+        TEST(missing_path),
+        TEST(not_naming_its_path),
+        TEST(not_a_plain_file),
+        TEST(too_large),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
