@@ -19,6 +19,7 @@
 #include <stddef.h>
 
 #include "store-path.h"
+#include "util-error.h"
 
 #define STORE_INDEX_HEADER "runix closure index 1"
 #define STORE_INDEX_DIR "nix/var/runix/closures"
@@ -34,9 +35,10 @@ int store_index_read(const char *root, const struct store_path *p, struct store_
 
 /*
  * Write the index of p, whose closure (p included) is closure[0..n), into
- * the store whose root directory is open as root_fd: R/STORE_INDEX_DIR/<basename
- * of p>, creating the directory if needed and replacing an older index
- * atomically, so that a reader sees the old index or the new one.
+ * the store whose root directory is open as root_fd:
+ * R/nix/var/runix/closures/<basename of p>, creating the directory if needed
+ * and replacing an older index atomically (a reader sees the old one or the
+ * new one).
  */
 int store_index_save(int root_fd, const struct store_path *p, const struct store_path *closure,
                      size_t n, struct rx_error **err);

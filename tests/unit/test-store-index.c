@@ -83,7 +83,8 @@ static void put_index(const struct fixture *f, const char *text, size_t len)
 /* Assert that the index of app is not believed, and that nothing is handed back. */
 static void assert_refused(const struct fixture *f, const char *why)
 {
-    struct store_path *out = (struct store_path *)f; /* must be reset */
+    static struct store_path sentinel;
+    struct store_path *out = &sentinel; /* must be reset to NULL */
     size_t n = 99;
     if (store_index_read(f->root, &f->app, &out, &n) != 1)
         fail_msg("an index was believed: %s", why);
