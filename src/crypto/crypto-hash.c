@@ -1,3 +1,4 @@
+/* Hash algorithms, base64 and hash strings in the forms Nix writes (see crypto-hash.h). */
 #include "config.h"
 #include "crypto-hash.h"
 

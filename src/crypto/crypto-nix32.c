@@ -1,7 +1,6 @@
-/*
- * Nix base32 and hex: no libsodium here, so that code which only checks
- * store paths (the runix front) does not load it.
- */
+/* Nix base32 and hex encoding and decoding. */
+/* No libsodium here, so that code which only checks store paths (the runix
+ * front) does not load it. */
 #include "config.h"
 #include "crypto-hash.h"
 

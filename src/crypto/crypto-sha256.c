@@ -1,5 +1,5 @@
-/* SHA-256 through OpenSSL's libcrypto (SHA-NI where the CPU has it), in a
- * file of its own so that programs which only format hashes do not load it. */
+/* SHA-256 through OpenSSL's libcrypto (SHA-NI where the CPU has it). */
+/* In a file of its own so that programs which only format hashes do not load libcrypto. */
 #include "config.h"
 #include "crypto-hash.h"
 

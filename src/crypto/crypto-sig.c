@@ -1,3 +1,4 @@
+/* Ed25519 keys and signatures in Nix's textual forms, through libsodium. */
 #include "config.h"
 #include "crypto-sig.h"
 

@@ -1,3 +1,4 @@
+/* Serialising a file tree as a NAR, as nix-store --dump does. */
 #include "config.h"
 #include "nar-dump.h"
 

@@ -1,3 +1,4 @@
+/* A streaming, push-style NAR parser (see nar-reader.h). */
 #include "config.h"
 #include "nar-reader.h"
 
@@ -6,6 +7,7 @@
 
 #include "util-io.h"
 #include "util-mem.h"
+
 #include "banned.h"
 
 /* Where in the grammar we are: what the next token must be. */
@@ -228,48 +230,93 @@ static int check_name(struct nar_reader *r, struct rx_error **err)
     return 0;
 }
 
+/* The states in which the token must be one keyword, and the state after it. */
+static const struct {
+    const char *kw;
+    enum gram next;
+} keyword_step[] = {
+    [G_MAGIC] = {NAR_MAGIC, G_NODE_OPEN},
+    [G_NODE_OPEN] = {"(", G_TYPE_KW},
+    [G_TYPE_KW] = {"type", G_TYPE_VAL},
+    [G_CONTENTS_KW] = {"contents", G_CONTENTS},
+    [G_TARGET_KW] = {"target", G_TARGET},
+    [G_ENTRY_OPEN] = {"(", G_NAME_KW},
+    [G_NAME_KW] = {"name", G_NAME},
+    [G_NODE_KW] = {"node", G_NODE_OPEN},
+    [G_ENTRY_CLOSE] = {")", G_DIR_ENTRY},
+};
+
+/* The value of "type": a node begins. */
+static int type_done(struct nar_reader *r, struct rx_error **err)
+{
+    const struct nar_visitor *v = r->v;
+    if (is(r, "regular")) {
+        r->executable = false;
+        r->gram = G_REG_ATTR;
+    } else if (is(r, "symlink")) {
+        r->gram = G_TARGET_KW;
+    } else if (is(r, "directory")) {
+        size_t nl;
+        const char *name = node_name(r, &nl);
+        if (v->directory_begin && v->directory_begin(r->ctx, name, nl, err) < 0)
+            return r->failed = true, -1;
+        if (push_frame(r, err) < 0)
+            return -1;
+        r->has_name = false;
+        r->gram = G_DIR_ENTRY;
+    } else {
+        return unexpected(r, err);
+    }
+    return 0;
+}
+
+static int target_done(struct nar_reader *r, struct rx_error **err)
+{
+    const struct nar_visitor *v = r->v;
+    if (r->toklen == 0)
+        return fail(r, err, "symlink has an empty target");
+    if (memchr(r->str, '\0', (size_t)r->toklen))
+        return fail(r, err, "symlink target contains NUL");
+    size_t nl;
+    const char *name = node_name(r, &nl);
+    if (v->symlink && v->symlink(r->ctx, name, nl, r->str, (size_t)r->toklen, err) < 0)
+        return r->failed = true, -1;
+    r->gram = G_NODE_CLOSE;
+    return 0;
+}
+
+/* In a directory: another entry, or its end. */
+static int dir_entry_done(struct nar_reader *r, struct rx_error **err)
+{
+    const struct nar_visitor *v = r->v;
+    if (is(r, "entry")) {
+        r->gram = G_ENTRY_OPEN;
+    } else if (is(r, ")")) {
+        if (v->directory_end && v->directory_end(r->ctx, err) < 0)
+            return r->failed = true, -1;
+        r->depth--;
+        node_closed(r);
+    } else {
+        return unexpected(r, err);
+    }
+    return 0;
+}
+
 /* A whole string token (and its padding) has been read. */
 static int token_done(struct nar_reader *r, struct rx_error **err)
 {
     const struct nar_visitor *v = r->v;
-    size_t nl;
-    const char *name;
 
     r->tok = T_LEN;
+    if (r->gram < ARRAY_SIZE(keyword_step) && keyword_step[r->gram].kw) {
+        if (!is(r, keyword_step[r->gram].kw))
+            return unexpected(r, err);
+        r->gram = keyword_step[r->gram].next;
+        return 0;
+    }
     switch (r->gram) {
-    case G_MAGIC:
-        if (!is(r, NAR_MAGIC))
-            return unexpected(r, err);
-        r->gram = G_NODE_OPEN;
-        return 0;
-    case G_NODE_OPEN:
-        if (!is(r, "("))
-            return unexpected(r, err);
-        r->gram = G_TYPE_KW;
-        return 0;
-    case G_TYPE_KW:
-        if (!is(r, "type"))
-            return unexpected(r, err);
-        r->gram = G_TYPE_VAL;
-        return 0;
     case G_TYPE_VAL:
-        if (is(r, "regular")) {
-            r->executable = false;
-            r->gram = G_REG_ATTR;
-        } else if (is(r, "symlink")) {
-            r->gram = G_TARGET_KW;
-        } else if (is(r, "directory")) {
-            name = node_name(r, &nl);
-            if (v->directory_begin && v->directory_begin(r->ctx, name, nl, err) < 0)
-                return r->failed = true, -1;
-            if (push_frame(r, err) < 0)
-                return -1;
-            r->has_name = false;
-            r->gram = G_DIR_ENTRY;
-        } else {
-            return unexpected(r, err);
-        }
-        return 0;
+        return type_done(r, err);
     case G_REG_ATTR:
         if (is(r, "executable")) {
             r->executable = true;
@@ -283,74 +330,26 @@ static int token_done(struct nar_reader *r, struct rx_error **err)
     case G_EXEC_VAL:
         r->gram = G_CONTENTS_KW; /* length 0 was checked when it was read */
         return 0;
-    case G_CONTENTS_KW:
-        if (!is(r, "contents"))
-            return unexpected(r, err);
-        r->gram = G_CONTENTS;
-        return 0;
     case G_CONTENTS:
         if (v->file_end && v->file_end(r->ctx, err) < 0)
             return r->failed = true, -1;
         r->gram = G_NODE_CLOSE;
         return 0;
-    case G_TARGET_KW:
-        if (!is(r, "target"))
-            return unexpected(r, err);
-        r->gram = G_TARGET;
-        return 0;
     case G_TARGET:
-        if (r->toklen == 0)
-            return fail(r, err, "symlink has an empty target");
-        if (memchr(r->str, '\0', (size_t)r->toklen))
-            return fail(r, err, "symlink target contains NUL");
-        name = node_name(r, &nl);
-        if (v->symlink && v->symlink(r->ctx, name, nl, r->str, (size_t)r->toklen, err) < 0)
-            return r->failed = true, -1;
-        r->gram = G_NODE_CLOSE;
-        return 0;
+        return target_done(r, err);
     case G_NODE_CLOSE:
         if (!is(r, ")"))
             return unexpected(r, err);
         node_closed(r);
         return 0;
     case G_DIR_ENTRY:
-        if (is(r, "entry")) {
-            r->gram = G_ENTRY_OPEN;
-        } else if (is(r, ")")) {
-            if (v->directory_end && v->directory_end(r->ctx, err) < 0)
-                return r->failed = true, -1;
-            r->depth--;
-            node_closed(r);
-        } else {
-            return unexpected(r, err);
-        }
-        return 0;
-    case G_ENTRY_OPEN:
-        if (!is(r, "("))
-            return unexpected(r, err);
-        r->gram = G_NAME_KW;
-        return 0;
-    case G_NAME_KW:
-        if (!is(r, "name"))
-            return unexpected(r, err);
-        r->gram = G_NAME;
-        return 0;
+        return dir_entry_done(r, err);
     case G_NAME:
         if (check_name(r, err) < 0)
             return -1;
         r->gram = G_NODE_KW;
         return 0;
-    case G_NODE_KW:
-        if (!is(r, "node"))
-            return unexpected(r, err);
-        r->gram = G_NODE_OPEN;
-        return 0;
-    case G_ENTRY_CLOSE:
-        if (!is(r, ")"))
-            return unexpected(r, err);
-        r->gram = G_DIR_ENTRY;
-        return 0;
-    case G_DONE:
+    default:
         break;
     }
     return fail(r, err, "internal parser state error");

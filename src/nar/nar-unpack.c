@@ -1,3 +1,4 @@
+/* Restoring a NAR into the file system with dirfd-relative writes. */
 #include "config.h"
 #include "nar-unpack.h"
 

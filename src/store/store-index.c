@@ -1,14 +1,17 @@
+/* Closure indexes: reading and writing them (see store-index.h). */
 #include "config.h"
 #include "store-index.h"
 
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "util-buf.h"
+#include "util-fs.h"
 #include "util-io.h"
 #include "util-mem.h"
 
@@ -72,5 +75,27 @@ int store_index_read(const char *root, const struct store_path *p, struct store_
     }
     *out = v;
     *n = count;
+    return 0;
+}
+
+int store_index_save(int root_fd, const struct store_path *p, const struct store_path *closure,
+                     size_t n, struct rx_error **err)
+{
+    /* Basenames are at most STORE_BASENAME_MAX bytes: the size is known. */
+    size_t cap = sizeof STORE_INDEX_HEADER + 1 + n * (STORE_BASENAME_MAX + 1) + 1, k = 0;
+    _cleanup_free_ char *text = xmalloc(cap);
+    k += (size_t)snprintf(text, cap, "%s\n", STORE_INDEX_HEADER);
+    for (size_t i = 0; i < n; i++) {
+        store_path_basename(&closure[i], text + k);
+        k += strlen(text + k);
+        text[k++] = '\n';
+    }
+    text[k] = '\0';
+    char base[STORE_BASENAME_MAX + 1];
+    store_path_basename(p, base);
+    _cleanup_close_ int dfd = -1;
+    if (mkdir_p_at(root_fd, STORE_INDEX_DIR, &dfd, err) < 0 ||
+        write_file_atomic_at(dfd, base, text, true, err) < 0)
+        return rx_error_wrap(err, "closure index of %s", base);
     return 0;
 }

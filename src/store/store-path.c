@@ -1,3 +1,4 @@
+/* Parsing, checking and formatting store paths (see store-path.h). */
 #include "config.h"
 #include "store-path.h"
 

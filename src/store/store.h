@@ -9,6 +9,8 @@
  *   R/nix/var/nix/gcroots/        GC roots
  *   R/nix/var/runix/tmp/<id>/     one private work dir per process,
  *                                 locked while the process lives
+ *   R/nix/var/runix/closures/<basename>
+ *                                 closure indexes (store-index.h)
  *
  * Invariants (nix-formats.md section 7):
  *  - a path is registered in ValidPaths only once it is complete on disk,
@@ -22,6 +24,10 @@
  *
  * The db is opened with foreign keys on, WAL and a long busy timeout, so
  * several processes can share a store.
+ *
+ * The code is split by concern: store-db.c (open, schema), store-register.c
+ * (queries, registration), store-lock.c, store-install.c (work dirs,
+ * install, leftovers) and store-closure.c, sharing store-internal.h.
  */
 
 #include <stdbool.h>
@@ -121,11 +127,11 @@ int store_clean_leftovers(struct store *s, struct rx_error **err);
 int store_closure(struct store *s, const struct store_path *roots, size_t n,
                   struct store_path **out, size_t *nout, struct rx_error **err);
 
-/* Number of valid paths and the sum of their NAR sizes. */
 /*
  * Write the closure index of p (see store-index.h), which must be valid:
  * R/nix/var/runix/closures/<basename>, replaced atomically.
  */
 int store_index_write(struct store *s, const struct store_path *p, struct rx_error **err);
 
+/* Number of valid paths and the sum of their NAR sizes. */
 int store_stats(struct store *s, uint64_t *npaths, uint64_t *nar_bytes, struct rx_error **err);

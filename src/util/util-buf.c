@@ -1,9 +1,12 @@
+/* A growable byte buffer with a hard size limit (see util-buf.h). */
 #include "config.h"
 #include "util-buf.h"
 
 #include <string.h>
 
 #include "util-mem.h"
+
+#include "banned.h"
 
 int rx_buf_append(struct rx_buf *b, const void *p, size_t n)
 {

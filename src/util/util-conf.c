@@ -1,3 +1,4 @@
+/* Parsing configuration files in nix.conf syntax (see util-conf.h). */
 #include "config.h"
 #include "util-conf.h"
 

@@ -1,3 +1,4 @@
+/* File-system helpers relative to directory fds: rm -rf, atomic writes, mkdir -p. */
 #include "config.h"
 #include "util-fs.h"
 
@@ -12,6 +13,7 @@
 
 #include "util-io.h"
 #include "util-mem.h"
+
 #include "banned.h"
 
 /* Empty the directory open as fd (which this takes over). */
@@ -86,5 +88,44 @@ int write_file_atomic_at(int dirfd, const char *name, const char *text, bool dur
         unlinkat(dirfd, tmp, 0);
         return -1;
     }
+    return 0;
+}
+
+int mkdir_p_at(int dirfd, const char *rel, int *out_fd, struct rx_error **err)
+{
+    _cleanup_free_ char *copy = xstrdup(rel);
+    int fd = dup(dirfd);
+    if (fd < 0)
+        return rx_error_errno(err, "dup");
+    char *save = NULL;
+    for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        if (mkdirat(fd, c, 0755) < 0 && errno != EEXIST) {
+            close(fd);
+            return rx_error_errno(err, "cannot create '%s'", rel);
+        }
+        int next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        close(fd);
+        if (next < 0)
+            return rx_error_errno(err, "cannot open '%s' (it must be a directory, not a symlink)",
+                                  rel);
+        fd = next;
+    }
+    *out_fd = fd;
+    return 0;
+}
+
+int mkdir_p(const char *path, struct rx_error **err)
+{
+    _cleanup_free_ char *copy = xstrdup(path);
+    for (char *p = copy + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(copy, 0755) < 0 && errno != EEXIST)
+            return rx_error_errno(err, "cannot create '%s'", copy);
+        *p = '/';
+    }
+    if (mkdir(copy, 0755) < 0 && errno != EEXIST)
+        return rx_error_errno(err, "cannot create '%s'", copy);
     return 0;
 }

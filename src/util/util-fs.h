@@ -19,3 +19,14 @@ int rm_rf_at(int dirfd, const char *name, struct rx_error **err);
  */
 int write_file_atomic_at(int dirfd, const char *name, const char *text, bool durable,
                          struct rx_error **err);
+
+/*
+ * Create the directories of the relative path `rel` under dirfd, each
+ * component in turn (0755), and return an fd of the last in *out_fd (the
+ * caller closes it).  A component that is a symlink is refused, not
+ * followed.
+ */
+int mkdir_p_at(int dirfd, const char *rel, int *out_fd, struct rx_error **err);
+
+/* Create the directory `path` and its missing parents (0755), as mkdir -p. */
+int mkdir_p(const char *path, struct rx_error **err);

@@ -1,3 +1,4 @@
+/* Small, EINTR-safe I/O helpers: whole writes, whole-file reads with a cap. */
 #include "config.h"
 #include "util-io.h"
 

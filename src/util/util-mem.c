@@ -1,8 +1,11 @@
+/* Allocators that abort on out-of-memory (see util-mem.h). */
 #include "config.h"
 #include "util-mem.h"
 
 #include <stdio.h>
 #include <string.h>
+
+#include "banned.h"
 
 static void oom(void)
 {

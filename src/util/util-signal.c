@@ -1,3 +1,4 @@
+/* Stopping cleanly on SIGINT, SIGTERM and SIGHUP (see util-signal.h). */
 #include "config.h"
 #include "util-signal.h"
 

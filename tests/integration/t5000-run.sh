@@ -26,10 +26,10 @@ loader=$(basename "$(readelf -l /bin/sh | sed -n 's/.*Requesting program interpr
 
 chmod 755 "$TEST_TMP"
 if [ "$(id -u)" = 0 ]; then
-  id runix-test >/dev/null 2>&1 || useradd --system --no-create-home --shell /bin/sh runix-test
-  uid=$(id -u runix-test)
-  gid=$(id -g runix-test)
-  as_user=(setpriv --reuid="$uid" --regid="$gid" --init-groups)
+  # An unprivileged uid the host already has (nobody), so no user is added to it.
+  uid=$(id -u nobody 2>/dev/null || echo 65534)
+  gid=$(id -g nobody 2>/dev/null || echo 65534)
+  as_user=(setpriv --reuid="$uid" --regid="$gid" --clear-groups)
 else
   uid=$(id -u)
   gid=$(id -g)

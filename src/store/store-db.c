@@ -1,0 +1,318 @@
+/* Opening a store: its layout, its database and Nix's schema (see store.h). */
+#include "config.h"
+#include "store.h"
+#include "store-internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "util-buf.h"
+#include "util-fs.h"
+#include "util-io.h"
+#include "util-mem.h"
+
+#include "banned.h"
+
+#define SCHEMA_VERSION "10"
+/* Nix waits an hour for a busy database; so do we. */
+#define BUSY_TIMEOUT_MS (60 * 60 * 1000)
+
+/* Nix 2.8's schema.sql, byte for byte in meaning (nix-formats.md 7.2). */
+static const char schema_sql[] =
+    "create table if not exists ValidPaths (\n"
+    "    id               integer primary key autoincrement not null,\n"
+    "    path             text unique not null,\n"
+    "    hash             text not null,\n"
+    "    registrationTime integer not null,\n"
+    "    deriver          text,\n"
+    "    narSize          integer,\n"
+    "    ultimate         integer,\n"
+    "    sigs             text,\n"
+    "    ca               text\n"
+    ");\n"
+    "create table if not exists Refs (\n"
+    "    referrer  integer not null,\n"
+    "    reference integer not null,\n"
+    "    primary key (referrer, reference),\n"
+    "    foreign key (referrer) references ValidPaths(id) on delete cascade,\n"
+    "    foreign key (reference) references ValidPaths(id) on delete restrict\n"
+    ");\n"
+    "create index if not exists IndexReferrer on Refs(referrer);\n"
+    "create index if not exists IndexReference on Refs(reference);\n"
+    "create trigger if not exists DeleteSelfRefs before delete on ValidPaths\n"
+    "  begin\n"
+    "    delete from Refs where referrer = old.id and reference = old.id;\n"
+    "  end;\n"
+    "create table if not exists DerivationOutputs (\n"
+    "    drv  integer not null,\n"
+    "    id   text not null,\n"
+    "    path text not null,\n"
+    "    primary key (drv, id),\n"
+    "    foreign key (drv) references ValidPaths(id) on delete cascade\n"
+    ");\n"
+    "create index if not exists IndexDerivationOutputs on DerivationOutputs(path);\n";
+
+int store_db_error(struct store *s, struct rx_error **err, const char *what)
+{
+    return rx_error_set(err, RX_EFORMAT, "store database %s/nix/var/nix/db/db.sqlite: %s: %s",
+                        s->root, what, sqlite3_errmsg(s->db));
+}
+
+int store_db_exec(struct store *s, const char *sql, struct rx_error **err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        rx_error_set(err, RX_EFORMAT, "store database %s/nix/var/nix/db/db.sqlite: %s", s->root,
+                     msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+int store_db_prepare(struct store *s, const char *sql, sqlite3_stmt **st, struct rx_error **err)
+{
+    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
+        return store_db_error(s, err, "preparing a statement");
+    return 0;
+}
+
+/* The statements of the queries, which read-only stores have too. */
+static int prepare_queries(struct store *s, struct rx_error **err)
+{
+    if (store_db_prepare(s, "select id from ValidPaths where path = ?", &s->q_id, err) < 0)
+        return -1;
+    return store_db_prepare(s,
+                            "select p.path from Refs r join ValidPaths p on p.id = r.reference "
+                            "where r.referrer = ?",
+                            &s->q_refs, err);
+}
+
+/* Read db/schema: sets *fresh when it is missing; refuses another version. */
+static int read_schema(struct store *s, int dbdir, bool *fresh, struct rx_error **err)
+{
+    *fresh = false;
+    int fd = openat(dbdir, "schema", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno != ENOENT)
+            return rx_error_errno(err, "cannot open '%s/nix/var/nix/db/schema'", s->root);
+        *fresh = true;
+        return 0;
+    }
+    struct rx_buf b = RX_BUF_INIT(64);
+    int r = read_fd(fd, "schema", &b, err);
+    close(fd);
+    if (r < 0)
+        return rx_error_wrap(err, "store '%s'", s->root);
+    if (b.len != 2 || memcmp(b.data, SCHEMA_VERSION, 2) != 0)
+        r = rx_error_set(err, RX_EUNSUPPORTED,
+                         "store '%s' has database schema version '%.*s', but runix only "
+                         "supports version " SCHEMA_VERSION,
+                         s->root, (int)(b.len > 16 ? 16 : b.len), b.data ? b.data : "");
+    rx_buf_release(&b);
+    return r;
+}
+
+/*
+ * Create the database of a new store.  Processes that open the same new
+ * store at once take turns (switching to WAL needs the database to
+ * themselves), and only the first one creates it.
+ */
+static int create_db(struct store *s, int dbdir, struct rx_error **err)
+{
+    _cleanup_close_ int l =
+        openat(s->root_fd, "nix/var/runix/init.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (l < 0)
+        return rx_error_errno(err, "cannot open '%s/nix/var/runix/init.lock'", s->root);
+    int r;
+    while ((r = flock(l, LOCK_EX)) < 0 && errno == EINTR)
+        ;
+    if (r < 0)
+        return rx_error_errno(err, "cannot lock '%s/nix/var/runix/init.lock'", s->root);
+    bool fresh;
+    if (read_schema(s, dbdir, &fresh, err) < 0)
+        return -1;
+    if (!fresh)
+        return 0; /* another process made it while we waited */
+    if (store_db_exec(s, "pragma journal_mode = wal;", err) < 0 ||
+        store_db_exec(s, "begin immediate;", err) < 0)
+        return -1;
+    if (store_db_exec(s, schema_sql, err) < 0 || store_db_exec(s, "commit;", err) < 0) {
+        sqlite3_exec(s->db, "rollback;", NULL, NULL, NULL);
+        return -1;
+    }
+    if (write_file_atomic_at(dbdir, "schema", SCHEMA_VERSION, true, err) < 0)
+        return rx_error_wrap(err, "store '%s'", s->root);
+    return 0;
+}
+
+/* WAL as Nix uses it; switched only when needed, since switching needs the db alone. */
+static int ensure_wal(struct store *s, struct rx_error **err)
+{
+    sqlite3_stmt *st;
+    if (store_db_prepare(s, "pragma journal_mode", &st, err) < 0)
+        return -1;
+    bool wal = sqlite3_step(st) == SQLITE_ROW &&
+               sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+    sqlite3_finalize(st);
+    return wal ? 0 : store_db_exec(s, "pragma journal_mode = wal;", err);
+}
+
+static int open_db(struct store *s, struct rx_error **err)
+{
+    _cleanup_close_ int dbdir = -1;
+    if (mkdir_p_at(s->root_fd, "nix/var/nix/db", &dbdir, err) < 0)
+        return -1;
+
+    /* The schema file decides, as in Nix: missing means a new store. */
+    bool fresh;
+    if (read_schema(s, dbdir, &fresh, err) < 0)
+        return -1;
+
+    _cleanup_free_ char *path = xasprintf("%s/nix/var/nix/db/db.sqlite", s->root);
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        rx_error_set(err, RX_EFORMAT, "cannot open store database '%s': %s", path,
+                     s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        return -1;
+    }
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    if (store_db_exec(s, "pragma foreign_keys = 1; pragma synchronous = normal;", err) < 0)
+        return -1;
+    if (fresh ? create_db(s, dbdir, err) < 0 : ensure_wal(s, err) < 0)
+        return -1;
+
+    sqlite3_stmt *st;
+    if (store_db_prepare(s,
+                         "select count(*) from sqlite_master where type = 'table' and "
+                         "name in ('ValidPaths', 'Refs')",
+                         &st, err) < 0)
+        return -1;
+    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (n != 2)
+        return rx_error_set(err, RX_EFORMAT,
+                            "store database '%s' lacks the ValidPaths and Refs tables; "
+                            "it is not a Nix store database",
+                            path);
+
+    if (prepare_queries(s, err) < 0 ||
+        store_db_prepare(s,
+                         "insert into ValidPaths (path, hash, registrationTime, deriver, narSize, "
+                         "ultimate, sigs, ca) values (?, ?, ?, ?, ?, null, ?, ?)",
+                         &s->ins_path, err) < 0 ||
+        store_db_prepare(s,
+                         "insert or replace into Refs (referrer, reference) values (?, "
+                         "(select id from ValidPaths where path = ?))",
+                         &s->ins_ref, err) < 0)
+        return -1;
+    return 0;
+}
+
+int store_open(const char *root, struct store **out, struct rx_error **err)
+{
+    if (!root || !*root)
+        return rx_error_set(err, RX_EUSAGE, "empty store root");
+    if (mkdir_p(root, err) < 0)
+        return rx_error_wrap(err, "store root");
+
+    struct store *s = xcalloc(1, sizeof *s);
+    s->root_fd = s->store_fd = s->tmp_parent_fd = s->tmp_fd = -1;
+    char *real = realpath(root, NULL);
+    if (!real) {
+        rx_error_errno(err, "cannot resolve store root '%s'", root);
+        goto fail;
+    }
+    s->root = real;
+    s->root_fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->root_fd < 0) {
+        rx_error_errno(err, "cannot open store root '%s'", real);
+        goto fail;
+    }
+    if (mkdir_p_at(s->root_fd, "nix/store", &s->store_fd, err) < 0 ||
+        mkdir_p_at(s->root_fd, "nix/var/runix/tmp", &s->tmp_parent_fd, err) < 0) {
+        rx_error_wrap(err, "store '%s'", real);
+        goto fail;
+    }
+    int gc = -1;
+    if (mkdir_p_at(s->root_fd, "nix/var/nix/gcroots", &gc, err) < 0) {
+        rx_error_wrap(err, "store '%s'", real);
+        goto fail;
+    }
+    close(gc);
+    /* Work dirs of runs that died (kill -9): gone as soon as anyone opens the store,
+     * even a run that has nothing to download. */
+    store_tmp_clean_stale(s);
+    if (open_db(s, err) < 0)
+        goto fail;
+    *out = s;
+    return 0;
+fail:
+    store_close(s);
+    return -1;
+}
+
+int store_open_readonly(const char *root, struct store **out, struct rx_error **err)
+{
+    *out = NULL;
+    char *real = root && *root ? realpath(root, NULL) : NULL;
+    if (!real)
+        return 1;
+    struct store *s = xcalloc(1, sizeof *s);
+    s->root_fd = s->store_fd = s->tmp_parent_fd = s->tmp_fd = -1;
+    s->root = real;
+    _cleanup_free_ char *schema = xasprintf("%s/nix/var/nix/db/schema", real);
+    _cleanup_free_ char *path = xasprintf("%s/nix/var/nix/db/db.sqlite", real);
+    if (access(schema, R_OK) < 0 ||
+        sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        store_close(s);
+        return 1;
+    }
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    if (prepare_queries(s, err) < 0) {
+        store_close(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+void store_close(struct store *s)
+{
+    if (!s)
+        return;
+    sqlite3_finalize(s->q_id);
+    sqlite3_finalize(s->q_refs);
+    sqlite3_finalize(s->ins_path);
+    sqlite3_finalize(s->ins_ref);
+    if (s->db)
+        sqlite3_close(s->db);
+    if (s->tmp_fd >= 0) {
+        /* Still locked by us, so nobody else touches it. */
+        rm_rf_at(s->tmp_parent_fd, s->tmp_name, NULL);
+        close(s->tmp_fd);
+    }
+    free(s->tmp_name);
+    for (int *fd = &s->root_fd; fd <= &s->tmp_parent_fd; fd++)
+        if (*fd >= 0)
+            close(*fd);
+    free(s->root);
+    free(s);
+}
+
+const char *store_root(const struct store *s)
+{
+    return s->root;
+}
+
+int store_dir_fd(const struct store *s)
+{
+    return s->store_fd;
+}
