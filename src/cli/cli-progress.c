@@ -42,8 +42,8 @@ static void on_progress(void *ctx, const struct fetch_progress *s)
     if (s->rate > 0 && s->bytes_total > s->bytes_done)
         snprintf(eta, sizeof eta, ", ETA %.0fs",
                  (double)(s->bytes_total - s->bytes_done) / s->rate);
-    fprintf(stderr, "\r\033[Kfetching: %zu/%zu paths, %s/%s, %s/s%s", s->paths_done,
-            s->paths_total, a, b, r, eta);
+    fprintf(stderr, "\r\033[Kfetching: %zu/%zu paths, %s/%s, %s/s%s", s->paths_done, s->paths_total,
+            a, b, r, eta);
     fflush(stderr);
     p->status_shown = true;
 }
@@ -99,7 +99,10 @@ static void on_dry_run(void *ctx, const struct fetch_plan_entry *e, size_t n)
 void cli_progress_init(struct cli_progress *p, enum fetch_output output)
 {
     *p = (struct cli_progress){.output = output};
-    p->events = (struct fetch_events){.ctx = p, .progress = on_progress,
-                                      .path_done = on_path_done, .warning = on_warning,
-                                      .waiting = on_waiting, .dry_run = on_dry_run};
+    p->events = (struct fetch_events){.ctx = p,
+                                      .progress = on_progress,
+                                      .path_done = on_path_done,
+                                      .warning = on_warning,
+                                      .waiting = on_waiting,
+                                      .dry_run = on_dry_run};
 }

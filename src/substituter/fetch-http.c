@@ -175,7 +175,7 @@ static void share_start(struct fetch_http *http)
     curl_share_setopt(http->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 }
 
-/* Returns false when a handle still uses the share (libcurl refuses): it stays, and so must http. */
+/* False when a handle still uses the share (libcurl refuses): it stays, and so must http. */
 static bool share_end(struct fetch_http *http)
 {
     if (http->share && curl_share_cleanup(http->share) != CURLSHE_OK)
@@ -193,8 +193,7 @@ int fetch_http_start(struct fetch *f, struct rx_error **err)
     struct fetch_http *http = xcalloc(1, sizeof *http);
     share_start(http);
     http->multi = curl_multi_init();
-    unsigned conns =
-        f->o->http_connections ? f->o->http_connections : FETCH_DEFAULT_CONNECTIONS;
+    unsigned conns = f->o->http_connections ? f->o->http_connections : FETCH_DEFAULT_CONNECTIONS;
     curl_multi_setopt(http->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)conns);
     curl_multi_setopt(http->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     f->http = http;

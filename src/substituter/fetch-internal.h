@@ -62,8 +62,8 @@ struct item {
     bool top;
     bool have_ni;
     struct narinfo ni;
-    size_t cache;      /* index of the cache being asked / the narinfo's cache */
-    unsigned attempt;  /* of the current request on that cache */
+    size_t cache;     /* index of the cache being asked / the narinfo's cache */
+    unsigned attempt; /* of the current request on that cache */
     double retry_at;
     int lock_fd;
     struct rx_buf why; /* "cache: reason" lines, for the final error */

@@ -131,8 +131,8 @@ enum outcome nar_pipeline_finish(struct nar_pipeline *p, struct rx_error **err)
         check_hash(&p->fh, &w->file_hash, "FileHash", err) < 0)
         return OUT_PERMANENT;
     if (p->nsize != w->nar_size) {
-        rx_error_set(err, RX_EHASH, "NAR is %" PRIu64 " bytes, but NarSize is %" PRIu64,
-                     p->nsize, w->nar_size);
+        rx_error_set(err, RX_EHASH, "NAR is %" PRIu64 " bytes, but NarSize is %" PRIu64, p->nsize,
+                     w->nar_size);
         return OUT_PERMANENT;
     }
     if (check_hash(&p->nh, &w->nar_hash, "NarHash", err) < 0)

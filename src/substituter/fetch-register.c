@@ -28,8 +28,7 @@ static size_t pick_batch(const struct fetch *f, bool *in)
     for (bool changed = true; changed;) {
         changed = false;
         for (size_t i = 0; i < f->nitems; i++) {
-            if (f->items[i].state == S_ON_DISK && !in[i] &&
-                fetch_refs_valid(f, &f->items[i], in)) {
+            if (f->items[i].state == S_ON_DISK && !in[i] && fetch_refs_valid(f, &f->items[i], in)) {
                 in[i] = true;
                 n++;
                 changed = true;

@@ -108,8 +108,8 @@ static void narinfo_failed(struct fetch *f, struct item *it, const struct http_r
             it->retry_at = fetch_now_s() + fetch_backoff_s(it->attempt);
             return;
         }
-        fetch_item_note(it, c->url, "%s.narinfo: %s (after %u attempts)", it->path.hash,
-                        r->why, it->attempt);
+        fetch_item_note(it, c->url, "%s.narinfo: %s (after %u attempts)", it->path.hash, r->why,
+                        it->attempt);
     } else if (r->too_big) {
         fetch_item_note(it, c->url, "narinfo larger than %d bytes", NARINFO_MAX);
     } else {
@@ -179,8 +179,8 @@ void fetch_narinfo_done(struct fetch *f, size_t idx, const struct http_reply *r,
     if (fetch_claim(f, idx, fatal) < 0)
         return;
     f->paths_total++;
-    f->bytes_total += f->items[idx].ni.has_file_size ? f->items[idx].ni.file_size
-                                                       : f->items[idx].ni.nar_size;
+    f->bytes_total +=
+        f->items[idx].ni.has_file_size ? f->items[idx].ni.file_size : f->items[idx].ni.nar_size;
 }
 
 void fetch_cache_info_done(struct fetch *f, size_t idx, const struct http_reply *r)
@@ -198,8 +198,7 @@ void fetch_cache_info_done(struct fetch *f, size_t idx, const struct http_reply 
         c->why = xstrdup(e->msg);
         rx_error_free(e);
     } else if (r->outcome == OUT_NOT_FOUND) {
-        c->why = xasprintf("'%s' does not appear to be a binary cache (no nix-cache-info)",
-                           c->url);
+        c->why = xasprintf("'%s' does not appear to be a binary cache (no nix-cache-info)", c->url);
     } else {
         c->why = xasprintf("cannot read '%s/nix-cache-info': %s", c->url, r->why);
         if (r->outcome == OUT_TRANSIENT && f->info_attempt[idx] < attempts)

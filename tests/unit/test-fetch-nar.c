@@ -45,8 +45,7 @@ static void sha256_of(const void *p, size_t n, struct hash *out)
     sha256_final(&c, out);
 }
 
-static unsigned char *compress(const char *method, const unsigned char *in, size_t n,
-                               size_t *outn)
+static unsigned char *compress(const char *method, const unsigned char *in, size_t n, size_t *outn)
 {
     size_t cap = n + n / 2 + 65536;
     unsigned char *out = xmalloc(cap);
@@ -182,13 +181,13 @@ static void test_fetch_nar_accepts_zstd(void **state)
 enum fault {
     WRONG_NAR_HASH,
     WRONG_FILE_HASH,
-    FILE_SIZE_ABOVE,    /* FileSize says more than is sent */
-    FILE_SIZE_BELOW,    /* more is sent than FileSize says */
-    NAR_SIZE_ABOVE,     /* NarSize says more than the NAR holds */
-    NAR_SIZE_BELOW,     /* the NAR is longer than NarSize */
-    TRUNCATED,          /* the compressed stream stops halfway, no FileSize to tell */
-    TRUNCATED_SIZED,    /* the same, with a FileSize */
-    NAR_THEN_MORE,      /* a whole NAR, then more bytes, all within FileHash and FileSize */
+    FILE_SIZE_ABOVE, /* FileSize says more than is sent */
+    FILE_SIZE_BELOW, /* more is sent than FileSize says */
+    NAR_SIZE_ABOVE,  /* NarSize says more than the NAR holds */
+    NAR_SIZE_BELOW,  /* the NAR is longer than NarSize */
+    TRUNCATED,       /* the compressed stream stops halfway, no FileSize to tell */
+    TRUNCATED_SIZED, /* the same, with a FileSize */
+    NAR_THEN_MORE,   /* a whole NAR, then more bytes, all within FileHash and FileSize */
 };
 
 static const struct refusal {
