@@ -10,10 +10,9 @@
 #include <string.h>
 #include <sys/utsname.h>
 
-#include <curl/curl.h>
-
 #include "cli-settings.h"
 #include "cli.h"
+#include "fetch.h"
 #include "run-engine.h"
 #include "store.h"
 #include "util-mem.h"
@@ -29,47 +28,6 @@ static const char doctor_usage[] =
     "\n" CLI_SETTINGS_USAGE "  -h, --help                show this help\n"
     "\n"
     "Exit status: 0 when some engine works, 1 when none does.\n";
-
-static size_t discard(char *p, size_t size, size_t n, void *ctx)
-{
-    (void)p;
-    (void)ctx;
-    return size * n;
-}
-
-/* GET <cache>/nix-cache-info; "" when it answers, else the reason. */
-static void probe_cache(const struct cli_settings *s, const char *url, char *why, size_t n)
-{
-    why[0] = '\0';
-    CURL *h = curl_easy_init();
-    if (!h) {
-        snprintf(why, n, "cannot initialise libcurl");
-        return;
-    }
-    _cleanup_free_ char *u = xasprintf("%s/nix-cache-info", url);
-    char errbuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(h, CURLOPT_URL, u);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, s->connect_timeout > 0 ? s->connect_timeout : 5L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 15L);
-    if (s->ssl_cert_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, s->ssl_cert_file);
-    if (s->netrc_file) {
-        curl_easy_setopt(h, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
-        curl_easy_setopt(h, CURLOPT_NETRC_FILE, s->netrc_file);
-    }
-    CURLcode rc = curl_easy_perform(h);
-    long code = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    if (rc != CURLE_OK)
-        snprintf(why, n, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
-    else if (strncmp(url, "file:", 5) != 0 && code != 200)
-        snprintf(why, n, "nix-cache-info: HTTP %ld", code);
-    curl_easy_cleanup(h);
-}
 
 /* The engines section: each engine and why it is not usable; true when one is. */
 static bool report_engines(void)
@@ -154,19 +112,19 @@ int cmd_doctor(int argc, char **argv)
     }
 
     printf("caches:\n");
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    struct fetch_opts fo;
+    cli_settings_fetch_opts(&s, &fo);
     for (size_t i = 0; i < s.ncaches; i++) {
-        char why[CURL_ERROR_SIZE + 64];
-        probe_cache(&s, s.caches[i].url, why, sizeof why);
-        if (why[0])
-            printf("  %s: does not answer: %s\n", s.caches[i].url, why);
-        else
+        if (fetch_cache_probe(s.caches[i].url, &fo, &err) < 0) {
+            printf("  %s: does not answer: %s\n", s.caches[i].url, err->msg);
+            rx_error_clear(&err);
+        } else {
             printf("  %s: answers\n", s.caches[i].url);
+        }
     }
     printf("trusted keys: %zu\n", s.keys.n);
 
     bool usable = report_engines();
-    curl_global_cleanup();
     cli_settings_release(&s);
     return usable ? EXIT_OK : EXIT_FAIL;
 }

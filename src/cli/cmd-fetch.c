@@ -1,3 +1,4 @@
+/* runix fetch: download closures from binary caches into the store. */
 #include "config.h"
 
 #include <getopt.h>
@@ -5,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli-progress.h"
 #include "cli-settings.h"
 #include "cli.h"
 #include "fetch.h"
@@ -65,6 +67,7 @@ static int check_complete(struct store *st, const struct store_path *paths, size
     return ret;
 }
 
+/* Long: options, paths, settings, the fetch, the index and the output, in that order. */
 int cmd_fetch(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -135,11 +138,16 @@ int cmd_fetch(int argc, char **argv)
             goto out;
     } else {
         struct fetch_opts fo;
+        struct cli_progress progress;
         cli_settings_fetch_opts(&s, &fo);
+        cli_progress_init(&progress, fo.output);
+        fo.events = &progress.events;
         fo.dry_run = dry_run;
         /* Ctrl-C and friends: stop, keep what is complete, remove the rest, then die of it. */
         rx_catch_interrupts();
-        if (fetch_closure(st, &fo, paths, n, &err) < 0) {
+        int r = fetch_closure(st, &fo, paths, n, &err);
+        cli_progress_clear(&progress);
+        if (r < 0) {
             ret = cli_fail(err);
             goto out;
         }

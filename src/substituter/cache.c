@@ -1,3 +1,4 @@
+/* Binary cache URLs and their nix-cache-info. */
 #include "config.h"
 #include "cache.h"
 

@@ -1,3 +1,4 @@
+/* Binary cache URLs and their nix-cache-info. */
 #pragma once
 /*
  * Binary cache addresses and nix-cache-info (nix-formats.md sections 6.2

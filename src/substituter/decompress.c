@@ -1,3 +1,4 @@
+/* Streaming decompression of NARs by a narinfo's Compression field. */
 #include "config.h"
 #include "decompress.h"
 

@@ -1,3 +1,4 @@
+/* Streaming decompression of NARs by a narinfo's Compression field. */
 #pragma once
 /*
  * Streaming decompression of NAR files by a narinfo's Compression field:

@@ -1,3 +1,4 @@
+/* Fetching closures from binary caches into a store, and what a fetch reports. */
 #pragma once
 /*
  * Fetch the closures of store paths from binary caches into a store.
@@ -22,7 +23,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "cache.h"
@@ -31,10 +32,54 @@
 #include "store.h"
 #include "util-error.h"
 
+/*
+ * How the command line reports a fetch.  The library never prints: it only
+ * calls fetch_events; this field is for the CLI, which fills it with the
+ * other settings and picks its reporter by it.
+ */
 enum fetch_output {
     FETCH_QUIET, /* errors only */
     FETCH_LINES, /* one line per fetched path on stderr */
     FETCH_TTY,   /* one self-updating status line on stderr */
+};
+
+/* Where a fetch stands, for fetch_events.progress. */
+struct fetch_progress {
+    size_t paths_done, paths_total; /* of the paths to download (total grows with the walk) */
+    uint64_t bytes_done, bytes_total;
+    double rate; /* bytes per second since the start; 0 in the first 0.2 s */
+};
+
+/* One path a --dry-run would download (fetch_events.dry_run). */
+struct fetch_plan_entry {
+    struct store_path path;
+    uint64_t download_size; /* FileSize, or NarSize when the narinfo has none */
+    uint64_t nar_size;
+    const char *cache_url; /* the cache it would come from */
+};
+
+/*
+ * What a fetch tells its caller while it runs, as libcurl's progress
+ * callback does: each callback gets `ctx` back, any may be NULL, and all
+ * are called from the thread that called fetch_closure().  Strings and
+ * entries are valid during the call only.
+ */
+struct fetch_events {
+    void *ctx;
+    /* About every 200 ms while downloading, and after each path. */
+    void (*progress)(void *ctx, const struct fetch_progress *p);
+    /* `path` is in the store now; `size` is what was downloaded (FileSize or NarSize). */
+    void (*path_done)(void *ctx, const struct store_path *path, uint64_t size);
+    /*
+     * Not an error, but the user should know: a cache that is not used, a
+     * download that failed (the next cache is asked), unchecked signatures.
+     * The message has no prefix and no newline.
+     */
+    void (*warning)(void *ctx, const char *msg);
+    /* Another process is fetching `path`; this one waits for it now. */
+    void (*waiting)(void *ctx, const struct store_path *path);
+    /* --dry-run: what would be downloaded, in walk order (n may be 0). */
+    void (*dry_run)(void *ctx, const struct fetch_plan_entry *entries, size_t n);
 };
 
 struct fetch_opts {
@@ -49,10 +94,10 @@ struct fetch_opts {
     const char *ca_file;       /* CA certificates for https://, or NULL for the system's */
     unsigned attempts;         /* per request and cache; 0 means 5 */
     unsigned jobs;             /* NARs at once; 0 means by CPU count */
-    bool dry_run;              /* print what would be fetched to `out` */
-    enum fetch_output output;
+    bool dry_run;              /* fetch nothing: hand the plan to events->dry_run */
+    enum fetch_output output;  /* for the CLI only (see above) */
     mode_t umask; /* the process umask (canonical modes are enforced against it) */
-    FILE *out; /* for --dry-run; stdout when NULL */
+    const struct fetch_events *events; /* or NULL: report nothing */
 };
 
 #define FETCH_DEFAULT_CONNECTIONS 25
@@ -65,3 +110,11 @@ struct fetch_opts {
  */
 int fetch_closure(struct store *s, const struct fetch_opts *o, const struct store_path *paths,
                   size_t n, struct rx_error **err);
+
+/*
+ * Is the cache at `url` there?  GET <url>/nix-cache-info once, with o's
+ * connect timeout (5 s when unset), CA file and netrc, and at most 15 s in
+ * all: 0 when it answers, else -1 with the reason in err (RX_ENET).  For
+ * runix doctor; a fetch reads nix-cache-info itself, with retries.
+ */
+int fetch_cache_probe(const char *url, const struct fetch_opts *o, struct rx_error **err);

@@ -1,3 +1,4 @@
+/* Parsing and signature checks of narinfo files. */
 #include "config.h"
 #include "narinfo.h"
 
@@ -8,6 +9,7 @@
 
 #include "util-buf.h"
 #include "util-mem.h"
+
 #include "banned.h"
 
 enum field {

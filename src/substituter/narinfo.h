@@ -1,3 +1,4 @@
+/* Parsing and signature checks of narinfo files. */
 #pragma once
 /*
  * narinfo files: what a binary cache says about one store path.

@@ -1,0 +1,267 @@
+/* Unit tests of the fetcher's NAR pipeline on its own: real NARs, compressed here, checked. */
+#include "config.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lzma.h>
+#include <zstd.h>
+
+#include "test-helpers.h"
+
+#define RUNIX_FETCH_INTERNAL
+#include "fetch-internal.h"
+
+#include "crypto-hash.h"
+#include "decompress.h"
+#include "util-mem.h"
+
+#include "banned.h"
+
+/* A real NAR from cache.nixos.org (see the README of the vectors). */
+#define NET_TOOLS "nar/go-nix/nar_1094wph9z4nwlgvsd53abfz8i117ykiv5dwnq9nnhz846s7xqd7d.nar"
+#define ROOT "00bgd045z0d4icpbc2yyz4gx48ak44la-net-tools-1.60_p20170221182432"
+#define CHUNK 4096
+
+struct fixture {
+    char *tmp;
+    int dir_fd;
+    unsigned char *nar; /* the NAR, NarHash and NarSize right for it */
+    size_t nar_len;
+    unsigned char *file; /* nar compressed, FileHash and FileSize right for it */
+    size_t file_len;
+    struct nar_expect want;
+};
+
+static void sha256_of(const void *p, size_t n, struct hash *out)
+{
+    struct sha256_ctx c;
+    sha256_init(&c);
+    sha256_update(&c, p, n);
+    sha256_final(&c, out);
+}
+
+static unsigned char *compress(const char *method, const unsigned char *in, size_t n, size_t *outn)
+{
+    size_t cap = n + n / 2 + 65536;
+    unsigned char *out = xmalloc(cap);
+    if (strcmp(method, "xz") == 0) {
+        size_t pos = 0;
+        assert_int_equal(lzma_easy_buffer_encode(6, LZMA_CHECK_CRC64, NULL, in, n, out, &pos, cap),
+                         LZMA_OK);
+        *outn = pos;
+    } else {
+        size_t r = ZSTD_compress(out, cap, in, n, 3);
+        assert_false(ZSTD_isError(r));
+        *outn = r;
+    }
+    return out;
+}
+
+/* The NAR (with `extra` junk bytes after it) compressed with `method`, and what a narinfo says. */
+static void prepare(struct fixture *fx, const char *method, size_t extra)
+{
+    size_t len;
+    char *nar = td_read_rel(NET_TOOLS, &len);
+    fx->nar = xrealloc(nar, len + extra);
+    memset(fx->nar + len, 'x', extra);
+    fx->nar_len = len;
+    fx->file = compress(method, fx->nar, len + extra, &fx->file_len);
+    struct nar_expect *w = &fx->want;
+    snprintf(w->compression, sizeof w->compression, "%s", method);
+    w->has_file_hash = w->has_file_size = true;
+    sha256_of(fx->file, fx->file_len, &w->file_hash);
+    w->file_size = fx->file_len;
+    sha256_of(fx->nar, fx->nar_len, &w->nar_hash);
+    w->nar_size = fx->nar_len;
+}
+
+static int setup(void **state)
+{
+    struct fixture *fx = xcalloc(1, sizeof *fx);
+    fx->tmp = td_tmpdir();
+    fx->dir_fd = open(fx->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(fx->dir_fd >= 0);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    close(fx->dir_fd);
+    td_rmtree(fx->tmp);
+    free(fx->tmp);
+    free(fx->nar);
+    free(fx->file);
+    free(fx);
+    return 0;
+}
+
+/*
+ * Feed the first `len` bytes of fx->file in chunks and finish; returns the
+ * outcome and leaves the pipeline's error (NULL when OUT_OK) in *msg,
+ * after the pipeline was released (removing its tree unless OUT_OK).
+ */
+static enum outcome run_pipeline(struct fixture *fx, size_t len, char **msg)
+{
+    static const struct nar_unpack_opts uo = {.canonical = true, .umask = 022};
+    struct decompressor *dec = NULL;
+    struct nar_pipeline p;
+    struct rx_error *err = NULL;
+    assert_int_equal(nar_pipeline_start(&p, &fx->want, fx->dir_fd, ROOT, &uo, &dec, &err), 0);
+    enum outcome out = OUT_OK;
+    for (size_t off = 0; off < len; off += CHUNK) {
+        if (nar_pipeline_feed(&p, fx->file + off, len - off < CHUNK ? len - off : CHUNK) < 0) {
+            out = nar_pipeline_outcome(&p);
+            err = steal_pointer(&p.err);
+            break;
+        }
+    }
+    if (out == OUT_OK)
+        out = nar_pipeline_finish(&p, &err);
+    assert_true(out == OUT_OK ? err == NULL : err != NULL);
+    *msg = err ? xstrdup(err->msg) : NULL;
+    rx_error_free(err);
+    nar_pipeline_release(&p, out != OUT_OK);
+    decompressor_free(dec);
+    return out;
+}
+
+static size_t dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+static void accepts(struct fixture *fx, const char *method)
+{
+    prepare(fx, method, 0);
+    char *msg = NULL;
+    assert_int_equal(run_pipeline(fx, fx->file_len, &msg), OUT_OK);
+    assert_null(msg);
+    /* bin/arp is the file the vectors carry on its own. */
+    size_t want_len;
+    char *want = td_read_rel(NET_TOOLS "_bin_arp", &want_len);
+    _cleanup_free_ char *arp = xasprintf("%s/" ROOT "/bin/arp", fx->tmp);
+    size_t got_len;
+    char *got = td_read(arp, &got_len);
+    assert_int_equal(got_len, want_len);
+    assert_memory_equal(got, want, want_len);
+    struct stat st;
+    assert_int_equal(stat(arp, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0555);
+    _cleanup_free_ char *sbin = xasprintf("%s/" ROOT "/sbin", fx->tmp);
+    assert_int_equal(lstat(sbin, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    free(got);
+    free(want);
+}
+
+static void test_fetch_nar_accepts_xz(void **state)
+{
+    accepts(*state, "xz");
+}
+
+static void test_fetch_nar_accepts_zstd(void **state)
+{
+    accepts(*state, "zstd");
+}
+
+/* What is wrong with a download, and what the refusal must name. */
+enum fault {
+    WRONG_NAR_HASH,
+    WRONG_FILE_HASH,
+    FILE_SIZE_ABOVE, /* FileSize says more than is sent */
+    FILE_SIZE_BELOW, /* more is sent than FileSize says */
+    NAR_SIZE_ABOVE,  /* NarSize says more than the NAR holds */
+    NAR_SIZE_BELOW,  /* the NAR is longer than NarSize */
+    TRUNCATED,       /* the compressed stream stops halfway, no FileSize to tell */
+    TRUNCATED_SIZED, /* the same, with a FileSize */
+    NAR_THEN_MORE,   /* a whole NAR, then more bytes, all within FileHash and FileSize */
+};
+
+static const struct refusal {
+    enum fault fault;
+    const char *method;
+    enum outcome outcome;
+    const char *what;
+} refusals[] = {
+    {WRONG_NAR_HASH, "xz", OUT_PERMANENT, "NarHash mismatch"},
+    {WRONG_FILE_HASH, "xz", OUT_PERMANENT, "FileHash mismatch"},
+    {FILE_SIZE_ABOVE, "xz", OUT_PERMANENT, "but FileSize is"},
+    {FILE_SIZE_BELOW, "zstd", OUT_PERMANENT, "larger than its FileSize"},
+    {NAR_SIZE_ABOVE, "zstd", OUT_PERMANENT, "but NarSize is"},
+    {NAR_SIZE_BELOW, "xz", OUT_PERMANENT, "larger than its NarSize"},
+    /* Short, not wrong: the download may be tried again. */
+    {TRUNCATED, "xz", OUT_TRANSIENT, "xz data ends early"},
+    {TRUNCATED_SIZED, "xz", OUT_TRANSIENT, "body ended after"},
+    {NAR_THEN_MORE, "xz", OUT_PERMANENT, "NAR is larger than its NarSize"},
+};
+
+static void test_fetch_nar_refuses_bad_downloads(void **state)
+{
+    struct fixture *fx = *state;
+    for (size_t i = 0; i < ARRAY_SIZE(refusals); i++) {
+        const struct refusal *r = &refusals[i];
+        free(fx->nar);
+        free(fx->file);
+        prepare(fx, r->method, r->fault == NAR_THEN_MORE ? 1000 : 0);
+        struct nar_expect *w = &fx->want;
+        size_t len = fx->file_len;
+        switch (r->fault) {
+        case WRONG_NAR_HASH:
+            w->nar_hash.bytes[7] ^= 1;
+            break;
+        case WRONG_FILE_HASH:
+            w->file_hash.bytes[0] ^= 1;
+            break;
+        case FILE_SIZE_ABOVE:
+        case FILE_SIZE_BELOW:
+            w->file_size = r->fault == FILE_SIZE_ABOVE ? len + 1 : len - 1;
+            break;
+        case NAR_SIZE_ABOVE:
+        case NAR_SIZE_BELOW:
+            w->nar_size = r->fault == NAR_SIZE_ABOVE ? fx->nar_len + 1 : fx->nar_len - 1;
+            break;
+        case TRUNCATED:
+            w->has_file_size = w->has_file_hash = false;
+            len /= 2;
+            break;
+        case TRUNCATED_SIZED:
+            len /= 2;
+            break;
+        case NAR_THEN_MORE:
+            break;
+        }
+        char *msg = NULL;
+        enum outcome out = run_pipeline(fx, len, &msg);
+        if (out != r->outcome || !msg || !strstr(msg, r->what))
+            fail_msg("case %zu: outcome %d, error '%s'; expected %d naming '%s'", i, out,
+                     msg ? msg : "(none)", r->outcome, r->what);
+        free(msg);
+        if (dir_entries(fx->tmp) != 0)
+            fail_msg("case %zu: the work dir is not empty", i);
+    }
+}
+
+int main(void)
+{
+    if (crypto_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_fetch_nar_accepts_xz, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_nar_accepts_zstd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_nar_refuses_bad_downloads, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("fetch-nar", tests, NULL, NULL);
+}
