@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "store-path.h"
 
@@ -33,7 +34,7 @@ void cli_progress_clear(struct cli_progress *p)
 static void on_progress(void *ctx, const struct fetch_progress *s)
 {
     struct cli_progress *p = ctx;
-    if (p->output != FETCH_TTY)
+    if (p->output != CLI_TTY)
         return;
     char a[32], b[32], r[32], eta[32] = "";
     fmt_size(s->bytes_done, a, sizeof a);
@@ -51,7 +52,7 @@ static void on_progress(void *ctx, const struct fetch_progress *s)
 static void on_path_done(void *ctx, const struct store_path *path, uint64_t size)
 {
     struct cli_progress *p = ctx;
-    if (p->output != FETCH_LINES)
+    if (p->output != CLI_LINES)
         return;
     char full[STORE_PATH_MAX + 1], sz[32];
     store_path_format(path, full);
@@ -63,7 +64,7 @@ static void on_warning(void *ctx, const char *msg)
 {
     struct cli_progress *p = ctx;
     cli_progress_clear(p);
-    if (p->output != FETCH_QUIET)
+    if (p->output != CLI_QUIET)
         fprintf(stderr, "warning: %s\n", msg);
 }
 
@@ -96,8 +97,9 @@ static void on_dry_run(void *ctx, const struct fetch_plan_entry *e, size_t n)
     }
 }
 
-void cli_progress_init(struct cli_progress *p, enum fetch_output output)
+void cli_progress_init(struct cli_progress *p, bool quiet)
 {
+    enum cli_output output = quiet ? CLI_QUIET : isatty(STDERR_FILENO) ? CLI_TTY : CLI_LINES;
     *p = (struct cli_progress){.output = output};
     p->events = (struct fetch_events){.ctx = p,
                                       .progress = on_progress,

@@ -155,5 +155,4 @@ void cli_settings_fetch_opts(struct cli_settings *s, struct fetch_opts *o)
     o->netrc_file = s->netrc_file;
     o->ca_file = s->ssl_cert_file;
     o->umask = cli_umask;
-    o->output = s->quiet ? FETCH_QUIET : isatty(STDERR_FILENO) ? FETCH_TTY : FETCH_LINES;
 }

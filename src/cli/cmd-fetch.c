@@ -140,7 +140,7 @@ int cmd_fetch(int argc, char **argv)
         struct fetch_opts fo;
         struct cli_progress progress;
         cli_settings_fetch_opts(&s, &fo);
-        cli_progress_init(&progress, fo.output);
+        cli_progress_init(&progress, s.quiet);
         fo.events = &progress.events;
         fo.dry_run = dry_run;
         /* Ctrl-C and friends: stop, keep what is complete, remove the rest, then die of it. */

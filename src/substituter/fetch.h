@@ -32,17 +32,6 @@
 #include "store.h"
 #include "util-error.h"
 
-/*
- * How the command line reports a fetch.  The library never prints: it only
- * calls fetch_events; this field is for the CLI, which fills it with the
- * other settings and picks its reporter by it.
- */
-enum fetch_output {
-    FETCH_QUIET, /* errors only */
-    FETCH_LINES, /* one line per fetched path on stderr */
-    FETCH_TTY,   /* one self-updating status line on stderr */
-};
-
 /* Where a fetch stands, for fetch_events.progress. */
 struct fetch_progress {
     size_t paths_done, paths_total; /* of the paths to download (total grows with the walk) */
@@ -95,7 +84,6 @@ struct fetch_opts {
     unsigned attempts;         /* per request and cache; 0 means 5 */
     unsigned jobs;             /* NARs at once; 0 means by CPU count */
     bool dry_run;              /* fetch nothing: hand the plan to events->dry_run */
-    enum fetch_output output;  /* for the CLI only (see above) */
     mode_t umask; /* the process umask (canonical modes are enforced against it) */
     const struct fetch_events *events; /* or NULL: report nothing */
 };
