@@ -1,3 +1,4 @@
+/* runix nar: dump, restore, hash and list Nix archives. */
 #include "config.h"
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* runix narinfo: verify, fingerprint and sign narinfo files. */
 #include "config.h"
 
 #include <errno.h>

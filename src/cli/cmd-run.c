@@ -129,15 +129,9 @@ static int settings_fail(struct rx_error *err)
     return cli_fail(err);
 }
 
-/*
- * Download what is missing with "runix-core fetch", in a child process: this
- * one stays single-threaded and does not load the network libraries.
- */
-static int fetch_in_child(struct run_ctx *c, struct rx_error **err)
+/* "runix-core fetch" with the settings given on our command line, for the roots. */
+static char **fetch_argv(const struct run_ctx *c, char *core, char (**full)[STORE_PATH_MAX + 1])
 {
-    char core[PATH_MAX];
-    if (cli_core_path(core, sizeof core, err) < 0)
-        return rx_error_wrap(err, "cannot fetch the closure");
     const struct cli_settings *s = &c->s;
     size_t n = 4 + 2 * (s->flag_caches.n + s->flag_extra_caches.n + s->flag_keys.n) + 5 +
                c->nroots;
@@ -149,17 +143,17 @@ static int fetch_in_child(struct run_ctx *c, struct rx_error **err)
         av[k++] = (char *)"--store";
         av[k++] = s->flag_store;
     }
-    for (size_t i = 0; i < s->flag_caches.n; i++) {
-        av[k++] = (char *)"--cache";
-        av[k++] = s->flag_caches.v[i];
-    }
-    for (size_t i = 0; i < s->flag_extra_caches.n; i++) {
-        av[k++] = (char *)"--extra-cache";
-        av[k++] = s->flag_extra_caches.v[i];
-    }
-    for (size_t i = 0; i < s->flag_keys.n; i++) {
-        av[k++] = (char *)"--trusted-key";
-        av[k++] = s->flag_keys.v[i];
+    const struct {
+        const char *flag;
+        const struct strv *v;
+    } lists[] = {{"--cache", &s->flag_caches},
+                 {"--extra-cache", &s->flag_extra_caches},
+                 {"--trusted-key", &s->flag_keys}};
+    for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
+        for (size_t i = 0; i < lists[l].v->n; i++) {
+            av[k++] = (char *)lists[l].flag;
+            av[k++] = lists[l].v->v[i];
+        }
     }
     if (s->insecure)
         av[k++] = (char *)"--insecure-no-verify";
@@ -168,12 +162,55 @@ static int fetch_in_child(struct run_ctx *c, struct rx_error **err)
     if (c->offline)
         av[k++] = (char *)"--offline";
     av[k++] = (char *)"--";
-    char (*full)[STORE_PATH_MAX + 1] = xcalloc(c->nroots, sizeof *full);
+    *full = xcalloc(c->nroots, sizeof **full);
     for (size_t i = 0; i < c->nroots; i++) {
-        store_path_format(&c->roots[i], full[i]);
-        av[k++] = full[i];
+        store_path_format(&c->roots[i], (*full)[i]);
+        av[k++] = (*full)[i];
     }
     av[k] = NULL;
+    return av;
+}
+
+/*
+ * Wait for the fetch child.  Stop signals go to it too (Ctrl-C reaches it
+ * anyway): it keeps what is complete and dies of the signal, and so do we
+ * then, before the program starts.
+ */
+static int wait_fetch(pid_t pid, const char *core, struct rx_error **err)
+{
+    rx_catch_interrupts();
+    int status, passed = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            rx_error_errno(err, "waitpid");
+            rx_release_interrupts();
+            return -1;
+        }
+        if (rx_interrupted && rx_interrupted != passed) {
+            passed = rx_interrupted;
+            kill(pid, passed);
+        }
+    }
+    rx_die_of_interrupt();
+    rx_release_interrupts();
+    if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_FAIL)
+        return 1; /* it said why */
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return rx_error_set(err, RX_ENET, "could not fetch the closure (%s failed)", core);
+    return 0;
+}
+
+/*
+ * Download what is missing with "runix-core fetch", in a child process: this
+ * one stays single-threaded and does not load the network libraries.
+ */
+static int fetch_in_child(struct run_ctx *c, struct rx_error **err)
+{
+    char core[PATH_MAX];
+    if (cli_core_path(core, sizeof core, err) < 0)
+        return rx_error_wrap(err, "cannot fetch the closure");
+    char(*full)[STORE_PATH_MAX + 1];
+    char **av = fetch_argv(c, core, &full);
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -192,31 +229,7 @@ static int fetch_in_child(struct run_ctx *c, struct rx_error **err)
         errno = e;
         return rx_error_errno(err, "fork");
     }
-    /*
-     * Stop signals go to the fetch too (Ctrl-C reaches it anyway): it keeps what
-     * is complete and dies of the signal, and so do we then.
-     */
-    rx_catch_interrupts();
-    int status, passed = 0;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            rx_error_errno(err, "waitpid");
-            rx_release_interrupts();
-            return -1;
-        }
-        if (rx_interrupted && rx_interrupted != passed) {
-            passed = rx_interrupted;
-            kill(pid, passed);
-        }
-    }
-    /* Whatever the fetch made of it, a stop signal stops us before the program starts. */
-    rx_die_of_interrupt();
-    rx_release_interrupts();
-    if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_FAIL)
-        return 1; /* it said why */
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return rx_error_set(err, RX_ENET, "could not fetch the closure (%s failed)", core);
-    return 0;
+    return wait_fetch(pid, core, err);
 }
 
 static int cmp_path(const void *a, const void *b)
