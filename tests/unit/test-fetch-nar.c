@@ -84,8 +84,7 @@ static int setup(void **state)
 {
     struct fixture *fx = xcalloc(1, sizeof *fx);
     fx->tmp = td_tmpdir();
-    fx->dir_fd = open(fx->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    assert_true(fx->dir_fd >= 0);
+    fx->dir_fd = td_open_dir(fx->tmp);
     *state = fx;
     return 0;
 }
@@ -93,9 +92,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *fx = *state;
-    close(fx->dir_fd);
-    td_rmtree(fx->tmp);
-    free(fx->tmp);
+    td_tmpdir_free(fx->tmp, fx->dir_fd);
     free(fx->nar);
     free(fx->file);
     free(fx);

@@ -101,3 +101,19 @@ void td_rmtree(const char *dir)
 {
     rm_rf_at(AT_FDCWD, dir, NULL);
 }
+
+int td_open_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        fail_msg("cannot open '%s': %s", dir, strerror(errno));
+    return fd;
+}
+
+void td_tmpdir_free(char *dir, int fd)
+{
+    if (fd >= 0)
+        close(fd);
+    td_rmtree(dir);
+    free(dir);
+}

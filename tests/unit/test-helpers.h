@@ -27,4 +27,8 @@ void td_rows_free(char ***rows);
 
 /* A fresh empty temporary directory; td_rmtree() removes it. */
 char *td_tmpdir(void);
+/* An O_DIRECTORY fd of dir (fails the test if it cannot be opened). */
+int td_open_dir(const char *dir);
+/* Close fd (if >= 0), remove the temporary directory dir and free it. */
+void td_tmpdir_free(char *dir, int fd);
 void td_rmtree(const char *dir);

@@ -47,8 +47,7 @@ static int setup(void **state)
         mkdirs(f->root, paths[i]);
         assert_int_equal(store_path_parse(paths[i], strlen(paths[i]), dst[i], NULL), 0);
     }
-    f->root_fd = open(f->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    assert_true(f->root_fd >= 0);
+    f->root_fd = td_open_dir(f->root);
     *state = f;
     return 0;
 }
@@ -56,9 +55,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    close(f->root_fd);
-    td_rmtree(f->root);
-    free(f->root);
+    td_tmpdir_free(f->root, f->root_fd);
     free(f);
     return 0;
 }
