@@ -467,6 +467,8 @@ static int launch(struct run_ctx *c, const char *prog, char **argv)
     free(bases);
     if (r < 0)
         return cli_fail(err);
+    if (engine.warning)
+        cli_error("warning: %s", engine.warning);
     if (c->verbose) {
         _cleanup_free_ char *what = engine_choice_describe(&engine);
         fprintf(stderr, "%s: engine: %s\n", cli_progname, what);

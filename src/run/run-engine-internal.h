@@ -20,10 +20,12 @@ int engine_preload_run(const char *store_dir, const char *prog, char *const argv
  * is in a new namespace: the caller should exit, not try another engine).
  * The reason in err is bare: engine_enter() adds "userns engine".  paths
  * are the basenames of the closure the program needs: the view may make
- * them cheaper to reach.
+ * them cheaper to reach.  When the view is entered but something the user
+ * should hear about went wrong (the working directory is not in it), a
+ * newly allocated message is stored in *warning.
  */
 int engine_userns_enter(const char *store_dir, const char *const *paths, size_t npaths,
-                        struct rx_error **err);
+                        char **warning, struct rx_error **err);
 
 /*
  * auto remembers, in state_file, that the userns engine fully worked during

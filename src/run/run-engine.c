@@ -62,7 +62,7 @@ int engine_enter(enum engine_kind want, const char *root, const char *store_dir,
     }
     if (k == ENGINE_USERNS) {
         struct rx_error *e = NULL;
-        int r = engine_userns_enter(store_dir, paths, npaths, &e);
+        int r = engine_userns_enter(store_dir, paths, npaths, &out->warning, &e);
         if (r > 0 && known) {
             /* It worked earlier in this boot, but not now: fall back, probe next time. */
             engine_userns_remember(state, false);
@@ -95,6 +95,8 @@ char *engine_choice_describe(const struct engine_choice *c)
 void engine_choice_release(struct engine_choice *c)
 {
     rx_error_clear(&c->userns_why);
+    free(c->warning);
+    c->warning = NULL;
 }
 
 int engine_exec(const struct engine_choice *c, const char *store_dir, const char *prog,

@@ -35,8 +35,9 @@ const char *engine_name(enum engine_kind k);
 struct engine_choice {
     enum engine_kind kind;       /* ENGINE_USERNS (this process is in the view) or ENGINE_PRELOAD */
     struct rx_error *userns_why; /* auto fell back to preload: why userns is not usable; owned */
+    char *warning;               /* for the user, though the view was entered, or NULL; owned */
 };
-#define ENGINE_CHOICE_INIT { ENGINE_AUTO, NULL }
+#define ENGINE_CHOICE_INIT { ENGINE_AUTO, NULL, NULL }
 
 /*
  * Choose the engine for want and enter it.  auto takes userns when it

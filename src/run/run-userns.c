@@ -32,6 +32,7 @@
 #include "run-engine-internal.h"
 #include "run-platform.h"
 #include "util-fs.h"
+#include "util-mem.h"
 
 #include "banned.h"
 
@@ -345,7 +346,7 @@ static void bind_shared_paths(const char *store_dir, int host, const char *const
 }
 
 int engine_userns_enter(const char *store_dir, const char *const *paths, size_t npaths,
-                        struct rx_error **err)
+                        char **warning, struct rx_error **err)
 {
     char cwd[PATH_MAX];
     bool have_cwd = getcwd(cwd, sizeof cwd) != NULL;
@@ -380,8 +381,8 @@ int engine_userns_enter(const char *store_dir, const char *const *paths, size_t 
     if (new_root(store_dir, err) < 0)
         return -1;
     if (have_cwd && chdir(cwd) < 0)
-        fprintf(stderr, "runix: warning: cannot enter %s in the new view (%s); starting in /\n",
-                cwd, strerror(errno));
+        *warning = xasprintf("cannot enter %s in the new view (%s); starting in /", cwd,
+                             strerror(errno));
     return 0;
 }
 
