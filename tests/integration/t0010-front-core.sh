@@ -9,7 +9,11 @@ core=$(dirname "$RUNIX")/runix-core
 needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*Shared library: \[\(.*\)\]/\1/p'; }
 
 ok "readelf reads runix's dynamic section" bash -c 'readelf -d "$1" | grep -q NEEDED' _ "$RUNIX"
-others=$(needed "$RUNIX" | grep -Ev '^(libc\.so\.6|ld-linux[-a-z0-9_]*\.so\.[0-9]+)$')
+# A sanitizer build also needs the sanitizers' runtimes, and nothing else.
+allowed='libc\.so\.6|ld-linux[-a-z0-9_]*\.so\.[0-9]+'
+case ${RUNIX_SANITIZE:-none} in *address*) allowed="$allowed|libasan\.so\.[0-9]+" ;; esac
+case ${RUNIX_SANITIZE:-none} in *undefined*) allowed="$allowed|libubsan\.so\.[0-9]+" ;; esac
+others=$(needed "$RUNIX" | grep -Ev "^($allowed)\$")
 is "$others" "" "runix needs no library but libc (and the loader)"
 ok "runix-core does link the network library" bash -c 'readelf -d "$1" | grep -q "NEEDED.*libcurl"' _ "$core"
 
