@@ -7,9 +7,11 @@
  */
 #include "config.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -317,6 +319,89 @@ static void test_elf_interp(void **state)
     assert_int_equal(rx_elf_interp("/nonexistent", interp, sizeof interp), -1);
 }
 
+/*
+ * A 64-bit ELF file at path: the header, one PT_INTERP program header at
+ * offset 64 with the given p_offset and p_filesz, and body (of len bytes) at
+ * offset 120.
+ */
+static void put_elf64(const char *path, uint64_t p_offset, uint64_t p_filesz, const void *body,
+                      size_t len)
+{
+    unsigned char img[512] = {0};
+    Elf64_Ehdr eh = {0};
+    memcpy(eh.e_ident, ELFMAG, SELFMAG);
+    eh.e_ident[EI_CLASS] = ELFCLASS64;
+    eh.e_ident[EI_DATA] = ELFDATA2LSB;
+    eh.e_ident[EI_VERSION] = EV_CURRENT;
+    eh.e_type = ET_EXEC;
+    eh.e_phoff = sizeof eh;
+    eh.e_phentsize = sizeof(Elf64_Phdr);
+    eh.e_phnum = 1;
+    Elf64_Phdr ph = {.p_type = PT_INTERP, .p_offset = p_offset, .p_filesz = p_filesz};
+    memcpy(img, &eh, sizeof eh);
+    memcpy(img + sizeof eh, &ph, sizeof ph);
+    size_t at = sizeof eh + sizeof ph;
+    assert_true(len <= sizeof img - at);
+    memcpy(img + at, body, len);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, img, at + len), (ssize_t)(at + len));
+    close(fd);
+}
+
+/*
+ * Program headers are the file's word: a PT_INTERP whose p_offset is near
+ * 2^64 (so that p_offset + p_filesz wraps to a small number), beyond the
+ * file, or above INT64_MAX, or whose size is wrong, is refused, never read
+ * from outside the header buffer.
+ */
+static void test_elf_interp_hostile_offsets(void **state)
+{
+    struct fx *f = *state;
+    static const char ld[] = A "/lib/ld.so";
+    char *path = real(f, A "/bin/elf");
+    char interp[PATH_MAX];
+    const uint64_t body = sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr);
+
+    /* The control: a well-formed one is read. */
+    put_elf64(path, body, sizeof ld, ld, sizeof ld);
+    assert_int_equal(rx_elf_interp(path, interp, sizeof interp), 0);
+    assert_string_equal(interp, ld);
+
+    const struct {
+        uint64_t off, size;
+    } bad[] = {
+        {UINT64_MAX - 15, 32},     /* wraps to 16: inside the header buffer */
+        {UINT64_MAX, 2},           /* wraps to 1 */
+        {UINT64_MAX - 511, 1024},  /* wraps to 512 */
+        {(uint64_t)INT64_MAX, 16}, /* a negative offset for pread */
+        {(uint64_t)1 << 40, 16},   /* beyond the end of the file */
+        {body, 0},                 /* empty */
+        {body, 1},                 /* the kernel wants at least 2 bytes */
+        {body, PATH_MAX + 1},      /* too long */
+        {body, sizeof ld - 1},     /* not NUL-terminated */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        put_elf64(path, bad[i].off, bad[i].size, ld, sizeof ld);
+        memset(interp, 'x', sizeof interp);
+        if (rx_elf_interp(path, interp, sizeof interp) != -1)
+            fail_msg("p_offset %#llx p_filesz %llu: not refused",
+                     (unsigned long long)bad[i].off, (unsigned long long)bad[i].size);
+        assert_string_equal(interp, "");
+    }
+
+    /* Exec preparation leaves such a program to the kernel (which refuses it too). */
+    put_elf64(path, UINT64_MAX - 15, 32, ld, sizeof ld);
+    char *const argv[] = {(char *)"elf", NULL};
+    char *const envp[] = {NULL};
+    struct rx_exec x;
+    assert_int_equal(rx_exec_prepare(&f->m, A "/bin/elf", argv, envp, &x), 0);
+    assert_string_equal(x.file, path);
+    assert_false(x.static_store_elf);
+    rx_exec_free(&x);
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +412,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exec_shebang, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_proc_self, setup, teardown),
         cmocka_unit_test(test_elf_interp),
+        cmocka_unit_test_setup_teardown(test_elf_interp_hostile_offsets, setup, teardown),
         cmocka_unit_test(test_map_init_lengths),
         cmocka_unit_test(test_engine_choice_describe),
     };
