@@ -260,32 +260,28 @@ static const char *cache_put(const char *logical, size_t len, const char *real, 
     return g_dirs[slot].real;
 }
 
-/*
- * The real directory behind the logical dir[0..len) (below /nix/store):
- * from the cache, else from its parent's (recursively) plus one readlink of
- * the last component, else (a symlink, "." or "..") the full resolver.
- */
-static const char *resolve_dir(const char *dir, size_t len, int depth, bool *missing)
+/* Where the component that ends dir[0..len) starts (after its '/'). */
+static size_t component_start(const char *dir, size_t len)
 {
-    *missing = false;
-    for (unsigned i = 0; i < g_ndirs; i++)
-        if (memcmp(g_dirs[i].logical, dir, len) == 0 && g_dirs[i].logical[len] == '\0') {
-            *missing = g_dirs[i].missing;
-            return g_dirs[i].real;
-        }
-    char real[PATH_MAX];
-    if (len == RX_STORE_LEN) /* "/nix/store" itself */
-        return cache_put(dir, len, g_map.store, false, missing);
     size_t cut = len;
     while (cut > RX_STORE_LEN && dir[cut - 1] != '/')
         cut--;
+    return cut;
+}
+
+/*
+ * The real directory behind the logical dir[0..len), when its parent's is
+ * known (parent, NULL if not, and whether it is missing): one readlink of
+ * the last component, else (a symlink, or too long) the full resolver.
+ */
+static const char *resolve_below(const char *dir, size_t len, const char *parent, bool gone,
+                                 bool *missing)
+{
+    char real[PATH_MAX];
+    size_t cut = component_start(dir, len);
     const char *comp = dir + cut;
     size_t clen = len - cut;
-    const char *parent = NULL;
-    bool plain = plain_name(comp, clen);
-    bool gone = false;
-    if (plain && depth < 64 && cut > RX_STORE_LEN)
-        parent = resolve_dir(dir, cut - 1, depth + 1, &gone);
+    *missing = false;
     if (parent) {
         size_t pl = strlen(parent);
         if (pl + 1 + clen < sizeof real) {
@@ -320,6 +316,67 @@ static const char *resolve_dir(const char *dir, size_t len, int depth, bool *mis
     return cache_put(dir, len, real, false, missing);
 }
 
+/*
+ * The real directory behind the logical dir[0..len) (below /nix/store):
+ * from the cache, else from its parent's plus one readlink of the last
+ * component, else (a symlink, "." or "..") the full resolver.
+ *
+ * A loop, not a recursion: the loader calls this from whichever thread
+ * dlopens, whose stack may be small, and each level holds a PATH_MAX
+ * buffer.  The way up stops at the nearest known ancestor (cached, or
+ * /nix/store itself), at a component that is not a plain name, or after
+ * DIR_DEPTH levels; the way down resolves one level at a time from it.
+ */
+#define DIR_DEPTH 64
+static const char *resolve_dir(const char *dir, size_t len, bool *missing)
+{
+    size_t levels[DIR_DEPTH + 1]; /* the lengths still to resolve, deepest first */
+    unsigned depth = 0;
+    const char *known = NULL;
+    bool known_found = false, gone = false;
+    for (;;) {
+        for (unsigned i = 0; i < g_ndirs; i++)
+            if (memcmp(g_dirs[i].logical, dir, len) == 0 && g_dirs[i].logical[len] == '\0') {
+                gone = g_dirs[i].missing;
+                known = g_dirs[i].real;
+                known_found = true;
+                break;
+            }
+        if (known_found)
+            break;
+        if (len == RX_STORE_LEN) { /* "/nix/store" itself */
+            known = cache_put(dir, len, g_map.store, false, &gone);
+            known_found = true;
+            break;
+        }
+        size_t cut = component_start(dir, len);
+        levels[depth++] = len;
+        if (!plain_name(dir + cut, len - cut) || depth > DIR_DEPTH || cut <= RX_STORE_LEN)
+            break; /* this level is the full resolver's */
+        len = cut - 1;
+    }
+    /* known (with gone) is the answer for len when known_found; levels[] are below it. */
+    char parent[PATH_MAX];
+    const char *have = known;
+    if (known_found && !depth) {
+        *missing = gone;
+        return known;
+    }
+    while (depth > 0) {
+        size_t l = levels[--depth];
+        const char *p = NULL;
+        if (known_found && have) {
+            /* The cache may reuse the parent's slot for the child: copy it first. */
+            memcpy(parent, have, strlen(have) + 1);
+            p = parent;
+        }
+        have = resolve_below(dir, l, p, gone, &gone);
+        known_found = true;
+    }
+    *missing = gone;
+    return have;
+}
+
 EXPORT char *la_objsearch(const char *name, uintptr_t *cookie, unsigned int flag)
 {
     static char buf[PATH_MAX]; /* the loader holds its lock around searches */
@@ -340,7 +397,7 @@ EXPORT char *la_objsearch(const char *name, uintptr_t *cookie, unsigned int flag
     bool plain_base = plain_name(base, blen);
     bool missing = false;
     const char *rdir = plain_base && dlen >= RX_STORE_LEN && dlen < DIR_MAX
-                           ? resolve_dir(name, dlen, 0, &missing)
+                           ? resolve_dir(name, dlen, &missing)
                            : NULL;
     if (rdir) {
         size_t rl = strlen(rdir);
