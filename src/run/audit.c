@@ -184,10 +184,51 @@ static void take(const char *entry, size_t len)
     rx_map_init(&g_map, entry + kl, NULL, NULL, NULL);
 }
 
+/*
+ * Is this a set-user-ID, set-group-ID or file-capability program (AT_SECURE
+ * in the auxiliary vector)?  Unknown counts as yes.  glibc loads no LD_AUDIT
+ * path with a '/' into such a program, nor a name unless it is set-user-ID
+ * in a system directory; this holds when it is loaded anyway, since the
+ * view comes from the caller's environment.
+ */
+static bool secure_exec(void)
+{
+    long fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/auxv", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true;
+    unsigned long av[64]; /* (type, value) pairs, ended by AT_NULL */
+    size_t have = 0;
+    long n;
+    bool secure = true, done = false;
+    while (!done && (n = syscall(SYS_read, fd, (char *)av + have, sizeof av - have)) > 0) {
+        have += (size_t)n;
+        size_t i = 0;
+        for (; i + 2 <= have / sizeof av[0]; i += 2) {
+            if (av[i] == AT_NULL) {
+                done = true;
+                break;
+            }
+            if (av[i] == AT_SECURE) {
+                secure = av[i + 1] != 0;
+                done = true;
+                break;
+            }
+        }
+        /* Keep a partial pair for the next read. */
+        size_t used = i * sizeof av[0];
+        memmove(av, (char *)av + used, have - used);
+        have -= used;
+    }
+    close((int)fd);
+    return secure;
+}
+
 /* RUNIX_STORE_DIR from the environment the program was started with. */
 static void init(void)
 {
     g_state = -1;
+    if (secure_exec())
+        return;
     long fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/environ", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return;
