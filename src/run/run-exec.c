@@ -388,7 +388,8 @@ static bool through_interp(struct rx_exec *x, char *interp, char *arg, const cha
 {
     char **av = *avp;
     size_t argc = *argcp;
-    char **nav = arena_alloc(x, (argc + (arg ? 2 : 1) + 1) * sizeof *nav);
+    /* interp, arg, cur, av[1..argc), NULL: argc may be 0 (execve with an empty argv). */
+    char **nav = arena_alloc(x, ((arg ? 3 : 2) + (argc ? argc - 1 : 0) + 1) * sizeof *nav);
     if (!nav)
         return false;
     size_t k = 0;

@@ -221,6 +221,14 @@ static void test_exec_shebang(void **state)
 
     /* A loop of links is ELOOP, not a crash. */
     assert_int_equal(rx_exec_prepare(&f->m, LOOP "/a", argv, envp, &x), -ELOOP);
+
+    /* An empty argv (argc 0) still gives a NULL-terminated one: interpreter, then script. */
+    char *const none[] = {NULL};
+    assert_int_equal(rx_exec_prepare(&f->m, A "/bin/interp", none, envp, &x), 0);
+    assert_string_equal(x.argv[0], "/bin/sh");
+    assert_string_equal(x.argv[1], A "/bin/interp");
+    assert_null(x.argv[2]);
+    rx_exec_free(&x);
 }
 
 /* /proc/self/exe and /proc/<our pid>/exe are the program's logical path; other numbers are not. */
