@@ -84,10 +84,13 @@ static uint64_t take(const uint8_t **d, size_t *n, unsigned k)
 /*
  * The file an ELF_MODE input stands for, into img (ELF_MAX bytes); its size.
  * After the mode byte:
- *   u8  flags: 1 = ELFCLASS32, 2 = e_phentsize from the input (else the right one)
+ *   u8  flags: 1 = ELFCLASS32, 2 = e_phentsize from the input (else the right one),
+ *       4 = e_phoff is 2^64 minus the number given
  *   u64 e_phoff, u16 e_phnum, u16 e_phentsize
  *   per program header (at most 16, and no more than e_phnum):
- *       u8 kind (odd: PT_INTERP, else u32 p_type follows), u64 p_offset, u64 p_filesz
+ *       u8 kind: 1 = PT_INTERP (else u32 p_type follows), 2 = p_offset and 4 = p_filesz
+ *          are 2^64 minus the number given (so that small inputs reach the wrap)
+ *       u64 p_offset, u64 p_filesz
  *   the rest: the file's bytes after the headers.
  * The header carries the fields as given (truncated to 32 bits for
  * ELFCLASS32); the program headers are written at e_phoff when they fit.
@@ -98,6 +101,8 @@ static size_t build_elf(const uint8_t *d, size_t n, unsigned char *img)
     unsigned flags = (unsigned)take(&d, &n, 1);
     bool is32 = flags & 1;
     uint64_t phoff = take(&d, &n, 8);
+    if (flags & 4)
+        phoff = 0 - phoff;
     unsigned phnum = (unsigned)take(&d, &n, 2);
     unsigned phentsize = (unsigned)take(&d, &n, 2);
     size_t ehsize = is32 ? sizeof(Elf32_Ehdr) : sizeof(Elf64_Ehdr);
@@ -110,6 +115,10 @@ static size_t build_elf(const uint8_t *d, size_t n, unsigned char *img)
         unsigned kind = (unsigned)take(&d, &n, 1);
         uint32_t type = kind & 1 ? PT_INTERP : (uint32_t)take(&d, &n, 4);
         uint64_t off = take(&d, &n, 8), size = take(&d, &n, 8);
+        if (kind & 2)
+            off = 0 - off;
+        if (kind & 4)
+            size = 0 - size;
         if (is32) {
             Elf32_Phdr ph = {
                 .p_type = type, .p_offset = (Elf32_Off)off, .p_filesz = (Elf32_Word)size};
