@@ -128,26 +128,24 @@ static size_t build_elf(const uint8_t *d, size_t n, unsigned char *img)
             memcpy(table + k * phsize, &ph, phsize);
         }
     }
-    if (is32) {
-        Elf32_Ehdr eh = {.e_type = ET_EXEC,
-                         .e_phoff = (Elf32_Off)phoff,
-                         .e_phnum = (Elf32_Half)phnum,
-                         .e_phentsize = (Elf32_Half)phentsize,
-                         .e_ehsize = (Elf32_Half)ehsize};
-        memcpy(eh.e_ident, ELFMAG, SELFMAG);
-        eh.e_ident[EI_CLASS] = ELFCLASS32;
-        memcpy(img, &eh, sizeof eh);
-        phoff = eh.e_phoff;
-    } else {
-        Elf64_Ehdr eh = {.e_type = ET_EXEC,
-                         .e_phoff = phoff,
-                         .e_phnum = (Elf64_Half)phnum,
-                         .e_phentsize = (Elf64_Half)phentsize,
-                         .e_ehsize = (Elf64_Half)ehsize};
-        memcpy(eh.e_ident, ELFMAG, SELFMAG);
-        eh.e_ident[EI_CLASS] = ELFCLASS64;
-        memcpy(img, &eh, sizeof eh);
-    }
+    /* The header of either class, with phoff cut to what it holds. */
+#define PUT_EHDR(type, class)                                                                      \
+    do {                                                                                           \
+        type eh = {.e_type = ET_EXEC,                                                              \
+                   .e_phoff = (__typeof__(eh.e_phoff))phoff,                                       \
+                   .e_phnum = (__typeof__(eh.e_phnum))phnum,                                       \
+                   .e_phentsize = (__typeof__(eh.e_phentsize))phentsize,                           \
+                   .e_ehsize = (__typeof__(eh.e_ehsize))ehsize};                                   \
+        memcpy(eh.e_ident, ELFMAG, SELFMAG);                                                       \
+        eh.e_ident[EI_CLASS] = (class);                                                            \
+        memcpy(img, &eh, sizeof eh);                                                               \
+        phoff = eh.e_phoff;                                                                        \
+    } while (0)
+    if (is32)
+        PUT_EHDR(Elf32_Ehdr, ELFCLASS32);
+    else
+        PUT_EHDR(Elf64_Ehdr, ELFCLASS64);
+#undef PUT_EHDR
     size_t len = ehsize, tlen = k * phsize;
     if (phoff >= ehsize && phoff <= ELF_MAX && tlen <= ELF_MAX - phoff) {
         memcpy(img + phoff, table, tlen);
