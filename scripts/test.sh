@@ -93,6 +93,12 @@ if CC=clang setup build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,unde
   printf '#! /bin/sh\necho\n' > "$seeds/runmap/sh"
   printf 'etc/../loop/x' > "$seeds/runmap/path"
   head -c 4096 /bin/sh > "$seeds/runmap/elf"
+  # ELF header fields (fuzz/fuzz-run-map.c, build_elf): 64- and 32-bit, one PT_INTERP naming the store loader.
+  ld=/nix/store/ffffffffffffffffffffffffffffffff-fuzz/ld
+  printf '\x01\x00\x40\0\0\0\0\0\0\0\x01\0\0\0\x01\x78\0\0\0\0\0\0\0\x34\0\0\0\0\0\0\0%s\0' "$ld" > "$seeds/runmap/elf64-fields"
+  printf '\x01\x01\x34\0\0\0\0\0\0\0\x01\0\0\0\x01\x54\0\0\0\0\0\0\0\x34\0\0\0\0\0\0\0%s\0' "$ld" > "$seeds/runmap/elf32-fields"
+  # p_offset 2^64 - 16 with p_filesz 32: the sum wraps to 16, inside the header.
+  printf '\x01\x00\x40\0\0\0\0\0\0\0\x01\0\0\0\x03\x10\0\0\0\0\0\0\0\x20\0\0\0\0\0\0\0%s\0' "$ld" > "$seeds/runmap/elf64-wrap"
   printf 'substituters = https://cache.nixos.org file:///srv/c?priority=3\n# c\ninclude x\n' > "$seeds/config/a"
   printf 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n' > "$seeds/config/b"
   for f in nar-reader:nar:65536 narinfo:narinfo:16384 nix32:nix32:256 \

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 
 #include "cli.h"
@@ -125,6 +126,20 @@ int cli_dispatch(const char *group, const char *intro, const struct cli_command 
 
 int main(int argc, char **argv)
 {
+    /*
+     * Set-user-ID, set-group-ID or with file capabilities (the kernel's
+     * AT_SECURE), runix would run with privileges its caller does not have,
+     * yet every setting it reads (RUNIX_* variables, the store and cache
+     * configuration, the programs it starts) is the caller's to choose:
+     * privilege escalation for any user.  Refuse before reading any of them.
+     */
+    if (getauxval(AT_SECURE)) {
+        fprintf(stderr, "%s: refusing to run set-user-ID, set-group-ID or with file "
+                        "capabilities: its settings come from the unprivileged caller\n",
+                cli_progname);
+        return EXIT_FAIL;
+    }
+
     /* Under the preload engine (runix run from a program runix runs) the library is in this
      * process too; runix's own file operations and execs must stay real. */
     void (*disable)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "runix_preload_disable");

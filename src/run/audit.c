@@ -184,10 +184,51 @@ static void take(const char *entry, size_t len)
     rx_map_init(&g_map, entry + kl, NULL, NULL, NULL);
 }
 
+/*
+ * Is this a set-user-ID, set-group-ID or file-capability program (AT_SECURE
+ * in the auxiliary vector)?  Unknown counts as yes.  glibc loads no LD_AUDIT
+ * path with a '/' into such a program, nor a name unless it is set-user-ID
+ * in a system directory; this holds when it is loaded anyway, since the
+ * view comes from the caller's environment.
+ */
+static bool secure_exec(void)
+{
+    long fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/auxv", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true;
+    unsigned long av[64]; /* (type, value) pairs, ended by AT_NULL */
+    size_t have = 0;
+    long n;
+    bool secure = true, done = false;
+    while (!done && (n = syscall(SYS_read, fd, (char *)av + have, sizeof av - have)) > 0) {
+        have += (size_t)n;
+        size_t i = 0;
+        for (; i + 2 <= have / sizeof av[0]; i += 2) {
+            if (av[i] == AT_NULL) {
+                done = true;
+                break;
+            }
+            if (av[i] == AT_SECURE) {
+                secure = av[i + 1] != 0;
+                done = true;
+                break;
+            }
+        }
+        /* Keep a partial pair for the next read. */
+        size_t used = i * sizeof av[0];
+        memmove(av, (char *)av + used, have - used);
+        have -= used;
+    }
+    close((int)fd);
+    return secure;
+}
+
 /* RUNIX_STORE_DIR from the environment the program was started with. */
 static void init(void)
 {
     g_state = -1;
+    if (secure_exec())
+        return;
     long fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/environ", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return;
@@ -260,32 +301,28 @@ static const char *cache_put(const char *logical, size_t len, const char *real, 
     return g_dirs[slot].real;
 }
 
-/*
- * The real directory behind the logical dir[0..len) (below /nix/store):
- * from the cache, else from its parent's (recursively) plus one readlink of
- * the last component, else (a symlink, "." or "..") the full resolver.
- */
-static const char *resolve_dir(const char *dir, size_t len, int depth, bool *missing)
+/* Where the component that ends dir[0..len) starts (after its '/'). */
+static size_t component_start(const char *dir, size_t len)
 {
-    *missing = false;
-    for (unsigned i = 0; i < g_ndirs; i++)
-        if (memcmp(g_dirs[i].logical, dir, len) == 0 && g_dirs[i].logical[len] == '\0') {
-            *missing = g_dirs[i].missing;
-            return g_dirs[i].real;
-        }
-    char real[PATH_MAX];
-    if (len == RX_STORE_LEN) /* "/nix/store" itself */
-        return cache_put(dir, len, g_map.store, false, missing);
     size_t cut = len;
     while (cut > RX_STORE_LEN && dir[cut - 1] != '/')
         cut--;
+    return cut;
+}
+
+/*
+ * The real directory behind the logical dir[0..len), when its parent's is
+ * known (parent, NULL if not, and whether it is missing): one readlink of
+ * the last component, else (a symlink, or too long) the full resolver.
+ */
+static const char *resolve_below(const char *dir, size_t len, const char *parent, bool gone,
+                                 bool *missing)
+{
+    char real[PATH_MAX];
+    size_t cut = component_start(dir, len);
     const char *comp = dir + cut;
     size_t clen = len - cut;
-    const char *parent = NULL;
-    bool plain = plain_name(comp, clen);
-    bool gone = false;
-    if (plain && depth < 64 && cut > RX_STORE_LEN)
-        parent = resolve_dir(dir, cut - 1, depth + 1, &gone);
+    *missing = false;
     if (parent) {
         size_t pl = strlen(parent);
         if (pl + 1 + clen < sizeof real) {
@@ -320,6 +357,67 @@ static const char *resolve_dir(const char *dir, size_t len, int depth, bool *mis
     return cache_put(dir, len, real, false, missing);
 }
 
+/*
+ * The real directory behind the logical dir[0..len) (below /nix/store):
+ * from the cache, else from its parent's plus one readlink of the last
+ * component, else (a symlink, "." or "..") the full resolver.
+ *
+ * A loop, not a recursion: the loader calls this from whichever thread
+ * dlopens, whose stack may be small, and each level holds a PATH_MAX
+ * buffer.  The way up stops at the nearest known ancestor (cached, or
+ * /nix/store itself), at a component that is not a plain name, or after
+ * DIR_DEPTH levels; the way down resolves one level at a time from it.
+ */
+#define DIR_DEPTH 64
+static const char *resolve_dir(const char *dir, size_t len, bool *missing)
+{
+    size_t levels[DIR_DEPTH + 1]; /* the lengths still to resolve, deepest first */
+    unsigned depth = 0;
+    const char *known = NULL;
+    bool known_found = false, gone = false;
+    for (;;) {
+        for (unsigned i = 0; i < g_ndirs; i++)
+            if (memcmp(g_dirs[i].logical, dir, len) == 0 && g_dirs[i].logical[len] == '\0') {
+                gone = g_dirs[i].missing;
+                known = g_dirs[i].real;
+                known_found = true;
+                break;
+            }
+        if (known_found)
+            break;
+        if (len == RX_STORE_LEN) { /* "/nix/store" itself */
+            known = cache_put(dir, len, g_map.store, false, &gone);
+            known_found = true;
+            break;
+        }
+        size_t cut = component_start(dir, len);
+        levels[depth++] = len;
+        if (!plain_name(dir + cut, len - cut) || depth > DIR_DEPTH || cut <= RX_STORE_LEN)
+            break; /* this level is the full resolver's */
+        len = cut - 1;
+    }
+    /* known (with gone) is the answer for len when known_found; levels[] are below it. */
+    char parent[PATH_MAX];
+    const char *have = known;
+    if (known_found && !depth) {
+        *missing = gone;
+        return known;
+    }
+    while (depth > 0) {
+        size_t l = levels[--depth];
+        const char *p = NULL;
+        if (known_found && have) {
+            /* The cache may reuse the parent's slot for the child: copy it first. */
+            memcpy(parent, have, strlen(have) + 1);
+            p = parent;
+        }
+        have = resolve_below(dir, l, p, gone, &gone);
+        known_found = true;
+    }
+    *missing = gone;
+    return have;
+}
+
 EXPORT char *la_objsearch(const char *name, uintptr_t *cookie, unsigned int flag)
 {
     static char buf[PATH_MAX]; /* the loader holds its lock around searches */
@@ -340,7 +438,7 @@ EXPORT char *la_objsearch(const char *name, uintptr_t *cookie, unsigned int flag
     bool plain_base = plain_name(base, blen);
     bool missing = false;
     const char *rdir = plain_base && dlen >= RX_STORE_LEN && dlen < DIR_MAX
-                           ? resolve_dir(name, dlen, 0, &missing)
+                           ? resolve_dir(name, dlen, &missing)
                            : NULL;
     if (rdir) {
         size_t rl = strlen(rdir);

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -44,6 +45,18 @@ static volatile int g_state; /* 0 not yet read, 1 active, -1 inactive */
 
 static void init(void)
 {
+    /*
+     * Not in a set-user-ID, set-group-ID or file-capability program
+     * (AT_SECURE): the view comes from the caller's environment, and would
+     * redirect the privileged program's files.  glibc does not load an
+     * LD_PRELOAD path with a '/' into such a program at all, nor a name
+     * unless it is set-user-ID in a system directory; this holds when it is
+     * loaded anyway (listed in /etc/ld.so.preload, or so installed).
+     */
+    if (getauxval(AT_SECURE)) {
+        g_state = -1;
+        return;
+    }
     const char *store = getenv(RX_ENV_STORE);
     if (!store || store[0] != '/') {
         g_state = -1;

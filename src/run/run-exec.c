@@ -99,7 +99,22 @@ static bool is_proc_self_exe(const char *p)
     return q != p + 6 && strcmp(q, "/exe") == 0 && pid == (long)syscall(SYS_getpid);
 }
 
-/* The interpreter named by an ELF's PT_INTERP, "" for none; -1 if not ELF. */
+/*
+ * Is [off, off + size) inside a buffer of n bytes?  Written so that nothing
+ * wraps: off and size come from the file, and off + size overflows for an
+ * offset near 2^64.
+ */
+static bool in_bounds(uint64_t off, uint64_t size, size_t n)
+{
+    return off <= n && size <= n - off;
+}
+
+/*
+ * The interpreter named by an ELF's PT_INTERP, "" for none; -1 if not an
+ * ELF file this can read.  Every field is the file's word: a PT_INTERP that
+ * is empty, too long, outside the file or not NUL-terminated is refused, as
+ * the kernel refuses it (load_elf_binary: ENOEXEC), so the kernel decides.
+ */
 static int elf_interp(int fd, const unsigned char *hdr, size_t n, char *interp, size_t isz)
 {
     interp[0] = '\0';
@@ -125,7 +140,7 @@ static int elf_interp(int fd, const unsigned char *hdr, size_t n, char *interp, 
     unsigned char table[128 * sizeof(Elf64_Phdr)];
     size_t tsize = (size_t)phnum * want;
     const unsigned char *t;
-    if (phoff + tsize <= n) {
+    if (in_bounds(phoff, tsize, n)) {
         t = hdr + phoff;
     } else {
         if (pread(fd, table, tsize, (off_t)phoff) != (ssize_t)tsize)
@@ -145,16 +160,21 @@ static int elf_interp(int fd, const unsigned char *hdr, size_t n, char *interp, 
         }
         if (type != PT_INTERP)
             continue;
-        if (size == 0 || size >= isz)
-            return 0;
-        if (off + size <= n)
+        /* pread takes a signed offset: one above INT64_MAX is outside any file. */
+        if (size < 2 || size > isz || off > (uint64_t)INT64_MAX - size)
+            return -1;
+        if (in_bounds(off, size, n))
             memcpy(interp, hdr + off, size);
         else if (pread(fd, interp, size, (off_t)off) != (ssize_t)size)
-            return 0;
-        interp[size] = '\0';
+            goto refuse;
+        if (interp[size - 1] != '\0')
+            goto refuse;
         return 0;
     }
     return 0;
+refuse:
+    interp[0] = '\0';
+    return -1;
 }
 
 /*
@@ -368,7 +388,8 @@ static bool through_interp(struct rx_exec *x, char *interp, char *arg, const cha
 {
     char **av = *avp;
     size_t argc = *argcp;
-    char **nav = arena_alloc(x, (argc + (arg ? 2 : 1) + 1) * sizeof *nav);
+    /* interp, arg, cur, av[1..argc), NULL: argc may be 0 (execve with an empty argv). */
+    char **nav = arena_alloc(x, ((arg ? 3 : 2) + (argc ? argc - 1 : 0) + 1) * sizeof *nav);
     if (!nav)
         return false;
     size_t k = 0;

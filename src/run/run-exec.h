@@ -47,6 +47,9 @@ const char *rx_envp_get(char *const envp[], const char *name);
 
 /*
  * Read the PT_INTERP of the ELF file at real path: 0 with interp set ("" for
- * a static ELF), or -1 if it is not a readable ELF file.
+ * a static ELF), or -1 if it is not a readable ELF file or its PT_INTERP is
+ * one the kernel refuses (empty, longer than isz, outside the file, not
+ * NUL-terminated).  Every offset and size in the file is checked without
+ * overflow.
  */
 int rx_elf_interp(const char *real, char *interp, size_t isz);

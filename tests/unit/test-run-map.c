@@ -3,17 +3,28 @@
  * prefix substitution, resolution of store symlinks in the mapped view
  * (absolute and relative targets, "..", chains, loops), and exec
  * preparation of scripts with store shebangs; and how the engine choice is
- * described to users.
+ * described to users.  And librunix-audit.so, the LD_AUDIT module, called
+ * as the loader calls it: its la_objsearch() gives the resolver's answers,
+ * also 60 directories deep from a thread with a small stack.  The module
+ * reads its settings from /proc/self/environ, the environment the process
+ * started with, so those cases run in a fresh copy of this program
+ * (AUDIT_CHILD set) with RUNIX_STORE_DIR in its environment.
  */
 #include "config.h"
 
+#include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test-helpers.h"
@@ -25,6 +36,8 @@
 #define A "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a-1.0"
 #define ENV "/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-env"
 #define LOOP "/nix/store/llllllllllllllllllllllllllllllll-loop"
+#define DEEP "/nix/store/dddddddddddddddddddddddddddddddd-deep"
+#define DEEP_LINK "/nix/store/kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk-deep-link"
 
 struct fx {
     char *dir;
@@ -219,6 +232,14 @@ static void test_exec_shebang(void **state)
 
     /* A loop of links is ELOOP, not a crash. */
     assert_int_equal(rx_exec_prepare(&f->m, LOOP "/a", argv, envp, &x), -ELOOP);
+
+    /* An empty argv (argc 0) still gives a NULL-terminated one: interpreter, then script. */
+    char *const none[] = {NULL};
+    assert_int_equal(rx_exec_prepare(&f->m, A "/bin/interp", none, envp, &x), 0);
+    assert_string_equal(x.argv[0], "/bin/sh");
+    assert_string_equal(x.argv[1], A "/bin/interp");
+    assert_null(x.argv[2]);
+    rx_exec_free(&x);
 }
 
 /* /proc/self/exe and /proc/<our pid>/exe are the program's logical path; other numbers are not. */
@@ -317,8 +338,245 @@ static void test_elf_interp(void **state)
     assert_int_equal(rx_elf_interp("/nonexistent", interp, sizeof interp), -1);
 }
 
-int main(void)
+/*
+ * A 64-bit ELF file at path: the header, one PT_INTERP program header at
+ * offset 64 with the given p_offset and p_filesz, and body (of len bytes) at
+ * offset 120.
+ */
+static void put_elf64(const char *path, uint64_t p_offset, uint64_t p_filesz, const void *body,
+                      size_t len)
 {
+    unsigned char img[512] = {0};
+    Elf64_Ehdr eh = {0};
+    memcpy(eh.e_ident, ELFMAG, SELFMAG);
+    eh.e_ident[EI_CLASS] = ELFCLASS64;
+    eh.e_ident[EI_DATA] = ELFDATA2LSB;
+    eh.e_ident[EI_VERSION] = EV_CURRENT;
+    eh.e_type = ET_EXEC;
+    eh.e_phoff = sizeof eh;
+    eh.e_phentsize = sizeof(Elf64_Phdr);
+    eh.e_phnum = 1;
+    Elf64_Phdr ph = {.p_type = PT_INTERP, .p_offset = p_offset, .p_filesz = p_filesz};
+    memcpy(img, &eh, sizeof eh);
+    memcpy(img + sizeof eh, &ph, sizeof ph);
+    size_t at = sizeof eh + sizeof ph;
+    assert_true(len <= sizeof img - at);
+    memcpy(img + at, body, len);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, img, at + len), (ssize_t)(at + len));
+    close(fd);
+}
+
+/*
+ * Program headers are the file's word: a PT_INTERP whose p_offset is near
+ * 2^64 (so that p_offset + p_filesz wraps to a small number), beyond the
+ * file, or above INT64_MAX, or whose size is wrong, is refused, never read
+ * from outside the header buffer.
+ */
+static void test_elf_interp_hostile_offsets(void **state)
+{
+    struct fx *f = *state;
+    static const char ld[] = A "/lib/ld.so";
+    char *path = real(f, A "/bin/elf");
+    char interp[PATH_MAX];
+    const uint64_t body = sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr);
+
+    /* The control: a well-formed one is read. */
+    put_elf64(path, body, sizeof ld, ld, sizeof ld);
+    assert_int_equal(rx_elf_interp(path, interp, sizeof interp), 0);
+    assert_string_equal(interp, ld);
+
+    const struct {
+        uint64_t off, size;
+    } bad[] = {
+        {UINT64_MAX - 15, 32},     /* wraps to 16: inside the header buffer */
+        {UINT64_MAX, 2},           /* wraps to 1 */
+        {UINT64_MAX - 511, 1024},  /* wraps to 512 */
+        {(uint64_t)INT64_MAX, 16}, /* a negative offset for pread */
+        {(uint64_t)1 << 40, 16},   /* beyond the end of the file */
+        {body, 0},                 /* empty */
+        {body, 1},                 /* the kernel wants at least 2 bytes */
+        {body, PATH_MAX + 1},      /* too long */
+        {body, sizeof ld - 1},     /* not NUL-terminated */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        put_elf64(path, bad[i].off, bad[i].size, ld, sizeof ld);
+        memset(interp, 'x', sizeof interp);
+        if (rx_elf_interp(path, interp, sizeof interp) != -1)
+            fail_msg("p_offset %#llx p_filesz %llu: not refused", (unsigned long long)bad[i].off,
+                     (unsigned long long)bad[i].size);
+        assert_string_equal(interp, "");
+    }
+
+    /* Exec preparation leaves such a program to the kernel (which refuses it too). */
+    put_elf64(path, UINT64_MAX - 15, 32, ld, sizeof ld);
+    char *const argv[] = {(char *)"elf", NULL};
+    char *const envp[] = {NULL};
+    struct rx_exec x;
+    assert_int_equal(rx_exec_prepare(&f->m, A "/bin/elf", argv, envp, &x), 0);
+    assert_string_equal(x.file, path);
+    assert_false(x.static_store_elf);
+    rx_exec_free(&x);
+    free(path);
+}
+
+/* ---- librunix-audit.so ---------------------------------------------------------------- */
+
+#define AUDIT_CHILD "RX_TEST_AUDIT_CHILD"
+#define AUDIT_STACK (64 * 1024)
+#define AUDIT_DEPTH 60
+
+typedef char *(*objsearch_fn)(const char *, uintptr_t *, unsigned int);
+
+struct call {
+    objsearch_fn fn;
+    const char *name;
+    char got[PATH_MAX];
+};
+
+static void *call_objsearch(void *arg)
+{
+    struct call *c = arg;
+    uintptr_t cookie = 0;
+    const char *r = c->fn(c->name, &cookie, LA_SER_ORIG);
+    snprintf(c->got, sizeof c->got, "%s", r ? r : "(null)");
+    return NULL;
+}
+
+/*
+ * argv: MODULE NAME...: each name through la_objsearch in a thread with a
+ * AUDIT_STACK stack, compared with rx_resolve().  Exit 0 when all agree, 2
+ * otherwise; a crash is a signal.
+ */
+static int child_main(int argc, char **argv)
+{
+    if (argc < 2)
+        return 3;
+    void *h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        fprintf(stderr, "dlopen %s: %s\n", argv[1], dlerror());
+        return 3;
+    }
+    objsearch_fn fn = (objsearch_fn)(uintptr_t)dlsym(h, "la_objsearch");
+    if (!fn)
+        return 3;
+    struct rx_map m;
+    if (rx_map_init(&m, getenv(RX_ENV_STORE), NULL, NULL, NULL) < 0)
+        return 3;
+    int bad = 0;
+    for (int i = 2; i < argc; i++) {
+        struct call c = {.fn = fn, .name = argv[i]};
+        pthread_attr_t attr;
+        pthread_t t;
+        if (pthread_attr_init(&attr) || pthread_attr_setstacksize(&attr, AUDIT_STACK) ||
+            pthread_create(&t, &attr, call_objsearch, &c) || pthread_join(t, NULL))
+            return 3;
+        pthread_attr_destroy(&attr);
+        char want[PATH_MAX];
+        if (rx_resolve(&m, argv[i], true, want, sizeof want) < 0)
+            snprintf(want, sizeof want, "%s", argv[i]);
+        if (strcmp(c.got, want) != 0) {
+            fprintf(stderr, "la_objsearch(%s) = %s, the resolver says %s\n", argv[i], c.got, want);
+            bad = 1;
+        }
+    }
+    return bad ? 2 : 0;
+}
+
+/*
+ * Run the child on names (NULL-terminated) with the module of this build (next to runix,
+ * two levels above this program); its exit status, or 128 + the signal.
+ */
+static int audit_run(struct fx *f, const char *const names[])
+{
+    char self[PATH_MAX];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    assert_true(sl > 0);
+    self[sl] = '\0';
+    *strrchr(self, '/') = '\0';
+    char *module = xasprintf("%s/../../librunix-audit.so", self);
+    if (access(module, R_OK) != 0)
+        fail_msg("the audit module is not built: '%s'", module);
+    size_t n = 0;
+    while (names[n])
+        n++;
+    char **argv = xcalloc(n + 3, sizeof *argv);
+    argv[0] = (char *)"test-run-map";
+    argv[1] = module;
+    for (size_t i = 0; i < n; i++)
+        argv[2 + i] = (char *)names[i];
+    char *store_var = xasprintf("%s=%s", RX_ENV_STORE, f->m.store);
+    const char *asan = getenv("ASAN_OPTIONS");
+    char *asan_var = xasprintf("ASAN_OPTIONS=%s", asan ? asan : "");
+    char *envp[] = {store_var, (char *)AUDIT_CHILD "=1", asan_var, NULL};
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execve("/proc/self/exe", argv, envp);
+        _exit(127);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    free(argv);
+    free(module);
+    free(store_var);
+    free(asan_var);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/*
+ * A library 60 directories below a store path, looked up from a thread
+ * with a 64 KiB stack: each level of the directory walk used to be a
+ * recursive call with a PATH_MAX buffer, about 5 KiB of stack a level.
+ */
+static void test_audit_deep_directory_small_stack(void **state)
+{
+    struct fx *f = *state;
+    char logical[PATH_MAX];
+    size_t l = (size_t)snprintf(logical, sizeof logical, "%s", DEEP);
+    put_dir(f, logical);
+    for (int i = 0; i < AUDIT_DEPTH; i++) {
+        l += (size_t)snprintf(logical + l, sizeof logical - l, "/d");
+        put_dir(f, logical);
+    }
+    snprintf(logical + l, sizeof logical - l, "/libdeep.so");
+    put_file(f, logical, "", 0644);
+    /* The same depth behind a symlinked store path, and a missing library down there. */
+    put_link(f, DEEP_LINK, DEEP);
+    char *via_link = xasprintf("%s%s", DEEP_LINK, logical + strlen(DEEP));
+    char *missing = xstrdup(logical);
+    memcpy(missing + strlen(missing) - strlen("libdeep.so"), "libnone.so", strlen("libnone.so"));
+    const char *names[] = {logical, via_link, missing, NULL};
+    int r = audit_run(f, names);
+    free(via_link);
+    free(missing);
+    if (r != 0)
+        fail_msg("the audit module failed (status %d)", r);
+}
+
+/* Linked directories, "." and "..", missing parts, loops, leaving the store: as the resolver. */
+static void test_audit_matches_resolver(void **state)
+{
+    struct fx *f = *state;
+    put_link(f, A "/lib/liblink.so", "libx.so");
+    const char *names[] = {
+        A "/lib/libx.so",     ENV "/lib/libx.so",      ENV "/lib/liblink.so",
+        ENV "/up/interp",     ENV "/lib/../bin/prog",  A "/bin/./../lib//libx.so",
+        A "//lib//libx.so",   ENV "/outside/hostname", A "/nope/deeper/file",
+        ENV "/lib/nope",      LOOP "/a/x",             LOOP "/self/x",
+        ENV "/chain/x",       A "/lib/liblink.so",     NULL,
+    };
+    int r = audit_run(f, names);
+    if (r != 0)
+        fail_msg("the audit module and the resolver disagree (status %d)", r);
+}
+
+int main(int argc, char **argv)
+{
+    if (getenv(AUDIT_CHILD))
+        return child_main(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_store_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolve_symlinks, setup, teardown),
@@ -327,8 +585,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exec_shebang, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_proc_self, setup, teardown),
         cmocka_unit_test(test_elf_interp),
+        cmocka_unit_test_setup_teardown(test_elf_interp_hostile_offsets, setup, teardown),
         cmocka_unit_test(test_map_init_lengths),
         cmocka_unit_test(test_engine_choice_describe),
+        cmocka_unit_test_setup_teardown(test_audit_deep_directory_small_stack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_matches_resolver, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
