@@ -132,8 +132,8 @@ static int read_schema(struct store *s, int dbdir, bool *fresh, struct rx_error 
  */
 static int create_db(struct store *s, int dbdir, struct rx_error **err)
 {
-    _cleanup_close_ int l =
-        openat(s->root_fd, "nix/var/runix/init.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    _cleanup_close_ int l = openat(s->root_fd, "nix/var/runix/init.lock",
+                                   O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (l < 0)
         return rx_error_errno(err, "cannot open '%s/nix/var/runix/init.lock'", s->root);
     int r;
