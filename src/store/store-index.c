@@ -35,6 +35,14 @@ int store_check_fd(int fd, const char *root, const char *rel, struct rx_error **
                             "store of your own (--store DIR), or have its owner give it to you "
                             "with 'chown -R'",
                             root, root, *rel ? "/" : "", rel, (unsigned)st.st_uid, (unsigned)me);
+    /* A shared directory such as /tmp is no store, but a fine place for one. */
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && (st.st_mode & S_ISVTX))
+        return rx_error_set(err, EPERM,
+                            "store '%s' is not safe to use: '%s%s%s' is a shared directory "
+                            "(mode %04o) that other users can write to; use a directory of "
+                            "your own in it, such as '%s%s%s/store'",
+                            root, root, *rel ? "/" : "", rel, (unsigned)(st.st_mode & 07777),
+                            root, *rel ? "/" : "", rel);
     if (st.st_mode & (S_IWGRP | S_IWOTH))
         return rx_error_set(err, EPERM,
                             "store '%s' is not safe to use: '%s%s%s' is writable by %s (mode "

@@ -97,6 +97,14 @@ for mode in 1777 0777; do
   ok "and creates nothing in it" test -z "$(ls -A "$d")"
 done
 
+# /tmp itself is no store, and root's: the fix is a directory in it.
+d=$TEST_TMP/sticky
+mkdir -m 1777 "$d"
+fails "a sticky shared directory is no store" 1 "use a directory of your own in it, such as '$d/store'" \
+  as victim "$d" run "$hello" hello
+ok "and a store in it works" as victim "$d/store" fetch -q "$hello"
+is "$(as victim "$d/store" run "$hello" hello 2>&1)" "$greet" "and runs"
+
 # Group or others may write: the victim's own store, made writable by mistake.
 for rel in "" /nix /nix/store /nix/var /nix/var/runix /nix/var/runix/closures \
   "/nix/var/runix/closures/$hbase"; do
