@@ -22,12 +22,24 @@
 /* An index larger than this is not ours: 1 MiB is ~6,000 paths. */
 #define INDEX_MAX (1u << 20)
 
+/* The caller's euid, asked once (runix never changes it); threads may race to ask. */
+static uid_t my_uid(void)
+{
+    static uid_t me = (uid_t)-1;
+    uid_t u = __atomic_load_n(&me, __ATOMIC_RELAXED);
+    if (u == (uid_t)-1) {
+        u = geteuid();
+        __atomic_store_n(&me, u, __ATOMIC_RELAXED);
+    }
+    return u;
+}
+
 int store_check_fd(int fd, const char *root, const char *rel, struct rx_error **err)
 {
     struct stat st;
     if (fstat(fd, &st) < 0)
         return rx_error_errno(err, "cannot stat '%s%s%s'", root, *rel ? "/" : "", rel);
-    uid_t me = geteuid();
+    uid_t me = my_uid();
     if (st.st_uid != me && st.st_uid != 0)
         return rx_error_set(err, EPERM,
                             "store '%s' is not safe to use: '%s%s%s' belongs to uid %u, not to "
@@ -61,7 +73,7 @@ int store_root_open(const char *root, char **real, struct rx_error **err)
     if (lstat(root, &lst) < 0)
         return rx_error_errno(err, "cannot open store root '%s'", root);
     /* A link someone else owns could be pointed elsewhere: refuse it as such. */
-    if (S_ISLNK(lst.st_mode) && lst.st_uid != geteuid() && lst.st_uid != 0)
+    if (S_ISLNK(lst.st_mode) && lst.st_uid != my_uid() && lst.st_uid != 0)
         return rx_error_set(err, EPERM,
                             "store '%s' is not safe to use: it is a symlink that belongs to uid "
                             "%u, not to you or root, who could point it anywhere; use the "
@@ -85,29 +97,39 @@ int store_root_open(const char *root, char **real, struct rx_error **err)
     return fd;
 }
 
-int store_dir_open(int root_fd, const char *root, const char *rel, bool create,
-                   struct rx_error **err)
+/*
+ * store_dir_open() from the component of rel that starts at rel + skip,
+ * fd being the directory of what comes before it (rel names the whole in
+ * messages).
+ */
+static int dir_open_from(int fd, const char *root, const char *rel, size_t skip, bool create,
+                         struct rx_error **err)
 {
     char path[PATH_MAX];
     size_t len = strlen(rel);
     if (len >= sizeof path)
         return rx_error_set(err, ENAMETOOLONG, "store path '%s' is too long", rel);
     memcpy(path, rel, len + 1);
-    int fd = dup(root_fd);
-    if (fd < 0)
-        return rx_error_errno(err, "dup");
-    for (char *c = path, *end; *c; c = end) {
+    if (!path[skip]) { /* nothing to open: a descriptor of its own for the caller */
+        int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        return d >= 0 ? d : rx_error_errno(err, "dup");
+    }
+    bool own = false; /* fd is the caller's until the first component is open */
+    for (char *c = path + skip, *end; *c; c = end) {
         end = strchrnul(c, '/');
         bool last = !*end;
         *end = '\0';
         /* 0755 less the umask never lets anyone else write: the check below passes. */
         if (create && mkdirat(fd, c, 0755) < 0 && errno != EEXIST) {
             rx_error_errno(err, "cannot create '%s/%s'", root, path);
-            close(fd);
+            if (own)
+                close(fd);
             return -1;
         }
         int next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        close(fd);
+        if (own)
+            close(fd);
+        own = true;
         if (next < 0)
             return rx_error_errno(
                 err, "cannot open '%s/%s' (it must be a directory, not a symlink)", root, path);
@@ -120,6 +142,12 @@ int store_dir_open(int root_fd, const char *root, const char *rel, bool create,
             *end++ = '/';
     }
     return fd;
+}
+
+int store_dir_open(int root_fd, const char *root, const char *rel, bool create,
+                   struct rx_error **err)
+{
+    return dir_open_from(root_fd, root, rel, 0, create, err);
 }
 
 /* Parse a decimal number ending in `stop`; advances *s past it. */
@@ -170,10 +198,13 @@ int store_index_read(int root_fd, const char *root, const struct store_path *p,
     *out = NULL;
     *n = 0;
     struct rx_error *e = NULL;
-    _cleanup_close_ int sfd = store_dir_open(root_fd, root, "nix/store", false, &e);
+    /* nix/ once, for both: the warm start pays for every syscall. */
+    _cleanup_close_ int nfd = store_dir_open(root_fd, root, "nix", false, &e);
+    _cleanup_close_ int sfd =
+        nfd < 0 ? -1 : dir_open_from(nfd, root, "nix/store", strlen("nix/"), false, &e);
     _cleanup_close_ int dfd =
-        sfd < 0 ? -1 : store_dir_open(root_fd, root, STORE_INDEX_DIR, false, &e);
-    if (sfd < 0 || dfd < 0) {
+        sfd < 0 ? -1 : dir_open_from(nfd, root, STORE_INDEX_DIR, strlen("nix/"), false, &e);
+    if (dfd < 0) {
         /* Missing is for the database to sort out; unsafe is refused here. */
         if (e->code == EPERM) {
             if (err) {
