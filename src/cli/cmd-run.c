@@ -240,21 +240,32 @@ static int cmp_path(const void *a, const void *b)
 /*
  * Is every root's closure complete?  Read from the closure indexes that
  * runix fetch writes (store-index.h): a warm start opens no database.
+ * Returns 1 when it is, 0 when the database must tell, and -1 with an error
+ * when the store is not safe to use (store.h): nothing of it may run.
  */
-static bool closure_complete(struct run_ctx *c)
+static int closure_complete(struct run_ctx *c, struct rx_error **err)
 {
     free(c->root);
+    c->root = NULL;
     free(c->closure);
     c->closure = NULL;
     c->nclosure = 0;
-    c->root = realpath(c->s.store, NULL);
-    if (!c->root)
-        return false;
+    struct rx_error *e = NULL;
+    _cleanup_close_ int root_fd = store_root_open(c->s.store, &c->root, &e);
+    if (root_fd < 0) {
+        if (e->code != EPERM) { /* no store yet: runix-core makes one */
+            rx_error_clear(&e);
+            return 0;
+        }
+        *err = e;
+        return -1;
+    }
     for (size_t i = 0; i < c->nroots; i++) {
         struct store_path *cl;
         size_t n;
-        if (store_index_read(c->root, &c->roots[i], &cl, &n) != 0)
-            return false;
+        int r = store_index_read(root_fd, c->root, &c->roots[i], &cl, &n, err);
+        if (r != 0)
+            return r < 0 ? -1 : 0;
         c->closure = xrealloc(c->closure, (c->nclosure + n) * sizeof *c->closure);
         memcpy(c->closure + c->nclosure, cl, n * sizeof *cl);
         c->nclosure += n;
@@ -270,7 +281,7 @@ static bool closure_complete(struct run_ctx *c)
     }
     free(c->store_dir);
     c->store_dir = xasprintf("%s/nix/store", c->root);
-    return true;
+    return 1;
 }
 
 /* Make the closures complete (fetching in a child if needed), remember them. */
@@ -290,8 +301,9 @@ static int prepare(struct run_ctx *c)
             c->engine = (enum engine_kind)k;
         }
     }
-    if (closure_complete(c))
-        return EXIT_OK;
+    int ok = closure_complete(c, &err);
+    if (ok != 0)
+        return ok > 0 ? EXIT_OK : cli_fail(err);
     /* runix-core checks the database (and with --offline, only that), fetches
      * what is missing, and writes the indexes. */
     int r = fetch_in_child(c, &err);
@@ -299,8 +311,9 @@ static int prepare(struct run_ctx *c)
         return cli_fail(err);
     if (r > 0)
         return EXIT_FAIL;
-    if (closure_complete(c))
-        return EXIT_OK;
+    ok = closure_complete(c, &err);
+    if (ok != 0)
+        return ok > 0 ? EXIT_OK : cli_fail(err);
     cli_error("the closure is still incomplete after fetching (store %s)", c->s.store);
     return EXIT_FAIL;
 }

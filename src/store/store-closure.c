@@ -90,7 +90,7 @@ int store_index_write(struct store *s, const struct store_path *p, struct rx_err
         }
         return -1;
     }
-    r = store_index_save(s->root_fd, p, cl, n, err);
+    r = store_index_save(s->root_fd, s->root, p, cl, n, err);
     free(cl);
     return r;
 }

@@ -13,6 +13,7 @@
 
 #include <sqlite3.h>
 
+#include "store-index.h"
 #include "util-buf.h"
 #include "util-fs.h"
 #include "util-io.h"
@@ -99,12 +100,16 @@ static int prepare_queries(struct store *s, struct rx_error **err)
 static int read_schema(struct store *s, int dbdir, bool *fresh, struct rx_error **err)
 {
     *fresh = false;
-    int fd = openat(dbdir, "schema", O_RDONLY | O_CLOEXEC);
+    int fd = openat(dbdir, "schema", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         if (errno != ENOENT)
             return rx_error_errno(err, "cannot open '%s/nix/var/nix/db/schema'", s->root);
         *fresh = true;
         return 0;
+    }
+    if (store_check_fd(fd, s->root, "nix/var/nix/db/schema", err) < 0) {
+        close(fd);
+        return -1;
     }
     struct rx_buf b = RX_BUF_INIT(64);
     int r = read_fd(fd, "schema", &b, err);
@@ -127,8 +132,8 @@ static int read_schema(struct store *s, int dbdir, bool *fresh, struct rx_error 
  */
 static int create_db(struct store *s, int dbdir, struct rx_error **err)
 {
-    _cleanup_close_ int l =
-        openat(s->root_fd, "nix/var/runix/init.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    _cleanup_close_ int l = openat(s->root_fd, "nix/var/runix/init.lock",
+                                   O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (l < 0)
         return rx_error_errno(err, "cannot open '%s/nix/var/runix/init.lock'", s->root);
     int r;
@@ -165,10 +170,21 @@ static int ensure_wal(struct store *s, struct rx_error **err)
     return wal ? 0 : store_db_exec(s, "pragma journal_mode = wal;", err);
 }
 
+/* The database file, if there is one yet, is checked like the directories. */
+static int check_db_file(struct store *s, int dbdir, struct rx_error **err)
+{
+    _cleanup_close_ int fd = openat(dbdir, "db.sqlite", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return errno == ENOENT ? 0
+                               : rx_error_errno(err, "cannot open '%s/nix/var/nix/db/db.sqlite'",
+                                                s->root);
+    return store_check_fd(fd, s->root, "nix/var/nix/db/db.sqlite", err);
+}
+
 static int open_db(struct store *s, struct rx_error **err)
 {
-    _cleanup_close_ int dbdir = -1;
-    if (mkdir_p_at(s->root_fd, "nix/var/nix/db", &dbdir, err) < 0)
+    _cleanup_close_ int dbdir = store_dir_open(s->root_fd, s->root, "nix/var/nix/db", true, err);
+    if (dbdir < 0 || check_db_file(s, dbdir, err) < 0)
         return -1;
 
     /* The schema file decides, as in Nix: missing means a new store. */
@@ -220,32 +236,25 @@ int store_open(const char *root, struct store **out, struct rx_error **err)
 {
     if (!root || !*root)
         return rx_error_set(err, RX_EUSAGE, "empty store root");
+    /* A new root is made 0755 (less the umask), which store_root_open() accepts. */
     if (mkdir_p(root, err) < 0)
         return rx_error_wrap(err, "store root");
 
     struct store *s = xcalloc(1, sizeof *s);
     s->root_fd = s->store_fd = s->tmp_parent_fd = s->tmp_fd = -1;
-    char *real = realpath(root, NULL);
-    if (!real) {
-        rx_error_errno(err, "cannot resolve store root '%s'", root);
+    s->root_fd = store_root_open(root, &s->root, err);
+    if (s->root_fd < 0)
         goto fail;
-    }
-    s->root = real;
-    s->root_fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (s->root_fd < 0) {
-        rx_error_errno(err, "cannot open store root '%s'", real);
+    const char *real = s->root;
+    s->store_fd = store_dir_open(s->root_fd, real, "nix/store", true, err);
+    if (s->store_fd < 0)
         goto fail;
-    }
-    if (mkdir_p_at(s->root_fd, "nix/store", &s->store_fd, err) < 0 ||
-        mkdir_p_at(s->root_fd, "nix/var/runix/tmp", &s->tmp_parent_fd, err) < 0) {
-        rx_error_wrap(err, "store '%s'", real);
+    s->tmp_parent_fd = store_dir_open(s->root_fd, real, "nix/var/runix/tmp", true, err);
+    if (s->tmp_parent_fd < 0)
         goto fail;
-    }
-    int gc = -1;
-    if (mkdir_p_at(s->root_fd, "nix/var/nix/gcroots", &gc, err) < 0) {
-        rx_error_wrap(err, "store '%s'", real);
+    int gc = store_dir_open(s->root_fd, real, "nix/var/nix/gcroots", true, err);
+    if (gc < 0)
         goto fail;
-    }
     close(gc);
     /* Work dirs of runs that died (kill -9): gone as soon as anyone opens the store,
      * even a run that has nothing to download. */
@@ -262,14 +271,34 @@ fail:
 int store_open_readonly(const char *root, struct store **out, struct rx_error **err)
 {
     *out = NULL;
-    char *real = root && *root ? realpath(root, NULL) : NULL;
-    if (!real)
+    if (!root || !*root)
         return 1;
     struct store *s = xcalloc(1, sizeof *s);
     s->root_fd = s->store_fd = s->tmp_parent_fd = s->tmp_fd = -1;
-    s->root = real;
-    _cleanup_free_ char *schema = xasprintf("%s/nix/var/nix/db/schema", real);
-    _cleanup_free_ char *path = xasprintf("%s/nix/var/nix/db/db.sqlite", real);
+    struct rx_error *e = NULL;
+    _cleanup_close_ int dbdir = -1;
+    s->root_fd = store_root_open(root, &s->root, &e);
+    if (s->root_fd >= 0)
+        s->store_fd = store_dir_open(s->root_fd, s->root, "nix/store", false, &e);
+    if (s->store_fd >= 0)
+        dbdir = store_dir_open(s->root_fd, s->root, "nix/var/nix/db", false, &e);
+    if (dbdir < 0 || check_db_file(s, dbdir, &e) < 0) {
+        store_close(s);
+        /* No store yet is no error; an unsafe one is. */
+        if (e->code != EPERM) {
+            rx_error_clear(&e);
+            return 1;
+        }
+        if (err) {
+            rx_error_clear(err);
+            *err = e;
+        } else {
+            rx_error_clear(&e);
+        }
+        return -1;
+    }
+    _cleanup_free_ char *schema = xasprintf("%s/nix/var/nix/db/schema", s->root);
+    _cleanup_free_ char *path = xasprintf("%s/nix/var/nix/db/db.sqlite", s->root);
     if (access(schema, R_OK) < 0 ||
         sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
         store_close(s);

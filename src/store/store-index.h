@@ -8,37 +8,76 @@
  *
  * They let a warm 'runix run' check that a closure is complete with a file
  * read and one stat per path, without opening the database (or loading
- * SQLite).  The database stays the truth: an index is only believed while
- * every path it names is still in nix/store, and anything else (no index, a
- * malformed one, a missing path) sends the caller back to the database.
+ * SQLite).  The database stays the truth: each line records the device,
+ * inode and ctime the path had when the index was written, and an index is
+ * only believed while every path it names is still that very inode,
+ * unchanged, in nix/store.  Anything else (no index, a malformed one or one
+ * of another format, a missing or replaced path) sends the caller back to
+ * the database.
+ *
+ * Format 2: the header line, then "<basename> <dev> <ino> <ctime s> <ctime
+ * ns>\n" per path, in decimal.
  *
  * This file uses libc and util only, so the runix front can link it alone:
  * the writer takes the closure as given rather than asking the database.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "store-path.h"
 #include "util-error.h"
 
-#define STORE_INDEX_HEADER "runix closure index 1"
+#define STORE_INDEX_HEADER "runix closure index 2"
 #define STORE_INDEX_DIR "nix/var/runix/closures"
 
 /*
- * Read the index of p in the store whose canonical root is root and check
- * that every path in it is present.  Returns 0 with the closure (sorted as
- * written, p included) in *out (free it), or 1 when the index cannot be used
- * (absent, malformed, not naming p, or a path is missing).
+ * The trust rule of store.h, for the object open as fd, which is rel under
+ * root ("" for the root itself): 0 if it belongs to the caller (euid) or
+ * root and neither its group nor others may write to it; else -1 with an
+ * error (code EPERM) naming the path and the fix.
  */
-int store_index_read(const char *root, const struct store_path *p, struct store_path **out,
-                     size_t *n);
+int store_check_fd(int fd, const char *root, const char *rel, struct rx_error **err);
+
+/*
+ * Open the store root `root` (as given) and check it: returns its fd and
+ * the resolved root in *real (free it), or -1 with an error.  When root is a
+ * symlink, the link must belong to the caller or root, and the directory it
+ * resolves to is checked.  An error for a missing root has code ENOENT; an
+ * unsafe root, EPERM.
+ */
+int store_root_open(const char *root, char **real, struct rx_error **err);
+
+/*
+ * Open the directory rel (relative, '/'-separated) under the store root open
+ * as root_fd, component by component without following symlinks, checking
+ * each one with store_check_fd(); with `create`, missing components are made
+ * (0755).  root names the store in messages.  Returns the fd of the last (the
+ * caller closes it), or -1 with an error: code EPERM when a component is
+ * unsafe, the errno of open otherwise (ENOENT when it is missing).
+ */
+int store_dir_open(int root_fd, const char *root, const char *rel, bool create,
+                   struct rx_error **err);
+
+/*
+ * Read the index of p in the store root open as root_fd (from
+ * store_root_open(); root is its resolved name) and check that every path in
+ * it is present and unchanged.  Returns 0 with the closure (sorted as
+ * written, p included) in *out (free it), 1 when the index cannot be used
+ * (absent, malformed, not naming p, or a path is missing or was replaced),
+ * or -1 with an error when nix/store, the index's directories or the index
+ * are not safe to trust (store_check_fd()): that store must not be used.
+ */
+int store_index_read(int root_fd, const char *root, const struct store_path *p,
+                     struct store_path **out, size_t *n, struct rx_error **err);
 
 /*
  * Write the index of p, whose closure (p included) is closure[0..n), into
- * the store whose root directory is open as root_fd:
- * R/nix/var/runix/closures/<basename of p>, creating the directory if needed
- * and replacing an older index atomically (a reader sees the old one or the
- * new one).
+ * the store whose root directory is open as root_fd (named root in
+ * messages): R/nix/var/runix/closures/<basename of p>, creating the directory
+ * if needed and replacing an older index atomically (a reader sees the old
+ * one or the new one).  Every path must be in nix/store: its device, inode
+ * and ctime are recorded.
  */
-int store_index_save(int root_fd, const struct store_path *p, const struct store_path *closure,
-                     size_t n, struct rx_error **err);
+int store_index_save(int root_fd, const char *root, const struct store_path *p,
+                     const struct store_path *closure, size_t n, struct rx_error **err);

@@ -25,6 +25,22 @@
  * The db is opened with foreign keys on, WAL and a long busy timeout, so
  * several processes can share a store.
  *
+ * Trust (sshd's StrictModes rule): whoever can change a store decides what
+ * runix runs, so a store is refused unless the root, nix/, nix/store,
+ * nix/var, nix/var/nix, nix/var/nix/db, nix/var/nix/gcroots, nix/var/runix,
+ * its tmp/ and closures/, the database and schema files and the closure
+ * indexes each belong to the caller (euid) or root and are writable by
+ * neither group nor others.  Each is checked with fstat on the fd runix
+ * opened it as, walking down from the root without following symlinks
+ * (store-index.h: store_root_open(), store_dir_open(), store_check_fd()), in
+ * runix-core and in the front's warm path alike.  The root itself may be a
+ * symlink only if the link too belongs to the caller or root (another user
+ * could re-point it); it is resolved, and the directory it names is checked.
+ * The root's parents are not checked: a sticky /tmp is a fine place for a
+ * root.  A store of root's that the caller cannot write (a prefetched one)
+ * is fine to run from.  runix makes directories 0755 and files 0644 or 0600
+ * less the umask, so its own stores pass.
+ *
  * The code is split by concern: store-db.c (open, schema), store-register.c
  * (queries, registration), store-lock.c, store-install.c (work dirs,
  * install, leftovers) and store-closure.c, sharing store-internal.h.
@@ -55,13 +71,15 @@ struct store_info {
 
 /*
  * Open the store rooted at `root`, creating the layout and the database if
- * they do not exist.  Refuses a database of another schema version.
+ * they do not exist.  Refuses a database of another schema version, and a
+ * store that is not safe to trust (above; the error has code EPERM).
  */
 int store_open(const char *root, struct store **out, struct rx_error **err);
 /*
  * Open an existing store only to read it (the warm path of runix run: no
  * directory is created, nothing is written).  Returns 0, 1 when there is no
- * store database at root yet, or -1 on error.  Only queries work on it.
+ * store database at root yet, or -1 on error (a store not safe to trust is
+ * one).  Only queries work on it.
  */
 int store_open_readonly(const char *root, struct store **out, struct rx_error **err);
 

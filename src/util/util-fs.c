@@ -6,8 +6,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,16 +71,36 @@ int rm_rf_at(int dirfd, const char *name, struct rx_error **err)
     return 0;
 }
 
+/* Tries at a fresh name before giving up: only someone planting names collides. */
+#define TMP_TRIES 16
+
 int write_file_atomic_at(int dirfd, const char *name, const char *text, bool durable,
                          struct rx_error **err)
 {
     char tmp[PATH_MAX];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.%ld.tmp", name, (long)getpid()) >= sizeof tmp)
-        return rx_error_set(err, RX_EFORMAT, "file name '%s' is too long", name);
-    _cleanup_close_ int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = -1;
+    for (int i = 0; i < TMP_TRIES && fd < 0; i++) {
+        /* An unguessable name, created here and now or not at all: whatever else sits
+         * at it (a symlink, someone's file) is neither followed nor truncated. */
+        uint64_t r;
+        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+            return rx_error_errno(err, "cannot get random bytes for a name beside '%s'", name);
+        if ((size_t)snprintf(tmp, sizeof tmp, "%s.%016llx.tmp", name, (unsigned long long)r) >=
+            sizeof tmp)
+            return rx_error_set(err, RX_EFORMAT, "file name '%s' is too long", name);
+        fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0 && errno != EEXIST)
+            return rx_error_errno(err, "cannot create '%s'", tmp);
+    }
     if (fd < 0)
-        return rx_error_errno(err, "cannot create '%s'", tmp);
+        return rx_error_errno(err, "cannot create a file beside '%s'", name);
     if (write_all(fd, text, strlen(text)) < 0 || (durable && fsync(fd) < 0)) {
+        rx_error_errno(err, "cannot write '%s'", tmp);
+        close(fd);
+        unlinkat(dirfd, tmp, 0);
+        return -1;
+    }
+    if (close(fd) < 0) {
         rx_error_errno(err, "cannot write '%s'", tmp);
         unlinkat(dirfd, tmp, 0);
         return -1;

@@ -14,8 +14,10 @@ int rm_rf_at(int dirfd, const char *name, struct rx_error **err);
 
 /*
  * Replace `name` in dirfd (or a path, with AT_FDCWD) with `text`: written to
- * "<name>.<pid>.tmp" beside it, fsynced when durable, then renamed over it.
- * Readers see the old file or the new one, never a part.
+ * a new "<name>.<16 random hex digits>.tmp" beside it (O_EXCL|O_NOFOLLOW, so
+ * nothing planted at a name is followed or overwritten; another name is tried
+ * when one exists), fsynced when durable, then renamed over it.  Readers see
+ * the old file or the new one, never a part.
  */
 int write_file_atomic_at(int dirfd, const char *name, const char *text, bool durable,
                          struct rx_error **err);

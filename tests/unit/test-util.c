@@ -2,9 +2,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "test-helpers.h"
@@ -14,6 +17,79 @@
 #include "util-fs.h"
 #include "util-io.h"
 #include "util-mem.h"
+
+/*
+ * getrandom() for this program: while `planted_calls` is positive, each call
+ * fills the buffer with 0xab (and counts down), so the atomic writer's next
+ * temporary names are known; then the kernel's again.
+ */
+static int planted_calls;
+
+ssize_t getrandom(void *buf, size_t len, unsigned int flags)
+{
+    if (planted_calls > 0) {
+        planted_calls--;
+        memset(buf, 0xab, len);
+        return (ssize_t)len;
+    }
+    return syscall(SYS_getrandom, buf, len, flags);
+}
+
+static void test_util_write_atomic_not_following_planted_names(void **state)
+{
+    (void)state;
+    char *dir = td_tmpdir();
+    int dfd = td_open_dir(dir);
+    /* Another user's file, and symlinks to it at the names the writer will try first:
+     * the old predictable one and the next random one. */
+    assert_int_equal(mkdirat(dfd, "theirs", 0755), 0);
+    int fd = openat(dfd, "theirs/file", O_WRONLY | O_CREAT | O_EXCL, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "mine\n", 5), 5);
+    close(fd);
+    char pidname[64];
+    snprintf(pidname, sizeof pidname, "index.%ld.tmp", (long)getpid());
+    assert_int_equal(symlinkat("theirs/file", dfd, pidname), 0);
+    assert_int_equal(symlinkat("theirs/file", dfd, "index.abababababababab.tmp"), 0);
+
+    planted_calls = 1;
+    struct rx_error *err = NULL;
+    if (write_file_atomic_at(dfd, "index", "new\n", false, &err) < 0)
+        fail_msg("%s", err->msg);
+    assert_int_equal(planted_calls, 0);
+    char *path = xasprintf("%s/theirs/file", dir);
+    size_t len;
+    char *text = td_read(path, &len);
+    assert_int_equal(len, 5);
+    assert_memory_equal(text, "mine\n", 5); /* not followed, not truncated */
+    free(text);
+    free(path);
+    path = xasprintf("%s/index", dir);
+    text = td_read(path, &len);
+    assert_int_equal(len, 4);
+    assert_memory_equal(text, "new\n", 4);
+    struct stat st;
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    free(text);
+    free(path);
+    /* The planted links are still there, untouched; no temporary file is left. */
+    assert_int_equal(fstatat(dfd, pidname, &st, AT_SYMLINK_NOFOLLOW), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    assert_int_equal(fstatat(dfd, "index.abababababababab.tmp", &st, AT_SYMLINK_NOFOLLOW), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    char *ls = xasprintf("test $(ls -A '%s' | wc -l) = 4", dir);
+    assert_int_equal(system(ls), 0);
+    free(ls);
+
+    /* Every name taken: it gives up rather than use one. */
+    planted_calls = 1000;
+    assert_int_equal(write_file_atomic_at(dfd, "index", "newer\n", false, &err), -1);
+    assert_non_null(strstr(err->msg, "cannot create a file beside 'index'"));
+    rx_error_clear(&err);
+    planted_calls = 0;
+    td_tmpdir_free(dir, dfd);
+}
 
 static void test_util_buf_respects_limit(void **state)
 {
@@ -116,6 +192,7 @@ int main(void)
         cmocka_unit_test(test_util_error_wrap_chain),
         cmocka_unit_test(test_util_rm_rf_read_only_tree),
         cmocka_unit_test(test_util_read_file_limit),
+        cmocka_unit_test(test_util_write_atomic_not_following_planted_names),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
