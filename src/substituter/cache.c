@@ -95,6 +95,51 @@ char *cache_file_url(const struct cache *c, const char *rel)
     return xasprintf("%s/%s", c->url, rel);
 }
 
+static int hex_val(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bool cache_rel_inside(const char *rel)
+{
+    size_t n = strcspn(rel, "?#");
+    _cleanup_free_ char *d = xmalloc(n + 1);
+    size_t dn = 0;
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (rel[i] == '%' && i + 2 < n && (hi = hex_val(rel[i + 1])) >= 0 &&
+            (lo = hex_val(rel[i + 2])) >= 0) {
+            d[dn++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            d[dn++] = rel[i];
+        }
+    }
+    if (dn == 0 || d[0] == '/' || memchr(d, '\0', dn) || memchr(d, '\\', dn))
+        return false;
+    long depth = 0;
+    size_t start = 0;
+    for (size_t i = 0; i <= dn; i++) {
+        if (i < dn && d[i] != '/')
+            continue;
+        size_t len = i - start;
+        if (len == 2 && d[start] == '.' && d[start + 1] == '.') {
+            if (--depth < 0)
+                return false;
+        } else if (len > 0 && !(len == 1 && d[start] == '.')) {
+            depth++;
+        }
+        start = i + 1;
+    }
+    return depth > 0;
+}
+
 int cache_apply_info(struct cache *c, const char *text, size_t len, struct rx_error **err)
 {
     bool have_store_dir = false;

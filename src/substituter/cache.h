@@ -32,6 +32,13 @@ void cache_release(struct cache *c);
 char *cache_file_url(const struct cache *c, const char *rel);
 
 /*
+ * Does "<base>/<rel>" name a file inside the cache?  rel (up to any '?')
+ * is percent-decoded as libcurl decodes a file:// path, and then its
+ * segments may not climb above the base.  A decoded NUL or '\\' is refused.
+ */
+bool cache_rel_inside(const char *rel);
+
+/*
  * Apply a nix-cache-info text: refuses a StoreDir other than /nix/store
  * and takes Priority unless the URL set one.
  */

@@ -318,6 +318,17 @@ void fetch_job_submit(struct fetch *f, size_t idx)
                      hash_equal(&w->file_hash, &w->nar_hash);
     it->state = S_DOWNLOADING;
     pthread_mutex_lock(&f->mu);
+    if (!cache_rel_inside(it->ni.url)) {
+        /* The narinfo parser refuses this; a second check where the URL is made. */
+        j->outcome = OUT_PERMANENT;
+        rx_error_set(&j->err, RX_EFORMAT, "URL '%s' is not inside the cache", it->ni.url);
+        j->next = f->done;
+        f->done = j;
+        f->outstanding++;
+        fetch_http_wakeup(f);
+        pthread_mutex_unlock(&f->mu);
+        return;
+    }
     j->next = f->queue;
     f->queue = j;
     f->outstanding++;

@@ -79,6 +79,9 @@ static bool url_ok(const char *s, size_t n)
     if (n == 0 || s[0] == '/' || memmem(s, n, "://", 3) || memchr(s, '#', n) ||
         memchr(s, '\\', n) || memchr(s, ' ', n))
         return false;
+    /* libcurl decodes a file:// path: "%2e%2e" would be a ".." segment. */
+    if (memchr(s, '%', n))
+        return false;
     /* No ".." path segment before any query string. */
     const char *q = memchr(s, '?', n);
     size_t plen = q ? (size_t)(q - s) : n;

@@ -10,7 +10,8 @@
  *  - single-valued fields may not repeat (Nix lets the last one win);
  *  - hashes must be sha256, in nix32, base16 or base64/SRI form;
  *  - every reference must be a valid store path basename, without repeats;
- *  - URL must be relative to the cache, without ".." segments or '#';
+ *  - URL must be relative to the cache, without ".." segments, '#' or '%'
+ *    (no percent-encoding: libcurl decodes it in file:// paths);
  *  - unknown fields are ignored;
  *  - the whole text is at most NARINFO_MAX bytes.
  * A missing Compression means bzip2 (Nix's old default), a missing

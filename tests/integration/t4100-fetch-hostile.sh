@@ -172,6 +172,20 @@ refused "a cache whose StoreDir is /gnu/store" gnu "is for store dir '/gnu/store
 fails "the error names the NAR URL" 1 "$HTTP/truncate/good/nar/" \
   "$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "$HTTP/truncate/good" "$victim"
 
+# A file:// cache whose narinfo URL climbs out of it with percent-encoding
+# (libcurl decodes a file:// path): the genuine NAR, kept outside the cache.
+esc=$TEST_TMP/esc
+mkcache escape none
+mkdir -p "$esc/outside" && mv "$web/escape/nar/"* "$esc/outside/"
+mkdir -p "$esc/cache" && mv "$web/escape" "$esc/cache/c"
+sed -i -E 's|^URL: nar/(.*)|URL: nar/%2e%2e/%2e%2e/%2e%2e/outside/\1|' "$esc/cache/c/$vh.narinfo"
+"$RUNIX" narinfo sign -k "$FX/key.sec" <(grep -v '^Sig:' "$esc/cache/c/$vh.narinfo") >"$esc/n" &&
+  mv "$esc/n" "$esc/cache/c/$vh.narinfo"
+mkdir -p "$esc/cache/c/nar"
+fails "a file:// narinfo URL with '%2e%2e' segments: refused" 1 "is not a relative path inside the cache" \
+  "$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "file://$esc/cache/c" "$victim"
+ok "  ...nothing left, the rest unaffected" untouched
+
 # 500 twice, then success: retried, and it works.
 : >"$TEST_TMP/empty.conf"
 ok "a server that answers 500 twice then succeeds (5 attempts by default)" \

@@ -71,6 +71,26 @@ static int apply(struct cache *c, const char *text, char **msg)
     return r;
 }
 
+static void test_cache_rel_inside_refuses_escapes(void **state)
+{
+    (void)state;
+    assert_true(cache_rel_inside("nar/abc.nar.xz"));
+    assert_true(cache_rel_inside("nar/./abc.nar.xz"));
+    assert_true(cache_rel_inside("nar/x/../abc.nar.xz"));
+    assert_true(cache_rel_inside("nar/abc.nar.xz?x=../../.."));
+    assert_true(cache_rel_inside("nar/%61bc.nar.xz"));
+    assert_false(cache_rel_inside(""));
+    assert_false(cache_rel_inside("../x"));
+    assert_false(cache_rel_inside("nar/../../x"));
+    assert_false(cache_rel_inside("nar/%2e%2e/%2e%2e/etc/passwd"));
+    assert_false(cache_rel_inside("nar/%2E%2e%2f%2e%2E%2fx"));
+    assert_false(cache_rel_inside("%2fetc/passwd"));
+    assert_false(cache_rel_inside("/etc/passwd"));
+    assert_false(cache_rel_inside("nar/a%00b"));
+    assert_false(cache_rel_inside("nar/..\\..\\x"));
+    assert_false(cache_rel_inside("nar/.."));
+}
+
 static void test_cache_info(void **state)
 {
     (void)state;
@@ -209,6 +229,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cache_urls),
+        cmocka_unit_test(test_cache_rel_inside_refuses_escapes),
         cmocka_unit_test(test_cache_info),
         cmocka_unit_test(test_cache_sort_is_stable),
         cmocka_unit_test(test_conf_parse),

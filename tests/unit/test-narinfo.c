@@ -377,6 +377,8 @@ static void test_narinfo_rejects_malformed(void **state)
         {"URL: nar/", "URL: /etc/", "URL"},
         {"URL: nar/", "URL: https://evil.example/nar/", "URL"},
         {"URL: nar/0zhm", "URL: nar/#0zhm", "URL"},
+        {"URL: nar/", "URL: nar/%2e%2e/%2e%2e/", "URL"},
+        {"URL: nar/", "URL: nar/%2E%2E/", "URL"},
         {"Compression: xz", "Compression: x z", "Compression"},
         {"\n", "\r\n", "control character"},
         {"NarSize: 2384", "NarSize:2384", "no space after"},
