@@ -179,12 +179,31 @@ mkcache escape none
 mkdir -p "$esc/outside" && mv "$web/escape/nar/"* "$esc/outside/"
 mkdir -p "$esc/cache" && mv "$web/escape" "$esc/cache/c"
 sed -i -E 's|^URL: nar/(.*)|URL: nar/%2e%2e/%2e%2e/%2e%2e/outside/\1|' "$esc/cache/c/$vh.narinfo"
-"$RUNIX" narinfo sign -k "$FX/key.sec" <(grep -v '^Sig:' "$esc/cache/c/$vh.narinfo") >"$esc/n" &&
-  mv "$esc/n" "$esc/cache/c/$vh.narinfo"
+ok "the escaping narinfo is signed again" sign_fingerprint "$esc/cache/c/$vh.narinfo"
 mkdir -p "$esc/cache/c/nar"
 fails "a file:// narinfo URL with '%2e%2e' segments: refused" 1 "is not a relative path inside the cache" \
   "$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "file://$esc/cache/c" "$victim"
 ok "  ...nothing left, the rest unaffected" untouched
+
+# An https:// cache that redirects to http://: not followed (netrc
+# credentials and the NAR would travel in clear text).
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+  -keyout "$TEST_TMP/tls.key" -out "$TEST_TMP/tls.crt" 2>/dev/null
+: >"$TEST_TMP/tls.log"
+HTTPD_TLS_CERT=$TEST_TMP/tls.crt HTTPD_TLS_KEY=$TEST_TMP/tls.key HTTPD_REDIRECT_BASE=$HTTP \
+  python3 "$(dirname "$0")/lib/httpd.py" "$web" "$TEST_TMP/tls.port" "$TEST_TMP/tls.log" &
+TLS_PID=$!
+trap 'kill $HTTPD_PID $TLS_PID 2>/dev/null; cleanup' EXIT
+for _ in $(seq 100); do [ -s "$TEST_TMP/tls.port" ] && break; sleep 0.05; done
+HTTPS=https://127.0.0.1:$(cat "$TEST_TMP/tls.port")
+printf 'machine 127.0.0.1 login runix password s3cret\n' >"$TEST_TMP/netrc"
+printf 'ssl-cert-file = %s\nnetrc-file = %s\n' "$TEST_TMP/tls.crt" "$TEST_TMP/netrc" >"$TEST_TMP/tls.conf"
+: >"$HTTP_LOG.before-redirect" && cp "$HTTP_LOG" "$HTTP_LOG.before-redirect"
+fails "an https:// cache redirecting to http://: not followed" 1 "$HTTPS/redirect/good" \
+  env RUNIX_CONFIG="$TEST_TMP/tls.conf" "$RUNIX" fetch -q --trusted-key "$key" --store "$TEST_TMP/s-redir" \
+  --cache "$HTTPS/redirect/good" "$victim"
+ok "  ...the https server was asked" grep -q "GET /redirect/good/" "$TEST_TMP/tls.log"
+is "$(diff "$HTTP_LOG.before-redirect" "$HTTP_LOG" | grep -c '^>')" 0 "  ...and the http:// server never was"
 
 # 500 twice, then success: retried, and it works.
 : >"$TEST_TMP/empty.conf"
