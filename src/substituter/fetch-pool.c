@@ -305,6 +305,11 @@ void fetch_job_submit(struct fetch *f, size_t idx)
     j->url = cache_file_url(c, it->ni.url);
     j->cache_url = xstrdup(c->url);
     store_path_basename(&it->path, j->base);
+    if (it->ni.dropped) {
+        char full[STORE_PATH_MAX + 1];
+        store_path_format(&it->path, full);
+        fetch_warn(f, "narinfo of '%s' from '%s': %s", full, c->url, it->ni.dropped);
+    }
     struct nar_expect *w = &j->want;
     snprintf(w->compression, sizeof w->compression, "%s", it->ni.compression);
     w->has_file_hash = it->ni.has_file_hash;

@@ -205,6 +205,27 @@ fails "an https:// cache redirecting to http://: not followed" 1 "$HTTPS/redirec
 ok "  ...the https server was asked" grep -q "GET /redirect/good/" "$TEST_TMP/tls.log"
 is "$(diff "$HTTP_LOG.before-redirect" "$HTTP_LOG" | grep -c '^>')" 0 "  ...and the http:// server never was"
 
+# CA and Deriver are outside the signed fingerprint: whoever is on the way may
+# add a bad one to a genuine narinfo.  It is dropped with a warning, and real
+# Nix can still read the store.
+mkcache badca none
+sed -i '/^CA:/d; /^Deriver:/d' "$web/badca/$vh.narinfo"
+printf 'CA: not-a-content-address\nDeriver: ../../etc/passwd.drv\n' >>"$web/badca/$vh.narinfo"
+mkcache wrongca none
+sed -i '/^CA:/d' "$web/wrongca/$vh.narinfo"
+echo "CA: fixed:r:sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw" >>"$web/wrongca/$vh.narinfo"
+for c in badca wrongca; do
+  fails "an unsigned bad CA ($c): the path is fetched" 0 "unsigned field 'CA' (" \
+    "$RUNIX" fetch --trusted-key "$key" --store "$TEST_TMP/s-$c" --cache "$HTTP/ok/$c" "$victim"
+  is "$(sqlite3 "$TEST_TMP/s-$c/nix/var/nix/db/db.sqlite" "select count(*) from ValidPaths where path = '$victim' and ca is null")" 1 \
+    "  ...and registered without a CA"
+  ok "  ...and real Nix reads the store (nix path-info)" \
+    nix --extra-experimental-features nix-command path-info --store "$TEST_TMP/s-$c" --json --all
+  ok "  ...and verifies it" nix-store --store "$TEST_TMP/s-$c" --verify --check-contents
+done
+is "$(sqlite3 "$TEST_TMP/s-badca/nix/var/nix/db/db.sqlite" "select count(*) from ValidPaths where path = '$victim' and deriver is null")" 1 \
+  "the bad Deriver is dropped too"
+
 # 500 twice, then success: retried, and it works.
 : >"$TEST_TMP/empty.conf"
 ok "a server that answers 500 twice then succeeds (5 attempts by default)" \
