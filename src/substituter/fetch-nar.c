@@ -12,6 +12,17 @@
 
 #include "banned.h"
 
+/*
+ * Without a FileSize, what a download may hold beyond its NAR: the worst
+ * expansion of incompressible data (a few per mille for xz, zstd, bzip2
+ * and brotli) with room to spare, and the stream's headers and index.
+ */
+#define NAR_TRAILER_MAX (64 * 1024)
+static uint64_t download_cap(uint64_t nar_size)
+{
+    return nar_size + nar_size / 16 + NAR_TRAILER_MAX;
+}
+
 /* Did writing to the store fail, rather than the data or the network? */
 static bool is_local(const struct rx_error *e)
 {
@@ -64,6 +75,13 @@ int nar_pipeline_feed(struct nar_pipeline *p, const void *data, size_t n)
         return rx_error_set(&p->err, RX_EHASH, "download is larger than its FileSize %" PRIu64,
                             p->want->file_size);
     }
+    if (!p->want->has_file_size && n > download_cap(p->want->nar_size) - p->fsize) {
+        p->content_error = true;
+        return rx_error_set(&p->err, RX_EHASH,
+                            "download is larger than its NarSize %" PRIu64 " allows",
+                            p->want->nar_size);
+    }
+    bool nar_done = p->nsize == p->want->nar_size;
     p->fsize += n;
     if (!p->want->file_is_nar)
         sha256_update(&p->fh, data, n);
@@ -73,6 +91,12 @@ int nar_pipeline_feed(struct nar_pipeline *p, const void *data, size_t n)
             p->content_error = true;
         return -1;
     }
+    /* Count what follows the end of the NAR; a trailer is short. */
+    if (!nar_done && p->nsize == p->want->nar_size)
+        p->nar_end = p->fsize;
+    if (!p->want->has_file_size && p->nsize == p->want->nar_size &&
+        p->fsize - p->nar_end > NAR_TRAILER_MAX)
+        p->complete = true;
     return 0;
 }
 
@@ -112,7 +136,10 @@ static int check_hash(struct sha256_ctx *c, const struct hash *want, const char 
 enum outcome nar_pipeline_finish(struct nar_pipeline *p, struct rx_error **err)
 {
     const struct nar_expect *w = p->want;
-    if (decompressor_finish(p->dec, err) < 0 || nar_reader_finish(p->reader, err) < 0) {
+    /* Stopped in padding after the NAR: the compressed stream has no end to check. */
+    bool early = p->complete;
+    if ((!early && decompressor_finish(p->dec, err) < 0) ||
+        nar_reader_finish(p->reader, err) < 0) {
         if (*err && is_local(*err))
             return OUT_LOCAL;
         if (w->has_file_size && p->fsize < w->file_size)
@@ -127,7 +154,7 @@ enum outcome nar_pipeline_finish(struct nar_pipeline *p, struct rx_error **err)
                      p->fsize, w->file_size);
         return OUT_PERMANENT;
     }
-    if (w->has_file_hash && !w->file_is_nar && w->file_hash.algo == HASH_SHA256 &&
+    if (!early && w->has_file_hash && !w->file_is_nar && w->file_hash.algo == HASH_SHA256 &&
         check_hash(&p->fh, &w->file_hash, "FileHash", err) < 0)
         return OUT_PERMANENT;
     if (p->nsize != w->nar_size) {

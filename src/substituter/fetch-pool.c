@@ -37,7 +37,8 @@ static bool download_body(void *ctx, const void *data, size_t len)
         return false;
     d->counted += len;
     atomic_fetch_add(&d->f->bytes_done, len);
-    return true;
+    /* The NAR is complete and only padding follows: no need for the rest. */
+    return !d->p.complete;
 }
 
 static const struct timespec mtime_one[2] = {{1, 0}, {1, 0}};
@@ -97,6 +98,8 @@ static void run_job(struct fetch *f, struct fetch_http_conn *c, struct job *j,
         if (d.p.err) {
             out = nar_pipeline_outcome(&d.p);
             j->err = steal_pointer(&d.p.err);
+        } else if (d.p.complete) {
+            out = install(f, &d.p, j, &j->err);
         } else if (res.outcome != OUT_OK) {
             /* Not found is final too: the narinfo said it was there. */
             out = res.outcome == OUT_NOT_FOUND ? OUT_PERMANENT : res.outcome;

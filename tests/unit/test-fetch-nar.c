@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ struct fixture {
     unsigned char *file; /* nar compressed, FileHash and FileSize right for it */
     size_t file_len;
     struct nar_expect want;
+    size_t fed; /* what run_pipeline fed before it stopped */
 };
 
 static void sha256_of(const void *p, size_t n, struct hash *out)
@@ -112,12 +114,15 @@ static enum outcome run_pipeline(struct fixture *fx, size_t len, char **msg)
     struct rx_error *err = NULL;
     assert_int_equal(nar_pipeline_start(&p, &fx->want, fx->dir_fd, ROOT, &uo, &dec, &err), 0);
     enum outcome out = OUT_OK;
-    for (size_t off = 0; off < len; off += CHUNK) {
-        if (nar_pipeline_feed(&p, fx->file + off, len - off < CHUNK ? len - off : CHUNK) < 0) {
+    fx->fed = 0;
+    for (size_t off = 0; off < len && !p.complete; off += CHUNK) {
+        size_t n = len - off < CHUNK ? len - off : CHUNK;
+        if (nar_pipeline_feed(&p, fx->file + off, n) < 0) {
             out = nar_pipeline_outcome(&p);
             err = steal_pointer(&p.err);
             break;
         }
+        fx->fed += n;
     }
     if (out == OUT_OK)
         out = nar_pipeline_finish(&p, &err);
@@ -251,6 +256,91 @@ static void test_fetch_nar_refuses_bad_downloads(void **state)
     }
 }
 
+/* Append n bytes of padding after the compressed NAR: xz stream padding or zstd skippable frames. */
+static void pad(struct fixture *fx, const char *method, size_t n, bool before)
+{
+    unsigned char *padding = xcalloc(1, n);
+    if (strcmp(method, "zstd") == 0) {
+        /* Skippable frames: magic 0x184D2A5?, a 32-bit size, that many bytes. */
+        for (size_t off = 0; off + 8 <= n;) {
+            uint32_t size = n - off - 8 > 65536 ? 65536 : (uint32_t)(n - off - 8);
+            const unsigned char hdr[8] = {0x50, 0x2a, 0x4d, 0x18, size & 0xff, (size >> 8) & 0xff,
+                                          (size >> 16) & 0xff, size >> 24};
+            memcpy(padding + off, hdr, 8);
+            off += 8 + size;
+        }
+    }
+    fx->file = xrealloc(fx->file, fx->file_len + n);
+    if (before) {
+        memmove(fx->file + n, fx->file, fx->file_len);
+        memcpy(fx->file, padding, n);
+    } else {
+        memcpy(fx->file + fx->file_len, padding, n);
+    }
+    fx->file_len += n;
+    fx->want.has_file_size = fx->want.has_file_hash = false;
+    free(padding);
+}
+
+/*
+ * Without a FileSize, a server could follow the NAR with padding for ever:
+ * the pipeline says to stop once the NAR is complete and a short trailer
+ * has passed, and the NAR is installed.
+ */
+static void test_fetch_nar_stops_in_padding_after_the_nar(void **state)
+{
+    struct fixture *fx = *state;
+    static const char *const methods[] = {"xz", "zstd"};
+    for (size_t i = 0; i < ARRAY_SIZE(methods); i++) {
+        free(fx->nar);
+        free(fx->file);
+        prepare(fx, methods[i], 0);
+        size_t real = fx->file_len;
+        pad(fx, methods[i], 16u << 20, false);
+        char *msg = NULL;
+        if (run_pipeline(fx, fx->file_len, &msg) != OUT_OK)
+            fail_msg("%s: %s", methods[i], msg ? msg : "(none)");
+        if (fx->fed > real + 64 * 1024 + 2 * CHUNK)
+            fail_msg("%s: %zu bytes taken for a download of %zu and padding", methods[i], fx->fed,
+                     real);
+        _cleanup_free_ char *arp = xasprintf("%s/" ROOT "/bin/arp", fx->tmp);
+        assert_int_equal(access(arp, F_OK), 0);
+        _cleanup_free_ char *cmd = xasprintf("rm -rf '%s/" ROOT "'", fx->tmp);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
+/* Padding before the end of the NAR: capped at NarSize and a margin. */
+static void test_fetch_nar_caps_a_download_without_file_size(void **state)
+{
+    struct fixture *fx = *state;
+    static const char *const methods[] = {"xz", "zstd"};
+    for (size_t i = 0; i < ARRAY_SIZE(methods); i++) {
+        free(fx->nar);
+        free(fx->file);
+        prepare(fx, methods[i], 0);
+        /* xz takes padding only between streams: one stream of the NAR twice, cut. */
+        pad(fx, methods[i], 2 * fx->nar_len + (1u << 20), strcmp(methods[i], "zstd") == 0);
+        if (strcmp(methods[i], "xz") == 0) {
+            /* A second copy of the stream after the padding never comes out before the cap. */
+            fx->file = xrealloc(fx->file, fx->file_len * 2);
+            memcpy(fx->file + fx->file_len, fx->file, fx->file_len);
+            fx->file_len *= 2;
+            fx->want.nar_size = 2 * fx->nar_len;
+            fx->want.nar_hash.bytes[0] ^= 1; /* irrelevant: the cap comes first */
+        }
+        char *msg = NULL;
+        enum outcome out = run_pipeline(fx, fx->file_len, &msg);
+        if (out != OUT_PERMANENT || !msg || !strstr(msg, "NarSize"))
+            fail_msg("%s: outcome %d, error '%s'", methods[i], out, msg ? msg : "(none)");
+        if (fx->fed > fx->want.nar_size + fx->want.nar_size / 16 + 64 * 1024)
+            fail_msg("%s: %zu bytes taken for a NAR of %" PRIu64, methods[i], fx->fed,
+                     fx->want.nar_size);
+        free(msg);
+        assert_int_equal(dir_entries(fx->tmp), 0);
+    }
+}
+
 int main(void)
 {
     if (crypto_init() < 0)
@@ -259,6 +349,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fetch_nar_accepts_xz, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_nar_accepts_zstd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_nar_refuses_bad_downloads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_nar_stops_in_padding_after_the_nar, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_nar_caps_a_download_without_file_size, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("fetch-nar", tests, NULL, NULL);
 }
