@@ -4,6 +4,7 @@
 #define RUNIX_FETCH_INTERNAL
 #include "fetch-internal.h"
 
+#include <errno.h>
 #include <inttypes.h>
 
 #include "decompress.h"
@@ -23,10 +24,15 @@ static uint64_t download_cap(uint64_t nar_size)
     return nar_size + nar_size / 16 + NAR_TRAILER_MAX;
 }
 
-/* Did writing to the store fail, rather than the data or the network? */
+/*
+ * Did writing to the store fail, rather than the data or the network?
+ * Only errors about the store itself: any other failure while unpacking
+ * bytes not yet verified (EMFILE from a NAR of deep directories, ENAMETOOLONG,
+ * EMLINK, ...) may be the NAR's doing, so another cache is asked.
+ */
 static bool is_local(const struct rx_error *e)
 {
-    return e->code < RX_EBASE;
+    return e->code == ENOSPC || e->code == EDQUOT || e->code == EROFS || e->code == EIO;
 }
 
 static int nar_sink(void *ctx, const void *data, size_t len, struct rx_error **err)
@@ -142,13 +148,15 @@ enum outcome nar_pipeline_finish(struct nar_pipeline *p, struct rx_error **err)
         nar_reader_finish(p->reader, err) < 0) {
         if (*err && is_local(*err))
             return OUT_LOCAL;
+        if (*err && (*err)->code < RX_EBASE)
+            return OUT_PERMANENT; /* the unpacker failed on what the NAR holds */
         if (w->has_file_size && p->fsize < w->file_size)
             rx_error_set(err, RX_ENET, "body ended after %" PRIu64 " of %" PRIu64 " bytes",
                          p->fsize, w->file_size);
         return OUT_TRANSIENT;
     }
     if (nar_unpacker_finish(p->unp, err) < 0)
-        return OUT_LOCAL;
+        return *err && is_local(*err) ? OUT_LOCAL : OUT_PERMANENT;
     if (w->has_file_size && p->fsize != w->file_size) {
         rx_error_set(err, RX_EHASH, "download is %" PRIu64 " bytes, but FileSize is %" PRIu64,
                      p->fsize, w->file_size);

@@ -60,6 +60,39 @@ mkevil() {
   resign "$1"
 }
 
+# A NAR of 256 nested directories, each also holding a file; the narinfo
+# (signed, hashes right) says it is the victim.
+deep_nar() {
+  python3 - <<'PY'
+import struct, sys
+def s(b):
+    return struct.pack('<Q', len(b)) + b + b'\0' * ((8 - len(b) % 8) % 8)
+def t(*ws):
+    return b''.join(s(w.encode()) for w in ws)
+out = t('nix-archive-1', '(', 'type', 'directory')
+for _ in range(255):
+    out += t('entry', '(', 'name', 'd', 'node', '(', 'type', 'directory')
+for _ in range(255):
+    out += t(')', ')', 'entry', '(', 'name', 'f', 'node', '(', 'type', 'regular', 'contents', 'x', ')', ')')
+out += t(')')
+sys.stdout.buffer.write(out)
+PY
+}
+mkdeep() {
+  local d=$web/$1
+  mkdir -p "$d/nar"
+  cp "$FX/cache-none/nix-cache-info" "$d/"
+  deep_nar >"$d/nar/deep.nar"
+  local h size
+  h=$(sha256sum "$d/nar/deep.nar" | cut -d' ' -f1)
+  size=$(stat -c %s "$d/nar/deep.nar")
+  sed -e "s|^URL: .*|URL: nar/deep.nar|" -e "s|^FileHash: .*|FileHash: sha256:$h|" \
+      -e "s|^NarHash: .*|NarHash: sha256:$h|" -e "s|^FileSize: .*|FileSize: $size|" \
+      -e "s|^NarSize: .*|NarSize: $size|" "$FX/cache-none/$vh.narinfo" >"$d/$vh.narinfo"
+  resign "$1"
+}
+mkdeep deep
+
 # wrong NarHash / NarSize (correctly signed, so only the NAR check can catch them)
 mkcache narhash xz
 other=$(sed -n 's/^NarHash: //p' "$FX/cache-xz/$(hash_of "$(path_of glibc)").narinfo")
@@ -225,6 +258,15 @@ for c in badca wrongca; do
 done
 is "$(sqlite3 "$TEST_TMP/s-badca/nix/var/nix/db/db.sqlite" "select count(*) from ValidPaths where path = '$victim' and deriver is null")" 1 \
   "the bad Deriver is dropped too"
+
+# A NAR 256 directories deep, with far fewer fds than that: the unpacker
+# keeps only a few open, so the fetch neither fails "in the store" nor
+# leaves the next cache unasked.
+ok "a NAR 256 directories deep unpacks with 'ulimit -n 100'" \
+  bash -c 'ulimit -n 100 && exec "$@"' _ "$RUNIX" fetch -q --trusted-key "$key" --store "$TEST_TMP/s-deep" \
+  --cache "$HTTP/ok/deep" --cache "$HTTP/ok/good" "$victim"
+ok "  ...and real Nix finds it valid" nix-store --store "$TEST_TMP/s-deep" --verify-path "$victim"
+ok "  ...with the tree the cache sent" test -e "$TEST_TMP/s-deep$victim$(printf '/d%.0s' $(seq 255))"
 
 # 500 twice, then success: retried, and it works.
 : >"$TEST_TMP/empty.conf"

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 
 #include "crypto-hash.h"
 #include "decompress.h"
+#include "util-buf.h"
 #include "util-mem.h"
 
 #include "banned.h"
@@ -341,6 +343,89 @@ static void test_fetch_nar_caps_a_download_without_file_size(void **state)
     }
 }
 
+/* A NAR of `depth` nested directories, each named d. */
+static void deep_nar(struct fixture *fx, int depth)
+{
+    struct rx_buf b = RX_BUF_INIT((size_t)-1);
+    static const char *const open_t[] = {"(", "type", "directory"};
+    static const char *const entry_t[] = {"entry", "(", "name", "d", "node"};
+    static const char *const close_t[] = {")", ")"};
+    const char *magic = "nix-archive-1";
+#define PUT(str)                                                                                   \
+    do {                                                                                           \
+        uint64_t n_ = strlen(str);                                                                 \
+        unsigned char len_[8];                                                                     \
+        for (int k_ = 0; k_ < 8; k_++)                                                             \
+            len_[k_] = (unsigned char)(n_ >> (8 * k_));                                            \
+        static const char zero_[8] = {0};                                                          \
+        assert_int_equal(rx_buf_append(&b, len_, 8), 0);                                           \
+        assert_int_equal(rx_buf_append(&b, str, n_), 0);                                           \
+        assert_int_equal(rx_buf_append(&b, zero_, (8 - n_ % 8) % 8), 0);                           \
+    } while (0)
+    PUT(magic);
+    for (int i = 0; i < depth; i++) {
+        if (i)
+            for (size_t k = 0; k < ARRAY_SIZE(entry_t); k++)
+                PUT(entry_t[k]);
+        for (size_t k = 0; k < ARRAY_SIZE(open_t); k++)
+            PUT(open_t[k]);
+    }
+    for (int i = 0; i < depth; i++) {
+        PUT(")");
+        if (i < depth - 1)
+            for (size_t k = 0; k < ARRAY_SIZE(close_t) - 1; k++)
+                PUT(close_t[k]);
+    }
+#undef PUT
+    fx->nar = (unsigned char *)rx_buf_detach(&b, &fx->nar_len);
+    fx->file = xmalloc(fx->nar_len);
+    memcpy(fx->file, fx->nar, fx->nar_len);
+    fx->file_len = fx->nar_len;
+    struct nar_expect *w = &fx->want;
+    snprintf(w->compression, sizeof w->compression, "none");
+    w->has_file_hash = w->has_file_size = false;
+    sha256_of(fx->nar, fx->nar_len, &w->nar_hash);
+    w->nar_size = fx->nar_len;
+}
+
+/*
+ * Unpacking bytes not yet verified fails with EMFILE (a NAR deeper than the
+ * fds left): that is the NAR's doing, and another cache may serve a good
+ * one; only errors about the store itself (ENOSPC, EDQUOT, EROFS, EIO) are
+ * local.
+ */
+static void test_fetch_nar_unpack_errors_are_the_nars(void **state)
+{
+    struct fixture *fx = *state;
+    deep_nar(fx, 40);
+    /* Room for only a few more fds than are open now. */
+    int probe = dup(0);
+    assert_true(probe >= 0);
+    close(probe);
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)probe + 4;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    char *msg = NULL;
+    /* Keep the DIR_FDS_OPEN window from hiding it: open fds up to the limit. */
+    int fill[3], nfill = 0;
+    while (nfill < 3 && (fill[nfill] = dup(0)) >= 0)
+        nfill++;
+    enum outcome out = run_pipeline(fx, fx->file_len, &msg);
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    if (out != OUT_PERMANENT || !msg || !strstr(msg, "Too many open files"))
+        fail_msg("outcome %d, error '%s'; expected %d for EMFILE", out, msg ? msg : "(none)",
+                 OUT_PERMANENT);
+    free(msg);
+    /* The fds taken above kept the pipeline from removing its tree. */
+    _cleanup_free_ char *cmd = xasprintf("chmod -R u+w '%s' && rm -rf '%s/" ROOT "'", fx->tmp,
+                                         fx->tmp);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     if (crypto_init() < 0)
@@ -352,6 +437,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fetch_nar_stops_in_padding_after_the_nar, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fetch_nar_caps_a_download_without_file_size, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_nar_unpack_errors_are_the_nars, setup,
                                         teardown),
     };
     return cmocka_run_group_tests_name("fetch-nar", tests, NULL, NULL);
