@@ -385,10 +385,11 @@ static void handle_job(struct fetch *f, struct job *j)
         return;
     }
     const char *why = j->err ? j->err->msg : "download failed";
-    fetch_item_note(it, j->cache_url, "%s: %s", j->url, why);
+    _cleanup_free_ char *url = cache_url_redact(j->url); /* without credentials */
+    fetch_item_note(it, j->cache_url, "%s: %s", url, why);
     char full[STORE_PATH_MAX + 1];
     store_path_format(&it->path, full);
-    fetch_warn(f, "cannot download '%s' from '%s': %s", full, j->url, why);
+    fetch_warn(f, "cannot download '%s' from '%s': %s", full, url, why);
     fetch_next_cache(f, it);
 }
 

@@ -268,6 +268,17 @@ ok "a NAR 256 directories deep unpacks with 'ulimit -n 100'" \
 ok "  ...and real Nix finds it valid" nix-store --store "$TEST_TMP/s-deep" --verify-path "$victim"
 ok "  ...with the tree the cache sent" test -e "$TEST_TMP/s-deep$victim$(printf '/d%.0s' $(seq 255))"
 
+# Credentials in a cache URL are sent, and shown in no message.
+cred=http://runix:s3cret@${HTTP#http://}
+for c in narhash badca; do
+  out=$("$RUNIX" fetch --trusted-key "$key" --store "$TEST_TMP/s-cred-$c" --cache "$cred/ok/$c" "$victim" 2>&1)
+  ok "messages about a cache with credentials ($c) name it without them" \
+    bash -c '[[ $1 == *"$2/ok/$3"* && $1 != *s3cret* ]] || { printf "%s\n" "$1"; exit 1; }' _ "$out" "$HTTP" "$c"
+done
+out=$("$RUNIX" fetch -q --trusted-key "$key" --store "$TEST_TMP/s-cred-bad" --cache "$cred/ok/good#x" "$victim" 2>&1)
+ok "  ...and so do errors about the URL itself" \
+  bash -c '[[ $1 == *"$2/ok/good#x"* && $1 != *s3cret* ]] || { printf "%s\n" "$1"; exit 1; }' _ "$out" "$HTTP"
+
 # 500 twice, then success: retried, and it works.
 : >"$TEST_TMP/empty.conf"
 ok "a server that answers 500 twice then succeeds (5 attempts by default)" \
