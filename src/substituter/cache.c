@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "crypto-hash.h"
 #include "store-path.h"
 #include "util-mem.h"
 
@@ -141,27 +142,15 @@ char *cache_file_url(const struct cache *c, const char *rel)
     return xasprintf("%.*s%s%s/%s", (int)(host - c->url), c->url, c->auth, host, rel);
 }
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 bool cache_rel_inside(const char *rel)
 {
     size_t n = strcspn(rel, "?#");
     _cleanup_free_ char *d = xmalloc(n + 1);
     size_t dn = 0;
     for (size_t i = 0; i < n; i++) {
-        int hi, lo;
-        if (rel[i] == '%' && i + 2 < n && (hi = hex_val(rel[i + 1])) >= 0 &&
-            (lo = hex_val(rel[i + 2])) >= 0) {
-            d[dn++] = (char)(hi * 16 + lo);
+        unsigned char byte;
+        if (rel[i] == '%' && i + 2 < n && hex_decode(rel + i + 1, 2, &byte, 1) == 0) {
+            d[dn++] = (char)byte;
             i += 2;
         } else {
             d[dn++] = rel[i];

@@ -258,6 +258,14 @@ static void test_fetch_nar_refuses_bad_downloads(void **state)
     }
 }
 
+/* Drop what the last case prepared and prepare the NAR compressed with `method`. */
+static void prepare_again(struct fixture *fx, const char *method)
+{
+    free(fx->nar);
+    free(fx->file);
+    prepare(fx, method, 0);
+}
+
 /* Append n bytes of padding after the compressed NAR: xz stream padding or zstd skippable frames. */
 static void pad(struct fixture *fx, const char *method, size_t n, bool before)
 {
@@ -294,9 +302,7 @@ static void test_fetch_nar_stops_in_padding_after_the_nar(void **state)
     struct fixture *fx = *state;
     static const char *const methods[] = {"xz", "zstd"};
     for (size_t i = 0; i < ARRAY_SIZE(methods); i++) {
-        free(fx->nar);
-        free(fx->file);
-        prepare(fx, methods[i], 0);
+        prepare_again(fx, methods[i]);
         size_t real = fx->file_len;
         pad(fx, methods[i], 16u << 20, false);
         char *msg = NULL;
@@ -318,9 +324,7 @@ static void test_fetch_nar_caps_a_download_without_file_size(void **state)
     struct fixture *fx = *state;
     static const char *const methods[] = {"xz", "zstd"};
     for (size_t i = 0; i < ARRAY_SIZE(methods); i++) {
-        free(fx->nar);
-        free(fx->file);
-        prepare(fx, methods[i], 0);
+        prepare_again(fx, methods[i]);
         /* xz takes padding only between streams: one stream of the NAR twice, cut. */
         pad(fx, methods[i], 2 * fx->nar_len + (1u << 20), strcmp(methods[i], "zstd") == 0);
         if (strcmp(methods[i], "xz") == 0) {
