@@ -17,11 +17,15 @@
  * Without a FileSize, what a download may hold beyond its NAR: the worst
  * expansion of incompressible data (a few per mille for xz, zstd, bzip2
  * and brotli) with room to spare, and the stream's headers and index.
+ * After the NAR's last byte, NAR_TRAILER_MAX more is taken at most; the
+ * bytes are taken in pieces of NAR_FEED_PIECE, so that for a small NAR that
+ * limit comes before the cap.
  */
 #define NAR_TRAILER_MAX (64 * 1024)
+#define NAR_FEED_PIECE (16 * 1024)
 static uint64_t download_cap(uint64_t nar_size)
 {
-    return nar_size + nar_size / 16 + NAR_TRAILER_MAX;
+    return nar_size + nar_size / 16 + 2 * NAR_TRAILER_MAX;
 }
 
 /*
@@ -72,14 +76,18 @@ int nar_pipeline_start(struct nar_pipeline *p, const struct nar_expect *want, in
     return 0;
 }
 
-int nar_pipeline_feed(struct nar_pipeline *p, const void *data, size_t n)
+static int feed_piece(struct nar_pipeline *p, const void *data, size_t n)
 {
-    if (p->err)
-        return -1;
     if (p->want->has_file_size && n > p->want->file_size - p->fsize) {
         p->content_error = true;
         return rx_error_set(&p->err, RX_EHASH, "download is larger than its FileSize %" PRIu64,
                             p->want->file_size);
+    }
+    /* The whole NAR came out, and a trailer's worth since: the rest is padding. */
+    if (!p->want->has_file_size && p->nsize == p->want->nar_size &&
+        p->fsize + n - p->nar_end > NAR_TRAILER_MAX) {
+        p->complete = true;
+        return 0;
     }
     if (!p->want->has_file_size && n > download_cap(p->want->nar_size) - p->fsize) {
         p->content_error = true;
@@ -103,6 +111,21 @@ int nar_pipeline_feed(struct nar_pipeline *p, const void *data, size_t n)
     if (!p->want->has_file_size && p->nsize == p->want->nar_size &&
         p->fsize - p->nar_end > NAR_TRAILER_MAX)
         p->complete = true;
+    return 0;
+}
+
+int nar_pipeline_feed(struct nar_pipeline *p, const void *data, size_t n)
+{
+    if (p->err)
+        return -1;
+    /* In pieces, so that the end of the NAR is seen before padding after it reaches the cap. */
+    const char *d = data;
+    for (size_t off = 0; off < n && !p->complete;) {
+        size_t len = n - off < NAR_FEED_PIECE ? n - off : NAR_FEED_PIECE;
+        if (feed_piece(p, d + off, len) < 0)
+            return -1;
+        off += len;
+    }
     return 0;
 }
 

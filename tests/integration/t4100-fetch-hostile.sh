@@ -271,6 +271,16 @@ out=$("$RUNIX" fetch -q --trusted-key "$key" --store "$TEST_TMP/s-cred-bad" --ca
 ok "  ...and so do errors about the URL itself" \
   bash -c '[[ $1 == *"$2/ok/good#x"* && $1 != *s3cret* ]] || { printf "%s\n" "$1"; exit 1; }' _ "$out" "$HTTP"
 
+# Without a FileSize, a NAR followed by 32 MiB of xz stream padding (sent
+# in 64 KiB pieces 20 ms apart: 10 seconds in all): the download stops soon
+# after the NAR, which is installed.
+mkcache padded xz
+sed -i '/^FileSize:/d; /^FileHash:/d' "$web/padded/$vh.narinfo"; resign padded
+head -c $((32 << 20)) /dev/zero >>"$web/padded/$(sed -n 's/^URL: //p' "$web/padded/$vh.narinfo")"
+ok "a NAR followed by endless padding: fetched without waiting for the padding" \
+  timeout 5 "$RUNIX" fetch -q --trusted-key "$key" --store "$TEST_TMP/s-padded" --cache "$HTTP/slow/padded" "$victim"
+ok "  ...and real Nix finds it valid" nix-store --store "$TEST_TMP/s-padded" --verify-path "$victim"
+
 # 500 twice, then success: retried, and it works.
 : >"$TEST_TMP/empty.conf"
 ok "a server that answers 500 twice then succeeds (5 attempts by default)" \

@@ -339,7 +339,7 @@ static void test_fetch_nar_caps_a_download_without_file_size(void **state)
         enum outcome out = run_pipeline(fx, fx->file_len, &msg);
         if (out != OUT_PERMANENT || !msg || !strstr(msg, "NarSize"))
             fail_msg("%s: outcome %d, error '%s'", methods[i], out, msg ? msg : "(none)");
-        if (fx->fed > fx->want.nar_size + fx->want.nar_size / 16 + 64 * 1024)
+        if (fx->fed > fx->want.nar_size + fx->want.nar_size / 16 + 2 * 64 * 1024)
             fail_msg("%s: %zu bytes taken for a NAR of %" PRIu64, methods[i], fx->fed,
                      fx->want.nar_size);
         free(msg);
