@@ -140,7 +140,13 @@ struct nar_unpacker {
     int parent_fd;              /* not owned */
     char *root_name;            /* owned */
     struct nar_unpack_opts opts;
-    int *dirs;                  /* owned fds of the open directories */
+    /*
+     * The directories entered, root first: their names (owned; NULL for the
+     * root) and fds, of which only the deepest DIR_FDS_OPEN are kept open
+     * (the others are -1), so a deep NAR cannot use up the process's fds.
+     */
+    int *dirs;
+    char **dir_names;
     size_t ndirs, dirs_cap;
     int file_fd;
     const char *file_name; /* of file_fd: namebuf or root_name */
@@ -153,6 +159,13 @@ struct nar_unpacker {
 };
 
 static const struct timespec mtime_one[2] = {{1, 0}, {1, 0}};
+
+/*
+ * Directory fds one unpacker keeps open.  Deeper trees reopen a directory
+ * from the root when they return to it: up to NAR_MAX_DEPTH openat() calls
+ * at most once per DIR_FDS_OPEN levels climbed.
+ */
+#define DIR_FDS_OPEN 16
 
 struct nar_unpacker *nar_unpacker_new(int parent_fd, const char *name,
                                       const struct nar_unpack_opts *opts)
@@ -207,11 +220,15 @@ void nar_unpacker_free(struct nar_unpacker *u)
         return;
     finish_writes(u, NULL);
     free(u->small);
-    for (size_t i = 0; i < u->ndirs; i++)
-        close(u->dirs[i]);
+    for (size_t i = 0; i < u->ndirs; i++) {
+        if (u->dirs[i] >= 0)
+            close(u->dirs[i]);
+        free(u->dir_names[i]);
+    }
     if (u->file_fd >= 0)
         close(u->file_fd);
     free(u->dirs);
+    free(u->dir_names);
     free(u->root_name);
     free(u);
 }
@@ -257,8 +274,33 @@ static int on_dir_begin(void *ctx, const char *name, size_t len, struct rx_error
     if (u->ndirs == u->dirs_cap) {
         u->dirs_cap = u->dirs_cap ? u->dirs_cap * 2 : 16;
         u->dirs = xrealloc(u->dirs, u->dirs_cap * sizeof *u->dirs);
+        u->dir_names = xrealloc(u->dir_names, u->dirs_cap * sizeof *u->dir_names);
     }
+    u->dir_names[u->ndirs] = name ? xstrdup(cname) : NULL;
     u->dirs[u->ndirs++] = fd;
+    if (u->ndirs > DIR_FDS_OPEN) {
+        int *old = &u->dirs[u->ndirs - 1 - DIR_FDS_OPEN];
+        if (*old >= 0)
+            close(steal_fd(old));
+    }
+    return 0;
+}
+
+/* Open the directory entered at level i again, from the root (its fds below are closed). */
+static int reopen_dir(struct nar_unpacker *u, size_t i, struct rx_error **err)
+{
+    int fd = openat(u->parent_fd, u->root_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    for (size_t k = 1; k <= i && fd >= 0; k++) {
+        int next = openat(fd, u->dir_names[k], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int e = errno;
+        close(fd);
+        errno = e;
+        fd = next;
+    }
+    if (fd < 0)
+        return rx_error_errno(err, "cannot open directory '%s' again",
+                              i ? u->dir_names[i] : u->root_name);
+    u->dirs[i] = fd;
     return 0;
 }
 
@@ -266,6 +308,7 @@ static int on_dir_end(void *ctx, struct rx_error **err)
 {
     struct nar_unpacker *u = ctx;
     int fd = u->dirs[--u->ndirs];
+    free(u->dir_names[u->ndirs]);
     int r = 0;
     if (u->opts.canonical) {
         /* Read-only only now that the directory is complete. */
@@ -274,6 +317,8 @@ static int on_dir_end(void *ctx, struct rx_error **err)
             r = rx_error_errno(err, "cannot make directory read-only");
     }
     close(fd);
+    if (r == 0 && u->ndirs > 0 && u->dirs[u->ndirs - 1] < 0)
+        r = reopen_dir(u, u->ndirs - 1, err);
     return r;
 }
 

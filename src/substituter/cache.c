@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "crypto-hash.h"
 #include "store-path.h"
 #include "util-mem.h"
 
@@ -35,9 +36,51 @@ static int parse_int(const char *s, size_t len, int *out)
     return 0;
 }
 
+/* Where the "user:password@" of url is: *at is its '@', or NULL if there is none. */
+static const char *userinfo(const char *url, const char **start)
+{
+    const char *s = strstr(url, "://");
+    if (!s)
+        return NULL;
+    s += 3;
+    size_t alen = strcspn(s, "/?#");
+    const char *at = NULL;
+    for (const char *p = s; p < s + alen; p++)
+        if (*p == '@')
+            at = p;
+    *start = s;
+    return at;
+}
+
+char *cache_url_redact(const char *url)
+{
+    const char *start;
+    const char *at = userinfo(url, &start);
+    if (!at)
+        return xstrdup(url);
+    return xasprintf("%.*s%s", (int)(start - url), url, at + 1);
+}
+
+static int cache_parse(struct cache *c, const char *url, const char *shown, size_t order,
+                       struct rx_error **err);
+
 int cache_init(struct cache *c, const char *url, size_t order, struct rx_error **err)
 {
     memset(c, 0, sizeof *c);
+    /* Parse the URL without its credentials, and name it so in messages. */
+    const char *start;
+    const char *at = userinfo(url, &start);
+    _cleanup_free_ char *bare = cache_url_redact(url);
+    if (cache_parse(c, bare, bare, order, err) < 0)
+        return -1;
+    if (at)
+        c->auth = xstrndup(start, (size_t)(at + 1 - start));
+    return 0;
+}
+
+static int cache_parse(struct cache *c, const char *url, const char *shown, size_t order,
+                       struct rx_error **err)
+{
     size_t scheme;
     if (strncmp(url, "https://", 8) == 0)
         scheme = 8;
@@ -47,19 +90,19 @@ int cache_init(struct cache *c, const char *url, size_t order, struct rx_error *
         scheme = 7;
     else
         return rx_error_set(err, RX_EUSAGE,
-                            "cache '%s': unsupported URL (use https://, http:// or file://)", url);
+                            "cache '%s': unsupported URL (use https://, http:// or file://)", shown);
     for (const char *p = url; *p; p++)
         if ((unsigned char)*p <= ' ' || *p == 0x7f)
             return rx_error_set(err, RX_EUSAGE, "cache '%s': URL contains a space or control "
-                                                "character", url);
+                                                "character", shown);
     const char *q = strchr(url, '?');
     size_t len = q ? (size_t)(q - url) : strlen(url);
     if (memchr(url, '#', len))
-        return rx_error_set(err, RX_EUSAGE, "cache '%s': URL has a fragment", url);
+        return rx_error_set(err, RX_EUSAGE, "cache '%s': URL has a fragment", shown);
     while (len > scheme && url[len - 1] == '/')
         len--;
     if (len == scheme || (scheme == 7 && strncmp(url, "file://", 7) == 0 && url[7] != '/'))
-        return rx_error_set(err, RX_EUSAGE, "cache '%s': URL has no %s", url,
+        return rx_error_set(err, RX_EUSAGE, "cache '%s': URL has no %s", shown,
                             strncmp(url, "file://", 7) == 0 ? "absolute path" : "host");
     c->url = xstrndup(url, len);
     c->order = order;
@@ -71,7 +114,7 @@ int cache_init(struct cache *c, const char *url, size_t order, struct rx_error *
             size_t plen = amp ? (size_t)(amp - p) : strlen(p);
             if (plen > 9 && strncmp(p, "priority=", 9) == 0) {
                 if (parse_int(p + 9, plen - 9, &c->priority) < 0) {
-                    rx_error_set(err, RX_EUSAGE, "cache '%s': priority is not a number", url);
+                    rx_error_set(err, RX_EUSAGE, "cache '%s': priority is not a number", shown);
                     cache_release(c);
                     return -1;
                 }
@@ -86,13 +129,50 @@ int cache_init(struct cache *c, const char *url, size_t order, struct rx_error *
 void cache_release(struct cache *c)
 {
     free(c->url);
+    free(c->auth);
     free(c->why);
-    c->url = c->why = NULL;
+    c->url = c->auth = c->why = NULL;
 }
 
 char *cache_file_url(const struct cache *c, const char *rel)
 {
-    return xasprintf("%s/%s", c->url, rel);
+    if (!c->auth)
+        return xasprintf("%s/%s", c->url, rel);
+    const char *host = strstr(c->url, "://") + 3;
+    return xasprintf("%.*s%s%s/%s", (int)(host - c->url), c->url, c->auth, host, rel);
+}
+
+bool cache_rel_inside(const char *rel)
+{
+    size_t n = strcspn(rel, "?#");
+    _cleanup_free_ char *d = xmalloc(n + 1);
+    size_t dn = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char byte;
+        if (rel[i] == '%' && i + 2 < n && hex_decode(rel + i + 1, 2, &byte, 1) == 0) {
+            d[dn++] = (char)byte;
+            i += 2;
+        } else {
+            d[dn++] = rel[i];
+        }
+    }
+    if (dn == 0 || d[0] == '/' || memchr(d, '\0', dn) || memchr(d, '\\', dn))
+        return false;
+    long depth = 0;
+    size_t start = 0;
+    for (size_t i = 0; i <= dn; i++) {
+        if (i < dn && d[i] != '/')
+            continue;
+        size_t len = i - start;
+        if (len == 2 && d[start] == '.' && d[start + 1] == '.') {
+            if (--depth < 0)
+                return false;
+        } else if (len > 0 && !(len == 1 && d[start] == '.')) {
+            depth++;
+        }
+        start = i + 1;
+    }
+    return depth > 0;
 }
 
 int cache_apply_info(struct cache *c, const char *text, size_t len, struct rx_error **err)

@@ -8,6 +8,10 @@
  * dropped and the query string is taken apart: `priority=N` is kept, other
  * parameters (trusted, want-mass-query, ...) are ignored.  File URLs are
  * made by joining the base with '/' and a relative path.
+ *
+ * Credentials in a URL ("https://user:password@host/...") never appear in
+ * cache.url, which messages show: cache_file_url() alone puts them back,
+ * into the URLs that are requested.
  */
 
 #include <stdbool.h>
@@ -16,7 +20,8 @@
 #include "util-error.h"
 
 struct cache {
-    char *url; /* owned; normalised base, no query, no trailing '/' */
+    char *url;  /* owned; normalised base, no query, no trailing '/', no user:password@ */
+    char *auth; /* owned, or NULL: the "user:password@" taken out of url */
     int priority;
     bool priority_from_url;
     size_t order; /* position in the configured list, for a stable sort */
@@ -28,14 +33,24 @@ struct cache {
 int cache_init(struct cache *c, const char *url, size_t order, struct rx_error **err);
 void cache_release(struct cache *c);
 
-/* "<base>/<rel>", owned by the caller. */
+/* "<base>/<rel>" with the credentials, if any, for a request; owned by the caller. */
 char *cache_file_url(const struct cache *c, const char *rel);
+
+/*
+ * Does "<base>/<rel>" name a file inside the cache?  rel (up to any '?')
+ * is percent-decoded as libcurl decodes a file:// path, and then its
+ * segments may not climb above the base.  A decoded NUL or '\\' is refused.
+ */
+bool cache_rel_inside(const char *rel);
 
 /*
  * Apply a nix-cache-info text: refuses a StoreDir other than /nix/store
  * and takes Priority unless the URL set one.
  */
 int cache_apply_info(struct cache *c, const char *text, size_t len, struct rx_error **err);
+
+/* url without any "user:password@", for a message; owned by the caller. */
+char *cache_url_redact(const char *url);
 
 /* Sort by priority (lower first), then by configured order. */
 void cache_sort(struct cache *caches, size_t n);

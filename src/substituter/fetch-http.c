@@ -111,6 +111,18 @@ void fetch_pause_s(double d)
     }
 }
 
+/*
+ * Point e at url.  A redirect may leave an https:// URL only for another
+ * https:// one: in cleartext, netrc credentials (which libcurl sends to a
+ * redirect target on the same host) and the NAR could be read and changed.
+ */
+static void set_url(CURL *e, const char *url)
+{
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR,
+                     strncmp(url, "https://", 8) == 0 ? "https" : "http,https");
+}
+
 /* The options every handle has: where it may go, how long it may stall, whom it trusts. */
 static void setup_easy(CURL *e, const struct fetch_opts *o, CURLSH *share)
 {
@@ -120,7 +132,6 @@ static void setup_easy(CURL *e, const struct fetch_opts *o, CURLSH *share)
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,file");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FAILONERROR, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "runix/" RUNIX_VERSION);
@@ -227,7 +238,7 @@ void fetch_http_request(struct fetch *f, enum fetch_request kind, size_t idx, co
         return;
     }
     setup_easy(x->easy, f->o, http->share);
-    curl_easy_setopt(x->easy, CURLOPT_URL, url);
+    set_url(x->easy, url);
     /*
      * Over TLS, wait for the first connection to say whether it speaks
      * HTTP/2 and can carry every request; in cleartext only HTTP/1.1 is
@@ -445,7 +456,7 @@ void fetch_http_get(struct fetch_http_conn *c, const char *url, uint64_t from, f
     CURL *e = c->easy;
     struct get_ctx g = {.fn = fn, .ctx = ctx};
     char errbuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(e, CURLOPT_URL, url);
+    set_url(e, url);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &g);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
@@ -485,7 +496,8 @@ int fetch_cache_probe(const char *url, const struct fetch_opts *o, struct rx_err
         return rx_error_set(err, RX_ENET, "cannot initialise libcurl");
     _cleanup_free_ char *u = xasprintf("%s/nix-cache-info", url);
     char errbuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(h, CURLOPT_URL, u);
+    set_url(h, u);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https,file");
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);

@@ -96,12 +96,14 @@ struct nar_pipeline {
     const char *name;
     struct sha256_ctx fh, nh;
     uint64_t fsize, nsize; /* compressed and NAR bytes taken so far */
+    uint64_t nar_end;      /* fsize when the NAR's last byte came out */
     struct decompressor *dec;
     struct nar_reader *reader;
     struct nar_unpacker *unp;
     struct rx_error *err; /* the first failure, owned */
     bool content_error;   /* the data was wrong, not short */
     bool local_error;     /* the store could not take it (errno) */
+    bool complete;        /* the whole NAR came out and only padding followed: stop */
 };
 
 /*
@@ -116,7 +118,11 @@ int nar_pipeline_start(struct nar_pipeline *p, const struct nar_expect *want, in
 
 /*
  * Take the next compressed bytes.  -1 once anything is wrong; p->err then
- * says what and nar_pipeline_outcome() whose fault it is.
+ * says what and nar_pipeline_outcome() whose fault it is.  Without a
+ * FileSize, the download may not exceed NarSize by more than a margin, and
+ * once the NAR is complete only a short trailer may follow: past that,
+ * p->complete is set and the caller stops downloading (padding, such as xz
+ * stream padding or zstd skippable frames, could go on forever).
  */
 int nar_pipeline_feed(struct nar_pipeline *p, const void *data, size_t len);
 
@@ -125,7 +131,8 @@ enum outcome nar_pipeline_outcome(const struct nar_pipeline *p);
 
 /*
  * After the last byte: check that the streams ended and every size and
- * hash matched.  OUT_OK leaves a verified tree at dir_fd/name; otherwise
+ * hash matched (after p->complete stopped a download, only the NAR's: the
+ * compressed stream has not ended, and there is no FileSize).  OUT_OK leaves a verified tree at dir_fd/name; otherwise
  * err names what failed.
  */
 enum outcome nar_pipeline_finish(struct nar_pipeline *p, struct rx_error **err);

@@ -4,6 +4,7 @@
 #define RUNIX_FETCH_INTERNAL
 #include "fetch-internal.h"
 
+#include <errno.h>
 #include <inttypes.h>
 
 #include "decompress.h"
@@ -12,10 +13,30 @@
 
 #include "banned.h"
 
-/* Did writing to the store fail, rather than the data or the network? */
+/*
+ * Without a FileSize, what a download may hold beyond its NAR: the worst
+ * expansion of incompressible data (a few per mille for xz, zstd, bzip2
+ * and brotli) with room to spare, and the stream's headers and index.
+ * After the NAR's last byte, NAR_TRAILER_MAX more is taken at most; the
+ * bytes are taken in pieces of NAR_FEED_PIECE, so that for a small NAR that
+ * limit comes before the cap.
+ */
+#define NAR_TRAILER_MAX (64 * 1024)
+#define NAR_FEED_PIECE (16 * 1024)
+static uint64_t download_cap(uint64_t nar_size)
+{
+    return nar_size + nar_size / 16 + 2 * NAR_TRAILER_MAX;
+}
+
+/*
+ * Did writing to the store fail, rather than the data or the network?
+ * Only errors about the store itself: any other failure while unpacking
+ * bytes not yet verified (EMFILE from a NAR of deep directories, ENAMETOOLONG,
+ * EMLINK, ...) may be the NAR's doing, so another cache is asked.
+ */
 static bool is_local(const struct rx_error *e)
 {
-    return e->code < RX_EBASE;
+    return e->code == ENOSPC || e->code == EDQUOT || e->code == EROFS || e->code == EIO;
 }
 
 static int nar_sink(void *ctx, const void *data, size_t len, struct rx_error **err)
@@ -55,15 +76,26 @@ int nar_pipeline_start(struct nar_pipeline *p, const struct nar_expect *want, in
     return 0;
 }
 
-int nar_pipeline_feed(struct nar_pipeline *p, const void *data, size_t n)
+static int feed_piece(struct nar_pipeline *p, const void *data, size_t n)
 {
-    if (p->err)
-        return -1;
     if (p->want->has_file_size && n > p->want->file_size - p->fsize) {
         p->content_error = true;
         return rx_error_set(&p->err, RX_EHASH, "download is larger than its FileSize %" PRIu64,
                             p->want->file_size);
     }
+    /* The whole NAR came out, and a trailer's worth since: the rest is padding. */
+    if (!p->want->has_file_size && p->nsize == p->want->nar_size &&
+        p->fsize + n - p->nar_end > NAR_TRAILER_MAX) {
+        p->complete = true;
+        return 0;
+    }
+    if (!p->want->has_file_size && n > download_cap(p->want->nar_size) - p->fsize) {
+        p->content_error = true;
+        return rx_error_set(&p->err, RX_EHASH,
+                            "download is larger than its NarSize %" PRIu64 " allows",
+                            p->want->nar_size);
+    }
+    bool nar_done = p->nsize == p->want->nar_size;
     p->fsize += n;
     if (!p->want->file_is_nar)
         sha256_update(&p->fh, data, n);
@@ -72,6 +104,27 @@ int nar_pipeline_feed(struct nar_pipeline *p, const void *data, size_t n)
         if (p->err && p->err->code == RX_EFORMAT)
             p->content_error = true;
         return -1;
+    }
+    /* Count what follows the end of the NAR; a trailer is short. */
+    if (!nar_done && p->nsize == p->want->nar_size)
+        p->nar_end = p->fsize;
+    if (!p->want->has_file_size && p->nsize == p->want->nar_size &&
+        p->fsize - p->nar_end > NAR_TRAILER_MAX)
+        p->complete = true;
+    return 0;
+}
+
+int nar_pipeline_feed(struct nar_pipeline *p, const void *data, size_t n)
+{
+    if (p->err)
+        return -1;
+    /* In pieces, so that the end of the NAR is seen before padding after it reaches the cap. */
+    const char *d = data;
+    for (size_t off = 0; off < n && !p->complete;) {
+        size_t len = n - off < NAR_FEED_PIECE ? n - off : NAR_FEED_PIECE;
+        if (feed_piece(p, d + off, len) < 0)
+            return -1;
+        off += len;
     }
     return 0;
 }
@@ -112,22 +165,27 @@ static int check_hash(struct sha256_ctx *c, const struct hash *want, const char 
 enum outcome nar_pipeline_finish(struct nar_pipeline *p, struct rx_error **err)
 {
     const struct nar_expect *w = p->want;
-    if (decompressor_finish(p->dec, err) < 0 || nar_reader_finish(p->reader, err) < 0) {
+    /* Stopped in padding after the NAR: the compressed stream has no end to check. */
+    bool early = p->complete;
+    if ((!early && decompressor_finish(p->dec, err) < 0) ||
+        nar_reader_finish(p->reader, err) < 0) {
         if (*err && is_local(*err))
             return OUT_LOCAL;
+        if (*err && (*err)->code < RX_EBASE)
+            return OUT_PERMANENT; /* the unpacker failed on what the NAR holds */
         if (w->has_file_size && p->fsize < w->file_size)
             rx_error_set(err, RX_ENET, "body ended after %" PRIu64 " of %" PRIu64 " bytes",
                          p->fsize, w->file_size);
         return OUT_TRANSIENT;
     }
     if (nar_unpacker_finish(p->unp, err) < 0)
-        return OUT_LOCAL;
+        return *err && is_local(*err) ? OUT_LOCAL : OUT_PERMANENT;
     if (w->has_file_size && p->fsize != w->file_size) {
         rx_error_set(err, RX_EHASH, "download is %" PRIu64 " bytes, but FileSize is %" PRIu64,
                      p->fsize, w->file_size);
         return OUT_PERMANENT;
     }
-    if (w->has_file_hash && !w->file_is_nar && w->file_hash.algo == HASH_SHA256 &&
+    if (!early && w->has_file_hash && !w->file_is_nar && w->file_hash.algo == HASH_SHA256 &&
         check_hash(&p->fh, &w->file_hash, "FileHash", err) < 0)
         return OUT_PERMANENT;
     if (p->nsize != w->nar_size) {

@@ -37,7 +37,8 @@ static bool download_body(void *ctx, const void *data, size_t len)
         return false;
     d->counted += len;
     atomic_fetch_add(&d->f->bytes_done, len);
-    return true;
+    /* The NAR is complete and only padding follows: no need for the rest. */
+    return !d->p.complete;
 }
 
 static const struct timespec mtime_one[2] = {{1, 0}, {1, 0}};
@@ -97,6 +98,8 @@ static void run_job(struct fetch *f, struct fetch_http_conn *c, struct job *j,
         if (d.p.err) {
             out = nar_pipeline_outcome(&d.p);
             j->err = steal_pointer(&d.p.err);
+        } else if (d.p.complete) {
+            out = install(f, &d.p, j, &j->err);
         } else if (res.outcome != OUT_OK) {
             /* Not found is final too: the narinfo said it was there. */
             out = res.outcome == OUT_NOT_FOUND ? OUT_PERMANENT : res.outcome;
@@ -305,6 +308,11 @@ void fetch_job_submit(struct fetch *f, size_t idx)
     j->url = cache_file_url(c, it->ni.url);
     j->cache_url = xstrdup(c->url);
     store_path_basename(&it->path, j->base);
+    if (it->ni.dropped) {
+        char full[STORE_PATH_MAX + 1];
+        store_path_format(&it->path, full);
+        fetch_warn(f, "narinfo of '%s' from '%s': %s", full, c->url, it->ni.dropped);
+    }
     struct nar_expect *w = &j->want;
     snprintf(w->compression, sizeof w->compression, "%s", it->ni.compression);
     w->has_file_hash = it->ni.has_file_hash;
@@ -318,6 +326,17 @@ void fetch_job_submit(struct fetch *f, size_t idx)
                      hash_equal(&w->file_hash, &w->nar_hash);
     it->state = S_DOWNLOADING;
     pthread_mutex_lock(&f->mu);
+    if (!cache_rel_inside(it->ni.url)) {
+        /* The narinfo parser refuses this; a second check where the URL is made. */
+        j->outcome = OUT_PERMANENT;
+        rx_error_set(&j->err, RX_EFORMAT, "URL '%s' is not inside the cache", it->ni.url);
+        j->next = f->done;
+        f->done = j;
+        f->outstanding++;
+        fetch_http_wakeup(f);
+        pthread_mutex_unlock(&f->mu);
+        return;
+    }
     j->next = f->queue;
     f->queue = j;
     f->outstanding++;
@@ -366,10 +385,11 @@ static void handle_job(struct fetch *f, struct job *j)
         return;
     }
     const char *why = j->err ? j->err->msg : "download failed";
-    fetch_item_note(it, j->cache_url, "%s: %s", j->url, why);
+    _cleanup_free_ char *url = cache_url_redact(j->url); /* without credentials */
+    fetch_item_note(it, j->cache_url, "%s: %s", url, why);
     char full[STORE_PATH_MAX + 1];
     store_path_format(&it->path, full);
-    fetch_warn(f, "cannot download '%s' from '%s': %s", full, j->url, why);
+    fetch_warn(f, "cannot download '%s' from '%s': %s", full, url, why);
     fetch_next_cache(f, it);
 }
 

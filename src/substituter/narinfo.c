@@ -54,6 +54,7 @@ void narinfo_release(struct narinfo *ni)
         free(ni->sigs[i]);
     free(ni->sigs);
     free(ni->ca);
+    free(ni->dropped);
     memset(ni, 0, sizeof *ni);
 }
 
@@ -78,6 +79,9 @@ static bool url_ok(const char *s, size_t n)
 {
     if (n == 0 || s[0] == '/' || memmem(s, n, "://", 3) || memchr(s, '#', n) ||
         memchr(s, '\\', n) || memchr(s, ' ', n))
+        return false;
+    /* libcurl decodes a file:// path: "%2e%2e" would be a ".." segment. */
+    if (memchr(s, '%', n))
         return false;
     /* No ".." path segment before any query string. */
     const char *q = memchr(s, '?', n);
@@ -152,6 +156,116 @@ static int check_unique_refs(const struct narinfo *ni, struct rx_error **err)
     return r;
 }
 
+/* Add "field 'F' ('value') is dropped: why" to ni->dropped. */
+static void note_dropped(struct narinfo *ni, const char *field, const char *v, size_t n,
+                         const char *why)
+{
+    int shown = n > 200 ? 200 : (int)n;
+    char *msg = xasprintf("%s%sunsigned field '%s' ('%.*s%s') is dropped: %s",
+                          ni->dropped ? ni->dropped : "", ni->dropped ? "; " : "", field, shown,
+                          v, (size_t)shown < n ? "..." : "", why);
+    free(ni->dropped);
+    ni->dropped = msg;
+}
+
+/*
+ * The hash part of a store path as Nix makes it (makeStorePath): sha256 of
+ * "<type>:<algo>:<base16 inner>:/nix/store:<name>", folded to 20 bytes
+ * (compressHash) and written in nix32.
+ */
+static void make_store_hash(const char *type, const struct hash *inner, const char *name,
+                            char out[STORE_HASH_LEN + 1])
+{
+    char hs[HASH_STR_MAX];
+    hash_format(inner, HASH_BASE16, hs);
+    _cleanup_free_ char *s = xasprintf("%s:%s:%s:%s", type, hs, STORE_DIR, name);
+    struct hash h;
+    sha256_buf(s, strlen(s), &h);
+    unsigned char folded[20] = {0};
+    for (size_t i = 0; i < SHA256_SIZE; i++)
+        folded[i % 20] ^= h.bytes[i];
+    nix32_encode(folded, sizeof folded, out);
+}
+
+/* Nix's makeType: "<kind>:<ref>:<ref>...[:self]", references sorted, the path itself as "self". */
+static char *make_type(const struct narinfo *ni, const char *kind, bool *self)
+{
+    struct rx_buf b = RX_BUF_INIT((size_t)-1);
+    struct store_path *refs = sorted_refs(ni);
+    char path[STORE_PATH_MAX + 1];
+    int r = rx_buf_append(&b, kind, strlen(kind));
+    *self = false;
+    for (size_t i = 0; i < ni->nrefs; i++) {
+        if (store_path_cmp(&refs[i], &ni->path) == 0) {
+            *self = true;
+            continue;
+        }
+        store_path_format(&refs[i], path);
+        r |= rx_buf_append(&b, ":", 1);
+        r |= rx_buf_append(&b, path, strlen(path));
+    }
+    if (*self)
+        r |= rx_buf_append(&b, ":self", 5);
+    (void)r; /* the buffer has no limit */
+    free(refs);
+    return rx_buf_detach(&b, NULL);
+}
+
+/*
+ * Is ca a content address Nix 2.8 parses (parseContentAddress), and does
+ * it give ni's store path (makeTextPath, makeFixedOutputPath)?  NULL if so,
+ * else why not.
+ *   text:sha256:<hash>
+ *   fixed:[r:]<md5|sha1|sha256|sha512>:<hash>
+ * with <hash> in base16, nix32 or base64.
+ */
+static const char *ca_check(const struct narinfo *ni, const char *ca)
+{
+    bool text = strncmp(ca, "text:", 5) == 0;
+    bool recursive = false;
+    const char *rest;
+    if (text) {
+        rest = ca + 5;
+    } else if (strncmp(ca, "fixed:", 6) == 0) {
+        rest = ca + 6;
+        recursive = strncmp(rest, "r:", 2) == 0;
+        if (recursive)
+            rest += 2;
+    } else {
+        return "not a content address ('text:' or 'fixed:')";
+    }
+    const char *colon = strchr(rest, ':');
+    enum hash_algo algo;
+    if (!colon || hash_algo_parse(rest, (size_t)(colon - rest), &algo) < 0)
+        return "unknown hash algorithm";
+    if (text && algo != HASH_SHA256)
+        return "a text content address must use sha256";
+    struct hash inner;
+    if (hash_parse_digest(colon + 1, strlen(colon + 1), algo, &inner) < 0)
+        return "not a hash";
+
+    char want[STORE_HASH_LEN + 1];
+    bool self;
+    if (text || (recursive && algo == HASH_SHA256)) {
+        _cleanup_free_ char *type = make_type(ni, text ? "text" : "source", &self);
+        if (text && self)
+            return "a text content address cannot refer to itself";
+        make_store_hash(type, &inner, ni->path.name, want);
+    } else {
+        if (ni->nrefs > 0)
+            return "a fixed-output content address other than 'fixed:r:sha256' has no references";
+        char hs[HASH_STR_MAX];
+        hash_format(&inner, HASH_BASE16, hs);
+        _cleanup_free_ char *fixed = xasprintf("fixed:out:%s%s:", recursive ? "r:" : "", hs);
+        struct hash h;
+        sha256_buf(fixed, strlen(fixed), &h);
+        make_store_hash("output:out", &h, ni->path.name, want);
+    }
+    if (strcmp(want, ni->path.hash) != 0)
+        return "it does not match the store path";
+    return NULL;
+}
+
 static int parse_field(struct narinfo *ni, enum field f, const char *v, size_t n,
                        struct rx_error **err)
 {
@@ -198,13 +312,22 @@ static int parse_field(struct narinfo *ni, enum field f, const char *v, size_t n
         return 0;
     case F_REFERENCES:
         return parse_refs(ni, v, n, err);
-    case F_DERIVER:
+    case F_DERIVER: {
         if (n == 15 && memcmp(v, "unknown-deriver", 15) == 0)
             return 0;
-        if (store_path_parse_basename(v, n, &ni->deriver, err) < 0)
-            return rx_error_wrap(err, "field 'Deriver'");
+        /* Unsigned: a bad value is dropped, not a reason to refuse a signed narinfo. */
+        struct rx_error *e = NULL;
+        if (store_path_parse_basename(v, n, &ni->deriver, &e) < 0 ||
+            strlen(ni->deriver.name) < 5 ||
+            strcmp(ni->deriver.name + strlen(ni->deriver.name) - 4, ".drv") != 0) {
+            note_dropped(ni, "Deriver", v, n, e ? e->msg : "not a derivation's store path");
+            rx_error_free(e);
+            memset(&ni->deriver, 0, sizeof ni->deriver);
+            return 0;
+        }
         ni->has_deriver = true;
         return 0;
+    }
     case F_SYSTEM:
         ni->system = xstrndup(v, n);
         return 0;
@@ -213,8 +336,7 @@ static int parse_field(struct narinfo *ni, enum field f, const char *v, size_t n
         ni->sigs[ni->nsigs++] = xstrndup(v, n);
         return 0;
     case F_CA:
-        if (n == 0)
-            return rx_error_set(err, RX_EFORMAT, "field 'CA' is empty");
+        /* Checked against StorePath and References once all are read. */
         ni->ca = xstrndup(v, n);
         return 0;
     case F_UNKNOWN:
@@ -298,6 +420,13 @@ int narinfo_parse(const char *text, size_t len, struct narinfo *out, struct rx_e
     }
     if (!out->compression)
         out->compression = xstrdup("bzip2");
+    /* Nix stores CA as is and aborts on a value it cannot parse (nix path-info, --verify). */
+    const char *why = out->ca ? ca_check(out, out->ca) : NULL;
+    if (why) {
+        note_dropped(out, "CA", out->ca, strlen(out->ca), why);
+        free(out->ca);
+        out->ca = NULL;
+    }
     return 0;
 }
 

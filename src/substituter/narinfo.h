@@ -10,12 +10,21 @@
  *  - single-valued fields may not repeat (Nix lets the last one win);
  *  - hashes must be sha256, in nix32, base16 or base64/SRI form;
  *  - every reference must be a valid store path basename, without repeats;
- *  - URL must be relative to the cache, without ".." segments or '#';
+ *  - URL must be relative to the cache, without ".." segments, '#' or '%'
+ *    (no percent-encoding: libcurl decodes it in file:// paths);
  *  - unknown fields are ignored;
  *  - the whole text is at most NARINFO_MAX bytes.
  * A missing Compression means bzip2 (Nix's old default), a missing
  * References line means no references, and "Deriver: unknown-deriver" means
  * no deriver.
+ *
+ * Deriver and CA are not covered by the signature: anyone on the way may
+ * add or change them, and Nix aborts on a store whose database holds a CA
+ * it cannot parse.  So they never make a narinfo invalid.  A Deriver that
+ * is not a ".drv" store path basename, or a CA that is not one of the
+ * forms Nix 2.8 accepts (text:sha256:<h>, fixed:[r:]<algo>:<h>) or does
+ * not give StorePath with these References, is left out (has_deriver
+ * false, ca NULL) and described in `dropped`, for the caller to warn.
  */
 
 #include <stdbool.h>
@@ -48,6 +57,7 @@ struct narinfo {
     char **sigs;  /* owned; the raw Sig values in file order */
     size_t nsigs;
     char *ca; /* owned, or NULL */
+    char *dropped; /* owned, or NULL: which unsigned fields were dropped, and why */
 };
 
 #define NARINFO_INIT { 0 }

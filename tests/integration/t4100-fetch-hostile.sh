@@ -44,13 +44,13 @@ out += s(b')')
 sys.stdout.buffer.write(out)
 PY
 }
-# mkevil NAME ENTRY: the victim's narinfo pointing at an evil NAR, with
-# correct hashes and sizes and a valid signature.
-mkevil() {
+# mknar NAME COMMAND...: the victim's narinfo pointing at the NAR COMMAND
+# writes, with correct hashes and sizes and a valid signature.
+mknar() {
   local d=$web/$1
   mkdir -p "$d/nar"
   cp "$FX/cache-none/nix-cache-info" "$d/"
-  evil_nar "$2" >"$d/nar/evil.nar"
+  "${@:2}" >"$d/nar/evil.nar"
   local h size
   h=$(sha256sum "$d/nar/evil.nar" | cut -d' ' -f1)
   size=$(stat -c %s "$d/nar/evil.nar")
@@ -59,6 +59,28 @@ mkevil() {
       -e "s|^NarSize: .*|NarSize: $size|" "$FX/cache-none/$vh.narinfo" >"$d/$vh.narinfo"
   resign "$1"
 }
+# mkevil NAME ENTRY: the same for an evil NAR.
+mkevil() { mknar "$1" evil_nar "$2"; }
+
+# A NAR of 256 nested directories, each also holding a file; the narinfo
+# (signed, hashes right) says it is the victim.
+deep_nar() {
+  python3 - <<'PY'
+import struct, sys
+def s(b):
+    return struct.pack('<Q', len(b)) + b + b'\0' * ((8 - len(b) % 8) % 8)
+def t(*ws):
+    return b''.join(s(w.encode()) for w in ws)
+out = t('nix-archive-1', '(', 'type', 'directory')
+for _ in range(255):
+    out += t('entry', '(', 'name', 'd', 'node', '(', 'type', 'directory')
+for _ in range(255):
+    out += t(')', ')', 'entry', '(', 'name', 'f', 'node', '(', 'type', 'regular', 'contents', 'x', ')', ')')
+out += t(')')
+sys.stdout.buffer.write(out)
+PY
+}
+mknar deep deep_nar
 
 # wrong NarHash / NarSize (correctly signed, so only the NAR check can catch them)
 mkcache narhash xz
@@ -171,6 +193,93 @@ refused "a cache whose StoreDir is /gnu/store" gnu "is for store dir '/gnu/store
 
 fails "the error names the NAR URL" 1 "$HTTP/truncate/good/nar/" \
   "$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "$HTTP/truncate/good" "$victim"
+
+# A file:// cache whose narinfo URL climbs out of it with percent-encoding
+# (libcurl decodes a file:// path): the genuine NAR, kept outside the cache.
+esc=$TEST_TMP/esc
+mkcache escape none
+mkdir -p "$esc/outside" && mv "$web/escape/nar/"* "$esc/outside/"
+mkdir -p "$esc/cache" && mv "$web/escape" "$esc/cache/c"
+sed -i -E 's|^URL: nar/(.*)|URL: nar/%2e%2e/%2e%2e/%2e%2e/outside/\1|' "$esc/cache/c/$vh.narinfo"
+ok "the escaping narinfo is signed again" sign_fingerprint "$esc/cache/c/$vh.narinfo"
+mkdir -p "$esc/cache/c/nar"
+fails "a file:// narinfo URL with '%2e%2e' segments: refused" 1 "is not a relative path inside the cache" \
+  "$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "file://$esc/cache/c" "$victim"
+ok "  ...nothing left, the rest unaffected" untouched
+
+# An https:// cache that redirects to http://: not followed (netrc
+# credentials and the NAR would travel in clear text).
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+  -keyout "$TEST_TMP/tls.key" -out "$TEST_TMP/tls.crt" 2>/dev/null
+: >"$TEST_TMP/tls.log"
+HTTPD_TLS_CERT=$TEST_TMP/tls.crt HTTPD_TLS_KEY=$TEST_TMP/tls.key HTTPD_REDIRECT_BASE=$HTTP \
+  python3 "$(dirname "$0")/lib/httpd.py" "$web" "$TEST_TMP/tls.port" "$TEST_TMP/tls.log" &
+TLS_PID=$!
+trap 'kill $HTTPD_PID $TLS_PID 2>/dev/null; cleanup' EXIT
+for _ in $(seq 100); do [ -s "$TEST_TMP/tls.port" ] && break; sleep 0.05; done
+HTTPS=https://127.0.0.1:$(cat "$TEST_TMP/tls.port")
+printf 'machine 127.0.0.1 login runix password s3cret\n' >"$TEST_TMP/netrc"
+printf 'ssl-cert-file = %s\nnetrc-file = %s\n' "$TEST_TMP/tls.crt" "$TEST_TMP/netrc" >"$TEST_TMP/tls.conf"
+: >"$HTTP_LOG.before-redirect" && cp "$HTTP_LOG" "$HTTP_LOG.before-redirect"
+fails "an https:// cache redirecting to http://: not followed" 1 "$HTTPS/redirect/good" \
+  env RUNIX_CONFIG="$TEST_TMP/tls.conf" "$RUNIX" fetch -q --trusted-key "$key" --store "$TEST_TMP/s-redir" \
+  --cache "$HTTPS/redirect/good" "$victim"
+ok "  ...the https server was asked" grep -q "GET /redirect/good/" "$TEST_TMP/tls.log"
+is "$(diff "$HTTP_LOG.before-redirect" "$HTTP_LOG" | grep -c '^>')" 0 "  ...and the http:// server never was"
+
+# CA and Deriver are outside the signed fingerprint: whoever is on the way may
+# add a bad one to a genuine narinfo.  It is dropped with a warning, and real
+# Nix can still read the store.
+mkcache badca none
+sed -i '/^CA:/d' "$web/badca/$vh.narinfo"
+echo "CA: not-a-content-address" >>"$web/badca/$vh.narinfo"
+mkcache wrongca none
+sed -i '/^CA:/d' "$web/wrongca/$vh.narinfo"
+echo "CA: fixed:r:sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw" >>"$web/wrongca/$vh.narinfo"
+mkcache baddrv none
+sed -i '/^Deriver:/d' "$web/baddrv/$vh.narinfo"
+echo "Deriver: ../../etc/passwd.drv" >>"$web/baddrv/$vh.narinfo"
+for c in badca wrongca baddrv; do
+  field=CA column=ca
+  [ $c = baddrv ] && field=Deriver column=deriver
+  fails "an unsigned bad $field ($c): the path is fetched, with a warning" 0 "unsigned field '$field' (" \
+    "$RUNIX" fetch --trusted-key "$key" --store "$TEST_TMP/s-$c" --cache "$HTTP/ok/$c" "$victim"
+  is "$(sqlite3 "$TEST_TMP/s-$c/nix/var/nix/db/db.sqlite" "select count(*) from ValidPaths where path = '$victim' and $column is null")" 1 \
+    "  ...and registered without it"
+  ok "  ...and real Nix reads the store (nix path-info)" \
+    nix --extra-experimental-features nix-command path-info --store "$TEST_TMP/s-$c" --json "$victim"
+  ok "  ...and verifies it" nix-store --store "$TEST_TMP/s-$c" --verify --check-contents
+done
+
+# A NAR 256 directories deep, with far fewer fds than that: the unpacker
+# keeps only a few open, so the fetch neither fails "in the store" nor
+# leaves the next cache unasked.
+ok "a NAR 256 directories deep unpacks with 'ulimit -n 100'" \
+  bash -c 'ulimit -n 100 && exec "$@"' _ "$RUNIX" fetch -q --trusted-key "$key" --store "$TEST_TMP/s-deep" \
+  --cache "$HTTP/ok/deep" --cache "$HTTP/ok/good" "$victim"
+ok "  ...and real Nix finds it valid" nix-store --store "$TEST_TMP/s-deep" --verify-path "$victim"
+ok "  ...with the tree the cache sent" test -e "$TEST_TMP/s-deep$victim$(printf '/d%.0s' $(seq 255))"
+
+# Credentials in a cache URL are sent, and shown in no message.
+cred=http://runix:s3cret@${HTTP#http://}
+for c in narhash badca; do
+  out=$("$RUNIX" fetch --trusted-key "$key" --store "$TEST_TMP/s-cred-$c" --cache "$cred/ok/$c" "$victim" 2>&1)
+  ok "messages about a cache with credentials ($c) name it without them" \
+    bash -c '[[ $1 == *"$2/ok/$3"* && $1 != *s3cret* ]] || { printf "%s\n" "$1"; exit 1; }' _ "$out" "$HTTP" "$c"
+done
+out=$("$RUNIX" fetch -q --trusted-key "$key" --store "$TEST_TMP/s-cred-bad" --cache "$cred/ok/good#x" "$victim" 2>&1)
+ok "  ...and so do errors about the URL itself" \
+  bash -c '[[ $1 == *"$2/ok/good#x"* && $1 != *s3cret* ]] || { printf "%s\n" "$1"; exit 1; }' _ "$out" "$HTTP"
+
+# Without a FileSize, a NAR followed by 32 MiB of xz stream padding (sent
+# in 64 KiB pieces 20 ms apart: 10 seconds in all): the download stops soon
+# after the NAR, which is installed.
+mkcache padded xz
+sed -i '/^FileSize:/d; /^FileHash:/d' "$web/padded/$vh.narinfo"; resign padded
+head -c $((32 << 20)) /dev/zero >>"$web/padded/$(sed -n 's/^URL: //p' "$web/padded/$vh.narinfo")"
+ok "a NAR followed by endless padding: fetched without waiting for the padding" \
+  timeout 5 "$RUNIX" fetch -q --trusted-key "$key" --store "$TEST_TMP/s-padded" --cache "$HTTP/slow/padded" "$victim"
+ok "  ...and real Nix finds it valid" nix-store --store "$TEST_TMP/s-padded" --verify-path "$victim"
 
 # 500 twice, then success: retried, and it works.
 : >"$TEST_TMP/empty.conf"

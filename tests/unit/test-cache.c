@@ -71,6 +71,65 @@ static int apply(struct cache *c, const char *text, char **msg)
     return r;
 }
 
+static void test_cache_rel_inside_refuses_escapes(void **state)
+{
+    (void)state;
+    assert_true(cache_rel_inside("nar/abc.nar.xz"));
+    assert_true(cache_rel_inside("nar/./abc.nar.xz"));
+    assert_true(cache_rel_inside("nar/x/../abc.nar.xz"));
+    assert_true(cache_rel_inside("nar/abc.nar.xz?x=../../.."));
+    assert_true(cache_rel_inside("nar/%61bc.nar.xz"));
+    assert_false(cache_rel_inside(""));
+    assert_false(cache_rel_inside("../x"));
+    assert_false(cache_rel_inside("nar/../../x"));
+    assert_false(cache_rel_inside("nar/%2e%2e/%2e%2e/etc/passwd"));
+    assert_false(cache_rel_inside("nar/%2E%2e%2f%2e%2E%2fx"));
+    assert_false(cache_rel_inside("%2fetc/passwd"));
+    assert_false(cache_rel_inside("/etc/passwd"));
+    assert_false(cache_rel_inside("nar/a%00b"));
+    assert_false(cache_rel_inside("nar/..\\..\\x"));
+    assert_false(cache_rel_inside("nar/.."));
+}
+
+/* Credentials in a cache URL are used for requests and shown nowhere else. */
+static void test_cache_url_credentials_are_redacted(void **state)
+{
+    (void)state;
+    struct cache c;
+    struct rx_error *err = NULL;
+    assert_int_equal(cache_init(&c, "https://me:s3cret@x.org/sub/?priority=4", 0, &err), 0);
+    assert_string_equal(c.url, "https://x.org/sub");
+    assert_int_equal(c.priority, 4);
+    char *u = cache_file_url(&c, "nix-cache-info");
+    assert_string_equal(u, "https://me:s3cret@x.org/sub/nix-cache-info");
+    free(u);
+    cache_release(&c);
+    assert_int_equal(cache_init(&c, "http://tok@[::1]:80", 0, &err), 0);
+    assert_string_equal(c.url, "http://[::1]:80");
+    cache_release(&c);
+    /* An '@' after the host is part of the path. */
+    assert_int_equal(cache_init(&c, "https://x.org/a@b", 0, &err), 0);
+    assert_string_equal(c.url, "https://x.org/a@b");
+    u = cache_file_url(&c, "n");
+    assert_string_equal(u, "https://x.org/a@b/n");
+    free(u);
+    cache_release(&c);
+    static const char *const bad[] = {"https://me:s3cret@x.org/#f", "https://me:s3cret@x.org?priority=x",
+                                      "https://me:s3cret@x.org/a\x01"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(cache_init(&c, bad[i], 0, &err), -1);
+        if (strstr(err->msg, "s3cret") || strstr(err->msg, "me:") || !strstr(err->msg, "https://x.org"))
+            fail_msg("'%s': %s", bad[i], err->msg);
+        rx_error_clear(&err);
+    }
+    char *r = cache_url_redact("https://me:s3cret@x.org/nar/a@b.nar");
+    assert_string_equal(r, "https://x.org/nar/a@b.nar");
+    free(r);
+    r = cache_url_redact("file:///srv/a@b");
+    assert_string_equal(r, "file:///srv/a@b");
+    free(r);
+}
+
 static void test_cache_info(void **state)
 {
     (void)state;
@@ -209,6 +268,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cache_urls),
+        cmocka_unit_test(test_cache_rel_inside_refuses_escapes),
+        cmocka_unit_test(test_cache_url_credentials_are_redacted),
         cmocka_unit_test(test_cache_info),
         cmocka_unit_test(test_cache_sort_is_stable),
         cmocka_unit_test(test_conf_parse),

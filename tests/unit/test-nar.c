@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -576,6 +577,46 @@ static void test_nar_depth_bound(void **state)
     rx_buf_release(&huge);
 }
 
+/*
+ * A tree NAR_MAX_DEPTH directories deep, with a file before and after the
+ * subdirectory at every level, unpacks with few fds: a hostile NAR must not
+ * use up the process's fds (16 unpacks at once share them).
+ */
+static void test_nar_unpack_deep_tree_with_few_fds(void **state)
+{
+    (void)state;
+    struct rx_buf b = RX_BUF_INIT((size_t)-1);
+    put_tokens(&b, "nix-archive-1 ( type directory");
+    for (int i = 0; i < NAR_MAX_DEPTH - 1; i++)
+        put_tokens(&b, "entry ( name a node ( type regular contents x ) ) "
+                       "entry ( name d node ( type directory");
+    for (int i = 0; i < NAR_MAX_DEPTH - 1; i++)
+        put_tokens(&b, ") ) entry ( name z node ( type symlink target a ) )");
+    put_tokens(&b, ")");
+    char *tmp = td_tmpdir();
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = 40;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    bool helper = unpack_helper;
+    unpack_helper = false;
+    struct rx_error *err = NULL;
+    int r = unpack_mem(b.data, b.len, tmp, "deep", true, &err);
+    unpack_helper = helper;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    if (r < 0)
+        fail_msg("unpack failed: %s", err->msg);
+    _cleanup_free_ char *root = xasprintf("%s/deep", tmp);
+    size_t len;
+    _cleanup_free_ char *again = dump_mem(root, &len);
+    assert_int_equal(len, b.len);
+    assert_memory_equal(again, b.data, len);
+    td_rmtree(tmp);
+    free(tmp);
+    rx_buf_release(&b);
+}
+
 /* Unpacking refuses to touch an existing target and removes a partial tree on failure. */
 static void test_nar_unpack_failure_leaves_nothing(void **state)
 {
@@ -719,6 +760,7 @@ int main(void)
         cmocka_unit_test(test_nar_escape_probes_stay_inside),
         cmocka_unit_test(test_nar_rejects_hostile_inputs),
         cmocka_unit_test(test_nar_depth_bound),
+        cmocka_unit_test(test_nar_unpack_deep_tree_with_few_fds),
         cmocka_unit_test(test_nar_unpack_failure_leaves_nothing),
         cmocka_unit_test(test_nar_dump_spec_examples),
         cmocka_unit_test(test_nar_dump_sorts_bytewise),

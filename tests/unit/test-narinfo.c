@@ -371,12 +371,13 @@ static void test_narinfo_rejects_malformed(void **state)
         {"StorePath: /nix/store/", "StorePath: /gnu/store/", "StorePath"},
         {"StorePath: /nix", "StorePath:  /nix", "StorePath"},
         {"StorePath: /nix/store/s4ypaci9m2alq96p9xk8raxsnqc1bgv8-spec-app-1.0", "StorePath: /nix/store/s4ypaci9m2alq96p9xk8raxsnqc1bgv8-spec-app-1.0/bin", "StorePath"},
-        {"Deriver: ka0p", "Deriver: /nix/store/ka0p", "Deriver"},
         {"URL: nar/", "URL: ../", "URL"},
         {"URL: nar/", "URL: nar/../../", "URL"},
         {"URL: nar/", "URL: /etc/", "URL"},
         {"URL: nar/", "URL: https://evil.example/nar/", "URL"},
         {"URL: nar/0zhm", "URL: nar/#0zhm", "URL"},
+        {"URL: nar/", "URL: nar/%2e%2e/%2e%2e/", "URL"},
+        {"URL: nar/", "URL: nar/%2E%2E/", "URL"},
         {"Compression: xz", "Compression: x z", "Compression"},
         {"\n", "\r\n", "control character"},
         {"NarSize: 2384", "NarSize:2384", "no space after"},
@@ -427,6 +428,100 @@ static void test_narinfo_rejects_malformed(void **state)
     free(t);
 }
 
+/* A minimal narinfo for `path` with `refs` and extra lines `extra`. */
+static int parse_ca_case(const char *path, const char *refs, const char *extra,
+                         struct narinfo *ni)
+{
+    _cleanup_free_ char *t = xasprintf(
+        "StorePath: /nix/store/%s\nURL: nar/x.nar\nCompression: none\n"
+        "NarHash: sha256:038z2wjqbv7m590kpphhqz42xk3hrnb2ly08ys1zg96611bic8ig\n"
+        "NarSize: 120\nReferences: %s\n%s",
+        path, refs, extra);
+    struct rx_error *err = NULL;
+    int r = narinfo_parse(t, strlen(t), ni, &err);
+    if (r < 0)
+        fail_msg("'%s': %s", extra, err->msg);
+    return r;
+}
+
+static void ca_kept(const char *path, const char *refs, const char *ca)
+{
+    struct narinfo ni;
+    _cleanup_free_ char *line = xasprintf("CA: %s\n", ca);
+    parse_ca_case(path, refs, line, &ni);
+    if (!ni.ca || strcmp(ni.ca, ca) != 0 || ni.dropped)
+        fail_msg("CA '%s' of '%s' was dropped: %s", ca, path, ni.dropped ? ni.dropped : "?");
+    narinfo_release(&ni);
+}
+
+static void ca_dropped(const char *path, const char *refs, const char *ca, const char *why)
+{
+    struct narinfo ni;
+    _cleanup_free_ char *line = xasprintf("CA: %s\n", ca);
+    parse_ca_case(path, refs, line, &ni);
+    if (ni.ca)
+        fail_msg("CA '%s' of '%s' was kept", ca, path);
+    if (!ni.dropped || !strstr(ni.dropped, "'CA'") || !strstr(ni.dropped, why))
+        fail_msg("CA '%s': note '%s' lacks '%s'", ca, ni.dropped ? ni.dropped : "", why);
+    narinfo_release(&ni);
+}
+
+/* The paths and content addresses are what Nix 2.8 made (nix-store --add, --add-fixed). */
+static void test_narinfo_checks_unsigned_ca_and_deriver(void **state)
+{
+    (void)state;
+    const char *src = "xp0dpr9yz5h0fk5c5lpj7zzqjbdh3w8c-f";
+    const char *flat = "1p9q0bz6f22dyxh4lw8xs08p4201vyq4-f";
+    const char *sha1 = "jq1d30ypzhhw6hhml61xjfndy39pcysv-f";
+    const char *t = "bx0kc66p03368r5plk2sji4a39h20ymp-t.txt";
+    const char *u = "0bvm8zgs1pfrbzy7j4zlh1m9y035qwbi-u.txt";
+    ca_kept(src, "", "fixed:r:sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw");
+    ca_kept(flat, "", "fixed:sha256:00xyyr3fi8l6hb839bv3f7yb86yjv7xi1cgh1xnhipym4asvb4aq");
+    ca_kept(sha1, "", "fixed:r:sha1:wz60bbf44cw7nswp1wv8vcsyfg155sqd");
+    ca_kept(t, "", "text:sha256:193s6bfb4ncbr0d3rpb177cac43b2z2h3afxi7grcswgci346hwg");
+    ca_kept(t, "", "text:sha256:8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4");
+    ca_kept(u, t, "text:sha256:0pmqm56p0zmpbh8f0k9xbg037raikxicjq8sr5cr19amwhrgwbbb");
+
+    ca_dropped(src, "", "not-a-content-address", "not a content address");
+    ca_dropped(src, "", "", "not a content address");
+    ca_dropped(src, "", "fixed:r:sha256:", "not a hash");
+    ca_dropped(src, "", "fixed:r:sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dq",
+               "not a hash");
+    ca_dropped(src, "", "fixed:r:blake3:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw",
+               "unknown hash algorithm");
+    ca_dropped(src, "", "fixed:q:sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw",
+               "unknown hash algorithm");
+    ca_dropped(t, "", "text:sha1:wz60bbf44cw7nswp1wv8vcsyfg155sqd", "must use sha256");
+    /* Well-formed, but for another path, or other references. */
+    ca_dropped(flat, "", "fixed:r:sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw",
+               "does not match");
+    ca_dropped(src, t, "fixed:r:sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw",
+               "does not match");
+    ca_dropped(u, "", "text:sha256:0pmqm56p0zmpbh8f0k9xbg037raikxicjq8sr5cr19amwhrgwbbb",
+               "does not match");
+    ca_dropped(t, t, "text:sha256:193s6bfb4ncbr0d3rpb177cac43b2z2h3afxi7grcswgci346hwg",
+               "refer to itself");
+    ca_dropped(flat, t, "fixed:sha256:00xyyr3fi8l6hb839bv3f7yb86yjv7xi1cgh1xnhipym4asvb4aq",
+               "no references");
+
+    /* Deriver: a bad one is dropped too, and the narinfo stays valid. */
+    struct narinfo ni;
+    parse_ca_case(src, "", "Deriver: /nix/store/ka0p4bka00wgpsw3l54avbiwsx996npx-f.drv\n", &ni);
+    assert_false(ni.has_deriver);
+    assert_non_null(strstr(ni.dropped, "'Deriver'"));
+    narinfo_release(&ni);
+    parse_ca_case(src, "", "Deriver: ka0p4bka00wgpsw3l54avbiwsx996npx-f\n", &ni);
+    assert_false(ni.has_deriver);
+    assert_non_null(strstr(ni.dropped, "not a derivation"));
+    narinfo_release(&ni);
+    parse_ca_case(src, "", "Deriver: ka0p4bka00wgpsw3l54avbiwsx996npx-f.drv\nCA: x\n", &ni);
+    assert_true(ni.has_deriver);
+    assert_string_equal(ni.deriver.name, "f.drv");
+    assert_null(strstr(ni.dropped, "'Deriver'"));
+    assert_non_null(strstr(ni.dropped, "'CA'"));
+    narinfo_release(&ni);
+}
+
 int main(void)
 {
     if (crypto_init() < 0)
@@ -439,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_narinfo_rejects_bad_sizes),
         cmocka_unit_test(test_narinfo_spec_example),
         cmocka_unit_test(test_narinfo_rejects_malformed),
+        cmocka_unit_test(test_narinfo_checks_unsigned_ca_and_deriver),
     };
     return cmocka_run_group_tests_name("narinfo", tests, NULL, NULL);
 }

@@ -86,6 +86,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if len(parts) != 2:
             return self.send_error(404)
         mode, rel = parts
+        if mode == "redirect":
+            return redirect(self, rel)
         if mode == "latency":
             time.sleep(0.04)
             mode = "ok"
@@ -172,6 +174,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self.wfile.write(body[start:])
+
+
+# /redirect/... : every request is answered "302 Found" with Location
+# $HTTPD_REDIRECT_BASE/ok/..., e.g. from an https server to a cleartext one.
+def redirect(handler, rel):
+    handler.send_response(302)
+    handler.send_header("Location", os.environ["HTTPD_REDIRECT_BASE"] + "/ok/" + rel)
+    handler.send_header("Content-Length", "0")
+    handler.end_headers()
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
