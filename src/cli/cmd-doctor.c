@@ -115,7 +115,7 @@ int cmd_doctor(int argc, char **argv)
     struct fetch_opts fo;
     cli_settings_fetch_opts(&s, &fo);
     for (size_t i = 0; i < s.ncaches; i++) {
-        if (fetch_cache_probe(s.caches[i].url, &fo, &err) < 0) {
+        if (fetch_cache_probe(&s.caches[i], &fo, &err) < 0) {
             printf("  %s: does not answer: %s\n", s.caches[i].url, err->msg);
             rx_error_clear(&err);
         } else {

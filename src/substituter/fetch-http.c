@@ -487,14 +487,14 @@ static size_t discard(char *p, size_t size, size_t n, void *ctx)
     return size * n;
 }
 
-int fetch_cache_probe(const char *url, const struct fetch_opts *o, struct rx_error **err)
+int fetch_cache_probe(const struct cache *c, const struct fetch_opts *o, struct rx_error **err)
 {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return rx_error_set(err, RX_ENET, "cannot initialise libcurl");
     CURL *h = curl_easy_init();
     if (!h)
         return rx_error_set(err, RX_ENET, "cannot initialise libcurl");
-    _cleanup_free_ char *u = xasprintf("%s/nix-cache-info", url);
+    _cleanup_free_ char *u = cache_file_url(c, "nix-cache-info");
     char errbuf[CURL_ERROR_SIZE] = "";
     set_url(h, u);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https,file");
@@ -516,7 +516,7 @@ int fetch_cache_probe(const char *url, const struct fetch_opts *o, struct rx_err
     int ret = 0;
     if (rc != CURLE_OK)
         ret = rx_error_set(err, RX_ENET, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
-    else if (strncmp(url, "file:", 5) != 0 && code != 200)
+    else if (strncmp(c->url, "file:", 5) != 0 && code != 200)
         ret = rx_error_set(err, RX_ENET, "nix-cache-info: HTTP %ld", code);
     curl_easy_cleanup(h);
     return ret;

@@ -100,9 +100,10 @@ int fetch_closure(struct store *s, const struct fetch_opts *o, const struct stor
                   size_t n, struct rx_error **err);
 
 /*
- * Is the cache at `url` there?  GET <url>/nix-cache-info once, with o's
- * connect timeout (5 s when unset), CA file and netrc, and at most 15 s in
- * all: 0 when it answers, else -1 with the reason in err (RX_ENET).  For
- * runix doctor; a fetch reads nix-cache-info itself, with retries.
+ * Is cache c there?  GET its nix-cache-info once (with the URL's
+ * credentials, if any), with o's connect timeout (5 s when unset), CA file
+ * and netrc, and at most 15 s in all: 0 when it answers, else -1 with the
+ * reason in err (RX_ENET).  For runix doctor; a fetch reads nix-cache-info
+ * itself, with retries.
  */
-int fetch_cache_probe(const char *url, const struct fetch_opts *o, struct rx_error **err);
+int fetch_cache_probe(const struct cache *c, const struct fetch_opts *o, struct rx_error **err);

@@ -267,6 +267,10 @@ for c in narhash badca; do
   ok "messages about a cache with credentials ($c) name it without them" \
     bash -c '[[ $1 == *"$2/ok/$3"* && $1 != *s3cret* ]] || { printf "%s\n" "$1"; exit 1; }' _ "$out" "$HTTP" "$c"
 done
+out=$("$RUNIX" doctor --store "$TEST_TMP/s-cred-doctor" --cache "$cred/ok/good" 2>&1)
+ok "  ...and doctor shows it without them" \
+  bash -c '[[ $1 == *"$2/ok/good: answers"* && $1 != *s3cret* ]] || { printf "%s\n" "$1"; exit 1; }' _ "$out" "$HTTP"
+ok "  ...but asks it with them" grep -q '^GET /ok/good/nix-cache-info auth=runix$' "$HTTP_LOG"
 out=$("$RUNIX" fetch -q --trusted-key "$key" --store "$TEST_TMP/s-cred-bad" --cache "$cred/ok/good#x" "$victim" 2>&1)
 ok "  ...and so do errors about the URL itself" \
   bash -c '[[ $1 == *"$2/ok/good#x"* && $1 != *s3cret* ]] || { printf "%s\n" "$1"; exit 1; }' _ "$out" "$HTTP"

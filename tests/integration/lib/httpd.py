@@ -25,12 +25,14 @@ path (e.g. /fail500x2/cache-xz/nar/...):
                      included, and NAR requests also with " nars=N", the
                      number of those that are NAR requests
 "Range: bytes=N-" is honoured (206) in the modes ok, fail500x2 and
-truncate-once, and logged as "GET PATH range=N".
+truncate-once, and logged as "GET PATH range=N".  A request with basic
+credentials is logged with " auth=USER".
 
 With HTTPD_TLS_CERT and HTTPD_TLS_KEY set (PEM files), it serves HTTPS;
 requests on a connection that resumed an earlier TLS session are logged
 with " tls-resumed".
 """
+import base64
 import gzip
 import http.server
 import os
@@ -79,6 +81,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 extra += f" busy={all_active}"
             if self.path.startswith("/latency/") and "/nar/" in self.path:
                 extra += f" nars={nars_active}"
+            auth = self.headers.get("Authorization", "")
+            if auth.startswith("Basic "):
+                user = base64.b64decode(auth[6:]).decode(errors="replace").split(":", 1)[0]
+                extra += f" auth={user}"
             if getattr(self.connection, "session_reused", False):
                 extra += " tls-resumed"
             log.write(f"{'HEAD' if head else 'GET'} {self.path}{extra}\n")
