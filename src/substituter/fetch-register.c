@@ -81,14 +81,18 @@ int fetch_register_ready(struct fetch *f, struct rx_error **err)
 
 /*
  * Register what is ready every REGISTER_EVERY_S, not only at the end: a
- * run that is interrupted keeps what it has fetched so far, and other
- * processes waiting for those paths go on.  Each batch is closed under
- * references (a path goes in only with or after all it references).
+ * run that is interrupted keeps what it has fetched so far, other
+ * processes waiting for those paths go on, and the locks they free go to
+ * the next paths.  Each batch is closed under references (a path goes in
+ * only with or after all it references).  Then see what other processes
+ * have registered meanwhile.
  */
 int fetch_register_some(struct fetch *f, double now, struct rx_error **err)
 {
     if (now - f->registered_at < REGISTER_EVERY_S)
         return 0;
     f->registered_at = now;
-    return fetch_register_ready(f, err);
+    if (fetch_register_ready(f, err) < 0 || fetch_poll_foreign(f, err) < 0)
+        return -1;
+    return 0;
 }
