@@ -64,7 +64,13 @@ int fetch_register_ready(struct fetch *f, struct rx_error **err)
         si->nsigs = ni->nsigs;
         si->ca = ni->ca;
     }
-    int r = store_register(f->store, infos, n, err);
+    /*
+     * The files renamed into nix/store reach the disk before the database
+     * says they are there: after a power loss a registered path is whole.
+     */
+    int r = store_sync(f->store, err);
+    if (r == 0)
+        r = store_register(f->store, infos, n, err);
     free(infos);
     if (r == 0) {
         for (size_t i = 0; i < f->nitems; i++) {

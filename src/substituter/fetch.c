@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include "store.h"
 #include "util-signal.h"
@@ -150,9 +151,27 @@ static int run(struct fetch *f, struct rx_error **err)
     return o->dry_run ? 0 : check_done(f, err);
 }
 
+/*
+ * The soft limit on open files up to the hard one: the fetch's own locks
+ * are bounded (LOCKS_MAX), but download threads, their connections and
+ * unpacking take fds too, and the usual soft limit of 1,024 is a default
+ * for programs that use select(), which runix does not.
+ */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            /* The limit stays as it was; LOCKS_MAX is chosen to fit in it. */
+        }
+    }
+}
+
 int fetch_closure(struct store *s, const struct fetch_opts *o, const struct store_path *paths,
                   size_t n, struct rx_error **err)
 {
+    raise_fd_limit();
     static const struct fetch_events no_events;
     struct fetch f = {.store = s, .o = o, .ev = o->events ? o->events : &no_events};
     struct rx_buf fb = RX_BUF_INIT(1024 * 1024);
