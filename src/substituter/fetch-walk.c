@@ -121,25 +121,32 @@ int fetch_claim_ready(struct fetch *f, bool foreign, struct rx_error **err)
     for (size_t i = 0; i < f->nitems; i++)
         held += f->items[i].lock_fd >= 0;
     int moved = 0;
-    for (size_t i = 0; i < f->nitems && !f->aborting; i++) {
-        struct item *it = &f->items[i];
-        if (it->state != S_HAVE_INFO && !(foreign && it->state == S_FOREIGN))
-            continue;
-        /* A path locked already (its download failed, another cache has it) needs no room. */
-        if ((it->lock_fd < 0 && held >= LOCKS_MAX) || !refs_grounded(f, it))
-            continue;
-        bool had = it->lock_fd >= 0;
-        enum item_state was = it->state;
-        if (fetch_claim(f, i, err) < 0)
-            return -1;
-        held += !had && it->lock_fd >= 0;
-        if (it->state == S_VALID) {
-            /* Another process registered it just now. */
-            fetch_announce_done(f, it);
-            moved++;
-        } else if (it->state != was || it->state == S_DOWNLOADING) {
-            moved++;
+    /*
+     * References are found after their referrers, so going from the last
+     * item to the first mostly locks a closure bottom up in one pass; the
+     * passes go on while they lock more.
+     */
+    for (int pass_moved = 1; pass_moved > 0 && !f->aborting;) {
+        pass_moved = 0;
+        for (size_t i = f->nitems; i-- > 0 && !f->aborting;) {
+            struct item *it = &f->items[i];
+            if (it->state != S_HAVE_INFO && !(foreign && it->state == S_FOREIGN))
+                continue;
+            /* A path locked already (its download failed, another cache has it) needs no room. */
+            if ((it->lock_fd < 0 && held >= LOCKS_MAX) || !refs_grounded(f, it))
+                continue;
+            bool had = it->lock_fd >= 0;
+            enum item_state was = it->state;
+            if (fetch_claim(f, i, err) < 0)
+                return -1;
+            held += !had && it->lock_fd >= 0;
+            if (it->state == S_VALID)
+                /* Another process registered it just now. */
+                fetch_announce_done(f, it);
+            if (it->state != was)
+                pass_moved++;
         }
+        moved += pass_moved;
     }
     return moved;
 }
