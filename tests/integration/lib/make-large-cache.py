@@ -5,17 +5,18 @@
 
 DIR is made once and kept: it is left as it is when its stamp (of this
 script and the arguments) matches, else made anew beside it and renamed
-into place.  DIR gets nix-cache-info, N narinfos, their NARs (uncompressed, one small
-file each), key.pub (NAME:KEY, for --trusted-key), top (the path whose
-closure is all N), closure (all N paths) and closure.pT (the closure of
-each top path pT).  Path i references 2i+1 and
-2i+2 (a binary tree, 13 levels for 5,000 paths) and the last path, which
-every path shares like a libc.  Store path hashes are random but valid
-nix32; the narinfos are signed as Nix signs them (ed25519 over
-"1;path;narHash;narSize;refs").  Nix would accept every path: only the
-derivations behind them are missing.  With "dag", path i references
-three paths after it picked at random (the same every time) instead, and
-top lists paths 0 to 5, whose closures cross.
+into place.  DIR gets nix-cache-info, N narinfos, their NARs
+(uncompressed, one small file each), key.pub (NAME:KEY, for
+--trusted-key), top (the path whose closure is all N), closure (all N
+paths) and closure.pT (the closure of each top path pT).
+
+Path i references 2i+1 and 2i+2 (a binary tree, 13 levels for 5,000
+paths) and the last path, which every path shares like a libc.  With
+"dag", path i references instead three paths after it picked at random
+(the same every time), and top lists paths 0 to 5, whose closures cross.
+Store path hashes are random but valid nix32; the narinfos are signed as
+Nix signs them (ed25519 over "1;path;narHash;narSize;refs").  Nix would
+accept every path: only the derivations behind them are missing.
 """
 import base64
 import hashlib
