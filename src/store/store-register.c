@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -213,6 +214,13 @@ fail:
     sqlite3_exec(s->db, "rollback;", NULL, NULL, NULL);
     free(skip);
     return -1;
+}
+
+int store_sync(struct store *s, struct rx_error **err)
+{
+    if (syncfs(s->store_fd) < 0)
+        return rx_error_errno(err, "cannot write '%s/nix/store' to disk", s->root);
+    return 0;
 }
 
 int store_stats(struct store *s, uint64_t *npaths, uint64_t *nar_bytes, struct rx_error **err)

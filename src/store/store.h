@@ -107,6 +107,13 @@ int store_register(struct store *s, const struct store_info *infos, size_t n,
                    struct rx_error **err);
 
 /*
+ * syncfs() the store's file system, so that what was written and renamed
+ * into nix/store is on disk before store_register() says it is there.
+ * -1 with err (EIO, ...).
+ */
+int store_sync(struct store *s, struct rx_error **err);
+
+/*
  * Lock p (flock on R/nix/store/<basename>.lock).  Returns 1 with *fd set
  * when locked, 0 when another process holds the lock and !wait, -1 on error.
  */

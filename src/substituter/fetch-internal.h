@@ -32,6 +32,13 @@
 #define BIG_DOWNLOAD (1024 * 1024)
 #define BIG_NAR (8 * 1024 * 1024)
 #define KEEP_DECODER_MAX (1024 * 1024) /* NarSize */
+/*
+ * Path locks held at once (one fd each): paths are locked as they can be
+ * downloaded, in the closure's order (fetch_claim_ready), and unlocked as
+ * they are registered, so a closure of any size fits in the usual 1,024
+ * fds.
+ */
+#define LOCKS_MAX 256
 
 /* ---- outcome of one request ---- */
 
@@ -49,7 +56,7 @@ enum item_state {
     S_VALID,       /* in the store already, or registered by us */
     S_NEED_INFO,   /* narinfo to be asked for (at retry_at) */
     S_QUERYING,    /* narinfo request in flight */
-    S_HAVE_INFO,   /* narinfo accepted; nothing more (dry run) */
+    S_HAVE_INFO,   /* narinfo accepted, not locked yet (for ever in a dry run) */
     S_DOWNLOADING, /* ours, locked, with a download thread */
     S_FOREIGN,     /* another process holds its lock */
     S_ON_DISK,     /* ours, in nix/store, not yet registered */
@@ -66,6 +73,7 @@ struct item {
     unsigned attempt; /* of the current request on that cache */
     double retry_at;
     int lock_fd;
+    bool waited_for;   /* fetch_report_waiting() said so already */
     struct rx_buf why; /* "cache: reason" lines, for the final error */
     size_t *refs;      /* item indices of the references, self excluded */
     size_t nrefs;
@@ -273,6 +281,22 @@ void fetch_http_get(struct fetch_http_conn *c, const char *url, uint64_t from, f
 void fetch_query_start(struct fetch *f, size_t idx);
 void fetch_next_cache(struct fetch *f, struct item *it);
 int fetch_claim(struct fetch *f, size_t idx, struct rx_error **err);
+/*
+ * Lock and start downloading the paths whose narinfo is in and whose
+ * references are each valid or locked by us for download (so that what we
+ * lock never waits for another process, and registers as soon as its
+ * downloads are done), at most LOCKS_MAX at once.  With `foreign`, also
+ * try (without waiting) the locks of paths other processes held until
+ * now.  Returns how many items it moved on (claimed or found valid), -1
+ * with err.
+ */
+int fetch_claim_ready(struct fetch *f, bool foreign, struct rx_error **err);
+/*
+ * Re-read the database for every path another process holds: those it
+ * registered become valid.  Then fetch_claim_ready(f, true).  Returns
+ * what that returns.
+ */
+int fetch_poll_foreign(struct fetch *f, struct rx_error **err);
 void fetch_narinfo_done(struct fetch *f, size_t idx, const struct http_reply *r,
                         struct rx_error **fatal);
 void fetch_cache_info_done(struct fetch *f, size_t cache, const struct http_reply *r);

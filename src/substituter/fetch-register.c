@@ -64,7 +64,13 @@ int fetch_register_ready(struct fetch *f, struct rx_error **err)
         si->nsigs = ni->nsigs;
         si->ca = ni->ca;
     }
-    int r = store_register(f->store, infos, n, err);
+    /*
+     * The files renamed into nix/store reach the disk before the database
+     * says they are there: after a power loss a registered path is whole.
+     */
+    int r = store_sync(f->store, err);
+    if (r == 0)
+        r = store_register(f->store, infos, n, err);
     free(infos);
     if (r == 0) {
         for (size_t i = 0; i < f->nitems; i++) {
@@ -81,14 +87,22 @@ int fetch_register_ready(struct fetch *f, struct rx_error **err)
 
 /*
  * Register what is ready every REGISTER_EVERY_S, not only at the end: a
- * run that is interrupted keeps what it has fetched so far, and other
- * processes waiting for those paths go on.  Each batch is closed under
- * references (a path goes in only with or after all it references).
+ * run that is interrupted keeps what it has fetched so far, other
+ * processes waiting for those paths go on, and the locks they free go to
+ * the next paths.  Each batch is closed under references (a path goes in
+ * only with or after all it references).  Then see what other processes
+ * have registered meanwhile.
  */
 int fetch_register_some(struct fetch *f, double now, struct rx_error **err)
 {
-    if (now - f->registered_at < REGISTER_EVERY_S)
+    /* Sooner when half the locks wait for it: small paths download faster than that. */
+    size_t on_disk = 0;
+    for (size_t i = 0; i < f->nitems; i++)
+        on_disk += f->items[i].state == S_ON_DISK;
+    if (now - f->registered_at < REGISTER_EVERY_S && on_disk < LOCKS_MAX / 2)
         return 0;
     f->registered_at = now;
-    return fetch_register_ready(f, err);
+    if (fetch_register_ready(f, err) < 0 || fetch_poll_foreign(f, err) < 0)
+        return -1;
+    return 0;
 }

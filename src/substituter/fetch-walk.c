@@ -95,6 +95,79 @@ int fetch_claim(struct fetch *f, size_t idx, struct rx_error **err)
     return 0;
 }
 
+/* Is each reference of it valid, or locked by us and downloading or downloaded? */
+static bool refs_grounded(const struct fetch *f, const struct item *it)
+{
+    for (size_t k = 0; k < it->nrefs; k++) {
+        const struct item *r = &f->items[it->refs[k]];
+        if (r->state != S_VALID &&
+            !(r->lock_fd >= 0 && (r->state == S_DOWNLOADING || r->state == S_ON_DISK)))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * By induction every path we lock has only valid or grounded references:
+ * a process never holds a lock that waits for another process's path, so
+ * no two processes can wait for each other, and what we hold registers
+ * once our own downloads are done, which frees the locks for the rest.
+ */
+int fetch_claim_ready(struct fetch *f, bool foreign, struct rx_error **err)
+{
+    if (f->o->dry_run)
+        return 0;
+    size_t held = 0;
+    for (size_t i = 0; i < f->nitems; i++)
+        held += f->items[i].lock_fd >= 0;
+    int moved = 0;
+    /*
+     * References are found after their referrers, so going from the last
+     * item to the first mostly locks a closure bottom up in one pass; the
+     * passes go on while they lock more.
+     */
+    for (int pass_moved = 1; pass_moved > 0 && !f->aborting;) {
+        pass_moved = 0;
+        for (size_t i = f->nitems; i-- > 0 && !f->aborting;) {
+            struct item *it = &f->items[i];
+            if (it->state != S_HAVE_INFO && !(foreign && it->state == S_FOREIGN))
+                continue;
+            /* A path locked already (its download failed, another cache has it) needs no room. */
+            if ((it->lock_fd < 0 && held >= LOCKS_MAX) || !refs_grounded(f, it))
+                continue;
+            bool had = it->lock_fd >= 0;
+            enum item_state was = it->state;
+            if (fetch_claim(f, i, err) < 0)
+                return -1;
+            held += !had && it->lock_fd >= 0;
+            if (it->state == S_VALID)
+                /* Another process registered it just now. */
+                fetch_announce_done(f, it);
+            if (it->state != was)
+                pass_moved++;
+        }
+        moved += pass_moved;
+    }
+    return moved;
+}
+
+int fetch_poll_foreign(struct fetch *f, struct rx_error **err)
+{
+    for (size_t i = 0; i < f->nitems; i++) {
+        struct item *it = &f->items[i];
+        if (it->state != S_FOREIGN)
+            continue;
+        int v = store_is_valid(f->store, &it->path, err);
+        if (v < 0)
+            return -1;
+        if (v) {
+            it->state = S_VALID;
+            fetch_announce_done(f, it);
+        }
+    }
+    return fetch_claim_ready(f, true, err);
+}
+
 /* A narinfo request that failed: retry it later, or ask the next cache. */
 static void narinfo_failed(struct fetch *f, struct item *it, const struct http_reply *r)
 {
@@ -176,8 +249,8 @@ void fetch_narinfo_done(struct fetch *f, size_t idx, const struct http_reply *r,
         if (add_ref(f, idx, &ref, fatal) < 0)
             return;
     }
-    if (fetch_claim(f, idx, fatal) < 0)
-        return;
+    /* Locked and downloaded once its references allow (fetch_claim_ready). */
+    f->items[idx].state = S_HAVE_INFO;
     f->paths_total++;
     f->bytes_total +=
         f->items[idx].ni.has_file_size ? f->items[idx].ni.file_size : f->items[idx].ni.nar_size;
@@ -318,7 +391,7 @@ int fetch_walk(struct fetch *f, struct rx_error **err)
         double next_retry;
         bool waiting = start_queries(f, t, &next_retry);
         fetch_drain_jobs(f);
-        if (fetch_register_some(f, t, err) < 0)
+        if (fetch_register_some(f, t, err) < 0 || fetch_claim_ready(f, false, err) < 0)
             return -1;
         if (f->active == 0 && f->outstanding == 0 && (!waiting || f->aborting)) {
             /* Everything has settled, unless a job finished just now. */

@@ -8,41 +8,57 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include "store.h"
 #include "util-signal.h"
 
 #include "banned.h"
 
-/* Wait for the paths other processes are fetching; fetch those they dropped. */
+/*
+ * Wait for the paths other processes are fetching, and fetch those they
+ * dropped.  Nothing here blocks on a lock: each round re-reads the
+ * database for every path another process holds, registers what that made
+ * ready, locks without waiting what can be locked, and otherwise sleeps a
+ * little (up to REGISTER_EVERY_S).  A lock we hold never waits for another
+ * process (fetch_claim_ready), so processes cannot wait for each other in
+ * a circle.
+ */
 static int settle(struct fetch *f, struct rx_error **err)
 {
+    double pause = 0.01;
     for (;;) {
+        if (rx_interrupted)
+            return rx_error_set(err, EINTR, "interrupted");
         if (fetch_register_ready(f, err) < 0)
             return -1;
         if (f->aborting)
             return 0;
-        size_t pick = SIZE_MAX;
-        for (size_t i = 0; i < f->nitems && pick == SIZE_MAX; i++)
-            if (f->items[i].state == S_FOREIGN && fetch_refs_valid(f, &f->items[i], NULL))
-                pick = i;
-        if (pick == SIZE_MAX)
-            return 0;
-        struct item *it = &f->items[pick];
-        fetch_report_waiting(f, it);
-        int r = store_lock_path(f->store, &it->path, true, &it->lock_fd, err);
-        if (r < 0)
+        f->registered_at = fetch_now_s();
+        int moved = fetch_poll_foreign(f, err);
+        if (moved < 0)
             return -1;
-        int v = fetch_item_unlock_if_valid(f, it, err);
-        if (v < 0)
-            return -1;
-        if (v > 0) {
-            fetch_announce_done(f, it);
+        if (moved > 0) {
+            if (fetch_walk(f, err) < 0)
+                return -1;
+            pause = 0.01;
             continue;
         }
-        /* Its fetcher gave up or died: fetch it ourselves. */
-        if (fetch_claim(f, pick, err) < 0 || fetch_walk(f, err) < 0)
-            return -1;
+        bool waiting = false;
+        for (size_t i = 0; i < f->nitems; i++) {
+            struct item *it = &f->items[i];
+            if (it->state != S_FOREIGN)
+                continue;
+            waiting = true;
+            if (!it->waited_for) {
+                it->waited_for = true;
+                fetch_report_waiting(f, it);
+            }
+        }
+        if (!waiting)
+            return 0;
+        fetch_pause_s(pause);
+        pause = pause * 2 < REGISTER_EVERY_S ? pause * 2 : REGISTER_EVERY_S;
     }
 }
 
@@ -77,8 +93,8 @@ static int check_done(struct fetch *f, struct rx_error **err)
             continue;
         char full[STORE_PATH_MAX + 1];
         store_path_format(&it->path, full);
-        if (it->state == S_ON_DISK)
-            /* Downloaded and checked, but its references never all became valid. */
+        if (it->state == S_ON_DISK || it->state == S_HAVE_INFO)
+            /* Its references never all became valid (nor locked: see fetch_claim_ready). */
             return rx_error_set(err, RX_EFORMAT,
                                 "cannot register '%s': its references lead back to it, a "
                                 "cycle that no Nix store can hold; the narinfos of '%s' are "
@@ -135,9 +151,27 @@ static int run(struct fetch *f, struct rx_error **err)
     return o->dry_run ? 0 : check_done(f, err);
 }
 
+/*
+ * The soft limit on open files up to the hard one: the fetch's own locks
+ * are bounded (LOCKS_MAX), but download threads, their connections and
+ * unpacking take fds too, and the usual soft limit of 1,024 is a default
+ * for programs that use select(), which runix does not.
+ */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            /* The limit stays as it was; LOCKS_MAX is chosen to fit in it. */
+        }
+    }
+}
+
 int fetch_closure(struct store *s, const struct fetch_opts *o, const struct store_path *paths,
                   size_t n, struct rx_error **err)
 {
+    raise_fd_limit();
     static const struct fetch_events no_events;
     struct fetch f = {.store = s, .o = o, .ev = o->events ? o->events : &no_events};
     struct rx_buf fb = RX_BUF_INIT(1024 * 1024);

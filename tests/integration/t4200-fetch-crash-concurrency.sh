@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # kill -9 at random moments leaves a valid store that the next run
 # completes; 8 concurrent fetches of overlapping closures all succeed and
-# download each NAR once.
+# download each NAR once; concurrent fetches of crossing closures never
+# wait for each other for ever.
 . "$(dirname "$0")/lib/libtest.sh"
 need_nix
 fixtures
+export HTTPD_GATE=$TEST_TMP/gate-open
 httpd_start "$FX"
 
 top=$(cat "$FX/top")
@@ -165,5 +167,61 @@ ok "after them the store is complete and clean" complete "$R" "$top"
 dups=$(grep '/nar/' "$HTTP_LOG" | sort | uniq -d)
 is "$dups" "" "no NAR was downloaded twice"
 is "$(grep -c '/nar/' "$HTTP_LOG")" "$(wc -l <"$FX/closure" | tr -d ' ')" "every NAR was downloaded once"
+
+# Crossing closures: four fetches of different paths of a generated DAG of
+# 300 paths, whose closures overlap in different orders, through a server
+# that holds every NAR until they have all started and then answers in a
+# shuffled order.  A fetch that kept its locks while it waited for another
+# one's path could wait for ever (two or three of them, each holding what
+# another waits for); `timeout` makes that a failure instead of a hang.
+XC=${FX%/*}/crossing-300
+python3 "$(dirname "$0")/lib/make-large-cache.py" "$XC" 300 dag >"$TEST_TMP/gen.log" 2>&1 ||
+  { echo "Bail out! generating the crossing cache failed"; sed 's/^/# /' "$TEST_TMP/gen.log"; exit 1; }
+kill "$HTTPD_PID"
+httpd_start "${XC%/*}"
+xkey=$(cat "$XC/key.pub")
+mapfile -t gated <"$XC/top"
+# Store $1 holds the closures of $2... and nothing else, whole, and no lock.
+gated_complete() {
+  local R=$1 t e
+  shift
+  consistent "$R" || return 1
+  [ "$(nix path-info --store "$R" --all | sort)" = "$(nix path-info --store "$R" -r "$@" | sort -u)" ] ||
+    { echo "unexpected paths"; return 1; }
+  for t in "$@"; do
+    [ "$(nix path-info --store "$R" -r "$t" | wc -l)" = "$(grep -c . "$XC/closure.${t##*-}")" ] ||
+      { echo "closure of $t incomplete"; return 1; }
+  done
+  for e in "$R"/nix/store/*; do
+    case $e in *.lock) echo "stale lock $e"; return 1 ;; esac
+  done
+}
+for round in $(seq 8); do
+  R=$TEST_TMP/gate-$round
+  rm -f "$HTTPD_GATE"
+  : >"$HTTP_LOG"
+  pids=() mine=()
+  for i in 0 1 2 3; do
+    t=${gated[$(((i * (round % 2 + 1) + round) % ${#gated[@]}))]}
+    mine+=("$t")
+    timeout 60 "$RUNIX" fetch -q --trusted-key "$xkey" --store "$R" --cache "$HTTP/gate/${XC##*/}" \
+      "$t" >/dev/null 2>"$TEST_TMP/g$i.err" &
+    pids+=($!)
+  done
+  # Open the gate once NARs are asked for (the fetches have taken locks), or after 5 s.
+  for _ in $(seq 100); do
+    [ "$(grep -c '/nar/' "$HTTP_LOG")" -ge 4 ] && break
+    sleep 0.05
+  done
+  sleep 0.3
+  touch "$HTTPD_GATE"
+  failed=0
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" ||
+      { failed=$((failed + 1)); echo "# round $round, ${mine[$i]}:"; sed 's/^/# /' "$TEST_TMP/g$i.err"; }
+  done
+  is "$failed" 0 "crossing closures, round $round: 4 concurrent fetches all finish, within 60 s"
+  ok "  ...and leave their closures whole and no lock behind" gated_complete "$R" "${mine[@]}"
+done
 
 done_testing

@@ -24,6 +24,11 @@ path (e.g. /fail500x2/cache-xz/nar/...):
                      requests being answered at that moment, this one
                      included, and NAR requests also with " nars=N", the
                      number of those that are NAR requests
+    /gate/...        .nar* files: held until the file named by $HTTPD_GATE
+                     exists (at most 60 s), then sent after a random pause
+                     of up to 200 ms, so that concurrent clients first take
+                     what they want and then finish in a shuffled order;
+                     other files after a random pause of up to 20 ms
 "Range: bytes=N-" is honoured (206) in the modes ok, fail500x2 and
 truncate-once, and logged as "GET PATH range=N".  A request with basic
 credentials is logged with " auth=USER".
@@ -36,6 +41,7 @@ import base64
 import gzip
 import http.server
 import os
+import random
 import socketserver
 import ssl
 import sys
@@ -96,6 +102,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return redirect(self, rel)
         if mode == "latency":
             time.sleep(0.04)
+            mode = "ok"
+        if mode == "gate":
+            if "/nar/" in "/" + rel:
+                gate = os.environ.get("HTTPD_GATE", "")
+                end = time.monotonic() + 60
+                while gate and not os.path.exists(gate) and time.monotonic() < end:
+                    time.sleep(0.01)
+                time.sleep(random.random() * 0.2)
+            else:
+                time.sleep(random.random() * 0.02)
             mode = "ok"
         path = os.path.realpath(os.path.join(ROOT, rel))
         if not path.startswith(os.path.realpath(ROOT) + os.sep) or not os.path.isfile(path):
