@@ -226,3 +226,19 @@ void cache_sort(struct cache *caches, size_t n)
 {
     qsort(caches, n, sizeof *caches, cache_cmp);
 }
+
+bool cache_file_resolves_inside(const struct cache *c, const char *rel)
+{
+    if (strncmp(c->url, "file://", 7) != 0)
+        return true;
+    const char *dir = c->url + 7;
+    _cleanup_free_ char *path = xasprintf("%s/%.*s", dir, (int)strcspn(rel, "?#"), rel);
+    _cleanup_free_ char *real_dir = realpath(dir, NULL);
+    _cleanup_free_ char *real = realpath(path, NULL);
+    if (!real)
+        return errno == ENOENT || errno == ENOTDIR;
+    if (!real_dir)
+        return false;
+    size_t n = strlen(real_dir);
+    return strncmp(real, real_dir, n) == 0 && (real[n] == '/' || (n == 1 && real_dir[0] == '/'));
+}

@@ -44,6 +44,15 @@ char *cache_file_url(const struct cache *c, const char *rel);
 bool cache_rel_inside(const char *rel);
 
 /*
+ * For a file:// cache: does "<base>/<rel>" still name a file inside the
+ * cache's directory once every symbolic link is resolved?  (A link in the
+ * cache could otherwise make runix read any file the user can.)  A file
+ * that does not exist is inside: asking for it finds nothing.  Always true
+ * for other caches, whose server decides.
+ */
+bool cache_file_resolves_inside(const struct cache *c, const char *rel);
+
+/*
  * Apply a nix-cache-info text: refuses a StoreDir other than /nix/store
  * and takes Priority unless the URL set one.
  */

@@ -325,8 +325,9 @@ void fetch_job_submit(struct fetch *f, size_t idx)
     w->file_is_nar = strcmp(w->compression, "none") == 0 && w->has_file_hash &&
                      hash_equal(&w->file_hash, &w->nar_hash);
     it->state = S_DOWNLOADING;
+    bool inside = cache_rel_inside(it->ni.url) && cache_file_resolves_inside(c, it->ni.url);
     pthread_mutex_lock(&f->mu);
-    if (!cache_rel_inside(it->ni.url)) {
+    if (!inside) {
         /* The narinfo parser refuses this; a second check where the URL is made. */
         j->outcome = OUT_PERMANENT;
         rx_error_set(&j->err, RX_EFORMAT, "URL '%s' is not inside the cache", it->ni.url);

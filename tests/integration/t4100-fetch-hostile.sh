@@ -206,6 +206,18 @@ mkdir -p "$esc/cache/c/nar"
 fails "a file:// narinfo URL with '%2e%2e' segments: refused" 1 "is not a relative path inside the cache" \
   "$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "file://$esc/cache/c" "$victim"
 ok "  ...nothing left, the rest unaffected" untouched
+# The same NAR reached through a symbolic link in a file:// cache that
+# points out of it: refused before it is read.
+mkdir -p "$esc/linked/nar"
+cp "$esc/cache/c/nix-cache-info" "$FX/cache-none/$vh.narinfo" "$esc/linked/"
+nar=$(sed -n 's/^URL: //p' "$FX/cache-none/$vh.narinfo")
+ln -s "$esc/outside/${nar#nar/}" "$esc/linked/$nar"
+fails "a file:// cache whose NAR is a link out of it: refused" 1 "is not inside the cache" \
+  "$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "file://$esc/linked" "$victim"
+ok "  ...nothing left, the rest unaffected" untouched
+rm "$esc/linked/$nar" && cp "$esc/outside/${nar#nar/}" "$esc/linked/$nar"
+ok "  ...while the same cache with the NAR itself is used" \
+  "$RUNIX" fetch -q --trusted-key "$key" --store "$TEST_TMP/s-linked" --cache "file://$esc/linked" "$victim"
 
 # An https:// cache that redirects to http://: not followed (netrc
 # credentials and the NAR would travel in clear text).

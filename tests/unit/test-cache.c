@@ -1,8 +1,11 @@
 #include "config.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "test-helpers.h"
 
@@ -92,6 +95,41 @@ static void test_cache_rel_inside_refuses_escapes(void **state)
 }
 
 /* Credentials in a cache URL are used for requests and shown nowhere else. */
+/* A file:// cache's NAR must stay inside it once links are resolved. */
+static void test_cache_file_resolves_inside(void **state)
+{
+    (void)state;
+    char *tmp = td_tmpdir();
+    _cleanup_free_ char *cdir = xasprintf("%s/c", tmp);
+    _cleanup_free_ char *nar = xasprintf("%s/c/nar", tmp);
+    _cleanup_free_ char *secret = xasprintf("%s/secret", tmp);
+    assert_int_equal(mkdir(cdir, 0755), 0);
+    assert_int_equal(mkdir(nar, 0755), 0);
+    close(open(secret, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    _cleanup_free_ char *in = xasprintf("%s/c/nar/in.nar", tmp);
+    close(open(in, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    _cleanup_free_ char *out = xasprintf("%s/c/nar/out.nar", tmp);
+    assert_int_equal(symlink(secret, out), 0);
+    _cleanup_free_ char *up = xasprintf("%s/c/nar/up", tmp);
+    assert_int_equal(symlink("../..", up), 0);
+
+    _cleanup_free_ char *url = xasprintf("file://%s", cdir);
+    struct cache c;
+    assert_int_equal(cache_init(&c, url, 0, NULL), 0);
+    assert_true(cache_file_resolves_inside(&c, "nar/in.nar"));
+    assert_true(cache_file_resolves_inside(&c, "nar/in.nar?x=1"));
+    assert_true(cache_file_resolves_inside(&c, "nar/missing.nar"));
+    assert_false(cache_file_resolves_inside(&c, "nar/out.nar"));
+    assert_false(cache_file_resolves_inside(&c, "nar/up/secret"));
+    cache_release(&c);
+
+    assert_int_equal(cache_init(&c, "https://x.org", 0, NULL), 0);
+    assert_true(cache_file_resolves_inside(&c, "nar/out.nar"));
+    cache_release(&c);
+    td_rmtree(tmp);
+    free(tmp);
+}
+
 static void test_cache_url_credentials_are_redacted(void **state)
 {
     (void)state;
@@ -269,6 +307,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cache_urls),
         cmocka_unit_test(test_cache_rel_inside_refuses_escapes),
+        cmocka_unit_test(test_cache_file_resolves_inside),
         cmocka_unit_test(test_cache_url_credentials_are_redacted),
         cmocka_unit_test(test_cache_info),
         cmocka_unit_test(test_cache_sort_is_stable),
