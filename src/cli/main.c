@@ -31,6 +31,26 @@ static const char main_usage[] =
 #pragma weak cmd_nar
 #pragma weak cmd_narinfo
 
+static void print_version(void)
+{
+    printf("runix %s\n", RUNIX_VERSION);
+}
+
+/* `runix version`, the same as `runix --version`. */
+static int cmd_version(int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs("usage: runix version\n\nPrint runix's version, as 'runix --version' does.\n",
+              stdout);
+        return EXIT_OK;
+    }
+    if (argc > 1)
+        return cli_usage_error("version", "unexpected argument '%s'", argv[1]);
+    print_version();
+    return EXIT_OK;
+}
+
 static const struct cli_command commands[] = {
     {"run", cmd_run, "run a program from a store path, fetching its closure if needed", 0},
     {"shell", cmd_shell, "start a shell with store paths' programs on PATH", 0},
@@ -39,6 +59,7 @@ static const struct cli_command commands[] = {
      CMD_CORE},
     {"nar", cmd_nar, "create, unpack, hash and list Nix archives (NAR)", CMD_CORE},
     {"narinfo", cmd_narinfo, "check narinfo files and their signatures", CMD_CORE},
+    {"version", cmd_version, "print runix's version", 0},
 };
 
 int cli_core_path(char *out, size_t outsz, struct rx_error **err)
@@ -153,7 +174,7 @@ int main(int argc, char **argv)
     if (cli_binary_init() < 0)
         return EXIT_FAIL;
     if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
-        printf("runix %s\n", RUNIX_VERSION);
+        print_version();
         return EXIT_OK;
     }
     if (argc >= 2 && argv[1][0] == '-' && strcmp(argv[1], "--help") != 0 &&

@@ -3,6 +3,10 @@
 . "$(dirname "$0")/lib/libtest.sh"
 
 ok "--version prints the version" bash -c '"$RUNIX" --version | grep -Eq "^runix [0-9]+\.[0-9]+\.[0-9]+$"'
+is "$("$RUNIX" version)" "$("$RUNIX" --version)" "version prints the same as --version"
+ok "help version" bash -c '"$RUNIX" help version | grep -q "^usage: runix version"'
+ok "--help lists version" bash -c '"$RUNIX" --help | grep -q "^  version "'
+ok "help fetch still works" bash -c '"$RUNIX" help fetch | grep -q "^usage: runix fetch"'
 ok "--help lists the commands" bash -c '"$RUNIX" --help | grep -q "^  nar " && "$RUNIX" --help | grep -q "^  narinfo "'
 ok "help nar restore" bash -c '"$RUNIX" help nar | grep -q restore'
 for c in "nar dump" "nar restore" "nar hash" "nar ls" "narinfo verify" "narinfo fingerprint"; do
