@@ -121,7 +121,22 @@ static int resolve_keys(struct cli_settings *s, const struct cli_conf *c, struct
     }
     if (!env_keys && add_keys(s, &c->extra_keys, c->path, err) < 0)
         return -1;
-    return add_keys(s, &s->flag_keys, "--trusted-key", err);
+    if (add_keys(s, &s->flag_keys, "--trusted-key", err) < 0) {
+        if (err && *err)
+            (*err)->code = RX_EUSAGE;
+        return -1;
+    }
+    return 0;
+}
+
+int cli_settings_finish_keys(struct cli_settings *s, struct rx_error **err)
+{
+    struct cli_conf c;
+    int ret = -1;
+    if (cli_conf_read(&c, s, err) == 0)
+        ret = resolve_keys(s, &c, err);
+    cli_conf_release(&c);
+    return ret;
 }
 
 int cli_settings_resolve_core(struct cli_settings *s, const struct cli_conf *c,

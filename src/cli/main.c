@@ -77,6 +77,16 @@ void cli_error(const char *fmt, ...)
     va_end(ap);
 }
 
+void cli_cmd_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s %s: ", cli_progname, cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
 int cli_fail(struct rx_error *err)
 {
     cli_error("%s", err ? err->msg : "unknown error");
