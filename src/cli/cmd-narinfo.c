@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -163,8 +164,17 @@ static int cmd_narinfo_sign(int argc, char **argv)
     while (klen > 0 && (kb.data[klen - 1] == '\n' || kb.data[klen - 1] == '\r'))
         klen--;
     int r = secret_key_parse(kb.data ? kb.data : "", klen, &sk, &err);
+    /* The .pub half of nix-store --generate-binary-cache-key's pair, by mistake. */
+    struct public_key pk;
+    bool is_public = r < 0 && public_key_parse(kb.data ? kb.data : "", klen, &pk, NULL) == 0;
     sodium_memzero(kb.data, kb.len);
     rx_buf_release(&kb);
+    if (is_public) {
+        rx_error_free(err);
+        cli_cmd_error("narinfo sign", "'%s' is a public key; sign with the secret key file",
+                      key_file);
+        return EXIT_FAIL;
+    }
     if (r < 0) {
         rx_error_wrap(&err, "'%s'", key_file);
         return cli_fail(err);
