@@ -29,6 +29,10 @@ fails "nar dump of a missing path" 1 "No such file or directory" bash -c '"$RUNI
 fails "nar ls of a missing file" 1 "cannot open" "$RUNIX" nar ls /nonexistent/x.nar
 fails "narinfo verify with a malformed key" 2 "--trusted-key" "$RUNIX" narinfo verify --trusted-key nonsense /dev/null
 fails "narinfo verify of a missing file" 1 "cannot open '/nonexistent/x'" "$RUNIX" narinfo verify /nonexistent/x
+demo=$(cd "$(dirname "$0")/../../demo" && pwd)
+fails "--quiet still warns of --insecure-no-verify" 0 "warning: signatures are NOT checked (--insecure-no-verify)" \
+  "$RUNIX" fetch -q --insecure-no-verify --store "$TEST_TMP/insecure" --cache "file://$demo/cache" "$(cat "$demo/top-path")"
+ok "--quiet alone prints nothing on stderr" bash -c 'test -z "$("$RUNIX" fetch -q --store "$1/quiet" --cache "file://$2/cache" --trusted-key "$(cat "$2/demo-key.pub")" "$(cat "$2/top-path")" 2>&1 >/dev/null)"' _ "$TEST_TMP" "$demo"
 ok "nar dump refuses a terminal" bash -c 'script -qec "$RUNIX nar dump /etc/hostname" /dev/null | grep -q "refusing to write a NAR to a terminal"'
 
 done_testing
