@@ -33,6 +33,18 @@ demo=$(cd "$(dirname "$0")/../../demo" && pwd)
 fails "--quiet still warns of --insecure-no-verify" 0 "warning: signatures are NOT checked (--insecure-no-verify)" \
   "$RUNIX" fetch -q --insecure-no-verify --store "$TEST_TMP/insecure" --cache "file://$demo/cache" "$(cat "$demo/top-path")"
 ok "--quiet alone prints nothing on stderr" bash -c 'test -z "$("$RUNIX" fetch -q --store "$1/quiet" --cache "file://$2/cache" --trusted-key "$(cat "$2/demo-key.pub")" "$(cat "$2/top-path")" 2>&1 >/dev/null)"' _ "$TEST_TMP" "$demo"
+# A bad option value is a usage error that names the option and the value.
+sp=/nix/store/q75a4dfidsy381lvln5qjs599q8niblx-runix-demo-hello-1.0
+fails "fetch --trusted-key garbage" 2 "runix fetch: bad --trusted-key 'garbage': " \
+  "$RUNIX" fetch --store "$TEST_TMP/bad" --trusted-key garbage "$sp"
+fails "fetch --cache with a bad priority number" 2 "runix fetch: bad --cache: cache 'https://example.org?priority=high': priority is not a number" \
+  "$RUNIX" fetch --store "$TEST_TMP/bad" --cache "https://example.org?priority=high" "$sp"
+fails "fetch --extra-cache with a bad URL" 2 "runix fetch: bad --extra-cache: cache 'ftp://x'" \
+  "$RUNIX" fetch --store "$TEST_TMP/bad" --extra-cache ftp://x "$sp"
+fails "doctor --trusted-key garbage" 2 "runix doctor: bad --trusted-key 'garbage': " "$RUNIX" doctor --trusted-key garbage
+fails "run --trusted-key garbage" 2 "bad --trusted-key 'garbage': " \
+  "$RUNIX" run --store "$TEST_TMP/bad" --trusted-key garbage "$sp"
+ok "a bad option value is one line" bash -c 'test "$("$RUNIX" fetch --store "$1/bad" --trusted-key garbage "$2" 2>&1 | wc -l)" = 1' _ "$TEST_TMP" "$sp"
 ok "nar dump refuses a terminal" bash -c 'script -qec "$RUNIX nar dump /etc/hostname" /dev/null | grep -q "refusing to write a NAR to a terminal"'
 
 done_testing
