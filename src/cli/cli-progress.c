@@ -60,11 +60,12 @@ static void on_path_done(void *ctx, const struct store_path *path, uint64_t size
     fprintf(stderr, "fetched %s (%s)\n", full, sz);
 }
 
-static void on_warning(void *ctx, const char *msg)
+static void on_warning(void *ctx, bool security, const char *msg)
 {
     struct cli_progress *p = ctx;
     cli_progress_clear(p);
-    if (p->output != CLI_QUIET)
+    /* --quiet hides progress, never a warning that checks are off. */
+    if (p->output != CLI_QUIET || security)
         fprintf(stderr, "warning: %s\n", msg);
 }
 

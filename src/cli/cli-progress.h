@@ -16,7 +16,7 @@ enum cli_output {
  * One reporter per fetch.  CLI_TTY keeps a self-updating status line on
  * stderr, CLI_LINES prints a line per fetched path, CLI_QUIET nothing
  * but the --dry-run plan.  Warnings ("warning: ...") go to stderr unless
- * quiet; the plan goes to stdout.
+ * quiet, and those about weakened checks even then; the plan goes to stdout.
  */
 struct cli_progress {
     enum cli_output output;

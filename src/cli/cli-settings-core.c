@@ -89,6 +89,16 @@ static int resolve_caches(struct cli_settings *s, const struct cli_conf *c, stru
             continue;
         if (cache_init(&s->caches[s->ncaches], urls.v[i], s->ncaches, err) < 0) {
             ret = -1;
+            /* Name the option when the URL came from the command line. */
+            const char *opt = NULL;
+            for (size_t j = 0; j < s->flag_caches.n; j++)
+                if (strcmp(urls.v[i], s->flag_caches.v[j]) == 0)
+                    opt = "--cache";
+            for (size_t j = 0; !opt && j < s->flag_extra_caches.n; j++)
+                if (strcmp(urls.v[i], s->flag_extra_caches.v[j]) == 0)
+                    opt = "--extra-cache";
+            if (opt && err && *err && (*err)->code == RX_EUSAGE)
+                rx_error_wrap(err, "bad %s", opt);
             break;
         }
         s->ncaches++;
@@ -121,7 +131,27 @@ static int resolve_keys(struct cli_settings *s, const struct cli_conf *c, struct
     }
     if (!env_keys && add_keys(s, &c->extra_keys, c->path, err) < 0)
         return -1;
-    return add_keys(s, &s->flag_keys, "--trusted-key", err);
+    /* A bad value on the command line is a usage error, named as given. */
+    for (size_t i = 0; i < s->flag_keys.n; i++) {
+        const char *k = s->flag_keys.v[i];
+        struct rx_error *e = NULL;
+        if (trusted_keys_add(&s->keys, k, strlen(k), &e) < 0) {
+            rx_error_set(err, RX_EUSAGE, "bad --trusted-key '%s': %s", k, e ? e->msg : "");
+            rx_error_free(e);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int cli_settings_finish_keys(struct cli_settings *s, struct rx_error **err)
+{
+    struct cli_conf c;
+    int ret = -1;
+    if (cli_conf_read(&c, s, err) == 0)
+        ret = resolve_keys(s, &c, err);
+    cli_conf_release(&c);
+    return ret;
 }
 
 int cli_settings_resolve_core(struct cli_settings *s, const struct cli_conf *c,

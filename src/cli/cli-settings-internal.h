@@ -15,13 +15,21 @@
 
 /* What the config file says, before the environment and flags apply. */
 struct cli_conf {
-    const char *path; /* the config file, for messages; may be NULL */
+    char *path; /* owned: the config file, for messages; may be NULL */
     char *store;
     char *ssl_cert_file;
     struct strv caches, extra_caches, keys, extra_keys;
     bool have_caches, have_keys;
     struct cli_settings *s;
 };
+
+/*
+ * Read the config file ($RUNIX_CONFIG, else the XDG one) into c, whose
+ * numeric settings go straight into s.  0, or -1 with err; either way
+ * release c with cli_conf_release().
+ */
+int cli_conf_read(struct cli_conf *c, struct cli_settings *s, struct rx_error **err);
+void cli_conf_release(struct cli_conf *c);
 
 void cli_strv_push(struct strv *v, const char *s);
 /* Split s at blanks and append each word. */

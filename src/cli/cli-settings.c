@@ -147,19 +147,37 @@ static char *xdg_path(const char *env, const char *home_rel, const char *rel)
     return xasprintf("%s/%s/%s", home, home_rel, rel);
 }
 
-int cli_settings_finish(struct cli_settings *s, struct rx_error **err)
+int cli_conf_read(struct cli_conf *c, struct cli_settings *s, struct rx_error **err)
 {
-    struct cli_conf c = {.s = s};
-    int ret = -1;
-
-    _cleanup_free_ char *conf_path = NULL;
+    memset(c, 0, sizeof *c);
+    c->s = s;
     const char *rc = getenv("RUNIX_CONFIG");
     if (rc && *rc)
-        conf_path = xstrdup(rc);
+        c->path = xstrdup(rc);
     else
-        conf_path = xdg_path("XDG_CONFIG_HOME", ".config", "runix/runix.conf");
-    c.path = conf_path;
-    if (conf_path && conf_parse_file(conf_path, !(rc && *rc), on_setting, &c, err) < 0)
+        c->path = xdg_path("XDG_CONFIG_HOME", ".config", "runix/runix.conf");
+    if (c->path && conf_parse_file(c->path, !(rc && *rc), on_setting, c, err) < 0)
+        return -1;
+    return 0;
+}
+
+void cli_conf_release(struct cli_conf *c)
+{
+    free(c->path);
+    free(c->store);
+    free(c->ssl_cert_file);
+    cli_strv_clear(&c->caches);
+    cli_strv_clear(&c->extra_caches);
+    cli_strv_clear(&c->keys);
+    cli_strv_clear(&c->extra_keys);
+}
+
+int cli_settings_finish(struct cli_settings *s, struct rx_error **err)
+{
+    struct cli_conf c;
+    int ret = -1;
+
+    if (cli_conf_read(&c, s, err) < 0)
         goto out;
 
     /* The store. */
@@ -178,12 +196,7 @@ int cli_settings_finish(struct cli_settings *s, struct rx_error **err)
     }
     ret = cli_settings_resolve_core(s, &c, err);
 out:
-    free(c.store);
-    free(c.ssl_cert_file);
-    cli_strv_clear(&c.caches);
-    cli_strv_clear(&c.extra_caches);
-    cli_strv_clear(&c.keys);
-    cli_strv_clear(&c.extra_keys);
+    cli_conf_release(&c);
     return ret;
 }
 

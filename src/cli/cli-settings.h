@@ -88,6 +88,15 @@ int cli_settings_option(struct cli_settings *s, int c, const char *arg);
  */
 int cli_settings_finish(struct cli_settings *s, struct rx_error **err);
 
+/*
+ * Resolve only the trusted keys into s->keys, as cli_settings_finish()
+ * does: the config file's, or $RUNIX_TRUSTED_KEYS, or the default, then
+ * s->flag_keys (runix-core only; for commands that check signatures but
+ * use no store or cache).  0, or -1 with err; a bad --trusted-key is
+ * RX_EUSAGE.
+ */
+int cli_settings_finish_keys(struct cli_settings *s, struct rx_error **err);
+
 /* Fill fetch options from the settings (runix-core only). */
 void cli_settings_fetch_opts(struct cli_settings *s, struct fetch_opts *o);
 

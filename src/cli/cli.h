@@ -65,6 +65,8 @@ int cli_dispatch(const char *group, const char *intro, const struct cli_command 
 
 /* "runix: <message>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "runix <cmd>: <message>" on stderr. */
+void cli_cmd_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print err's message (with "runix: "), free it, and return EXIT_FAIL. */
 int cli_fail(struct rx_error *err);
 /* Print "runix <cmd>: <msg>" and a hint to use --help; returns EXIT_USAGE. */

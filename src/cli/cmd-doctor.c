@@ -86,6 +86,11 @@ int cmd_doctor(int argc, char **argv)
     struct rx_error *err = NULL;
     if (cli_settings_finish(&s, &err) < 0) {
         cli_settings_release(&s);
+        if (err && err->code == RX_EUSAGE) {
+            cli_cmd_error("doctor", "%s", err->msg);
+            rx_error_free(err);
+            return EXIT_USAGE;
+        }
         return cli_fail(err);
     }
 

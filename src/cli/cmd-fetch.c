@@ -121,7 +121,7 @@ int cmd_fetch(int argc, char **argv)
     struct store *st = NULL;
     if (cli_settings_finish(&s, &err) < 0) {
         if (err && err->code == RX_EUSAGE) {
-            cli_error("%s", err->msg);
+            cli_cmd_error("fetch", "%s", err->msg);
             rx_error_free(err);
             ret = EXIT_USAGE;
         } else {

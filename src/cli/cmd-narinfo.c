@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,8 +31,11 @@ static const char verify_usage[] =
     "one of its signatures is by a trusted key and verifies.  Prints 'ok' and\n"
     "exits 0 if so; otherwise prints the reason and exits 1.\n"
     "\n"
-    "  -k, --trusted-key NAME:KEY   trust this public key (repeatable); without\n"
-    "                               any, the cache.nixos.org key is trusted\n";
+    "The trusted keys are those 'runix fetch' trusts: $RUNIX_TRUSTED_KEYS, else\n"
+    "the config file's trusted-public-keys and extra-trusted-public-keys, else\n"
+    "the cache.nixos.org key.\n"
+    "\n"
+    "  -k, --trusted-key NAME:KEY   trust this public key too (repeatable)\n";
 
 static const char fingerprint_usage[] =
     "usage: runix narinfo fingerprint FILE\n"
@@ -65,42 +69,43 @@ static int cmd_narinfo_verify(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct trusted_keys tk = TRUSTED_KEYS_INIT;
+    struct cli_settings s = {0};
     struct rx_error *err = NULL;
-    int c;
+    int c, ret;
     optind = 1;
     while ((c = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
         switch (c) {
         case 'k':
-            if (trusted_keys_add(&tk, optarg, strlen(optarg), &err) < 0) {
-                trusted_keys_release(&tk);
-                cli_error("--trusted-key: %s", err->msg);
-                rx_error_free(err);
-                return EXIT_USAGE;
-            }
+            cli_settings_option(&s, OPT_TRUSTED_KEY, optarg);
             break;
         case 'h':
-            trusted_keys_release(&tk);
+            cli_settings_release(&s);
             return cli_print_help(verify_usage);
         default:
-            trusted_keys_release(&tk);
+            cli_settings_release(&s);
             return cli_usage_error("narinfo verify", "invalid option");
         }
     }
     if (argc - optind != 1) {
-        trusted_keys_release(&tk);
+        cli_settings_release(&s);
         return cli_usage_error("narinfo verify", "expected exactly one FILE");
     }
-    if (tk.n == 0 && trusted_keys_add(&tk, DEFAULT_TRUSTED_KEY, strlen(DEFAULT_TRUSTED_KEY), NULL) < 0)
-        return EXIT_FAIL;
+    /* The keys 'runix fetch' trusts, with -k on top. */
+    if (cli_settings_finish_keys(&s, &err) < 0) {
+        ret = err && err->code == RX_EUSAGE ? EXIT_USAGE : EXIT_FAIL;
+        cli_cmd_error("narinfo verify", "%s", err ? err->msg : "unknown error");
+        rx_error_free(err);
+        cli_settings_release(&s);
+        return ret;
+    }
 
     struct narinfo ni;
-    int ret = load(argv[optind], &ni, &err);
+    ret = load(argv[optind], &ni, &err);
     if (ret == 0) {
-        ret = narinfo_verify(&ni, &tk, &err);
+        ret = narinfo_verify(&ni, &s.keys, &err);
         narinfo_release(&ni);
     }
-    trusted_keys_release(&tk);
+    cli_settings_release(&s);
     if (ret < 0)
         return cli_fail(err);
     printf("ok\n");
@@ -159,8 +164,17 @@ static int cmd_narinfo_sign(int argc, char **argv)
     while (klen > 0 && (kb.data[klen - 1] == '\n' || kb.data[klen - 1] == '\r'))
         klen--;
     int r = secret_key_parse(kb.data ? kb.data : "", klen, &sk, &err);
+    /* The .pub half of nix-store --generate-binary-cache-key's pair, by mistake. */
+    struct public_key pk;
+    bool is_public = r < 0 && public_key_parse(kb.data ? kb.data : "", klen, &pk, NULL) == 0;
     sodium_memzero(kb.data, kb.len);
     rx_buf_release(&kb);
+    if (is_public) {
+        rx_error_free(err);
+        cli_cmd_error("narinfo sign", "'%s' is a public key; sign with the secret key file",
+                      key_file);
+        return EXIT_FAIL;
+    }
     if (r < 0) {
         rx_error_wrap(&err, "'%s'", key_file);
         return cli_fail(err);

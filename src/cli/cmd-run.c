@@ -193,8 +193,9 @@ static int wait_fetch(pid_t pid, const char *core, struct rx_error **err)
     }
     rx_die_of_interrupt();
     rx_release_interrupts();
-    if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_FAIL)
-        return 1; /* it said why */
+    if (WIFEXITED(status) &&
+        (WEXITSTATUS(status) == EXIT_FAIL || WEXITSTATUS(status) == EXIT_USAGE))
+        return WEXITSTATUS(status); /* it said why */
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return rx_error_set(err, RX_ENET, "could not fetch the closure (%s failed)", core);
     return 0;
@@ -310,7 +311,7 @@ static int prepare(struct run_ctx *c)
     if (r < 0)
         return cli_fail(err);
     if (r > 0)
-        return EXIT_FAIL;
+        return r; /* EXIT_FAIL, or EXIT_USAGE for a bad option's value */
     ok = closure_complete(c, &err);
     if (ok != 0)
         return ok > 0 ? EXIT_OK : cli_fail(err);

@@ -31,6 +31,26 @@ static const char main_usage[] =
 #pragma weak cmd_nar
 #pragma weak cmd_narinfo
 
+static void print_version(void)
+{
+    printf("runix %s\n", RUNIX_VERSION);
+}
+
+/* `runix version`, the same as `runix --version`. */
+static int cmd_version(int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs("usage: runix version\n\nPrint runix's version, as 'runix --version' does.\n",
+              stdout);
+        return EXIT_OK;
+    }
+    if (argc > 1)
+        return cli_usage_error("version", "unexpected argument '%s'", argv[1]);
+    print_version();
+    return EXIT_OK;
+}
+
 static const struct cli_command commands[] = {
     {"run", cmd_run, "run a program from a store path, fetching its closure if needed", 0},
     {"shell", cmd_shell, "start a shell with store paths' programs on PATH", 0},
@@ -39,6 +59,7 @@ static const struct cli_command commands[] = {
      CMD_CORE},
     {"nar", cmd_nar, "create, unpack, hash and list Nix archives (NAR)", CMD_CORE},
     {"narinfo", cmd_narinfo, "check narinfo files and their signatures", CMD_CORE},
+    {"version", cmd_version, "print runix's version", 0},
 };
 
 int cli_core_path(char *out, size_t outsz, struct rx_error **err)
@@ -51,6 +72,16 @@ void cli_error(const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "%s: ", cli_progname);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void cli_cmd_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s %s: ", cli_progname, cmd);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
@@ -90,6 +121,65 @@ static void print_group_help(const char *group, const char *intro,
     fprintf(f, "\nRun '%s COMMAND --help' for a command's options.\n", group);
 }
 
+/*
+ * The edit distance of a and b, counting a swap of two neighbouring
+ * characters as one edit (optimal string alignment), capped: any distance
+ * above 2 is 3.  Names are short, so the fixed rows are enough; longer
+ * strings count as far apart.
+ */
+static size_t edit_distance(const char *a, const char *b)
+{
+    enum { MAXLEN = 32 };
+    size_t la = strlen(a), lb = strlen(b);
+    if (la >= MAXLEN || lb >= MAXLEN)
+        return 3;
+    size_t d[MAXLEN + 1][MAXLEN + 1];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] != b[j - 1];
+            size_t v = d[i - 1][j - 1] + cost;
+            if (d[i - 1][j] + 1 < v)
+                v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    }
+    return d[la][lb] > 2 ? 3 : d[la][lb];
+}
+
+/*
+ * The command closest to name: the first one edit away (or none), else the
+ * first that name begins (two characters at least: 'narin' is 'narinfo',
+ * not 'nar'), else the first two edits away.  Never more edits than name
+ * has characters.  NULL when none is close.
+ */
+static const char *closest_command(const char *name, const struct cli_command *cmds, size_t n)
+{
+    const char *best = NULL;
+    size_t best_d = 3, len = strlen(name);
+    for (size_t i = 0; i < n; i++) {
+        size_t d = edit_distance(name, cmds[i].name);
+        if (d < best_d && d < len) {
+            best = cmds[i].name;
+            best_d = d;
+        }
+    }
+    if (best_d < 2 || len < 2)
+        return best;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(cmds[i].name, name, len) == 0)
+            return cmds[i].name;
+    return best;
+}
+
 static int run_command(const struct cli_command *cmd, int argc, char **argv, char **group_argv)
 {
     if (cmd->flags & CMD_CORE)
@@ -120,7 +210,12 @@ int cli_dispatch(const char *group, const char *intro, const struct cli_command 
     for (size_t i = 0; i < n; i++)
         if (strcmp(cmds[i].name, name) == 0)
             return run_command(&cmds[i], argc - 1, argv + 1, argv);
-    fprintf(stderr, "%s: '%s' is not a command. See '%s --help'.\n", group, name, group);
+    const char *guess = closest_command(name, cmds, n);
+    if (guess)
+        fprintf(stderr, "%s: '%s' is not a command; did you mean '%s'?\nSee '%s --help'.\n",
+                group, name, guess, group);
+    else
+        fprintf(stderr, "%s: '%s' is not a command. See '%s --help'.\n", group, name, group);
     return EXIT_USAGE;
 }
 
@@ -153,7 +248,7 @@ int main(int argc, char **argv)
     if (cli_binary_init() < 0)
         return EXIT_FAIL;
     if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
-        printf("runix %s\n", RUNIX_VERSION);
+        print_version();
         return EXIT_OK;
     }
     if (argc >= 2 && argv[1][0] == '-' && strcmp(argv[1], "--help") != 0 &&

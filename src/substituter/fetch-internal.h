@@ -222,6 +222,9 @@ void fetch_items_release(struct fetch *f);
 void fetch_progress_tick(struct fetch *f, bool force);
 void fetch_announce_done(struct fetch *f, const struct item *it);
 void fetch_warn(struct fetch *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A warning about a weakened check, which even a quiet reporter shows. */
+void fetch_warn_security(struct fetch *f, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void fetch_report_waiting(struct fetch *f, const struct item *it);
 void fetch_report_plan(struct fetch *f);
 

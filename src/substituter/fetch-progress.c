@@ -41,15 +41,28 @@ void fetch_announce_done(struct fetch *f, const struct item *it)
     fetch_progress_tick(f, true);
 }
 
-void fetch_warn(struct fetch *f, const char *fmt, ...)
+static void warn(struct fetch *f, bool security, const char *fmt, va_list ap)
 {
     if (!f->ev->warning)
         return;
+    _cleanup_free_ char *msg = xvasprintf(fmt, ap);
+    f->ev->warning(f->ev->ctx, security, msg);
+}
+
+void fetch_warn(struct fetch *f, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    _cleanup_free_ char *msg = xvasprintf(fmt, ap);
+    warn(f, false, fmt, ap);
     va_end(ap);
-    f->ev->warning(f->ev->ctx, msg);
+}
+
+void fetch_warn_security(struct fetch *f, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    warn(f, true, fmt, ap);
+    va_end(ap);
 }
 
 void fetch_report_waiting(struct fetch *f, const struct item *it)

@@ -110,8 +110,8 @@ static int run(struct fetch *f, struct rx_error **err)
 {
     const struct fetch_opts *o = f->o;
     if (o->no_verify)
-        fetch_warn(f, "signatures are NOT checked (--insecure-no-verify): a cache or anyone "
-                      "between you and it can put any file in your store");
+        fetch_warn_security(f, "signatures are NOT checked (--insecure-no-verify): a cache or "
+                               "anyone between you and it can put any file in your store");
     /*
      * With a single cache, ask for the top-level narinfos while its
      * nix-cache-info is on the way, saving a round trip; the answers are

@@ -62,9 +62,11 @@ struct fetch_events {
     /*
      * Not an error, but the user should know: a cache that is not used, a
      * download that failed (the next cache is asked), unchecked signatures.
-     * The message has no prefix and no newline.
+     * The message has no prefix and no newline.  `security` marks the
+     * warnings about weakened checks (--insecure-no-verify), which a quiet
+     * reporter must show all the same.
      */
-    void (*warning)(void *ctx, const char *msg);
+    void (*warning)(void *ctx, bool security, const char *msg);
     /* Another process is fetching `path`; this one waits for it now. */
     void (*waiting)(void *ctx, const struct store_path *path);
     /* --dry-run: what would be downloaded, in walk order (n may be 0). */

@@ -55,6 +55,19 @@ done
 app_ni=$T/cache/$(basename "$app" | cut -c1-32).narinfo
 ok "app narinfo has references" grep -q '^References: .*it-lib-2.1' "$app_ni"
 
+# narinfo verify trusts the keys runix fetch trusts, and -k on top of them.
+ok "verify uses RUNIX_TRUSTED_KEYS without -k" env RUNIX_TRUSTED_KEYS="$key" "$RUNIX" narinfo verify "$app_ni"
+ok "verify adds -k to RUNIX_TRUSTED_KEYS" env RUNIX_TRUSTED_KEYS="$other" "$RUNIX" narinfo verify -k "$key" "$app_ni"
+fails "RUNIX_TRUSTED_KEYS replaces the default key" 1 "not a trusted key" env RUNIX_TRUSTED_KEYS="$other" "$RUNIX" narinfo verify "$app_ni"
+printf 'trusted-public-keys = %s\n' "$other" > "$T/runix.conf"
+printf 'extra-trusted-public-keys = %s\n' "$key" >> "$T/runix.conf"
+ok "verify uses the config file's extra-trusted-public-keys" env -u RUNIX_TRUSTED_KEYS RUNIX_CONFIG="$T/runix.conf" "$RUNIX" narinfo verify "$app_ni"
+printf 'trusted-public-keys = %s\n' "$key" > "$T/runix1.conf"
+ok "verify uses the config file's trusted-public-keys" env -u RUNIX_TRUSTED_KEYS RUNIX_CONFIG="$T/runix1.conf" "$RUNIX" narinfo verify "$app_ni"
+fails "narinfo sign with the public key file says so" 1 "runix narinfo sign: '$T/pk' is a public key; sign with the secret key file" "$RUNIX" narinfo sign -k "$T/pk" "$app_ni"
+ok "narinfo sign with the secret key file still signs" bash -c '"$RUNIX" narinfo sign -k "$1" "$2" | grep -q "^Sig: runix-it-1:"' _ "$T/sk" "$app_ni"
+fails "a bad RUNIX_TRUSTED_KEYS is reported" 1 "RUNIX_TRUSTED_KEYS: trusted key 'garbage'" env RUNIX_TRUSTED_KEYS=garbage "$RUNIX" narinfo verify "$app_ni"
+
 # Change one byte of the signature, of the NarHash and of a reference.
 flip() { # flip FILE FIELD: change one character of FIELD's value
   python3 - "$1" "$2" <<'PY'

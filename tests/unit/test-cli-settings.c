@@ -192,7 +192,7 @@ static void test_cli_settings_bad_key(void **state)
     memset(&s, 0, sizeof s);
     assert_int_equal(cli_settings_option(&s, OPT_TRUSTED_KEY, "x:y"), 1);
     write_conf(*state, "");
-    finish_fails(&s, "--trusted-key: trusted key 'x:y'");
+    finish_fails(&s, "bad --trusted-key 'x:y'");
     cli_settings_release(&s);
     setenv("RUNIX_TRUSTED_KEYS", "bad", 1);
     memset(&s, 0, sizeof s);
