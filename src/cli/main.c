@@ -67,13 +67,20 @@ int cli_core_path(char *out, size_t outsz, struct rx_error **err)
     return rx_install_find(RX_INSTALL_CORE, out, outsz, err);
 }
 
+/* "runix[ CMD]: <message>" on stderr, one line. */
+static void report(const char *cmd, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void report(const char *cmd, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "%s%s%s: ", cli_progname, cmd ? " " : "", cmd ? cmd : "");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void cli_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: ", cli_progname);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    report(NULL, fmt, ap);
     va_end(ap);
 }
 
@@ -81,9 +88,7 @@ void cli_cmd_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s %s: ", cli_progname, cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    report(cmd, fmt, ap);
     va_end(ap);
 }
 
