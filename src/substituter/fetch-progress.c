@@ -42,6 +42,8 @@ void fetch_announce_done(struct fetch *f, const struct item *it)
 }
 
 static void warn(struct fetch *f, bool security, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void warn(struct fetch *f, bool security, const char *fmt, va_list ap)
 {
     if (!f->ev->warning)
         return;
