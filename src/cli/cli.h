@@ -105,3 +105,4 @@ int cmd_shell(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_nar(int argc, char **argv);
 int cmd_narinfo(int argc, char **argv);
+int cmd_trust(int argc, char **argv);

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli-dist.h"
 #include "cli-settings.h"
 #include "cli.h"
 #include "run-engine.h"
@@ -34,15 +35,18 @@
 /* Shells report these when a command cannot be found or run. */
 enum { EXIT_NOT_EXECUTABLE = 126, EXIT_NOT_FOUND = 127 };
 
-enum { OPT_ENGINE = 0x200, OPT_OFFLINE, OPT_COMMAND };
+enum { OPT_ENGINE = 0x200, OPT_OFFLINE, OPT_COMMAND, OPT_LIST, OPT_TRUST };
 
 #define RUN_OPTIONS_USAGE                                                                     \
     "      --engine ENGINE       auto (default), userns or preload; also $RUNIX_ENGINE\n"   \
     "      --offline             never use the network; fail if a path is missing\n"        \
-    "  -v, --verbose             say which engine runs the program\n"
+    "  -v, --verbose             say which engine runs the program\n"                     \
+    "      --trust               trust a distributable's own caches and keys for this run\n"
 
 static const char run_usage[] =
     "usage: runix run [OPTIONS] STOREPATH [CMD [ARGS...]]\n"
+    "       runix run [OPTIONS] FILE[#APP] [ARGS...]\n"
+    "       runix run --list FILE\n"
     "\n"
     "Fetch STOREPATH's closure if it is not in the store yet, then run CMD from\n"
     "it so that the program sees the runix store at /nix/store.  CMD is looked up\n"
@@ -50,7 +54,13 @@ static const char run_usage[] =
     "Without CMD: the only program in STOREPATH/bin, or the one named like the\n"
     "package.  Options go before STOREPATH; everything after it is the program's\n"
     "('--' is accepted too).\n"
+    "\n"
+    "FILE is a distributable (docs/distributable.md): it names the store paths for\n"
+    "each system, its apps and its caches.  APP picks one of its apps (default:\n"
+    "'default'); ARGS come after the app's own arguments.  A distributable runs\n"
+    "directly too ('./tool.runix ARGS'), through its first line.\n"
     "\n" RUN_OPTIONS_USAGE CLI_SETTINGS_USAGE
+    "      --list                list a distributable's apps, systems and caches\n"
     "  -h, --help                show this help\n"
     "\n"
     "Engines: userns uses an unprivileged user and mount namespace (everything\n"
@@ -83,6 +93,8 @@ struct run_ctx {
     char *store_dir; /* <root>/nix/store */
     struct store_path *closure;
     size_t nclosure;
+    bool is_dist, trust;
+    struct cli_dist dist; /* when is_dist */
 };
 
 static void ctx_release(struct run_ctx *c)
@@ -92,6 +104,7 @@ static void ctx_release(struct run_ctx *c)
     free(c->closure);
     free(c->store_dir);
     cli_settings_release(&c->s);
+    cli_dist_release(&c->dist);
 }
 
 /* Options shared by run and shell; returns 1 if taken, 0 if not, -1 on a bad value. */
@@ -115,6 +128,9 @@ static int run_option(struct run_ctx *c, int opt, const char *arg)
     case 'v':
         c->verbose = true;
         return 1;
+    case OPT_TRUST:
+        c->trust = true;
+        return 1;
     }
     return 0;
 }
@@ -133,7 +149,7 @@ static int settings_fail(struct rx_error *err)
 static char **fetch_argv(const struct run_ctx *c, char *core, char (**full)[STORE_PATH_MAX + 1])
 {
     const struct cli_settings *s = &c->s;
-    size_t n = 4 + 2 * (s->flag_caches.n + s->flag_extra_caches.n + s->flag_keys.n) + 5 +
+    size_t n = 5 + 2 * (s->flag_caches.n + s->flag_extra_caches.n + s->flag_keys.n) + 5 +
                c->nroots;
     char **av = xcalloc(n + 1, sizeof *av);
     size_t k = 0;
@@ -161,8 +177,15 @@ static char **fetch_argv(const struct run_ctx *c, char *core, char (**full)[STOR
         av[k++] = (char *)"--quiet";
     if (c->offline)
         av[k++] = (char *)"--offline";
+    if (c->trust)
+        av[k++] = (char *)"--trust";
     av[k++] = (char *)"--";
     *full = xcalloc(c->nroots, sizeof **full);
+    if (c->is_dist) { /* runix-core reads the file itself, and checks its caches and keys */
+        av[k++] = c->dist.file;
+        av[k] = NULL;
+        return av;
+    }
     for (size_t i = 0; i < c->nroots; i++) {
         store_path_format(&c->roots[i], (*full)[i]);
         av[k++] = (*full)[i];
@@ -264,7 +287,9 @@ static int closure_complete(struct run_ctx *c, struct rx_error **err)
     for (size_t i = 0; i < c->nroots; i++) {
         struct store_path *cl;
         size_t n;
-        int r = store_index_read(root_fd, c->root, &c->roots[i], &cl, &n, err);
+        /* A distributable's closure has its own index: its keys may vouch for it. */
+        int r = store_index_read_tagged(root_fd, c->root, c->is_dist ? c->dist.tag : NULL,
+                                        &c->roots[i], &cl, &n, err);
         if (r != 0)
             return r < 0 ? -1 : 0;
         c->closure = xrealloc(c->closure, (c->nclosure + n) * sizeof *c->closure);
@@ -395,8 +420,11 @@ static char *default_program(const struct run_ctx *c)
     return found;
 }
 
-/* Look cmd up: STOREPATH/bin, the closure's bin/, then PATH.  NULL if not found. */
-static char *find_program(const struct run_ctx *c, const char *cmd)
+/*
+ * Look cmd up: STOREPATH/bin, the closure's bin/, then (with use_path) PATH.
+ * NULL if not found.
+ */
+static char *find_program(const struct run_ctx *c, const char *cmd, bool use_path)
 {
     if (strchr(cmd, '/'))
         return xstrdup(cmd);
@@ -416,7 +444,7 @@ static char *find_program(const struct run_ctx *c, const char *cmd)
         free(lp);
     }
     const char *path = getenv("PATH");
-    if (!path)
+    if (!path || !use_path)
         return NULL;
     for (const char *p = path;;) {
         const char *q = strchrnul(p, ':');
@@ -517,19 +545,71 @@ static int parse_root(struct run_ctx *c, const char *arg, const char **sub)
 #define RUN_LONG_OPTIONS                                                                      \
     CLI_SETTINGS_OPTIONS, {"engine", required_argument, NULL, OPT_ENGINE},                    \
         {"offline", no_argument, NULL, OPT_OFFLINE}, {"verbose", no_argument, NULL, 'v'},     \
-        {"help", no_argument, NULL, 'h'}
+        {"trust", no_argument, NULL, OPT_TRUST}, {"help", no_argument, NULL, 'h'}
+
+/* A distributable's roots: its paths for this system. */
+static int open_dist(struct run_ctx *c, const char *ref, bool list)
+{
+    int r = cli_dist_open("run", ref, list, &c->dist);
+    if (r != EXIT_OK)
+        return r;
+    c->is_dist = true;
+    if (list)
+        return EXIT_OK;
+    c->nroots = c->dist.sys->npaths;
+    c->roots = xcalloc(c->nroots, sizeof *c->roots);
+    memcpy(c->roots, c->dist.sys->paths, c->nroots * sizeof *c->roots);
+    return EXIT_OK;
+}
+
+/* The program of the distributable's app; NULL after saying why. */
+static char *dist_program(struct run_ctx *c, int *ret)
+{
+    const struct dist_app *app = c->dist.app;
+    if (!app->program) {
+        char *p = default_program(c);
+        *ret = EXIT_FAIL;
+        return p;
+    }
+    char full[STORE_PATH_MAX + 1];
+    store_path_format(&c->roots[0], full);
+    if (strchr(app->program, '/')) {
+        char *p = xasprintf("%s/%s", full, app->program);
+        if (!engine_is_program(c->store_dir, p)) {
+            cli_cmd_error("run", "app '%s' of '%s': '%s' is not a program in %s", app->name,
+                          c->dist.file, app->program, full);
+            free(p);
+            *ret = EXIT_NOT_FOUND;
+            return NULL;
+        }
+        return p;
+    }
+    char *p = find_program(c, app->program, false);
+    if (!p) {
+        cli_cmd_error("run", "app '%s' of '%s': no program '%s' in the bin/ of its closure",
+                      app->name, c->dist.file, app->program);
+        *ret = EXIT_NOT_FOUND;
+    }
+    return p;
+}
 
 int cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {RUN_LONG_OPTIONS, {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        RUN_LONG_OPTIONS, {"list", no_argument, NULL, OPT_LIST}, {NULL, 0, NULL, 0}};
     struct run_ctx c = {.cmd = "run"};
     _cleanup_free_ char *prog = NULL;
     int o, ret = EXIT_USAGE;
+    bool list = false;
     optind = 1;
     while ((o = getopt_long(argc, argv, "+qvh", opts, NULL)) != -1) {
         if (o == 'h') {
             ctx_release(&c);
             return cli_print_help(run_usage);
+        }
+        if (o == OPT_LIST) {
+            list = true;
+            continue;
         }
         int t = run_option(&c, o, optarg);
         if (t < 0)
@@ -540,12 +620,26 @@ int cmd_run(int argc, char **argv)
         }
     }
     if (optind == argc) {
-        cli_usage_error("run", "expected a STOREPATH");
+        cli_usage_error("run", list ? "expected a distributable FILE" :
+                                      "expected a STOREPATH or a distributable FILE");
         goto out;
     }
-    const char *sub;
-    if (parse_root(&c, argv[optind++], &sub) < 0)
+    const char *target = argv[optind++];
+    const char *sub = "";
+    if (cli_dist_is_ref(target)) {
+        if ((ret = open_dist(&c, target, list)) != EXIT_OK)
+            goto out;
+        if (list) {
+            cli_dist_list(&c.dist, stdout);
+            ret = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+            goto out;
+        }
+    } else if (list) {
+        ret = cli_usage_error("run", "--list takes a distributable FILE, not a store path");
         goto out;
+    } else if (parse_root(&c, target, &sub) < 0) {
+        goto out;
+    }
     if (optind < argc && strcmp(argv[optind], "--") == 0)
         optind++;
     if ((ret = prepare(&c)) != EXIT_OK)
@@ -554,12 +648,23 @@ int cmd_run(int argc, char **argv)
     char full[STORE_PATH_MAX + 1];
     store_path_format(&c.roots[0], full);
     const char *argv0;
-    if (*sub && strcmp(sub, "/") != 0) {
+    const struct dist_app *app = c.is_dist ? c.dist.app : NULL;
+    if (app) {
+        prog = dist_program(&c, &ret);
+        if (!prog)
+            goto out;
+        argv0 = prog;
+        for (size_t i = 0; i < app->nenv; i++) {
+            const char *eq = strchr(app->env[i], '=');
+            _cleanup_free_ char *name = xstrndup(app->env[i], (size_t)(eq - app->env[i]));
+            setenv(name, eq + 1, 1);
+        }
+    } else if (*sub && strcmp(sub, "/") != 0) {
         prog = xasprintf("%s%s", full, sub); /* a file inside the path */
         argv0 = prog;
     } else if (optind < argc) {
         argv0 = argv[optind++];
-        prog = find_program(&c, argv0);
+        prog = find_program(&c, argv0, true);
         if (!prog) {
             cli_error("%s: command not found in %s/bin, the rest of its closure, or PATH", argv0,
                       full);
@@ -574,12 +679,15 @@ int cmd_run(int argc, char **argv)
         }
         argv0 = prog;
     }
-    /* The program's argv: argv0, then the rest. */
+    /* The program's argv: argv0, the app's arguments, then the rest. */
+    size_t nfixed = app ? app->nargs : 0;
     size_t nargs = (size_t)(argc - optind);
-    char **pargv = xcalloc(nargs + 2, sizeof *pargv);
+    char **pargv = xcalloc(nfixed + nargs + 2, sizeof *pargv);
     pargv[0] = (char *)argv0;
+    for (size_t i = 0; i < nfixed; i++)
+        pargv[1 + i] = app->args[i];
     for (size_t i = 0; i < nargs; i++)
-        pargv[i + 1] = argv[optind + (int)i];
+        pargv[1 + nfixed + i] = argv[optind + (int)i];
     prefix_path(&c);
     ret = launch(&c, prog, pargv);
     free(pargv);

@@ -8,6 +8,7 @@
 #include <sys/auxv.h>
 #include <sys/stat.h>
 
+#include "cli-dist.h"
 #include "cli.h"
 #include "util-install.h"
 #include "util-mem.h"
@@ -30,6 +31,7 @@ static const char main_usage[] =
 #pragma weak cmd_fetch
 #pragma weak cmd_nar
 #pragma weak cmd_narinfo
+#pragma weak cmd_trust
 
 static void print_version(void)
 {
@@ -59,8 +61,17 @@ static const struct cli_command commands[] = {
      CMD_CORE},
     {"nar", cmd_nar, "create, unpack, hash and list Nix archives (NAR)", CMD_CORE},
     {"narinfo", cmd_narinfo, "check narinfo files and their signatures", CMD_CORE},
+    {"trust", cmd_trust, "trust the caches and keys a distributable brings", CMD_CORE},
     {"version", cmd_version, "print runix's version", 0},
 };
+
+static const struct cli_command *find_command(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
 
 int cli_core_path(char *out, size_t outsz, struct rx_error **err)
 {
@@ -261,6 +272,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "runix: unknown option '%s'\n", argv[1]);
         fputs(main_usage, stderr);
         return EXIT_USAGE;
+    }
+    /* A distributable run by its first line ("#!/usr/bin/env runix"): the kernel
+     * gives its path as argv[1].  That is 'runix run FILE -- ARGS...', so that
+     * every argument after it, '--' included, is the program's. */
+    if (argc >= 2 && !find_command(argv[1]) && cli_dist_file_sniff(argv[1])) {
+        char **av = xcalloc((size_t)argc + 3, sizeof *av);
+        av[0] = argv[0];
+        av[1] = (char *)"run";
+        av[2] = argv[1];
+        av[3] = (char *)"--";
+        for (int i = 2; i < argc; i++)
+            av[i + 2] = argv[i];
+        return cli_dispatch("runix", main_usage, commands, ARRAY_SIZE(commands), argc + 2, av);
     }
     return cli_dispatch("runix", main_usage, commands, ARRAY_SIZE(commands), argc, argv);
 }

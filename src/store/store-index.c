@@ -192,8 +192,31 @@ static bool line_holds(int sfd, char *line, struct store_path *sp)
            (unsigned long long)sb.st_ctim.tv_nsec == nsec;
 }
 
+/* The index's file name: "<basename>", or "<basename>@<tag>". */
+static void index_name(const struct store_path *p, const char *tag, char *out, size_t outsz)
+{
+    char base[STORE_BASENAME_MAX + 1];
+    store_path_basename(p, base);
+    snprintf(out, outsz, "%s%s%s", base, tag ? "@" : "", tag ? tag : "");
+}
+
+#define INDEX_NAME_MAX (STORE_BASENAME_MAX + 1 + STORE_INDEX_TAG_MAX + 1)
+
 int store_index_read(int root_fd, const char *root, const struct store_path *p,
                      struct store_path **out, size_t *n, struct rx_error **err)
+{
+    return store_index_read_tagged(root_fd, root, NULL, p, out, n, err);
+}
+
+int store_index_save(int root_fd, const char *root, const struct store_path *p,
+                     const struct store_path *closure, size_t n, struct rx_error **err)
+{
+    return store_index_save_tagged(root_fd, root, NULL, p, closure, n, err);
+}
+
+int store_index_read_tagged(int root_fd, const char *root, const char *tag,
+                            const struct store_path *p, struct store_path **out, size_t *n,
+                            struct rx_error **err)
 {
     *out = NULL;
     *n = 0;
@@ -218,8 +241,10 @@ int store_index_read(int root_fd, const char *root, const struct store_path *p,
         rx_error_clear(&e);
         return 1;
     }
-    char base[STORE_BASENAME_MAX + 1];
-    store_path_basename(p, base);
+    if (tag && strlen(tag) > STORE_INDEX_TAG_MAX)
+        return 1;
+    char base[INDEX_NAME_MAX];
+    index_name(p, tag, base, sizeof base);
     _cleanup_close_ int fd = openat(dfd, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd >= 0) {
         _cleanup_free_ char *rel = xasprintf(STORE_INDEX_DIR "/%s", base);
@@ -271,11 +296,14 @@ int store_index_read(int root_fd, const char *root, const struct store_path *p,
 /* A line per path: basename, device, inode, ctime (s, ns) */
 #define LINE_MAX_LEN (STORE_BASENAME_MAX + 4 * 21 + 1)
 
-int store_index_save(int root_fd, const char *root, const struct store_path *p,
-                     const struct store_path *closure, size_t n, struct rx_error **err)
+int store_index_save_tagged(int root_fd, const char *root, const char *tag,
+                            const struct store_path *p, const struct store_path *closure,
+                            size_t n, struct rx_error **err)
 {
-    char base[STORE_BASENAME_MAX + 1];
-    store_path_basename(p, base);
+    if (tag && (strlen(tag) > STORE_INDEX_TAG_MAX || strchr(tag, '/')))
+        BUG("bad closure index tag '%s'", tag);
+    char base[INDEX_NAME_MAX];
+    index_name(p, tag, base, sizeof base);
     _cleanup_close_ int sfd = store_dir_open(root_fd, root, "nix/store", false, err);
     if (sfd < 0)
         return rx_error_wrap(err, "closure index of %s", base);

@@ -81,3 +81,18 @@ int store_index_read(int root_fd, const char *root, const struct store_path *p,
  */
 int store_index_save(int root_fd, const char *root, const struct store_path *p,
                      const struct store_path *closure, size_t n, struct rx_error **err);
+
+/*
+ * Indexes with a tag: "<basename>@<tag>" beside the plain ones.  A plain
+ * index says that the user's own trusted keys vouch for every path of the
+ * closure; a tagged one, that the keys of one distributable (the tag names
+ * the very file, see cli-dist.h) and the user's do.  So a path fetched under
+ * a distributable's key is never believed complete for a plain run.
+ */
+#define STORE_INDEX_TAG_MAX 128
+int store_index_read_tagged(int root_fd, const char *root, const char *tag,
+                            const struct store_path *p, struct store_path **out, size_t *n,
+                            struct rx_error **err);
+int store_index_save_tagged(int root_fd, const char *root, const char *tag,
+                            const struct store_path *p, const struct store_path *closure,
+                            size_t n, struct rx_error **err);

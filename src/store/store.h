@@ -51,6 +51,7 @@
 #include <stdint.h>
 
 #include "crypto-hash.h"
+#include "crypto-sig.h"
 #include "store-path.h"
 #include "util-error.h"
 
@@ -157,6 +158,35 @@ int store_closure(struct store *s, const struct store_path *roots, size_t n,
  * R/nix/var/runix/closures/<basename>, replaced atomically.
  */
 int store_index_write(struct store *s, const struct store_path *p, struct rx_error **err);
+
+/*
+ * The fingerprint Nix signs for a path:
+ *   1;<path>;sha256:<nix32 NarHash>;<NarSize>;<sorted reference paths, ','-joined>
+ * Returned string is owned by the caller.
+ */
+char *store_fingerprint(const struct store_path *p, const struct hash *nar_hash, uint64_t nar_size,
+                        const struct store_path *refs, size_t nrefs);
+
+/*
+ * Does a key in `keys` vouch for each of paths[0..n) (valid paths): one of
+ * its registered signatures verifies, or it is content-addressed?  0 when
+ * all are; 1 with the first that is not in *bad and its signatures
+ * (space-separated, maybe "") in *bad_sigs (free it); -1 on error.
+ */
+int store_check_sigs(struct store *s, const struct store_path *paths, size_t n,
+                     const struct trusted_keys *keys, struct store_path *bad, char **bad_sigs,
+                     struct rx_error **err);
+
+/*
+ * Write p's closure index, plain (tag NULL) or tagged (store-index.h), once
+ * `keys` vouch for every path of the closure (store_check_sigs(); keys NULL:
+ * no check, for --insecure-no-verify).  0; 1 with the first path they do not
+ * vouch for in *bad and its signatures in *bad_sigs (free it), writing
+ * nothing; -1 on error.
+ */
+int store_index_write_checked(struct store *s, const struct store_path *p, const char *tag,
+                              const struct trusted_keys *keys, struct store_path *bad,
+                              char **bad_sigs, struct rx_error **err);
 
 /* Number of valid paths and the sum of their NAR sizes. */
 int store_stats(struct store *s, uint64_t *npaths, uint64_t *nar_bytes, struct rx_error **err);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store.h"
 #include "util-buf.h"
 #include "util-mem.h"
 
@@ -432,33 +433,7 @@ int narinfo_parse(const char *text, size_t len, struct narinfo *out, struct rx_e
 
 char *narinfo_fingerprint(const struct narinfo *ni)
 {
-    struct rx_buf b = RX_BUF_INIT((size_t)-1);
-    char path[STORE_PATH_MAX + 1];
-    char hash[HASH_STR_MAX];
-    char num[32];
-
-    store_path_format(&ni->path, path);
-    hash_format(&ni->nar_hash, HASH_NIX32, hash);
-    snprintf(num, sizeof num, "%llu", (unsigned long long)ni->nar_size);
-
-    struct store_path *refs = sorted_refs(ni);
-
-    int r = rx_buf_append(&b, "1;", 2);
-    r |= rx_buf_append(&b, path, strlen(path));
-    r |= rx_buf_append(&b, ";", 1);
-    r |= rx_buf_append(&b, hash, strlen(hash));
-    r |= rx_buf_append(&b, ";", 1);
-    r |= rx_buf_append(&b, num, strlen(num));
-    r |= rx_buf_append(&b, ";", 1);
-    for (size_t i = 0; i < ni->nrefs; i++) {
-        store_path_format(&refs[i], path);
-        if (i)
-            r |= rx_buf_append(&b, ",", 1);
-        r |= rx_buf_append(&b, path, strlen(path));
-    }
-    (void)r; /* the buffer has no limit */
-    free(refs);
-    return rx_buf_detach(&b, NULL);
+    return store_fingerprint(&ni->path, &ni->nar_hash, ni->nar_size, ni->refs, ni->nrefs);
 }
 
 static void add_line(struct rx_buf *b, const char *key, const char *value)

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Distributables: the JSON Schema in docs/ agrees with runix's own checks on
-# every example in tests/dist, and the schema itself is a valid schema.
+# every example in tests/dist; files run by 'runix run' and by their first
+# line, from a loopback cache, with both engines; apps, arguments and
+# environment; system selection; and the trust in a file's own caches and
+# keys (refused off a terminal, asked on one, 'runix trust', --trust, a
+# changed file asking again).
 . "$(dirname "$0")/lib/libtest.sh"
 src=$(cd "$(dirname "$0")/../.." && pwd)
 
@@ -45,5 +49,188 @@ PY
 rc=$?
 is "$rc" 0 "the JSON Schema agrees with tests/dist/expect.tsv ($out)"
 case $out in "checked "[3-9][0-9]*) ok "the schema checked the examples" true ;; *) ok "the schema checked the examples" false ;; esac
+
+
+# --- running -------------------------------------------------------------
+need_nix
+fixtures
+hello=$(path_of hello)
+busybox=$(path_of busybox)
+key=$(cat "$FX/key.pub")
+httpd_start "$FX"
+CACHE=$HTTP/ok/cache-zstd
+bindir=$(dirname "$RUNIX")
+export HOME=$TEST_TMP/home XDG_CONFIG_HOME=$TEST_TMP/home/.config
+mkdir -p "$HOME"
+export RUNIX_STORE=$TEST_TMP/store RUNIX_CONFIG=/dev/null
+
+# dist FILE [CACHES_JSON]: a distributable for this machine with three apps.
+dist() {
+  local caches=${2:-"[{\"url\": \"$CACHE\", \"keys\": [\"$key\"]}]"}
+  cat >"$1" <<JSON
+#!/usr/bin/env runix
+{
+  "format": "1.0",
+  "name": "hello-tools",
+  "description": "the test closure's hello, with apps",
+  "systems": {
+    "$(uname -m)-linux": {"paths": ["$hello", "$busybox"]},
+    "riscv64-linux": {"paths": ["$hello"]}
+  },
+  "apps": {
+    "default": {"program": "bin/hello"},
+    "greet": {"program": "hello", "args": ["from-the-app"]},
+    "env": {"program": "busybox", "args": ["sh", "-c", "echo \"\$DIST_GREETING\" \"\$@\"", "sh"],
+            "env": {"DIST_GREETING": "set by the app"}}
+  },
+  "caches": $caches
+}
+JSON
+  chmod +x "$1"
+}
+tool=$TEST_TMP/tool.runix
+dist "$tool"
+
+# Only the file's own cache and key can provide the closure.
+export RUNIX_CACHES="" RUNIX_TRUSTED_KEYS="cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="
+
+fails "off a terminal, a file's own keys are refused until trusted" 1 "runix trust $tool" \
+  "$RUNIX" run "$tool" </dev/null
+ok "... and nothing was fetched" test ! -e "$RUNIX_STORE/nix/store/$(basename "$hello")"
+out=$("$RUNIX" run --trust "$tool" 2>/dev/null </dev/null)
+is "$out" "hello from a store library, world" "--trust: the default app runs, fetched from the file's cache"
+rm -rf "$XDG_CONFIG_HOME"
+out=$("$RUNIX" run --trust -q "$tool#greet" 2>&1)
+is "$out" "hello from a store library, from-the-app" "FILE#APP: the app's program (looked up in the closure) with its arguments"
+out=$("$RUNIX" run -q --trust "$tool#env" one two 2>&1)
+is "$out" "set by the app one two" "the app's environment, then the user's arguments"
+ok "--trust remembered nothing" test ! -e "$XDG_CONFIG_HOME/runix/trusted"
+
+out=$("$RUNIX" trust "$tool" 2>&1)
+ok "runix trust FILE" test -n "$(ls "$XDG_CONFIG_HOME/runix/trusted")"
+chmod -R u+w "$RUNIX_STORE" && rm -rf "$RUNIX_STORE"
+out=$("$RUNIX" run "$tool" 2>/dev/null </dev/null)
+is "$out" "hello from a store library, world" "a trusted file runs without --trust, off a terminal"
+for engine in userns preload; do
+  out=$(PATH=$bindir:$PATH RUNIX_ENGINE=$engine "$tool" 2>&1)
+  is "$out" "hello from a store library, world" "run by its first line (#!/usr/bin/env runix), engine $engine"
+  out=$(PATH=$bindir:$PATH "$RUNIX" run --engine "$engine" "$tool#greet" --x 2>&1)
+  is "$out" "hello from a store library, from-the-app" "runix run --engine $engine FILE#APP --x: the program's option"
+  out=$(PATH=$bindir:$PATH RUNIX_ENGINE=$engine "$tool" -- 2>&1)
+  is "$out" "hello from a store library, --" "run by its first line, engine $engine: '--' is the program's"
+done
+out=$(cd "$TEST_TMP" && PATH=$bindir:$PATH "$RUNIX" run "./tool.runix#env" -- a -- b 2>&1)
+is "$out" "set by the app a -- b" "runix run FILE#APP -- ARGS: the first '--' is runix's, the rest the program's"
+
+printf ' \n' >>"$tool"
+fails "a changed file asks again" 1 "runix trust $tool" "$RUNIX" run "$tool" </dev/null
+"$RUNIX" trust -r "$tool" >/dev/null
+
+# On a terminal, runix asks once.
+pty() { # pty ANSWER CMD...: run CMD on a pseudo-terminal, typing ANSWER.
+  python3 - "$@" <<'PY'
+import os, pty, sys, time
+answer = sys.argv[1].encode()
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+out = b""
+sent = False
+while True:
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+    if not sent and b"[y/N]" in out:
+        os.write(fd, answer + b"\n")
+        sent = True
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+PY
+}
+out=$(pty n "$RUNIX" run "$tool") && rc=0 || rc=$?
+is "$rc" 1 "on a terminal: answering no refuses"
+case $out in *"$CACHE"*"signed by $key"*) ok "the prompt names the cache and the key" true ;;
+  *) ok "the prompt names the cache and the key ($out)" false ;; esac
+out=$(pty y "$RUNIX" run "$tool") && rc=0 || rc=$?
+is "$rc" 0 "on a terminal: answering yes runs it"
+out=$("$RUNIX" run "$tool" 2>&1 </dev/null)
+is "$out" "hello from a store library, world" "... and the answer is remembered for this content"
+
+# A file whose caches and keys the user already has needs no trust.
+other=$TEST_TMP/known.runix
+dist "$other"
+out=$(RUNIX_CACHES=$CACHE RUNIX_TRUSTED_KEYS=$key "$RUNIX" run -q "$other#greet" 2>&1 </dev/null)
+is "$out" "hello from a store library, from-the-app" "a file naming only trusted caches and keys runs without asking"
+nocache=$TEST_TMP/nocache.runix
+dist "$nocache" "[]"
+out=$(RUNIX_CACHES=$CACHE RUNIX_TRUSTED_KEYS=$key "$RUNIX" run -q "$nocache" 2>&1 </dev/null)
+is "$out" "hello from a store library, world" "a file without caches uses the user's"
+
+# Apps, systems, listing.
+fails "an unknown app is named, with the apps there are" 2 "has no app 'nope'; its apps are: default, env, greet" \
+  "$RUNIX" run "$tool#nope"
+sed "s/\"$(uname -m)-linux\"/\"aarch64-darwin\"/" "$nocache" >"$TEST_TMP/darwin.runix"
+fails "a system the file does not list: the error names those it lists" 1 "has nothing for $(uname -m)-linux; it lists aarch64-darwin, riscv64-linux" \
+  "$RUNIX" run "$TEST_TMP/darwin.runix"
+out=$("$RUNIX" run --list "$TEST_TMP/darwin.runix")
+case $out in *"hello-tools: the test closure's hello, with apps"*"greet  hello from-the-app"*"aarch64-darwin  $hello"*) ok "run --list: apps and systems, even without this system" true ;;
+  *) ok "run --list: apps and systems ($out)" false ;; esac
+fails "a missing file" 1 "'$TEST_TMP/none.runix': no such file" "$RUNIX" run "$TEST_TMP/none.runix"
+fails "a bad file names the field" 1 "systems.$(uname -m)-linux.paths[0]: expected a store path" \
+  bash -c 'sed "s|\"$2\", \"$3\"|\"/nix/store/x\"|" "$1" >"$1.bad" && "$RUNIX" run "$1.bad"' _ "$tool" "$hello" "$busybox"
+fails "runix fetch FILE: the file's paths" 0 "" "$RUNIX" fetch --trust -q "$tool"
+out=$("$RUNIX" fetch --trust -q "$tool" 2>&1)
+is "$out" "$hello
+$busybox" "runix fetch FILE prints the file's store paths"
+
+# --- the shared store: a file's own key plants nothing for anyone else ----
+# A hostile cache serves other content for the very store path of hello,
+# signed by its own key; a distributable names that cache and key.
+evil=$TEST_TMP/evil-cache
+mkdir -p "$evil/nar" "$TEST_TMP/planted/bin"
+printf 'StoreDir: /nix/store\n' >"$evil/nix-cache-info"
+printf '#!/bin/sh\necho PLANTED\n' >"$TEST_TMP/planted/bin/hello"
+chmod +x "$TEST_TMP/planted/bin/hello"
+nix-store --dump "$TEST_TMP/planted" >"$TEST_TMP/planted.nar"
+nh=$(nix-hash --type sha256 --flat --base32 "$TEST_TMP/planted.nar")
+mv "$TEST_TMP/planted.nar" "$evil/nar/$nh.nar"
+nix-store --generate-binary-cache-key evil-1 "$TEST_TMP/evil.sec" "$TEST_TMP/evil.pub"
+printf 'StorePath: %s\nURL: nar/%s.nar\nCompression: none\nNarHash: sha256:%s\nNarSize: %s\nReferences: \n' \
+  "$hello" "$nh" "$nh" "$(stat -c %s "$evil/nar/$nh.nar")" >"$TEST_TMP/evil.narinfo"
+"$RUNIX" narinfo sign --key-file "$TEST_TMP/evil.sec" "$TEST_TMP/evil.narinfo" \
+  >"$evil/$(basename "$hello" | cut -c1-32).narinfo"
+cat >"$TEST_TMP/evil.runix" <<JSON
+#!/usr/bin/env runix
+{"format": "1.0", "name": "innocent",
+ "systems": {"$(uname -m)-linux": {"paths": ["$hello"]}},
+ "apps": {"default": {"program": "bin/hello"}},
+ "caches": [{"url": "file://$evil", "keys": ["$(cat "$TEST_TMP/evil.pub")"]}]}
+JSON
+export RUNIX_STORE=$TEST_TMP/shared-store
+out=$("$RUNIX" run -q --trust "$TEST_TMP/evil.runix" 2>&1)
+is "$out" "PLANTED" "a trusted hostile file runs its own content (the user said yes)"
+export RUNIX_CACHES=$CACHE RUNIX_TRUSTED_KEYS=$key
+out=$("$RUNIX" run -q "$hello" 2>&1) && rc=0 || rc=$?
+is "$rc" 1 "the user's own run of that path refuses the planted copy"
+case $out in *PLANTED*) ok "... and never runs it" false ;; *) ok "... and never runs it" true ;; esac
+case $out in *"'$hello'"*"signed by 'evil-1', a key this command does not trust"*) ok "... saying which path and which key" true ;;
+  *) ok "... saying which path and which key ($out)" false ;; esac
+out=$("$RUNIX" run -q "$TEST_TMP/known.runix#greet" 2>&1) && rc=0 || rc=$?
+case $rc:$out in 1:*"signed by 'evil-1'"*) ok "another distributable refuses it too" true ;;
+  *) ok "another distributable refuses it too ($rc: $out)" false ;; esac
+out=$("$RUNIX" run -q "$TEST_TMP/evil.runix" 2>&1)
+is "$out" "PLANTED" "the hostile file itself still gets what it asked for"
+
+# The other order: the real path first; the hostile file then gets the real one.
+export RUNIX_STORE=$TEST_TMP/store2
+out=$("$RUNIX" run -q "$hello" 2>&1)
+is "$out" "hello from a store library, world" "the real path, fetched under the user's key"
+out=$("$RUNIX" run -q --trust "$TEST_TMP/evil.runix" 2>&1)
+is "$out" "hello from a store library, world" "a later hostile file cannot replace a path already there"
 
 done_testing
