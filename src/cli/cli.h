@@ -4,8 +4,9 @@
  * The command-line layer: the only code that parses argv, writes to stdout
  * or chooses an exit code.
  *
- * Two binaries share it.  runix, the front users run, links only libc: it
- * runs programs itself (run, shell) so that a warm start loads nothing else.
+ * Two binaries share it.  runix, the front users run, links only libc and
+ * jansson (distributables are JSON): it runs programs itself (run, shell)
+ * so that a warm start loads nothing else.
  * runix-core has every command and every library (libcurl, SQLite,
  * libsodium, the decompressors).  The front hands each command marked
  * CMD_CORE to runix-core by exec, from cli_dispatch(); the parts that differ

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The front/core split: runix needs only libc, so that a warm 'runix run'
+# The front/core split: runix needs only libc and jansson (distributables
+# are JSON; jansson is small and needs only libc), so that a warm 'runix run'
 # loads nothing else, and hands every other command to runix-core.
 . "$(dirname "$0")/lib/libtest.sh"
 
@@ -10,11 +11,12 @@ needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*Shared library: \[\(.*\)\]/\1
 
 ok "readelf reads runix's dynamic section" bash -c 'readelf -d "$1" | grep -q NEEDED' _ "$RUNIX"
 # A sanitizer build also needs the sanitizers' runtimes, and nothing else.
-allowed='libc\.so\.6|ld-linux[-a-z0-9_]*\.so\.[0-9]+'
+allowed='libc\.so\.6|ld-linux[-a-z0-9_]*\.so\.[0-9]+|libjansson\.so\.4'
 case ${RUNIX_SANITIZE:-none} in *address*) allowed="$allowed|libasan\.so\.[0-9]+" ;; esac
 case ${RUNIX_SANITIZE:-none} in *undefined*) allowed="$allowed|libubsan\.so\.[0-9]+" ;; esac
 others=$(needed "$RUNIX" | grep -Ev "^($allowed)\$")
-is "$others" "" "runix needs no library but libc (and the loader)"
+is "$others" "" "runix needs no library but libc and jansson (and the loader)"
+ok "jansson needs only libc" bash -c '! ldd "$(ldconfig -p | sed -n "s/.*libjansson\.so\.4 .*=> //p" | head -1)" | grep -Ev "libc\.so|ld-linux|linux-vdso|^\s*/"' 
 ok "runix-core does link the network library" bash -c 'readelf -d "$1" | grep -q "NEEDED.*libcurl"' _ "$core"
 
 # A stand-in runix-core next to a copy of runix says what it was asked to run
