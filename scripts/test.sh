@@ -75,7 +75,8 @@ echo "== fuzzing, ${fuzz_seconds}s per harness"
 if CC=clang setup build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false \
    && ninja -C build-fuzz >/dev/null; then
   seeds=$(mktemp -d)
-  mkdir -p "$seeds/nar" "$seeds/narinfo" "$seeds/nix32" "$seeds/decompress" "$seeds/config"
+  mkdir -p "$seeds/nar" "$seeds/narinfo" "$seeds/nix32" "$seeds/decompress" "$seeds/config" "$seeds/dist"
+  cp tests/dist/*.runix tests/dist/*.sh "$seeds/dist/"
   find "$testdata/nar" -name '*.nar' -size -64k -exec cp {} "$seeds/nar/" \;
   find "$testdata/narinfo" -name '*.narinfo' -size -16k -exec cp {} "$seeds/narinfo/" \;
   cut -f2 "$testdata/base32/vectors.tsv" | grep -v '^#' | split -l 1 - "$seeds/nix32/v"
@@ -102,7 +103,7 @@ if CC=clang setup build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,unde
   printf 'substituters = https://cache.nixos.org file:///srv/c?priority=3\n# c\ninclude x\n' > "$seeds/config/a"
   printf 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n' > "$seeds/config/b"
   for f in nar-reader:nar:65536 narinfo:narinfo:16384 nix32:nix32:256 \
-           decompress:decompress:65536 config:config:4096 run-map:runmap:8192; do
+           decompress:decompress:65536 config:config:4096 run-map:runmap:8192 dist:dist:16384; do
     IFS=: read -r name seed maxlen <<< "$f"
     log=build-fuzz/fuzz-$name.log
     if build-fuzz/fuzz/fuzz-$name -max_total_time="$fuzz_seconds" -max_len="$maxlen" \
