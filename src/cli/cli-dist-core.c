@@ -92,7 +92,7 @@ static int remember(const struct cli_dist *cd, struct rx_error **err)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return rx_error_errno(err, "cannot write '%s'", tmp);
-    _cleanup_free_ char *text = xasprintf("name %s\nfile %s\n", cd->d.name, cd->file);
+    _cleanup_free_ char *text = xasprintf("name %s\nfile %s\n", cd->d.name, cd->label);
     int r = write_all(fd, text, strlen(text));
     if (close(fd) < 0)
         r = -1;
@@ -141,7 +141,7 @@ static bool needs_trust(const struct cli_dist *cd, const struct cli_settings *s)
 
 static void describe(const struct cli_dist *cd, FILE *out)
 {
-    fprintf(out, "'%s' (%s) asks to fetch from:\n", cd->file, cd->d.name);
+    fprintf(out, "'%s' (%s) asks to fetch from:\n", cd->label, cd->d.name);
     for (size_t i = 0; i < cd->d.ncaches; i++) {
         const struct dist_cache *c = &cd->d.caches[i];
         fprintf(out, "  %s\n", c->url);
@@ -171,7 +171,7 @@ static int add_to_settings(const char *cmd, const struct cli_dist *cd, struct cl
             s->caches = xrealloc(s->caches, (s->ncaches + 1) * sizeof *s->caches);
             memset(&s->caches[s->ncaches], 0, sizeof *s->caches);
             if (cache_init(&s->caches[s->ncaches], c->url, s->ncaches, &err) < 0) {
-                cli_cmd_error(cmd, "'%s': cache '%s': %s", cd->file, c->url, err->msg);
+                cli_cmd_error(cmd, "'%s': cache '%s': %s", cd->label, c->url, err->msg);
                 rx_error_free(err);
                 return EXIT_FAIL;
             }
@@ -181,7 +181,7 @@ static int add_to_settings(const char *cmd, const struct cli_dist *cd, struct cl
             if (have_key(s, c->keys[j]))
                 continue;
             if (trusted_keys_add(&s->keys, c->keys[j], strlen(c->keys[j]), &err) < 0) {
-                cli_cmd_error(cmd, "'%s': key '%s': %s", cd->file, c->keys[j], err->msg);
+                cli_cmd_error(cmd, "'%s': key '%s': %s", cd->label, c->keys[j], err->msg);
                 rx_error_free(err);
                 return EXIT_FAIL;
             }
@@ -198,12 +198,12 @@ int cli_dist_trust(const char *cmd, const struct cli_dist *cd, struct cli_settin
         if (!isatty(STDIN_FILENO) || !isatty(STDERR_FILENO)) {
             cli_cmd_error(cmd, "'%s' brings caches or keys you have not trusted; to trust "
                                "them, run 'runix trust %s' (or pass --trust for one run)",
-                          cd->file, cd->file);
+                          cd->label, cd->label);
             describe(cd, stderr);
             return EXIT_FAIL;
         }
         if (!ask(cd)) {
-            cli_cmd_error(cmd, "not trusted: nothing fetched for '%s'", cd->file);
+            cli_cmd_error(cmd, "not trusted: nothing fetched for '%s'", cd->label);
             return EXIT_FAIL;
         }
         struct rx_error *err = NULL;
@@ -216,7 +216,7 @@ int cli_dist_trust(const char *cmd, const struct cli_dist *cd, struct cli_settin
 }
 
 static const char trust_usage[] =
-    "usage: runix trust FILE...\n"
+    "usage: runix trust FILE|URL|github:OWNER/REPO...\n"
     "       runix trust --remove FILE...\n"
     "\n"
     "Trust the caches and keys that a distributable brings, for that file's own\n"
@@ -254,7 +254,15 @@ int cmd_trust(int argc, char **argv)
     int ret = EXIT_OK;
     for (int i = optind; i < argc; i++) {
         struct cli_dist cd;
-        int r = cli_dist_open("trust", argv[i], true, &cd);
+        _cleanup_free_ char *local = NULL;
+        int r = EXIT_OK;
+        if (cli_dist_is_remote(argv[i]))
+            r = cli_ref_resolve("trust", argv[i], false, &local);
+        if (r != EXIT_OK) {
+            ret = r;
+            continue;
+        }
+        r = cli_dist_open_as("trust", local ? local : argv[i], local ? argv[i] : NULL, true, &cd);
         if (r != EXIT_OK) {
             cli_dist_release(&cd);
             ret = r;
@@ -276,7 +284,7 @@ int cmd_trust(int argc, char **argv)
             ret = EXIT_FAIL;
         } else {
             describe(&cd, stdout);
-            printf("trusted: '%s' (sha256 of its content)\n", cd.file);
+            printf("trusted: '%s' (sha256 of its content)\n", cd.label);
         }
         cli_dist_release(&cd);
     }

@@ -23,6 +23,12 @@ bool cli_dist_is_ref(const char *arg)
     return strncmp(arg, STORE_DIR "/", STORE_DIR_LEN + 1) != 0;
 }
 
+bool cli_dist_is_remote(const char *arg)
+{
+    return strncmp(arg, "https://", 8) == 0 || strncmp(arg, "http://", 7) == 0 ||
+           strncmp(arg, "github:", 7) == 0;
+}
+
 bool cli_dist_file_sniff(const char *file)
 {
     int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -56,8 +62,15 @@ static void split_ref(const char *ref, char **file, char **app)
 
 int cli_dist_open(const char *cmd, const char *ref, bool any_system, struct cli_dist *out)
 {
+    return cli_dist_open_as(cmd, ref, NULL, any_system, out);
+}
+
+int cli_dist_open_as(const char *cmd, const char *ref, const char *label, bool any_system,
+                     struct cli_dist *out)
+{
     memset(out, 0, sizeof *out);
     split_ref(ref, &out->file, &out->app_name);
+    out->label = xstrdup(label ? label : out->file);
     struct rx_error *err = NULL;
     struct rx_buf b = RX_BUF_INIT(DIST_FILE_MAX);
     struct stat st, after;
@@ -81,7 +94,7 @@ int cli_dist_open(const char *cmd, const char *ref, bool any_system, struct cli_
                      (unsigned long long)st.st_ctim.tv_sec, (unsigned long)st.st_ctim.tv_nsec,
                      (unsigned long long)st.st_size);
             out->raw = rx_buf_detach(&b, &out->rawlen);
-            dist_parse(out->file, out->raw, out->rawlen, &out->d, &err);
+            dist_parse(out->label, out->raw, out->rawlen, &out->d, &err);
         }
     }
     if (fd >= 0)
@@ -97,16 +110,16 @@ int cli_dist_open(const char *cmd, const char *ref, bool any_system, struct cli_
         rx_error_free(err);
         return EXIT_FAIL;
     }
-    out->sys = dist_system_find(&out->d, out->file, dist_host_system(), &err);
+    out->sys = dist_system_find(&out->d, out->label, dist_host_system(), &err);
     if (!out->sys && !any_system) {
         cli_cmd_error(cmd, "%s", err->msg);
         rx_error_free(err);
         return EXIT_FAIL;
     }
     rx_error_clear(&err);
-    out->app = dist_app_find(&out->d, out->file, out->app_name, &err);
+    out->app = dist_app_find(&out->d, out->label, out->app_name, &err);
     if (!out->app) {
-        cli_cmd_error(cmd, "%s; list them with 'runix run --list %s'", err->msg, out->file);
+        cli_cmd_error(cmd, "%s; list them with 'runix run --list %s'", err->msg, out->label);
         rx_error_free(err);
         return EXIT_USAGE;
     }
@@ -151,6 +164,7 @@ void cli_dist_list(const struct cli_dist *cd, FILE *out)
 void cli_dist_release(struct cli_dist *cd)
 {
     free(cd->file);
+    free(cd->label);
     free(cd->app_name);
     free(cd->raw);
     dist_release(&cd->d);

@@ -8,6 +8,7 @@
 
 struct cli_dist {
     char *file;     /* owned: the file, without "#APP" */
+    char *label;    /* owned: what messages call it (the file, or its reference) */
     char *app_name; /* owned, or NULL for the default app */
     struct dist d;
     const struct dist_system *sys; /* this machine's entry */
@@ -19,6 +20,17 @@ struct cli_dist {
 
 /* Is arg a reference to a distributable rather than a store path? */
 bool cli_dist_is_ref(const char *arg);
+
+/* Is it one that must be downloaded (https://, http://, github:)? */
+bool cli_dist_is_remote(const char *arg);
+
+/*
+ * runix-core: download (or revalidate) a remote reference and return the
+ * local copy as "FILE[#APP]" in *local (free it); with offline, use the
+ * copy downloaded before, saying how old it is.  Returns an exit code after
+ * saying why (0: done).  The download runs in a child process.
+ */
+int cli_ref_resolve(const char *cmd, const char *ref, bool offline, char **local);
 
 /*
  * Does `file` start like a distributable (dist_sniff)?  For argv[1] of a
@@ -33,6 +45,9 @@ bool cli_dist_file_sniff(const char *file);
  * --list), and sys is NULL.
  */
 int cli_dist_open(const char *cmd, const char *ref, bool any_system, struct cli_dist *out);
+/* The same, naming the file `label` in messages (a remote reference's local copy). */
+int cli_dist_open_as(const char *cmd, const char *ref, const char *label, bool any_system,
+                     struct cli_dist *out);
 
 /* Print the apps, systems and caches (runix run --list). */
 void cli_dist_list(const struct cli_dist *cd, FILE *out);

@@ -126,6 +126,9 @@ static int on_setting(void *ctx, const char *name, const char *value, const char
     } else if (strcmp(name, "ssl-cert-file") == 0) {
         free(c->ssl_cert_file);
         c->ssl_cert_file = xstrdup(value);
+    } else if (strcmp(name, "github-url") == 0) {
+        free(c->s->github_url);
+        c->s->github_url = xstrdup(value);
     } else if (strcmp(name, "netrc-file") == 0) {
         free(c->s->netrc_file);
         c->s->netrc_file = value[0] ? xstrdup(value) : NULL;
@@ -210,4 +213,5 @@ void cli_settings_release(struct cli_settings *s)
     cli_settings_release_core(s);
     free(s->netrc_file);
     free(s->ssl_cert_file);
+    free(s->github_url);
 }

@@ -76,6 +76,7 @@ struct cli_settings {
     unsigned attempts;
     char *netrc_file; /* owned or NULL */
     char *ssl_cert_file; /* owned or NULL: CA bundle for https:// */
+    char *github_url;    /* owned or NULL: the config's github-url */
 };
 
 /* Returns 1 if c was a shared option (and took it), 0 if not. */

@@ -122,11 +122,13 @@ int cmd_fetch(int argc, char **argv)
         {"dry-run", no_argument, NULL, 'n'},
         {"offline", no_argument, NULL, 'o'},
         {"trust", no_argument, NULL, 't'},
+        {"dist-label", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct cli_settings s = {0};
     bool dry_run = false, offline = false, trust = false;
+    const char *label = NULL;
     int c, ret = EXIT_FAIL;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+nqh", opts, NULL)) != -1) {
@@ -141,6 +143,9 @@ int cmd_fetch(int argc, char **argv)
             break;
         case 't':
             trust = true;
+            break;
+        case 'L': /* runix run: what the user called the distributable */
+            label = optarg;
             break;
         case 'h':
             cli_settings_release(&s);
@@ -162,7 +167,13 @@ int cmd_fetch(int argc, char **argv)
         const char *a = argv[optind + (int)i];
         const char *sub;
         if (cli_dist_is_ref(a)) {
-            if ((ret = cli_dist_open("fetch", a, false, &dists[ndists++])) != EXIT_OK)
+            _cleanup_free_ char *local = NULL;
+            if (cli_dist_is_remote(a) &&
+                (ret = cli_ref_resolve("fetch", a, offline, &local)) != EXIT_OK)
+                goto out;
+            ret = cli_dist_open_as("fetch", local ? local : a, local ? a : label, false,
+                                   &dists[ndists++]);
+            if (ret != EXIT_OK)
                 goto out;
             continue;
         }

@@ -149,7 +149,7 @@ static int settings_fail(struct rx_error *err)
 static char **fetch_argv(const struct run_ctx *c, char *core, char (**full)[STORE_PATH_MAX + 1])
 {
     const struct cli_settings *s = &c->s;
-    size_t n = 5 + 2 * (s->flag_caches.n + s->flag_extra_caches.n + s->flag_keys.n) + 5 +
+    size_t n = 7 + 2 * (s->flag_caches.n + s->flag_extra_caches.n + s->flag_keys.n) + 5 +
                c->nroots;
     char **av = xcalloc(n + 1, sizeof *av);
     size_t k = 0;
@@ -179,6 +179,10 @@ static char **fetch_argv(const struct run_ctx *c, char *core, char (**full)[STOR
         av[k++] = (char *)"--offline";
     if (c->trust)
         av[k++] = (char *)"--trust";
+    if (c->is_dist && strcmp(c->dist.label, c->dist.file) != 0) {
+        av[k++] = (char *)"--dist-label";
+        av[k++] = c->dist.label;
+    }
     av[k++] = (char *)"--";
     *full = xcalloc(c->nroots, sizeof **full);
     if (c->is_dist) { /* runix-core reads the file itself, and checks its caches and keys */
@@ -547,10 +551,42 @@ static int parse_root(struct run_ctx *c, const char *arg, const char **sub)
         {"offline", no_argument, NULL, OPT_OFFLINE}, {"verbose", no_argument, NULL, 'v'},     \
         {"trust", no_argument, NULL, OPT_TRUST}, {"help", no_argument, NULL, 'h'}
 
+/* Downloading is runix-core's: the front has no cli_ref_resolve(). */
+#pragma weak cli_ref_resolve
+
+/* The front hands a run of a remote reference to runix-core, whole. */
+static int run_in_core(int argc, char **argv)
+{
+    char core[PATH_MAX];
+    struct rx_error *err = NULL;
+    if (cli_core_path(core, sizeof core, &err) < 0) {
+        cli_error("%s; reinstall runix", err->msg);
+        rx_error_free(err);
+        return EXIT_FAIL;
+    }
+    char **av = xcalloc((size_t)argc + 2, sizeof *av);
+    av[0] = core;
+    for (int i = 0; i < argc; i++)
+        av[i + 1] = argv[i];
+    execv(core, av);
+    cli_error("cannot run %s: %s", core, strerror(errno));
+    free(av);
+    return EXIT_FAIL;
+}
+
 /* A distributable's roots: its paths for this system. */
 static int open_dist(struct run_ctx *c, const char *ref, bool list)
 {
-    int r = cli_dist_open("run", ref, list, &c->dist);
+    _cleanup_free_ char *local = NULL;
+    const char *label = NULL;
+    if (cli_dist_is_remote(ref)) {
+        int r = cli_ref_resolve("run", ref, c->offline, &local);
+        if (r != EXIT_OK)
+            return r;
+        label = ref;
+        ref = local;
+    }
+    int r = cli_dist_open_as("run", ref, label, list, &c->dist);
     if (r != EXIT_OK)
         return r;
     c->is_dist = true;
@@ -577,7 +613,7 @@ static char *dist_program(struct run_ctx *c, int *ret)
         char *p = xasprintf("%s/%s", full, app->program);
         if (!engine_is_program(c->store_dir, p)) {
             cli_cmd_error("run", "app '%s' of '%s': '%s' is not a program in %s", app->name,
-                          c->dist.file, app->program, full);
+                          c->dist.label, app->program, full);
             free(p);
             *ret = EXIT_NOT_FOUND;
             return NULL;
@@ -587,7 +623,7 @@ static char *dist_program(struct run_ctx *c, int *ret)
     char *p = find_program(c, app->program, false);
     if (!p) {
         cli_cmd_error("run", "app '%s' of '%s': no program '%s' in the bin/ of its closure",
-                      app->name, c->dist.file, app->program);
+                      app->name, c->dist.label, app->program);
         *ret = EXIT_NOT_FOUND;
     }
     return p;
@@ -626,6 +662,10 @@ int cmd_run(int argc, char **argv)
     }
     const char *target = argv[optind++];
     const char *sub = "";
+    if (cli_dist_is_remote(target) && !cli_ref_resolve) {
+        ctx_release(&c);
+        return run_in_core(argc, argv);
+    }
     if (cli_dist_is_ref(target)) {
         if ((ret = open_dist(&c, target, list)) != EXIT_OK)
             goto out;

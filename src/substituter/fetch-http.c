@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 
 #include "cache.h"
+#include "util-buf.h"
 #include "util-mem.h"
 #include "util-signal.h"
 
@@ -518,6 +519,120 @@ int fetch_cache_probe(const struct cache *c, const struct fetch_opts *o, struct 
         ret = rx_error_set(err, RX_ENET, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
     else if (strncmp(c->url, "file:", 5) != 0 && code != 200)
         ret = rx_error_set(err, RX_ENET, "nix-cache-info: HTTP %ld", code);
+    curl_easy_cleanup(h);
+    return ret;
+}
+
+struct doc_ctx {
+    struct rx_buf *body;
+    bool too_big;
+    char *etag, *last_modified;
+};
+
+static size_t doc_body(char *p, size_t size, size_t n, void *ctx)
+{
+    struct doc_ctx *d = ctx;
+    if (rx_buf_append(d->body, p, size * n) < 0) {
+        d->too_big = true;
+        return 0;
+    }
+    return size * n;
+}
+
+/* A header line's value, without the CR LF, if the line is "name: value". */
+static char *header_value(const char *line, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    if (len <= n + 1 || strncasecmp(line, name, n) != 0 || line[n] != ':')
+        return NULL;
+    const char *v = line + n + 1;
+    const char *end = line + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+        end--;
+    return xstrndup(v, (size_t)(end - v));
+}
+
+static size_t doc_header(char *line, size_t size, size_t n, void *ctx)
+{
+    struct doc_ctx *d = ctx;
+    size_t len = size * n;
+    if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) { /* a new response, after a redirect */
+        free(d->etag);
+        free(d->last_modified);
+        d->etag = d->last_modified = NULL;
+        rx_buf_reset(d->body);
+    }
+    char *v;
+    if ((v = header_value(line, len, "ETag"))) {
+        free(d->etag);
+        d->etag = v;
+    } else if ((v = header_value(line, len, "Last-Modified"))) {
+        free(d->last_modified);
+        d->last_modified = v;
+    }
+    return len;
+}
+
+int fetch_document(const char *url, const struct fetch_opts *o, struct fetch_document *doc,
+                   struct rx_error **err)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return rx_error_set(err, RX_ENET, "cannot initialise libcurl");
+    CURL *h = curl_easy_init();
+    if (!h)
+        return rx_error_set(err, RX_ENET, "cannot initialise libcurl");
+    struct doc_ctx d = { .body = &doc->body };
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct curl_slist *headers = NULL;
+    if (doc->etag) {
+        _cleanup_free_ char *hd = xasprintf("If-None-Match: %s", doc->etag);
+        headers = curl_slist_append(headers, hd);
+    }
+    if (doc->last_modified) {
+        _cleanup_free_ char *hd = xasprintf("If-Modified-Since: %s", doc->last_modified);
+        headers = curl_slist_append(headers, hd);
+    }
+    set_url(h, url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, doc_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &d);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, doc_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &d);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, o->connect_timeout > 0 ? o->connect_timeout : 5L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
+    if (o->ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
+    if (o->netrc_file) {
+        curl_easy_setopt(h, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
+        curl_easy_setopt(h, CURLOPT_NETRC_FILE, o->netrc_file);
+    }
+    CURLcode rc = curl_easy_perform(h);
+    long code = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    int ret = 0;
+    if (d.too_big)
+        ret = rx_error_set(err, RX_EFORMAT, "larger than %zu bytes", doc->body.max);
+    else if (rc != CURLE_OK)
+        ret = rx_error_set(err, RX_ENET, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    else if (code == 304 && (doc->etag || doc->last_modified))
+        doc->not_modified = true;
+    else if (code != 200)
+        ret = rx_error_set(err, code == 404 ? RX_ENOTFOUND : RX_ENET, "HTTP %ld", code);
+    if (ret == 0 && !doc->not_modified) {
+        free(doc->etag);
+        free(doc->last_modified);
+        doc->etag = d.etag;
+        doc->last_modified = d.last_modified;
+    } else {
+        free(d.etag);
+        free(d.last_modified);
+    }
+    curl_slist_free_all(headers);
     curl_easy_cleanup(h);
     return ret;
 }

@@ -30,6 +30,7 @@
 #include "crypto-sig.h"
 #include "store-path.h"
 #include "store.h"
+#include "util-buf.h"
 #include "util-error.h"
 
 /* Where a fetch stands, for fetch_events.progress. */
@@ -100,6 +101,23 @@ struct fetch_opts {
  */
 int fetch_closure(struct store *s, const struct fetch_opts *o, const struct store_path *paths,
                   size_t n, struct rx_error **err);
+
+/*
+ * A small document (a distributable) by http:// or https://, revalidated:
+ * with etag or last_modified set (from an earlier answer), a 304 answer sets
+ * not_modified and leaves body empty.  Otherwise body gets the document (at
+ * most body.max bytes) and etag/last_modified the new validators (or NULL).
+ * A redirect may not leave https://.  Uses o's connect timeout, CA file and
+ * netrc.  -1 with err (RX_ENOTFOUND for HTTP 404).
+ */
+struct fetch_document {
+    struct rx_buf body;
+    char *etag;          /* owned, or NULL */
+    char *last_modified; /* owned, or NULL */
+    bool not_modified;
+};
+int fetch_document(const char *url, const struct fetch_opts *o, struct fetch_document *doc,
+                   struct rx_error **err);
 
 /*
  * Is cache c there?  GET its nix-cache-info once (with the URL's

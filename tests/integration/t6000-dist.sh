@@ -57,7 +57,10 @@ fixtures
 hello=$(path_of hello)
 busybox=$(path_of busybox)
 key=$(cat "$FX/key.pub")
-httpd_start "$FX"
+web=$TEST_TMP/web
+mkdir -p "$web"
+cp -r "$FX/cache-zstd" "$web/"
+httpd_start "$web"
 CACHE=$HTTP/ok/cache-zstd
 bindir=$(dirname "$RUNIX")
 export HOME=$TEST_TMP/home XDG_CONFIG_HOME=$TEST_TMP/home/.config
@@ -187,6 +190,53 @@ fails "runix fetch FILE: the file's paths" 0 "" "$RUNIX" fetch --trust -q "$tool
 out=$("$RUNIX" fetch --trust -q "$tool" 2>&1)
 is "$out" "$hello
 $busybox" "runix fetch FILE prints the file's store paths"
+
+# --- remote references ------------------------------------------------------
+export RUNIX_STORE=$TEST_TMP/store RUNIX_CACHES="" RUNIX_TRUSTED_KEYS=cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=
+export XDG_CACHE_HOME=$TEST_TMP/xdg-cache RUNIX_GITHUB_URL=$HTTP/etag/gh
+commit=0123456789abcdef0123456789abcdef01234567
+gh=$web/gh/alice/tools
+mkdir -p "$gh/HEAD" "$gh/$commit" "$web/files"
+dist "$gh/HEAD/default.runix"
+cp "$gh/HEAD/default.runix" "$gh/$commit/default.runix"
+cp "$gh/HEAD/default.runix" "$gh/HEAD/other.runix"
+cp "$gh/HEAD/default.runix" "$web/files/tool.runix"
+gets() { grep -c "^GET /etag/$1" "$HTTP_LOG"; }
+
+out=$("$RUNIX" run -q --trust github:alice/tools 2>&1 </dev/null)
+is "$out" "hello from a store library, world" "runix run github:OWNER/REPO: default.runix at HEAD"
+is "$(gets gh/alice/tools/HEAD/default.runix)" 1 "... downloaded once"
+out=$("$RUNIX" run -q --trust github:alice/tools#greet 2>&1 </dev/null)
+is "$out" "hello from a store library, from-the-app" "github:OWNER/REPO#APP"
+is "$(grep -c "^GET /etag/gh/alice/tools/HEAD/default.runix inm" "$HTTP_LOG")" 1 "the second run revalidates with If-None-Match (304)"
+out=$("$RUNIX" run -q --trust "github:alice/tools/$commit" 2>&1 </dev/null)
+out2=$("$RUNIX" run -q --trust "github:alice/tools/$commit" 2>&1 </dev/null)
+is "$out2" "hello from a store library, world" "github:OWNER/REPO/COMMIT"
+is "$(gets "gh/alice/tools/$commit/default.runix")" 1 "a reference pinned to a commit is never asked again"
+out=$("$RUNIX" run -q --trust "github:alice/tools?file=other.runix#env" x 2>&1 </dev/null)
+is "$out" "set by the app x" "github:OWNER/REPO?file=PATH#APP ARGS"
+out=$("$RUNIX" run -q --trust "$HTTP/etag/files/tool.runix#greet" 2>&1 </dev/null)
+is "$out" "hello from a store library, from-the-app" "runix run http://HOST/PATH/tool.runix#APP"
+n=$(wc -l <"$HTTP_LOG")
+out=$("$RUNIX" run --offline --trust github:alice/tools 2>&1 >/dev/null </dev/null)
+case $out in *"using the copy of 'github:alice/tools' fetched "*" ago (offline)"*) ok "--offline uses the copy downloaded before and says how old it is" true ;;
+  *) ok "--offline uses the copy downloaded before and says how old it is ($out)" false ;; esac
+is "$(wc -l <"$HTTP_LOG")" "$n" "... without asking the server"
+fails "--offline, never downloaded" 1 "'github:alice/other' was never downloaded and --offline forbids it" \
+  "$RUNIX" run --offline github:alice/other
+fails "a reference that is not there" 1 "cannot download 'github:alice/nope': HTTP 404" \
+  "$RUNIX" run github:alice/nope
+fails "a malformed github: reference" 2 "expected github:OWNER/REPO[/REF][?file=PATH][#APP]" \
+  "$RUNIX" run github:alice
+fails "a ?file= outside the repository" 2 "expected '?file=PATH' with a relative path" \
+  "$RUNIX" run "github:alice/tools?file=../x.runix"
+"$RUNIX" trust github:alice/tools >/dev/null
+out=$("$RUNIX" run -q github:alice/tools 2>&1 </dev/null)
+is "$out" "hello from a store library, world" "runix trust github:OWNER/REPO: trusted without --trust"
+printf '\n\n\n' >>"$gh/HEAD/default.runix"
+fails "a file that changes upstream asks again" 1 "to trust them, run 'runix trust github:alice/tools'" \
+  "$RUNIX" run github:alice/tools
+is "$(grep -c "^GET /etag/gh/alice/tools/HEAD/default.runix" "$HTTP_LOG")" 5 "... after downloading the new content"
 
 # --- the shared store: a file's own key plants nothing for anyone else ----
 # A hostile cache serves other content for the very store path of hello,

@@ -24,6 +24,9 @@ path (e.g. /fail500x2/cache-xz/nar/...):
                      requests being answered at that moment, this one
                      included, and NAR requests also with " nars=N", the
                      number of those that are NAR requests
+    /etag/...        serve normally, with an ETag (the file's mtime and size);
+                     a matching If-None-Match gets 304 Not Modified; requests
+                     are logged with " inm" when they carry If-None-Match
     /gate/...        .nar* files: held until the file named by $HTTPD_GATE
                      exists (at most 60 s), then sent after a random pause
                      of up to 200 ms, so that concurrent clients first take
@@ -93,6 +96,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 extra += f" auth={user}"
             if getattr(self.connection, "session_reused", False):
                 extra += " tls-resumed"
+            if self.headers.get("If-None-Match"):
+                extra += " inm"
             log.write(f"{'HEAD' if head else 'GET'} {self.path}{extra}\n")
         parts = self.path.split("?")[0].lstrip("/").split("/", 1)
         if len(parts) != 2:
@@ -122,6 +127,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 n = counts[rel]
             if n <= 2:
                 return self.send_error(500)
+        etag = None
+        if mode == "etag":
+            st = os.stat(path)
+            etag = f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
+            if self.headers.get("If-None-Match") == etag:
+                self.send_response(304)
+                self.send_header("ETag", etag)
+                self.end_headers()
+                return
+            mode = "ok"
         is_nar = "/nar/" in "/" + rel
         size = os.path.getsize(path)
         first = False
@@ -142,6 +157,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
         else:
             self.send_response(200)
+        if etag:
+            self.send_header("ETag", etag)
         self.send_header("Content-Length", str(size - start))
         self.end_headers()
         if head:
