@@ -107,3 +107,4 @@ int cmd_doctor(int argc, char **argv);
 int cmd_nar(int argc, char **argv);
 int cmd_narinfo(int argc, char **argv);
 int cmd_trust(int argc, char **argv);
+int cmd_generate(int argc, char **argv);

@@ -32,6 +32,7 @@ static const char main_usage[] =
 #pragma weak cmd_nar
 #pragma weak cmd_narinfo
 #pragma weak cmd_trust
+#pragma weak cmd_generate
 
 static void print_version(void)
 {
@@ -62,6 +63,8 @@ static const struct cli_command commands[] = {
     {"nar", cmd_nar, "create, unpack, hash and list Nix archives (NAR)", CMD_CORE},
     {"narinfo", cmd_narinfo, "check narinfo files and their signatures", CMD_CORE},
     {"trust", cmd_trust, "trust the caches and keys a distributable brings", CMD_CORE},
+    {"generate", cmd_generate, "write a distributable for store paths or installables",
+     CMD_CORE},
     {"version", cmd_version, "print runix's version", 0},
 };
 

@@ -88,8 +88,13 @@ void fetch_report_plan(struct fetch *f)
         e[n].download_size = it->ni.has_file_size ? it->ni.file_size : it->ni.nar_size;
         e[n].nar_size = it->ni.nar_size;
         e[n].cache_url = f->o->caches[it->cache].url;
+        e[n].narinfo = narinfo_format(&it->ni);
+        e[n].refs = it->ni.refs;
+        e[n].nrefs = it->ni.nrefs;
         n++;
     }
     f->ev->dry_run(f->ev->ctx, e, n);
+    for (size_t i = 0; i < n; i++)
+        free((char *)e[i].narinfo);
     free(e);
 }

@@ -46,6 +46,9 @@ struct fetch_plan_entry {
     uint64_t download_size; /* FileSize, or NarSize when the narinfo has none */
     uint64_t nar_size;
     const char *cache_url; /* the cache it would come from */
+    const char *narinfo;   /* its narinfo, as Nix writes it, signatures included */
+    const struct store_path *refs; /* its references */
+    size_t nrefs;
 };
 
 /*

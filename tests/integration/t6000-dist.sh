@@ -238,6 +238,46 @@ fails "a file that changes upstream asks again" 1 "to trust them, run 'runix tru
   "$RUNIX" run github:alice/tools
 is "$(grep -c "^GET /etag/gh/alice/tools/HEAD/default.runix" "$HTTP_LOG")" 5 "... after downloading the new content"
 
+# --- runix generate ---------------------------------------------------------
+export RUNIX_STORE=$TEST_TMP/gen-store RUNIX_CACHES=$CACHE RUNIX_TRUSTED_KEYS=$key
+gen=$TEST_TMP/gen.runix
+ok "generate from store paths and a cache, without Nix" \
+  env PATH=/usr/bin:/bin "$RUNIX" generate -o "$gen" --name hello-gen --description "generated" \
+  --cache "$CACHE" --key "$key" --embed-narinfos --app greet=hello --app env=busybox "$hello" "$busybox"
+ok "the generated file is executable" test -x "$gen"
+want=$(nix-store -qR "$hello" "$busybox" | sort)
+got=$("$py" -c 'import json,sys; t=open(sys.argv[1]).read(); d=json.loads(t.split("\n",1)[1]); print("\n".join(d["systems"][sys.argv[2]]["closure"]))' "$gen" "$(uname -m)-linux")
+is "$got" "$want" "its closure is what real Nix says (nix-store -qR)"
+"$py" - "$src/docs/distributable.schema.json" "$gen" <<'PY' && ok "the generated file is valid by the JSON Schema" true || ok "the generated file is valid by the JSON Schema" false
+import json, sys, jsonschema
+doc = json.loads(open(sys.argv[2]).read().split("\n", 1)[1])
+jsonschema.Draft202012Validator(json.load(open(sys.argv[1]))).validate(doc)
+PY
+out=$("$RUNIX" run -q "$gen" 2>&1 </dev/null)
+is "$out" "hello from a store library, world" "the generated file runs (its first --app is the default)"
+out=$("$RUNIX" run -q "$gen#env" sh -c 'echo generated-env' 2>&1 </dev/null)
+is "$out" "generated-env" "... and its other apps"
+fails "generate refuses when the cache lacks a path of the closure" 1 "nothing written" \
+  "$RUNIX" generate -o "$TEST_TMP/none.runix" --cache "$HTTP/ok/nothing-here" --key "$key" "$hello"
+ok "... and writes nothing" test ! -e "$TEST_TMP/none.runix"
+ok "generate --add-system merges another system's entry" \
+  "$RUNIX" generate -o "$gen" --add-system aarch64-linux --cache "$CACHE" --key "$key" "$hello"
+out=$("$RUNIX" run --list "$gen")
+case $out in *"aarch64-linux  $hello"*) ok "... for aarch64-linux" true ;; *) ok "... for aarch64-linux ($out)" false ;; esac
+case $out in *"$(uname -m)-linux  $hello  (this machine)"*"greet  hello"*|*"greet  hello"*"$(uname -m)-linux  $hello  (this machine)"*) ok "... keeping the rest" true ;;
+  *) ok "... keeping the rest ($out)" false ;; esac
+cat >"$TEST_TMP/pkgs.nix" <<NIX
+import $src/tests/fixtures/closure.nix {
+  multiarch = "$(gcc -print-multiarch)";
+  interp = "$(readelf -l /bin/sh | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')";
+}
+NIX
+out=$("$RUNIX" generate -f "$TEST_TMP/pkgs.nix" --cache "$CACHE" --key "$key" hello 2>&1)
+case $out in *"\"$hello\""*) ok "generate builds an installable with Nix (nix build -f FILE ATTR)" true ;;
+  *) ok "generate builds an installable with Nix ($out)" false ;; esac
+fails "an installable without Nix says so" 1 "building it needs Nix" \
+  env PATH=/nonexistent "$RUNIX" generate --cache "$CACHE" --key "$key" nixpkgs#hello
+
 # --- the shared store: a file's own key plants nothing for anyone else ----
 # A hostile cache serves other content for the very store path of hello,
 # signed by its own key; a distributable names that cache and key.
@@ -261,7 +301,7 @@ cat >"$TEST_TMP/evil.runix" <<JSON
  "apps": {"default": {"program": "bin/hello"}},
  "caches": [{"url": "file://$evil", "keys": ["$(cat "$TEST_TMP/evil.pub")"]}]}
 JSON
-export RUNIX_STORE=$TEST_TMP/shared-store
+export RUNIX_STORE=$TEST_TMP/shared-store RUNIX_CACHES="" RUNIX_TRUSTED_KEYS=cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=
 out=$("$RUNIX" run -q --trust "$TEST_TMP/evil.runix" 2>&1)
 is "$out" "PLANTED" "a trusted hostile file runs its own content (the user said yes)"
 export RUNIX_CACHES=$CACHE RUNIX_TRUSTED_KEYS=$key

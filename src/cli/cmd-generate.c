@@ -1,0 +1,475 @@
+/*
+ * runix generate: write a distributable for store paths (or, on a machine
+ * with Nix, for installables it builds), after checking that the caches it
+ * names have every path of the closure.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli-settings-internal.h"
+#include "cli-settings.h"
+#include "cli.h"
+#include "dist.h"
+#include "fetch.h"
+#include "store.h"
+#include "util-fs.h"
+#include "util-io.h"
+#include "util-mem.h"
+
+#include "banned.h"
+
+static const char generate_usage[] =
+    "usage: runix generate [OPTIONS] STOREPATH|INSTALLABLE...\n"
+    "\n"
+    "Write a distributable (docs/distributable.md) that runs the first path's\n"
+    "programs, for this system (or --system).  Store paths are taken as they are;\n"
+    "anything else is built with 'nix build --no-link --json', so that\n"
+    "needs Nix.  The closure is read from the caches' narinfos, which also checks\n"
+    "that the caches have every path of it: the missing ones are listed and\n"
+    "nothing is written.\n"
+    "\n"
+    "  -o, --output FILE         write FILE (mode 0755) instead of standard output\n"
+    "      --name NAME           the tool's name (default: the first path's package)\n"
+    "      --description TEXT    one line about it\n"
+    "      --app NAME=PROGRAM    an app: PROGRAM is 'bin/x' in the first path or a\n"
+    "                            program name in the closure (repeatable; the first\n"
+    "                            is also 'default' unless one is called so)\n"
+    "      --cache URL           a cache the file names (repeatable; default: the\n"
+    "                            configured caches, not written into the file)\n"
+    "      --key NAME:KEY        the public key of the --cache before it\n"
+    "      --closure             list the whole closure, so a cold start asks for\n"
+    "                            every narinfo at once\n"
+    "      --embed-narinfos      also embed the signed narinfos (implies --closure)\n"
+    "      --system SYSTEM       the system the paths are for (default: this one's)\n"
+    "      --add-system SYSTEM   merge SYSTEM's paths into the existing -o FILE\n"
+    "  -f, --file FILE           build installables from this Nix file (nix build -f)\n" CLI_SETTINGS_USAGE
+    "  -h, --help                show this help\n"
+    "\n"
+    "Examples:\n"
+    "  runix generate -o jq.runix --app jq=bin/jq nixpkgs#jq\n"
+    "  runix generate --cache https://cache.nixos.org \\\n"
+    "      --key cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY= \\\n"
+    "      --closure -o hello.runix /nix/store/...-hello-2.12.1\n"
+    "  runix generate --add-system aarch64-linux -o jq.runix /nix/store/...-jq-1.7.1-bin\n";
+
+enum { OPT_NAME = 0x300, OPT_DESC, OPT_APP, OPT_DCACHE, OPT_KEY, OPT_CLOSURE, OPT_EMBED,
+       OPT_SYSTEM, OPT_ADD_SYSTEM };
+
+struct gen_cache {
+    char *url;
+    struct strv keys;
+};
+
+struct gen {
+    const char *output, *name, *description, *system, *nix_file;
+    bool closure, embed, add_system;
+    struct strv apps;
+    struct gen_cache *caches;
+    size_t ncaches;
+    struct cli_settings s;
+    /* what the dry run found */
+    json_t *closure_paths; /* array */
+    json_t *narinfos;      /* object */
+};
+
+static void on_plan(void *ctx, const struct fetch_plan_entry *e, size_t n)
+{
+    struct gen *g = ctx;
+    for (size_t i = 0; i < n; i++) {
+        char full[STORE_PATH_MAX + 1];
+        store_path_format(&e[i].path, full);
+        json_array_append_new(g->closure_paths, json_string(full));
+        json_object_set_new(g->narinfos, full, json_string(e[i].narinfo));
+    }
+}
+
+static int cmp_json_str(const void *a, const void *b)
+{
+    return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+}
+
+/* "nix build --no-link --json [-f FILE] ARG": its output paths. */
+static int nix_build(const struct gen *g, const char *arg, struct store_path **paths,
+                     size_t *n)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return cli_cmd_error("generate", "pipe: %s", strerror(errno)), EXIT_FAIL;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        const char *av[10];
+        size_t k = 0;
+        av[k++] = "nix";
+        av[k++] = "--extra-experimental-features";
+        av[k++] = "nix-command flakes";
+        av[k++] = "build";
+        av[k++] = "--no-link";
+        av[k++] = "--json";
+        if (g->nix_file) {
+            av[k++] = "-f";
+            av[k++] = g->nix_file;
+        }
+        av[k++] = arg;
+        av[k] = NULL;
+        execvp("nix", (char **)av);
+        fprintf(stderr, "%s generate: cannot run 'nix' (%s): '%s' is not a store path, and "
+                        "building it needs Nix\n",
+                cli_progname, strerror(errno), arg);
+        _exit(127);
+    }
+    close(fds[1]);
+    struct rx_buf b = RX_BUF_INIT(16 * 1024 * 1024);
+    struct rx_error *err = NULL;
+    int rr = read_fd(fds[0], "nix build", &b, &err);
+    close(fds[0]);
+    int status = 0;
+    while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    rx_error_free(err);
+    if (pid < 0 || rr < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        rx_buf_release(&b);
+        if (pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 127)
+            return EXIT_FAIL;
+        return cli_cmd_error("generate", "'nix build %s' failed", arg), EXIT_FAIL;
+    }
+    /* [{"drvPath": ..., "outputs": {"out": "/nix/store/..."}}, ...] */
+    json_error_t jerr;
+    json_t *top = json_loadb(b.data ? b.data : "", b.len, 0, &jerr);
+    rx_buf_release(&b);
+    int ret = EXIT_OK;
+    size_t i;
+    json_t *build;
+    if (!json_is_array(top) || json_array_size(top) == 0)
+        ret = EXIT_FAIL;
+    json_array_foreach(top, i, build) {
+        json_t *outputs = json_object_get(build, "outputs");
+        const char *name;
+        json_t *v;
+        if (!json_is_object(outputs))
+            ret = EXIT_FAIL;
+        json_object_foreach(outputs, name, v) {
+            const char *p = json_string_value(v);
+            *paths = xrealloc(*paths, (*n + 1) * sizeof **paths);
+            if (!p || store_path_parse(p, strlen(p), &(*paths)[*n], NULL) < 0) {
+                ret = EXIT_FAIL;
+                continue;
+            }
+            (*n)++;
+        }
+    }
+    json_decref(top);
+    if (ret != EXIT_OK)
+        cli_cmd_error("generate", "'nix build --json %s' printed what is not a list of builds "
+                                  "with store paths",
+                      arg);
+    return ret;
+}
+
+/* The closure from the caches' narinfos: a dry run into an empty scratch store. */
+static int walk(struct gen *g, const struct store_path *paths, size_t n)
+{
+    const char *tmpdir = getenv("TMPDIR");
+    _cleanup_free_ char *dir = xasprintf("%s/runix-generate.XXXXXX",
+                                         tmpdir && *tmpdir ? tmpdir : "/tmp");
+    if (!mkdtemp(dir))
+        return cli_cmd_error("generate", "cannot make a scratch directory: %s", strerror(errno)),
+               EXIT_FAIL;
+    struct store *st = NULL;
+    struct rx_error *err = NULL;
+    int ret = EXIT_OK;
+    if (store_open(dir, &st, &err) < 0) {
+        ret = cli_fail(err);
+    } else {
+        struct fetch_opts fo;
+        cli_settings_fetch_opts(&g->s, &fo);
+        struct fetch_events ev = { .ctx = g, .dry_run = on_plan };
+        fo.events = &ev;
+        fo.dry_run = true;
+        if (fetch_closure(st, &fo, paths, n, &err) < 0) {
+            cli_cmd_error("generate", "%s", err->msg);
+            rx_error_free(err);
+            cli_cmd_error("generate", "the caches do not have the whole closure: nothing "
+                                      "written");
+            ret = EXIT_FAIL;
+        }
+        store_close(st);
+    }
+    if (rm_rf_at(AT_FDCWD, dir, NULL) < 0)
+        cli_cmd_error("generate", "warning: cannot remove '%s'", dir);
+    return ret;
+}
+
+/* "hello-2.12" -> "hello" */
+static char *package_name(const char *name)
+{
+    for (const char *p = name; (p = strchr(p, '-')); p++)
+        if (p[1] >= '0' && p[1] <= '9')
+            return xstrndup(name, (size_t)(p - name));
+    return xstrdup(name);
+}
+
+static json_t *system_entry(struct gen *g, const struct store_path *paths, size_t n)
+{
+    json_t *sys = json_object();
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char full[STORE_PATH_MAX + 1];
+        store_path_format(&paths[i], full);
+        json_array_append_new(arr, json_string(full));
+    }
+    json_object_set_new(sys, "paths", arr);
+    if (g->closure || g->embed) {
+        size_t k = json_array_size(g->closure_paths);
+        json_t **v = xcalloc(k + 1, sizeof *v);
+        for (size_t i = 0; i < k; i++)
+            v[i] = json_array_get(g->closure_paths, i);
+        qsort(v, k, sizeof *v, cmp_json_str);
+        json_t *cl = json_array();
+        for (size_t i = 0; i < k; i++)
+            json_array_append(cl, v[i]);
+        free(v);
+        json_object_set_new(sys, "closure", cl);
+    }
+    if (g->embed)
+        json_object_set(sys, "narinfos", g->narinfos);
+    return sys;
+}
+
+static json_t *build_file(struct gen *g, const struct store_path *paths, json_t *sys)
+{
+    json_t *top = json_object();
+    char fmt[16];
+    snprintf(fmt, sizeof fmt, "%d.%d", DIST_FORMAT_MAJOR, DIST_FORMAT_MINOR);
+    json_object_set_new(top, "format", json_string(fmt));
+    _cleanup_free_ char *pname = package_name(paths[0].name);
+    json_object_set_new(top, "name", json_string(g->name ? g->name : pname));
+    if (g->description)
+        json_object_set_new(top, "description", json_string(g->description));
+    json_t *systems = json_object();
+    json_object_set_new(systems, g->system, sys);
+    json_object_set_new(top, "systems", systems);
+    if (g->apps.n) {
+        json_t *apps = json_object();
+        bool has_default = false;
+        for (size_t i = 0; i < g->apps.n; i++)
+            has_default |= strncmp(g->apps.v[i], "default=", 8) == 0;
+        for (size_t i = 0; i < g->apps.n; i++) {
+            const char *eq = strchr(g->apps.v[i], '=');
+            _cleanup_free_ char *name = xstrndup(g->apps.v[i], (size_t)(eq - g->apps.v[i]));
+            json_t *app = json_object();
+            json_object_set_new(app, "program", json_string(eq + 1));
+            json_object_set_new(apps, name, app);
+            if (i == 0 && !has_default)
+                json_object_set(apps, "default", app);
+        }
+        json_object_set_new(top, "apps", apps);
+    }
+    if (g->ncaches) {
+        json_t *caches = json_array();
+        for (size_t i = 0; i < g->ncaches; i++) {
+            json_t *c = json_object();
+            json_object_set_new(c, "url", json_string(g->caches[i].url));
+            json_t *keys = json_array();
+            for (size_t j = 0; j < g->caches[i].keys.n; j++)
+                json_array_append_new(keys, json_string(g->caches[i].keys.v[j]));
+            json_object_set_new(c, "keys", keys);
+            json_array_append_new(caches, c);
+        }
+        json_object_set_new(top, "caches", caches);
+    }
+    return top;
+}
+
+/* --add-system: the existing file's JSON, with this system's entry set. */
+static json_t *merge_into(const char *file, const char *system, json_t *sys)
+{
+    struct dist d;
+    struct rx_error *err = NULL;
+    if (dist_load(file, &d, &err) < 0) {
+        cli_cmd_error("generate", "--add-system: %s", err->msg);
+        rx_error_free(err);
+        return NULL;
+    }
+    dist_release(&d);
+    struct rx_buf b = RX_BUF_INIT(DIST_FILE_MAX);
+    if (read_file(file, &b, &err) < 0) {
+        cli_fail(err);
+        return NULL;
+    }
+    const char *json = strchr(b.data, '\n') + 1; /* dist_load checked the first line */
+    json_error_t jerr;
+    json_t *top = json_loads(json, 0, &jerr);
+    rx_buf_release(&b);
+    if (!top) {
+        cli_cmd_error("generate", "--add-system: '%s': %s", file, jerr.text);
+        return NULL;
+    }
+    json_object_set(json_object_get(top, "systems"), system, sys);
+    return top;
+}
+
+static int write_out(const char *output, json_t *top)
+{
+    char *json = json_dumps(top, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    _cleanup_free_ char *text = xasprintf("#!/usr/bin/env runix\n%s\n", json);
+    free(json);
+    /* What we write must read back: the same checks as every reader's. */
+    struct dist d;
+    struct rx_error *err = NULL;
+    if (dist_parse(output ? output : "(output)", text, strlen(text), &d, &err) < 0) {
+        cli_cmd_error("generate", "BUG: the file does not read back: %s", err->msg);
+        rx_error_free(err);
+        return EXIT_FAIL;
+    }
+    dist_release(&d);
+    if (!output)
+        return fputs(text, stdout) >= 0 && fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+    _cleanup_free_ char *tmp = xasprintf("%s.tmp%d", output, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0755);
+    if (fd < 0)
+        return cli_cmd_error("generate", "cannot write '%s': %s", tmp, strerror(errno)), EXIT_FAIL;
+    int r = write_all(fd, text, strlen(text));
+    if (fchmod(fd, 0755) < 0 || close(fd) < 0)
+        r = -1;
+    if (r < 0 || rename(tmp, output) < 0) {
+        cli_cmd_error("generate", "cannot write '%s': %s", output, strerror(errno));
+        unlink(tmp);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+int cmd_generate(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        CLI_SETTINGS_OPTIONS,
+        {"output", required_argument, NULL, 'o'},
+        {"name", required_argument, NULL, OPT_NAME},
+        {"description", required_argument, NULL, OPT_DESC},
+        {"app", required_argument, NULL, OPT_APP},
+        {"key", required_argument, NULL, OPT_KEY},
+        {"closure", no_argument, NULL, OPT_CLOSURE},
+        {"embed-narinfos", no_argument, NULL, OPT_EMBED},
+        {"system", required_argument, NULL, OPT_SYSTEM},
+        {"add-system", required_argument, NULL, OPT_ADD_SYSTEM},
+        {"file", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct gen g = { .system = dist_host_system() };
+    int o, ret = EXIT_USAGE;
+    struct store_path *paths = NULL;
+    size_t n = 0;
+    json_t *top = NULL;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "+o:f:qh", opts, NULL)) != -1) {
+        if (o == OPT_CACHE) { /* --cache: a cache the file names (and the walk uses) */
+            g.caches = xrealloc(g.caches, (g.ncaches + 1) * sizeof *g.caches);
+            g.caches[g.ncaches++] = (struct gen_cache){ .url = optarg };
+            cli_settings_option(&g.s, o, optarg);
+            continue;
+        }
+        if (cli_settings_option(&g.s, o, optarg))
+            continue;
+        switch (o) {
+        case 'o': g.output = optarg; break;
+        case 'f': g.nix_file = optarg; break;
+        case OPT_NAME: g.name = optarg; break;
+        case OPT_DESC: g.description = optarg; break;
+        case OPT_CLOSURE: g.closure = true; break;
+        case OPT_EMBED: g.embed = true; break;
+        case OPT_SYSTEM: g.system = optarg; break;
+        case OPT_ADD_SYSTEM:
+            g.system = optarg;
+            g.add_system = true;
+            break;
+        case OPT_APP: {
+            const char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg || !eq[1]) {
+                cli_usage_error("generate", "--app takes NAME=PROGRAM, not '%s'", optarg);
+                goto out;
+            }
+            cli_strv_push(&g.apps, optarg);
+            break;
+        }
+        case OPT_KEY:
+            if (g.ncaches == 0) {
+                cli_usage_error("generate", "--key '%s' must follow the --cache it signs", optarg);
+                goto out;
+            }
+            cli_strv_push(&g.caches[g.ncaches - 1].keys, optarg);
+            cli_settings_option(&g.s, OPT_TRUSTED_KEY, optarg);
+            break;
+        case 'h':
+            ret = cli_print_help(generate_usage);
+            goto out;
+        default:
+            cli_usage_error("generate", "invalid option");
+            goto out;
+        }
+    }
+    if (optind == argc) {
+        cli_usage_error("generate", "expected at least one STOREPATH or INSTALLABLE");
+        goto out;
+    }
+    if (g.add_system && !g.output) {
+        cli_usage_error("generate", "--add-system needs -o FILE, the file to add to");
+        goto out;
+    }
+    struct rx_error *err = NULL;
+    if (cli_settings_finish(&g.s, &err) < 0) {
+        ret = err && err->code == RX_EUSAGE ? (cli_cmd_error("generate", "%s", err->msg),
+                                                rx_error_free(err), EXIT_USAGE)
+                                             : cli_fail(err);
+        goto out;
+    }
+    ret = EXIT_FAIL;
+    for (int i = optind; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, STORE_DIR "/", STORE_DIR_LEN + 1) == 0) {
+            paths = xrealloc(paths, (n + 1) * sizeof *paths);
+            const char *sub;
+            if (store_path_parse_with_subpath(a, strlen(a), &paths[n], &sub, &err) < 0) {
+                cli_usage_error("generate", "%s", err->msg);
+                rx_error_free(err);
+                ret = EXIT_USAGE;
+                goto out;
+            }
+            n++;
+        } else if ((ret = nix_build(&g, a, &paths, &n)) != EXIT_OK) {
+            goto out;
+        }
+    }
+    g.closure_paths = json_array();
+    g.narinfos = json_object();
+    if ((ret = walk(&g, paths, n)) != EXIT_OK)
+        goto out;
+    json_t *sys = system_entry(&g, paths, n);
+    top = g.add_system ? merge_into(g.output, g.system, sys) : build_file(&g, paths, sys);
+    if (g.add_system)
+        json_decref(sys);
+    ret = top ? write_out(g.output, top) : EXIT_FAIL;
+out:
+    json_decref(top);
+    json_decref(g.closure_paths);
+    json_decref(g.narinfos);
+    for (size_t i = 0; i < g.ncaches; i++)
+        cli_strv_clear(&g.caches[i].keys);
+    free(g.caches);
+    cli_strv_clear(&g.apps);
+    cli_settings_release(&g.s);
+    free(paths);
+    return ret;
+}
