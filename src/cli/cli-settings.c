@@ -126,6 +126,9 @@ static int on_setting(void *ctx, const char *name, const char *value, const char
     } else if (strcmp(name, "ssl-cert-file") == 0) {
         free(c->ssl_cert_file);
         c->ssl_cert_file = xstrdup(value);
+    } else if (strcmp(name, "bin-dir") == 0) {
+        free(c->s->bin_dir);
+        c->s->bin_dir = xstrdup(value);
     } else if (strcmp(name, "github-url") == 0) {
         free(c->s->github_url);
         c->s->github_url = xstrdup(value);
@@ -214,4 +217,5 @@ void cli_settings_release(struct cli_settings *s)
     free(s->netrc_file);
     free(s->ssl_cert_file);
     free(s->github_url);
+    free(s->bin_dir);
 }

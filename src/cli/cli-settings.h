@@ -77,6 +77,7 @@ struct cli_settings {
     char *netrc_file; /* owned or NULL */
     char *ssl_cert_file; /* owned or NULL: CA bundle for https:// */
     char *github_url;    /* owned or NULL: the config's github-url */
+    char *bin_dir;       /* owned or NULL: the config's bin-dir (runix install) */
 };
 
 /* Returns 1 if c was a shared option (and took it), 0 if not. */

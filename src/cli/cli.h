@@ -108,3 +108,6 @@ int cmd_nar(int argc, char **argv);
 int cmd_narinfo(int argc, char **argv);
 int cmd_trust(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_install(int argc, char **argv);
+int cmd_uninstall(int argc, char **argv);
+int cmd_upgrade(int argc, char **argv);

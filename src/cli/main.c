@@ -33,6 +33,9 @@ static const char main_usage[] =
 #pragma weak cmd_narinfo
 #pragma weak cmd_trust
 #pragma weak cmd_generate
+#pragma weak cmd_install
+#pragma weak cmd_uninstall
+#pragma weak cmd_upgrade
 
 static void print_version(void)
 {
@@ -64,6 +67,10 @@ static const struct cli_command commands[] = {
     {"narinfo", cmd_narinfo, "check narinfo files and their signatures", CMD_CORE},
     {"trust", cmd_trust, "trust the caches and keys a distributable brings", CMD_CORE},
     {"generate", cmd_generate, "write a distributable for store paths or installables",
+     CMD_CORE},
+    {"install", cmd_install, "install a distributable's apps as commands", CMD_CORE},
+    {"uninstall", cmd_uninstall, "remove an installed tool's commands", CMD_CORE},
+    {"upgrade", cmd_upgrade, "download installed tools again and switch to what changed",
      CMD_CORE},
     {"version", cmd_version, "print runix's version", 0},
 };

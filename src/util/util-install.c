@@ -24,6 +24,7 @@ static const struct install_item items[] = {
     [RX_INSTALL_CORE] = {"runix-core", X_OK, RUNIX_REL_LIBEXECDIR, "."},
     [RX_INSTALL_PRELOAD] = {"librunix-preload.so", R_OK, RUNIX_REL_PKGLIBDIR,
                             RUNIX_CORE_REL_PKGLIBDIR},
+    [RX_INSTALL_FRONT] = {"runix", X_OK, ".", RUNIX_CORE_REL_BINDIR},
 };
 
 static bool try_path(char *out, size_t outsz, const char *dir, const char *rel,

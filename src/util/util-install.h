@@ -17,6 +17,7 @@
 enum rx_install_item {
     RX_INSTALL_CORE,    /* runix-core, the binary with every command */
     RX_INSTALL_PRELOAD, /* librunix-preload.so (its librunix-audit.so is beside it) */
+    RX_INSTALL_FRONT,   /* runix, the front (for launchers that runix-core writes) */
 };
 
 /*

@@ -278,6 +278,47 @@ case $out in *"\"$hello\""*) ok "generate builds an installable with Nix (nix bu
 fails "an installable without Nix says so" 1 "building it needs Nix" \
   env PATH=/nonexistent "$RUNIX" generate --cache "$CACHE" --key "$key" nixpkgs#hello
 
+# --- runix install, upgrade, uninstall --------------------------------------
+export RUNIX_STORE=$TEST_TMP/inst-store XDG_STATE_HOME=$TEST_TMP/state RUNIX_CACHES="" \
+  RUNIX_TRUSTED_KEYS=cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=
+bin=$TEST_TMP/bin
+dist "$TEST_TMP/inst.runix"
+out=$(cd "$TEST_TMP" && "$RUNIX" install --bin-dir "$bin" --trust ./inst.runix 2>&1)
+case $out in *"installed $bin/hello-tools"*"installed $bin/env"*"installed $bin/greet"*) ok "install writes a launcher per app" true ;;
+  *) ok "install writes a launcher per app ($out)" false ;; esac
+case $out in *"'$bin' is not on PATH; add this line to ~/.profile: export PATH=\"$bin:\$PATH\""*) ok "... and says how to put the bin dir on PATH" true ;;
+  *) ok "... and says how to put the bin dir on PATH ($out)" false ;; esac
+is "$("$bin/hello-tools")" "hello from a store library, world" "the default app's launcher runs the tool"
+is "$("$bin/greet" --x)" "hello from a store library, from-the-app" "another app's launcher, the user's options passed on"
+if [ "$(id -u)" = 0 ] && unshare --net true 2>/dev/null; then
+  is "$(unshare --net "$bin/env" a b 2>&1)" "set by the app a b" "a launcher needs no network once the closure is there"
+else
+  is "$(RUNIX_CACHES=http://127.0.0.1:9/none "$bin/env" a b 2>&1)" "set by the app a b" "a launcher needs no network once the closure is there"
+fi
+out=$("$RUNIX" install --list)
+case $out in *"hello-tools  from $TEST_TMP/inst.runix"*"$bin/greet"*) ok "install --list" true ;; *) ok "install --list ($out)" false ;; esac
+printf '#!/bin/sh\necho mine\n' >"$bin/mine"
+chmod +x "$bin/mine"
+fails "install never replaces a file that is not its launcher" 1 "'$bin/mine' exists and is not a runix launcher" \
+  "$RUNIX" install --bin-dir "$bin" --trust --as mine "$TEST_TMP/inst.runix#greet"
+is "$("$bin/mine")" "mine" "... which is left as it was"
+out=$("$RUNIX" uninstall hello-tools)
+ok "uninstall removes the launchers" test ! -e "$bin/hello-tools" -a ! -e "$bin/greet" -a -e "$bin/mine"
+fails "uninstall of what is not installed" 1 "'hello-tools' is not installed" "$RUNIX" uninstall hello-tools
+
+# upgrade: a github: reference that changes upstream.
+"$RUNIX" trust github:alice/tools >/dev/null
+ok "install github:OWNER/REPO#APP --as NAME" "$RUNIX" install --bin-dir "$bin" --as hi github:alice/tools#greet
+is "$("$bin/hi")" "hello from a store library, from-the-app" "... runs"
+out=$("$RUNIX" upgrade hi)
+is "$out" "hi: up to date" "upgrade: nothing changed upstream"
+sed -i 's/"from-the-app"/"from-the-new-app"/' "$gh/HEAD/default.runix"
+"$RUNIX" trust github:alice/tools >/dev/null
+out=$("$RUNIX" upgrade 2>&1)
+case $out in *"hi: github:alice/tools#greet changed"*"hi: upgraded"*) ok "upgrade fetches what changed and switches to it" true ;;
+  *) ok "upgrade fetches what changed and switches to it ($out)" false ;; esac
+is "$("$bin/hi")" "hello from a store library, from-the-new-app" "... the launcher runs the new file"
+
 # --- the shared store: a file's own key plants nothing for anyone else ----
 # A hostile cache serves other content for the very store path of hello,
 # signed by its own key; a distributable names that cache and key.
