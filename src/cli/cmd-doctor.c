@@ -52,7 +52,7 @@ static bool report_engines(void)
         } else {
             dlclose(h);
             preload = true;
-            printf("  preload: usable (%s; not for statically linked programs)\n", shim);
+            printf("  preload: usable (%s; statically linked programs see the host's /nix/store)\n", shim);
         }
     }
     const char *forced = getenv("RUNIX_ENGINE");

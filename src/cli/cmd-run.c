@@ -55,9 +55,9 @@ static const char run_usage[] =
     "\n"
     "Engines: userns uses an unprivileged user and mount namespace (everything\n"
     "works); preload maps paths in libc calls with librunix-preload.so, for\n"
-    "machines without user namespaces (static programs cannot work there).  auto\n"
-    "picks userns when it works here, else preload.  'runix doctor' tells which\n"
-    "work and why not.\n"
+    "machines without user namespaces (static programs see the host's\n"
+    "/nix/store there).  auto picks userns when it works here, else preload.\n"
+    "'runix doctor' tells which work and why not.\n"
     "\n"
     "Exit status: the program's own; 128+N when it dies of signal N; 126 or 127\n"
     "when it cannot be run or found; 1 when runix itself fails, 2 for a bad\n"
@@ -462,6 +462,12 @@ static void prefix_path(const struct run_ctx *c)
     free(acc.s);
 }
 
+/* What the engine says, with -v, about how it runs this program. */
+static void run_notice(const char *msg)
+{
+    fprintf(stderr, "%s: %s\n", cli_progname, msg);
+}
+
 /*
  * Enter the view and exec.  prog is a path (logical, or a host path), or
  * NULL: look argv[0] up in PATH inside the view.
@@ -486,6 +492,7 @@ static int launch(struct run_ctx *c, const char *prog, char **argv)
     if (c->verbose) {
         _cleanup_free_ char *what = engine_choice_describe(&engine);
         fprintf(stderr, "%s: engine: %s\n", cli_progname, what);
+        engine.notice = run_notice;
     }
     engine_exec(&engine, c->store_dir, prog, argv, &err);
     engine_choice_release(&engine);

@@ -421,6 +421,46 @@ static void test_elf_interp_hostile_offsets(void **state)
     free(path);
 }
 
+/*
+ * A static store program is started from where it really is, by the kernel:
+ * no loader in front, argv as given, and the view's variables still in the
+ * environment for the host programs it may start.
+ */
+static void test_exec_static(void **state)
+{
+    struct fx *f = *state;
+    char *path = real(f, A "/bin/static");
+    static const char body[] = "no interpreter";
+    put_elf64(path, sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr), sizeof body, body, sizeof body);
+    /* The one program header becomes a PT_LOAD: no PT_INTERP, a static program. */
+    Elf64_Word load = PT_LOAD;
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, &load, sizeof load, sizeof(Elf64_Ehdr)), (ssize_t)sizeof load);
+    close(fd);
+    put_link(f, ENV "/bin/static", A "/bin/static");
+    char store[PATH_MAX];
+    memcpy(store, f->m.store, f->m.store_len + 1);
+    assert_int_equal(rx_map_init(&f->m, store, "/l/librunix-preload.so", "/l/librunix-audit.so",
+                                 NULL),
+                     0);
+    char *const argv[] = {(char *)"static", (char *)"arg", NULL};
+    char *const envp[] = {(char *)"PATH=/usr/bin", NULL};
+    struct rx_exec x;
+    assert_int_equal(rx_exec_prepare(&f->m, ENV "/bin/static", argv, envp, &x), 0);
+    assert_true(x.static_store_elf);
+    assert_string_equal(x.file, path);
+    assert_string_equal(x.argv[0], "static");
+    assert_string_equal(x.argv[1], "arg");
+    assert_null(x.argv[2]);
+    assert_string_equal(rx_envp_get(x.envp, "LD_PRELOAD"), "/l/librunix-preload.so");
+    assert_string_equal(rx_envp_get(x.envp, RX_ENV_STORE), store);
+    assert_null(rx_envp_get(x.envp, RX_ENV_EXE));
+    rx_exec_free(&x);
+    assert_int_equal(rx_map_init(&f->m, store, NULL, NULL, NULL), 0);
+    free(path);
+}
+
 /* ---- librunix-audit.so ---------------------------------------------------------------- */
 
 #define AUDIT_CHILD "RX_TEST_AUDIT_CHILD"
@@ -586,6 +626,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_exec_proc_self, setup, teardown),
         cmocka_unit_test(test_elf_interp),
         cmocka_unit_test_setup_teardown(test_elf_interp_hostile_offsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exec_static, setup, teardown),
         cmocka_unit_test(test_map_init_lengths),
         cmocka_unit_test(test_engine_choice_describe),
         cmocka_unit_test_setup_teardown(test_audit_deep_directory_small_stack, setup, teardown),
