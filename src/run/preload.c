@@ -516,7 +516,7 @@ EXPORT int eaccess(const char *path, int mode)
 
 static bool is_self_exe(const char *path)
 {
-    if (!g_map.exe[0])
+    if (!rx_map_exe(&g_map)[0])
         return false;
     if (strcmp(path, "/proc/self/exe") == 0 || strcmp(path, "/proc/thread-self/exe") == 0)
         return true;
@@ -549,7 +549,7 @@ static ssize_t do_readlinkat(int dirfd, const char *path, char *buf, size_t size
         return syscall(SYS_readlinkat, dirfd, path, buf, size);
     char t[PATH_MAX];
     if (path && is_self_exe(path))
-        return copy_out(g_map.exe, buf, size);
+        return copy_out(rx_map_exe(&g_map), buf, size);
     long n = PATHCALL_AT(dirfd, path, false, syscall(SYS_readlinkat, fd, p, t, sizeof t - 1));
     if (n < 0)
         return -1;

@@ -317,8 +317,8 @@ static int build_env(const struct rx_map *m, struct rx_exec *x, char *const envp
             continue;
         e[k++] = envp[i];
     }
-    if (put_lib(x, e, &k, "LD_PRELOAD", old_preload, m->shim, RX_ENV_SHIM "=") < 0 ||
-        put_lib(x, e, &k, "LD_AUDIT", old_audit, m->audit, RX_ENV_AUDIT "=") < 0)
+    if (put_lib(x, e, &k, "LD_PRELOAD", old_preload, rx_map_shim(m), RX_ENV_SHIM "=") < 0 ||
+        put_lib(x, e, &k, "LD_AUDIT", old_audit, rx_map_audit(m), RX_ENV_AUDIT "=") < 0)
         return -ENOMEM;
     if (!(e[k++] = arena_concat(x, RX_ENV_STORE "=", m->store)))
         return -ENOMEM;
@@ -483,8 +483,8 @@ int rx_exec_prepare(const struct rx_map *m, const char *path, char *const argv[]
     const char *exe = NULL, *loader = NULL;
 
     for (int depth = 0;; depth++) {
-        if (is_proc_self_exe(cur) && m->exe[0])
-            cur = m->exe;
+        if (is_proc_self_exe(cur) && rx_map_exe(m)[0])
+            cur = rx_map_exe(m);
         char *real;
         bool in_store;
         if ((r = real_of(m, x, cur, &real, &in_store)) < 0)

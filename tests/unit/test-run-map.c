@@ -309,9 +309,9 @@ static void test_map_init_lengths(void **state)
     assert_int_equal(rx_map_init(&m, "/s/nix/store//", "/l/p.so", NULL, ""), 0);
     assert_string_equal(m.store, "/s/nix/store");
     assert_int_equal(m.store_len, 12);
-    assert_string_equal(m.shim, "/l/p.so");
-    assert_string_equal(m.audit, "");
-    assert_string_equal(m.exe, "");
+    assert_string_equal(rx_map_shim(&m), "/l/p.so");
+    assert_string_equal(rx_map_audit(&m), "");
+    assert_string_equal(rx_map_exe(&m), "");
     char *lng = xmalloc(PATH_MAX + 1);
     memset(lng, 'a', PATH_MAX);
     lng[0] = '/';
@@ -322,7 +322,24 @@ static void test_map_init_lengths(void **state)
     lng[PATH_MAX - 1] = '\0'; /* PATH_MAX - 1 bytes and the NUL: fits */
     assert_int_equal(rx_map_init(&m, lng, NULL, NULL, NULL), 0);
     assert_int_equal(m.store_len, PATH_MAX - 1);
+    /* Four of the longest that fit, each kept whole. */
+    char *lng2 = xstrdup(lng), *lng3 = xstrdup(lng), *lng4 = xstrdup(lng);
+    lng2[1] = 'b', lng3[1] = 'c', lng4[1] = 'd';
+    assert_int_equal(rx_map_init(&m, lng, lng2, lng3, lng4), 0);
+    assert_string_equal(m.store, lng);
+    assert_string_equal(rx_map_shim(&m), lng2);
+    assert_string_equal(rx_map_audit(&m), lng3);
+    assert_string_equal(rx_map_exe(&m), lng4);
+    free(lng2), free(lng3), free(lng4);
     free(lng);
+
+    /* Short settings are packed at the front: the rest of the map is never written. */
+    memset(&m, 0x5a, sizeof m);
+    assert_int_equal(rx_map_init(&m, "/s/nix/store", "/l/p.so", "/l/a.so", "/nix/store/x"), 0);
+    assert_string_equal(rx_map_exe(&m), "/nix/store/x");
+    for (size_t i = 64; i < sizeof m.store; i++)
+        if (m.store[i] != 0x5a)
+            fail_msg("rx_map_init wrote byte %zu of the map", i);
 }
 
 static void test_elf_interp(void **state)
