@@ -28,15 +28,25 @@
 #include <unistd.h>
 
 #include "run-exec.h"
+#include "run-next.h"
 
 #include "banned.h"
 
-/* dlsym moved from libdl to libc in glibc 2.34; bind the version every glibc has. */
+/*
+ * The libc functions this library wraps and still calls are found by
+ * rx_next_symbol() (run-next.h), not dlsym: dlsym was in libdl.so.2 before
+ * glibc 2.34, and needing it would make the loader load libdl into every
+ * program.  dlsym is only the fallback for what rx_next_symbol() does not
+ * read (an IFUNC); a weak reference to the version every glibc has, so that
+ * without libdl loaded it is NULL rather than an error (glibc 2.34 and later
+ * have it in libc).
+ */
 #if defined(__x86_64__)
 __asm__(".symver dlsym,dlsym@GLIBC_2.2.5");
 #elif defined(__aarch64__)
 __asm__(".symver dlsym,dlsym@GLIBC_2.17");
 #endif
+extern __typeof__(dlsym) dlsym __attribute__((weak));
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -94,11 +104,22 @@ static inline bool active(void)
     return g_state > 0;
 }
 
+/* The next definition of name after this library's; NULL (and ENOSYS) when there is none. */
+static void *next(const char *name)
+{
+    void *fn = rx_next_symbol((const void *)next, name);
+    if (!fn && dlsym)
+        fn = dlsym(RTLD_NEXT, name);
+    if (!fn)
+        errno = ENOSYS;
+    return fn;
+}
+
 #define REAL(name)                                                                            \
     ({                                                                                        \
         static __typeof__(&name) fn_;                                                         \
         if (!fn_)                                                                             \
-            fn_ = (__typeof__(&name))dlsym(RTLD_NEXT, #name);                                 \
+            fn_ = (__typeof__(&name))next(#name);                                             \
         fn_;                                                                                  \
     })
 

@@ -31,6 +31,7 @@
 
 #include "run-engine.h"
 #include "run-exec.h"
+#include "run-next.h"
 #include "util-mem.h"
 
 #define A "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a-1.0"
@@ -478,6 +479,30 @@ static void test_exec_static(void **state)
     free(path);
 }
 
+/*
+ * rx_next_symbol() finds what dlsym(RTLD_NEXT) finds, for every function
+ * the preload library calls through, including those with older versions
+ * beside the default one (realpath@GLIBC_2.2.5 and realpath@@GLIBC_2.3).
+ */
+static void test_next_symbol_is_dlsym(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"fopen",   "fopen64",    "freopen",     "freopen64",
+                                        "opendir", "realpath",   "fchmodat",    "execvpe",
+                                        "posix_spawn", "posix_spawnp", "getcwd", "readdir",
+                                        /* more with old versions beside the default */
+                                        "pthread_cond_wait", "nftw", "regexec", "glob",
+                                        "sched_getaffinity", "timer_create"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        void *want = dlsym(RTLD_NEXT, names[i]);
+        assert_non_null(want);
+        void *got = rx_next_symbol((const void *)test_next_symbol_is_dlsym, names[i]);
+        if (got != want)
+            fail_msg("rx_next_symbol(%s) = %p, dlsym = %p", names[i], got, want);
+    }
+    assert_null(rx_next_symbol((const void *)test_next_symbol_is_dlsym, "rx_no_such_function"));
+}
+
 /* ---- librunix-audit.so ---------------------------------------------------------------- */
 
 #define AUDIT_CHILD "RX_TEST_AUDIT_CHILD"
@@ -644,6 +669,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_elf_interp),
         cmocka_unit_test_setup_teardown(test_elf_interp_hostile_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_static, setup, teardown),
+        cmocka_unit_test(test_next_symbol_is_dlsym),
         cmocka_unit_test(test_map_init_lengths),
         cmocka_unit_test(test_engine_choice_describe),
         cmocka_unit_test_setup_teardown(test_audit_deep_directory_small_stack, setup, teardown),
