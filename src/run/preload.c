@@ -52,6 +52,13 @@ extern __typeof__(dlsym) dlsym __attribute__((weak));
 
 static struct rx_map g_map;
 static volatile int g_state; /* 0 not yet read, 1 active, -1 inactive */
+static const char *g_loader; /* RUNIX_LOADER, until exe_check() has looked */
+
+/* The environment's value of name: our own loop, one libc call less to page in. */
+static const char *env(const char *name)
+{
+    return rx_envp_get(environ, name);
+}
 
 static void init(void)
 {
@@ -67,28 +74,41 @@ static void init(void)
         g_state = -1;
         return;
     }
-    const char *store = getenv(RX_ENV_STORE);
+    const char *store = env(RX_ENV_STORE);
     if (!store || store[0] != '/') {
         g_state = -1;
         return;
     }
-    /* RUNIX_EXE holds only while we are the program that loader was started for. */
-    const char *exe = getenv(RX_ENV_EXE), *loader = getenv(RX_ENV_LOADER);
-    char self[PATH_MAX];
-    if (exe && loader) {
-        long n = syscall(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", self, sizeof self - 1);
-        if (n > 0)
-            self[n] = '\0';
-        if (n <= 0 || strcmp(self, loader) != 0)
-            exe = NULL;
-    }
+    const char *exe = env(RX_ENV_EXE), *loader = env(RX_ENV_LOADER);
+    if (!loader)
+        exe = NULL;
     /* Too long a setting drops only that setting, as before: the store is needed. */
-    if (rx_map_init(&g_map, store, getenv(RX_ENV_SHIM), getenv(RX_ENV_AUDIT), exe) < 0 &&
+    if (rx_map_init(&g_map, store, env(RX_ENV_SHIM), env(RX_ENV_AUDIT), exe) < 0 &&
         rx_map_init(&g_map, store, NULL, NULL, NULL) < 0) {
         g_state = -1;
         return;
     }
+    g_loader = exe ? loader : NULL;
     g_state = 1;
+}
+
+/*
+ * RUNIX_EXE holds only while we are the program that loader was started
+ * for (a program that execs another with a raw system call passes it on).
+ * Looked at when first needed, not at every start: most programs never ask.
+ */
+static void exe_check(void)
+{
+    const char *loader = g_loader;
+    if (!loader)
+        return;
+    char self[PATH_MAX];
+    long n = syscall(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", self, sizeof self - 1);
+    if (n > 0)
+        self[n] = '\0';
+    if (n <= 0 || strcmp(self, loader) != 0)
+        g_map.store[g_map.exe_off] = '\0'; /* the kernel's /proc/self/exe is right */
+    g_loader = NULL;
 }
 
 __attribute__((constructor)) static void preload_init(void)
@@ -537,6 +557,7 @@ EXPORT int eaccess(const char *path, int mode)
 
 static bool is_self_exe(const char *path)
 {
+    exe_check();
     if (!rx_map_exe(&g_map)[0])
         return false;
     if (strcmp(path, "/proc/self/exe") == 0 || strcmp(path, "/proc/thread-self/exe") == 0)
@@ -820,6 +841,7 @@ EXPORT int utimensat(int dirfd, const char *path, const struct timespec times[2]
 
 static int exec_mapped(const char *path, char *const argv[], char *const envp[])
 {
+    exe_check();
     struct rx_exec x;
     int r = rx_exec_prepare(&g_map, path, argv, envp, &x);
     if (r < 0) {
@@ -973,6 +995,7 @@ EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_acti
 {
     if (!active())
         return REAL(posix_spawn)(pid, path, fa, attr, argv, envp);
+    exe_check();
     struct rx_exec x;
     int r = rx_exec_prepare(&g_map, path, argv, envp, &x);
     if (r < 0)
