@@ -52,7 +52,9 @@ static bool report_engines(void)
         } else {
             dlclose(h);
             preload = true;
-            printf("  preload: usable (%s; statically linked programs see the host's /nix/store)\n", shim);
+            printf("  preload: usable (%s; statically linked programs see the host's "
+                   "/nix/store)\n",
+                   shim);
         }
     }
     const char *forced = getenv("RUNIX_ENGINE");

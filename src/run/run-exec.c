@@ -382,19 +382,17 @@ static int real_of(const struct rx_map *m, struct rx_exec *x, const char *cur, c
     *in_store = rx_is_store_path(cur);
     if (*in_store) {
         r = rx_resolve(m, cur, true, real, sizeof real);
+    } else if (cur[0] != '/' && strchr(cur, '/') && rx_getcwd(m, real, sizeof real) == 0 &&
+               rx_is_store_path(real)) {
+        /* relative to a working directory in the store (real holds it for a moment) */
+        *in_store = true;
+        r = rx_resolve(m, cur, true, real, sizeof real);
     } else {
         size_t l = strlen(cur);
         if (l >= PATH_MAX)
             return -ENAMETOOLONG;
         memcpy(real, cur, l + 1);
-        char cwd[PATH_MAX];
-        if (cur[0] != '/' && strchr(cur, '/') && rx_getcwd(m, cwd, sizeof cwd) == 0 &&
-            rx_is_store_path(cwd)) {
-            *in_store = true;
-            r = rx_resolve(m, cur, true, real, sizeof real);
-        } else {
-            *in_store = rx_is_real_store_path(m, real);
-        }
+        *in_store = rx_is_real_store_path(m, real);
     }
     if (r < 0)
         return r;

@@ -47,9 +47,9 @@ static uintptr_t dyn_addr(uintptr_t base, uintptr_t p)
 
 struct table {
     uintptr_t base;
-    const ElfW(Sym) *sym;
+    const ElfW(Sym) * sym;
     const char *str;
-    const ElfW(Half) *versym;
+    const ElfW(Half) * versym;
 };
 
 /* Symbol idx if it defines name as a function in its default version, else NULL. */

@@ -140,7 +140,8 @@ int engine_is_static_elf(const char *store_dir, const char *path)
  * its own opens of /nix/store paths see the host's /nix/store.  It cannot
  * work at all only when the kernel refuses to run a file from there: the
  * file system holding the runix store is mounted noexec.  Everything else
- * (no execute bit, a foreign architecture) is the exec's own error.
+ * (no execute bit, a foreign architecture) is the exec's own error, and a
+ * static host program is just a host program.
  * Returns 0 to go on, or -1 with the reason in err.
  */
 static int static_program(const struct engine_choice *c, const char *store_dir,
@@ -148,8 +149,9 @@ static int static_program(const struct engine_choice *c, const char *store_dir,
 {
     char real[PATH_MAX];
     struct statvfs sv;
-    if (real_path(store_dir, prog, real, sizeof real) == 0 && statvfs(real, &sv) == 0 &&
-        (sv.f_flag & ST_NOEXEC))
+    bool in_store = rx_is_store_path(prog);
+    if (in_store && real_path(store_dir, prog, real, sizeof real) == 0 &&
+        statvfs(real, &sv) == 0 && (sv.f_flag & ST_NOEXEC))
         return rx_error_set(err, RX_EUNSUPPORTED,
                             "'%s' is statically linked, and the preload engine can run a static "
                             "program only from the runix store's real location, '%s', which is "
@@ -158,9 +160,13 @@ static int static_program(const struct engine_choice *c, const char *store_dir,
                             prog, store_dir);
     if (c->notice) {
         const char *slash = strrchr(prog, '/');
-        char *msg = xasprintf("'%s' is statically linked: it sees the host's /nix/store, not the "
-                              "runix one (the preload engine runs it from '%s')",
-                              slash ? slash + 1 : prog, store_dir);
+        char *msg = in_store ? xasprintf("'%s' is statically linked: it sees the host's "
+                                         "/nix/store, not the runix one (the preload engine "
+                                         "runs it from '%s')",
+                                         slash ? slash + 1 : prog, store_dir)
+                             : xasprintf("'%s' is statically linked: it sees the host's "
+                                         "/nix/store, not the runix one",
+                                         slash ? slash + 1 : prog);
         c->notice(msg);
         free(msg);
     }

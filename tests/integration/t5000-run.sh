@@ -195,7 +195,12 @@ is "$(r run --engine preload "$top" dash -c "busybox echo by name; $busybox/bin/
 is "$(r run --engine preload "$top" busybox sh -c "/bin/cat $greeting/share/greeting.txt" 2>&1)" \
   "a leaf path with no references" \
   "preload: a dynamic host program started by a static binary gets the view back"
+is "$(r run -v --engine preload "$top" /bin/busybox echo host 2>&1)" \
+  "runix: engine: preload"$'\n'"runix: 'busybox' is statically linked: it sees the host's /nix/store, not the runix one"$'\n'"host" \
+  "preload: -v says the same of a static host program, and runs it"
 MODE=noexec
+is "$(r run --engine preload "$top" /bin/busybox echo host 2>&1)" "host" \
+  "noexec: a static host program still runs (only the store's mount matters)"
 fails "preload: a static binary on a store mounted noexec is refused, saying why" 126 \
   "'$top/bin/busybox' is statically linked, and the preload engine can run a static program only from the runix store's real location, '$home/store/nix/store', which is on a file system mounted noexec" \
   r run --engine preload "$top" busybox true
