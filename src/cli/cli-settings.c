@@ -182,7 +182,7 @@ char *cli_absolute_path(const char *path, const char *base, bool tilde, const ch
     const char *start = "";
     if (tilde && path[0] == '~') {
         if (path[1] != '\0' && path[1] != '/') {
-            rx_error_set(err, RX_EUSAGE,
+            rx_error_set(err, RX_EFORMAT,
                          "%s: '%s' names another user's home, which runix does not look up; "
                          "write the directory out in full",
                          what, path);
@@ -190,7 +190,7 @@ char *cli_absolute_path(const char *path, const char *base, bool tilde, const ch
         }
         const char *home = getenv("HOME");
         if (!home || home[0] != '/') {
-            rx_error_set(err, RX_EUSAGE, "%s: '%s' needs HOME, which is not an absolute path",
+            rx_error_set(err, RX_EFORMAT, "%s: '%s' needs HOME, which is not an absolute path",
                          what, path);
             return NULL;
         }

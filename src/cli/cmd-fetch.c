@@ -78,6 +78,14 @@ static ssize_t count_valid(struct store *st, const struct store_path *paths, siz
  * --dry-run and --offline), read-write to download.  Returns 0 with *st,
  * or the exit code after saying why.
  */
+/* "runix fetch: <the error>"; returns EXIT_FAIL. */
+static int fail(struct rx_error *err)
+{
+    cli_cmd_error("fetch", "%s", err ? err->msg : "unknown error");
+    rx_error_free(err);
+    return EXIT_FAIL;
+}
+
 static int open_store(const char *root, bool dry_run, bool offline,
                       const struct store_path *paths, size_t n, struct store **st)
 {
@@ -85,7 +93,7 @@ static int open_store(const char *root, bool dry_run, bool offline,
     *st = NULL;
     int r = store_open_readonly(root, st, &err);
     if (r < 0)
-        return cli_fail(err);
+        return fail(err);
     if (r > 0) {
         if (dry_run) {
             *st = store_new_empty(root);
@@ -94,9 +102,10 @@ static int open_store(const char *root, bool dry_run, bool offline,
         if (offline) {
             char full[STORE_PATH_MAX + 1];
             store_path_format(&paths[0], full);
-            cli_error("there is no store at '%s' yet, so %s is not in it and --offline forbids "
-                      "fetching it; run 'runix fetch %s' while online",
-                      root, full, full);
+            cli_cmd_error("fetch",
+                          "there is no store at '%s' yet, so %s is not in it and --offline "
+                          "forbids fetching it; run 'runix fetch %s' while online",
+                          root, full, full);
             return EXIT_FAIL;
         }
     } else {
@@ -111,7 +120,7 @@ static int open_store(const char *root, bool dry_run, bool offline,
         *st = NULL;
     }
     if (store_open(root, st, &err) < 0)
-        return cli_fail(err);
+        return fail(err);
     return 0;
 }
 
