@@ -102,18 +102,23 @@ int cmd_doctor(int argc, char **argv)
     printf("platform: %s %s %s, glibc %s\n", u.sysname, u.release, u.machine,
            gnu_get_libc_version());
 
+    /* Looked at, never made or changed. */
     struct store *st = NULL;
-    if (store_open(s.store, &st, &err) < 0) {
+    int r = store_open_readonly(s.store, &st, &err);
+    if (r < 0) {
         printf("store: %s: unusable: %s\n", s.store, err->msg);
         rx_error_clear(&err);
+    } else if (r > 0) {
+        printf("store: %s: no store there yet ('runix fetch' makes it)\n", s.store);
     } else {
         uint64_t npaths = 0, bytes = 0;
         if (store_stats(st, &npaths, &bytes, &err) < 0) {
             printf("store: %s: %s\n", store_root(st), err->msg);
             rx_error_clear(&err);
         } else {
-            printf("store: %s (%llu paths, %.1f MiB)\n", store_root(st),
-                   (unsigned long long)npaths, (double)bytes / (1024.0 * 1024.0));
+            printf("store: %s (%llu paths, %.1f MiB%s)\n", store_root(st),
+                   (unsigned long long)npaths, (double)bytes / (1024.0 * 1024.0),
+                   store_writable(st) ? "" : "; read-only to you: runs, fetches nothing");
         }
         store_close(st);
     }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "cli-progress.h"
 #include "cli-settings.h"
@@ -44,10 +45,14 @@ static const char fetch_usage[] =
     "Exit status: 0 when every closure is in the store, 1 when a path could not be\n"
     "fetched, 2 for a bad command line.\n";
 
-/* --offline: every path must already be valid (its closure then is too). */
-static int check_complete(struct store *st, const struct store_path *paths, size_t n)
+/*
+ * How many of the paths are valid in st (their closures then are too);
+ * with `report`, each one that is not is an error (--offline).  -1 on error.
+ */
+static ssize_t count_valid(struct store *st, const struct store_path *paths, size_t n,
+                           bool report)
 {
-    int ret = 0;
+    size_t valid = 0;
     for (size_t i = 0; i < n; i++) {
         struct rx_error *err = NULL;
         int v = store_is_valid(st, &paths[i], &err);
@@ -55,16 +60,68 @@ static int check_complete(struct store *st, const struct store_path *paths, size
             cli_fail(err);
             return -1;
         }
-        if (v == 0) {
+        valid += v > 0;
+        if (v == 0 && report) {
             char full[STORE_PATH_MAX + 1];
             store_path_format(&paths[i], full);
             cli_error("%s is not in the store %s and --offline forbids fetching it; run "
                       "'runix fetch %s' while online",
                       full, store_root(st), full);
-            ret = -1;
         }
     }
-    return ret;
+    return (ssize_t)valid;
+}
+
+/*
+ * Open the store for what the command needs, creating and writing nothing
+ * unless it must: read-only while every path is there already (or for
+ * --dry-run and --offline), read-write to download.  Returns 0 with *st,
+ * or the exit code after saying why.
+ */
+/* "runix fetch: <the error>"; returns EXIT_FAIL. */
+static int fail(struct rx_error *err)
+{
+    cli_cmd_error("fetch", "%s", err ? err->msg : "unknown error");
+    rx_error_free(err);
+    return EXIT_FAIL;
+}
+
+static int open_store(const char *root, bool dry_run, bool offline,
+                      const struct store_path *paths, size_t n, struct store **st)
+{
+    struct rx_error *err = NULL;
+    *st = NULL;
+    int r = store_open_readonly(root, st, &err);
+    if (r < 0)
+        return fail(err);
+    if (r > 0) {
+        if (dry_run) {
+            *st = store_new_empty(root);
+            return 0;
+        }
+        if (offline) {
+            char full[STORE_PATH_MAX + 1];
+            store_path_format(&paths[0], full);
+            cli_cmd_error("fetch",
+                          "there is no store at '%s' yet, so %s is not in it and --offline "
+                          "forbids fetching it; run 'runix fetch %s' while online",
+                          root, full, full);
+            return EXIT_FAIL;
+        }
+    } else {
+        ssize_t valid = count_valid(*st, paths, n, offline);
+        if (valid < 0)
+            return EXIT_FAIL;
+        if (offline && (size_t)valid < n)
+            return EXIT_FAIL;
+        if (dry_run || offline || (size_t)valid == n)
+            return 0;
+        store_close(*st);
+        *st = NULL;
+    }
+    if (store_open(root, st, &err) < 0)
+        return fail(err);
+    return 0;
 }
 
 /* Long: options, paths, settings, the fetch, the index and the output, in that order. */
@@ -129,14 +186,10 @@ int cmd_fetch(int argc, char **argv)
         }
         goto out;
     }
-    if (store_open(s.store, &st, &err) < 0) {
-        ret = cli_fail(err);
+    if ((ret = open_store(s.store, dry_run, offline, paths, n, &st)) != EXIT_OK)
         goto out;
-    }
-    if (offline) {
-        if (check_complete(st, paths, n) < 0)
-            goto out;
-    } else {
+    ret = EXIT_FAIL;
+    if (!offline) {
         struct fetch_opts fo;
         struct cli_progress progress;
         cli_settings_fetch_opts(&s, &fo);
@@ -153,8 +206,9 @@ int cmd_fetch(int argc, char **argv)
         }
     }
     if (!dry_run) {
-        /* What a warm 'runix run' reads instead of the database. */
-        for (size_t i = 0; i < n; i++) {
+        /* What a warm 'runix run' reads instead of the database; never into a store
+         * of someone else's that we only read. */
+        for (size_t i = 0; i < n && store_writable(st); i++) {
             if (store_index_write(st, &paths[i], &err) < 0) {
                 ret = cli_fail(err);
                 goto out;

@@ -139,10 +139,9 @@ static char **fetch_argv(const struct run_ctx *c, char *core, char (**full)[STOR
     size_t k = 0;
     av[k++] = core;
     av[k++] = (char *)"fetch";
-    if (s->flag_store) {
-        av[k++] = (char *)"--store";
-        av[k++] = s->flag_store;
-    }
+    /* The store as resolved here (cli-settings.h), not resolved again. */
+    av[k++] = (char *)"--store";
+    av[k++] = s->store;
     const struct {
         const char *flag;
         const struct strv *v;

@@ -26,6 +26,7 @@ struct store {
     int tmp_fd;        /* our own work dir in it (locked), or -1 */
     char *tmp_name;    /* owned */
     unsigned trash_seq;
+    bool readonly; /* opened by store_open_readonly() or store_new_empty() */
     sqlite3 *db;
     sqlite3_stmt *q_id;     /* select id of a path */
     sqlite3_stmt *q_refs;   /* select the references of an id */

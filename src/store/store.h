@@ -76,12 +76,32 @@ struct store_info {
  */
 int store_open(const char *root, struct store **out, struct rx_error **err);
 /*
- * Open an existing store only to read it (the warm path of runix run: no
- * directory is created, nothing is written).  Returns 0, 1 when there is no
- * store database at root yet, or -1 on error (a store not safe to trust is
- * one).  Only queries work on it.
+ * Open an existing store only to read it: nothing is created or written,
+ * no lock is taken (the database is read as store-db.c explains, so a
+ * store in a directory the caller cannot write, such as root's prefetched
+ * one, works too).  Returns 0, 1 when there is no store at root yet
+ * (nothing there, or no database), or -1 on error (a store not safe to
+ * trust, one that cannot be read, a database of another schema).  Only
+ * queries, store_closure() and store_index_write() work on it.
+ *
+ * store_open() of a store the caller cannot write (the directories it
+ * writes in are another's) fails with code EACCES (EROFS on a read-only
+ * file system) and says to use a store of one's own.
  */
 int store_open_readonly(const char *root, struct store **out, struct rx_error **err);
+
+/*
+ * A store with no paths, named root in messages, for what reads a store
+ * that does not exist yet (fetch --dry-run): nothing is made on disk.
+ */
+struct store *store_new_empty(const char *root);
+
+/*
+ * Whether this process may write in the store: always for store_open();
+ * for a read-only one, whether the directory where the closure indexes go
+ * (or the nearest that exists above it) is writable by it.
+ */
+bool store_writable(const struct store *s);
 
 void store_close(struct store *s);
 
