@@ -41,15 +41,22 @@ static const char fetch_usage[] =
     "Interrupted (SIGINT, SIGTERM, SIGHUP), it keeps the paths it has completed,\n"
     "removes the rest and dies of the same signal.\n"
     "\n"
+    "A path registered in the store but gone from disk (removed by hand) is fetched\n"
+    "again, with the paths that need it.  When a path cannot be fetched, every\n"
+    "closure that does not need it is still fetched and kept, and printed.\n"
+    "\n"
     "Exit status: 0 when every closure is in the store, 1 when a path could not be\n"
     "fetched, 2 for a bad command line.\n";
 
-/* --offline: every path must already be valid (its closure then is too). */
+/*
+ * --offline: every path must already be valid (its closure then is too),
+ * and every path of those closures still on disk.
+ */
 static int check_complete(struct store *st, const struct store_path *paths, size_t n)
 {
     int ret = 0;
+    struct rx_error *err = NULL;
     for (size_t i = 0; i < n; i++) {
-        struct rx_error *err = NULL;
         int v = store_is_valid(st, &paths[i], &err);
         if (v < 0) {
             cli_fail(err);
@@ -64,7 +71,44 @@ static int check_complete(struct store *st, const struct store_path *paths, size
             ret = -1;
         }
     }
+    struct store_path *missing;
+    size_t nmissing;
+    if (store_check_missing(st, paths, n, &missing, &nmissing, &err) < 0) {
+        cli_fail(err);
+        return -1;
+    }
+    for (size_t i = 0; i < nmissing; i++) {
+        char full[STORE_PATH_MAX + 1];
+        store_path_format(&missing[i], full);
+        cli_error("%s is registered but missing or damaged in %s/nix/store, and --offline "
+                  "forbids fetching it again; run 'runix fetch' of the same paths while online",
+                  full, store_root(st));
+        ret = -1;
+    }
+    free(missing);
     return ret;
+}
+
+/*
+ * Write the closure index of every path asked for that is valid (what a warm
+ * 'runix run' reads instead of the database), then print those paths.
+ */
+static int write_indexes(struct store *st, const struct store_path *paths, size_t n,
+                         struct rx_error **err)
+{
+    for (size_t i = 0; i < n; i++) {
+        int v = store_is_valid(st, &paths[i], err);
+        if (v < 0)
+            return -1;
+        if (v == 0)
+            continue; /* the fetch said why */
+        if (store_index_write(st, &paths[i], err) < 0)
+            return -1;
+        char full[STORE_PATH_MAX + 1];
+        store_path_format(&paths[i], full);
+        printf("%s\n", full);
+    }
+    return 0;
 }
 
 /* Long: options, paths, settings, the fetch, the index and the output, in that order. */
@@ -148,23 +192,18 @@ int cmd_fetch(int argc, char **argv)
         int r = fetch_closure(st, &fo, paths, n, &err);
         cli_progress_clear(&progress);
         if (r < 0) {
+            /* What could be completed is kept: it is usable, and says so. */
+            struct rx_error *e2 = NULL;
+            if (!dry_run && !rx_interrupted && write_indexes(st, paths, n, &e2) < 0)
+                cli_fail(e2);
+            fflush(stdout);
             ret = cli_fail(err);
             goto out;
         }
     }
-    if (!dry_run) {
-        /* What a warm 'runix run' reads instead of the database. */
-        for (size_t i = 0; i < n; i++) {
-            if (store_index_write(st, &paths[i], &err) < 0) {
-                ret = cli_fail(err);
-                goto out;
-            }
-        }
-        for (size_t i = 0; i < n; i++) {
-            char full[STORE_PATH_MAX + 1];
-            store_path_format(&paths[i], full);
-            printf("%s\n", full);
-        }
+    if (!dry_run && write_indexes(st, paths, n, &err) < 0) {
+        ret = cli_fail(err);
+        goto out;
     }
     ret = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
 out:
