@@ -110,49 +110,86 @@ int store_check_missing(struct store *s, const struct store_path *roots, size_t 
     return 0;
 }
 
+/*
+ * Unregister full (not whole on disk) and every path that references it,
+ * directly or not; *count grows by how many.  Inside a transaction.
+ * Referrers go first: Refs' "on delete restrict" forbids removing a path
+ * while another still references it, and a referrer is always at a greater
+ * distance from full than what it references, so the longest distance,
+ * largest first, is a safe order.
+ */
+static int unregister_with_referrers(struct store *s, sqlite3_stmt *q, sqlite3_stmt *del,
+                                     const char *full, size_t *count, struct rx_error **err)
+{
+    sqlite3_bind_text(q, 1, full, -1, SQLITE_TRANSIENT);
+    sqlite3_int64 *ids = NULL;
+    size_t n = 0, cap = 0;
+    int r;
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            ids = xrealloc(ids, cap * sizeof *ids);
+        }
+        ids[n++] = sqlite3_column_int64(q, 0);
+    }
+    sqlite3_reset(q);
+    if (r != SQLITE_DONE) {
+        free(ids);
+        return store_db_error(s, err, "finding the paths that need a missing one");
+    }
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_int64(del, 1, ids[i]);
+        r = sqlite3_step(del);
+        sqlite3_reset(del);
+        if (r != SQLITE_DONE) {
+            free(ids);
+            return store_db_error(s, err, "unregistering a missing path");
+        }
+        *count += (size_t)sqlite3_changes(s->db);
+    }
+    free(ids);
+    return 0;
+}
+
 int store_unregister_missing(struct store *s, const struct store_path *missing, size_t n,
                              size_t *nunregistered, struct rx_error **err)
 {
     *nunregistered = 0;
     if (n == 0)
         return 0;
-    /* A path and everything that references it, directly or not, in one statement. */
-    static const char sql[] =
-        "with recursive r(id) as (select id from ValidPaths where path = ? "
-        "union select referrer from Refs join r on reference = r.id) "
-        "delete from ValidPaths where id in (select id from r)";
-    sqlite3_stmt *st;
-    if (store_db_prepare(s, sql, &st, err) < 0)
-        return -1;
-    /* Holding the write lock: whoever registers a path again does it before or after us. */
-    if (store_db_exec(s, "begin immediate;", err) < 0) {
-        sqlite3_finalize(st);
+    static const char referrers[] =
+        "with recursive r(id, depth) as (select id, 0 from ValidPaths where path = ? "
+        "union select referrer, depth + 1 from Refs join r on reference = r.id "
+        "where referrer != r.id) "
+        "select id from r group by id order by max(depth) desc";
+    sqlite3_stmt *q = NULL, *del = NULL;
+    if (store_db_prepare(s, referrers, &q, err) < 0 ||
+        store_db_prepare(s, "delete from ValidPaths where id = ?", &del, err) < 0) {
+        sqlite3_finalize(q);
         return -1;
     }
+    /* Holding the write lock: whoever registers a path again does it before or after us. */
+    int ret = store_db_exec(s, "begin immediate;", err);
     size_t count = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; ret == 0 && i < n; i++) {
         /* Looked at again inside the transaction: it may have been fetched meanwhile. */
         if (whole_on_disk(s, &missing[i]))
             continue;
         char full[STORE_PATH_MAX + 1];
         store_path_format(&missing[i], full);
-        sqlite3_bind_text(st, 1, full, -1, SQLITE_TRANSIENT);
-        int r = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (r != SQLITE_DONE) {
-            store_db_error(s, err, "unregistering a missing path");
+        if (unregister_with_referrers(s, q, del, full, &count, err) < 0) {
             rx_error_wrap(err, "'%s'", full);
-            sqlite3_finalize(st);
             sqlite3_exec(s->db, "rollback;", NULL, NULL, NULL);
-            return -1;
+            ret = -1;
         }
-        count += (size_t)sqlite3_changes(s->db);
     }
-    sqlite3_finalize(st);
-    if (store_db_exec(s, "commit;", err) < 0) {
+    sqlite3_finalize(q);
+    sqlite3_finalize(del);
+    if (ret == 0 && store_db_exec(s, "commit;", err) < 0) {
         sqlite3_exec(s->db, "rollback;", NULL, NULL, NULL);
-        return -1;
+        ret = -1;
     }
-    *nunregistered = count;
-    return 0;
+    if (ret == 0)
+        *nunregistered = count;
+    return ret;
 }

@@ -68,8 +68,7 @@ static int settle(struct fetch *f, struct rx_error **err)
  * by hand, replaced by something no NAR makes) are unregistered, with
  * every path that needs them, so that the walk fetches them again.
  */
-static int repair(struct fetch *f, const struct store_path *paths, size_t n,
-                  struct rx_error **err)
+static int repair(struct fetch *f, const struct store_path *paths, size_t n, struct rx_error **err)
 {
     struct store_path *missing;
     size_t nmissing, gone;
@@ -81,13 +80,15 @@ static int repair(struct fetch *f, const struct store_path *paths, size_t n,
         store_path_format(&missing[0], full);
         size_t others = gone > nmissing ? gone - nmissing : 0;
         if (nmissing == 1)
-            fetch_warn(f, "'%s' is registered but missing or damaged in %s/nix/store: fetching "
-                          "it again (and the %zu registered paths that need it)",
+            fetch_warn(f,
+                       "'%s' is registered but missing or damaged in %s/nix/store: fetching "
+                       "it again (and the %zu registered paths that need it)",
                        full, store_root(f->store), others);
         else
-            fetch_warn(f, "%zu registered paths are missing or damaged in %s/nix/store ('%s', "
-                          "...): fetching them again (and the %zu registered paths that need "
-                          "them)",
+            fetch_warn(f,
+                       "%zu registered paths are missing or damaged in %s/nix/store ('%s', "
+                       "...): fetching them again (and the %zu registered paths that need "
+                       "them)",
                        nmissing, store_root(f->store), full, others);
     }
     free(missing);
