@@ -59,10 +59,12 @@ fails "run --offline does not run from an incomplete closure" 1 "$glibc is regis
 
 # With no cache that has it, the repair keeps the store as Nix wants it: the
 # missing path and what needs it unregistered, the rest as it was.
-mkdir -p "$TEST_TMP/empty"
-cp "$FX/cache-zstd/nix-cache-info" "$TEST_TMP/empty/"
+cp -r "$FX/cache-zstd" "$TEST_TMP/no-glibc"
+rm "$TEST_TMP/no-glibc/$(basename "$glibc" | cut -c1-32).narinfo"
 fails "a missing path no cache has: fetch fails, naming it" 1 "cannot fetch '$glibc': no cache could provide it" \
-  "$RUNIX" fetch --trusted-key "$key" --store "$R" --cache "file://$TEST_TMP/empty" "$hello"
+  "$RUNIX" fetch --trusted-key "$key" --store "$R" --cache "file://$TEST_TMP/no-glibc" "$hello"
+fails "  ...and the path asked for that needs it" 1 "'$hello' is incomplete, as it needs that" \
+  "$RUNIX" fetch --trusted-key "$key" --store "$R" --cache "file://$TEST_TMP/no-glibc" "$hello"
 is "$(registered)" "$(comm -23 <(echo "$want") <(printf '%s\n' "$glibc" "$hello" "$libgreet" | sort))" \
   "  ...having unregistered it and exactly the paths that need it"
 ok "  ...in a store real Nix verifies" verified "$R"
@@ -125,8 +127,8 @@ out=$("$RUNIX" fetch --trusted-key "$key" --store "$R" --cache "file://$web/corr
   2>"$TEST_TMP/err")
 rc=$?
 is "$rc" 1 "a corrupt leaf NAR: fetch exits 1"
-ok "  ...naming the leaf and the hash that did not match" \
-  bash -c 'grep -q "cannot fetch '"'$1'"'" "$2" && grep -qi "hash" "$2"' _ "$leaf" "$TEST_TMP/err"
+ok "  ...naming the leaf" grep -q "cannot fetch '$leaf'" "$TEST_TMP/err"
+ok "  ...and the hash that did not match" grep -q "NarHash mismatch" "$TEST_TMP/err"
 ok "  ...and the path asked for that needs it" grep -q "'$top' is incomplete, as it needs that" "$TEST_TMP/err"
 is "$out" "$glibc" "  ...printing the path asked for that it could fetch"
 is "$(registered)" "$kept_want" "  ...keeping every path that does not need the leaf ($(wc -l <<<"$kept_want"))"
