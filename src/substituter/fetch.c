@@ -79,17 +79,20 @@ static int repair(struct fetch *f, const struct store_path *paths, size_t n, str
         char full[STORE_PATH_MAX + 1];
         store_path_format(&missing[0], full);
         size_t others = gone > nmissing ? gone - nmissing : 0;
+        _cleanup_free_ char *also =
+            others ? xasprintf(", with the %zu registered path%s that need%s %s", others,
+                               others == 1 ? "" : "s", others == 1 ? "s" : "",
+                               nmissing == 1 ? "it" : "them")
+                   : xstrdup("");
         if (nmissing == 1)
-            fetch_warn(f,
-                       "'%s' is registered but missing or damaged in %s/nix/store: fetching "
-                       "it again (and the %zu registered paths that need it)",
-                       full, store_root(f->store), others);
+            fetch_warn(
+                f, "'%s' is registered but missing or damaged in %s/nix/store: fetching it again%s",
+                full, store_root(f->store), also);
         else
             fetch_warn(f,
-                       "%zu registered paths are missing or damaged in %s/nix/store ('%s', "
-                       "...): fetching them again (and the %zu registered paths that need "
-                       "them)",
-                       nmissing, store_root(f->store), full, others);
+                       "%zu registered paths are missing or damaged in %s/nix/store ('%s', ...): "
+                       "fetching them again%s",
+                       nmissing, store_root(f->store), full, also);
     }
     free(missing);
     return r;

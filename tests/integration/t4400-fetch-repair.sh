@@ -93,8 +93,11 @@ rm_path "$libgreet"
 mkfifo "$R$libgreet"
 out=$("$RUNIX" doctor --store "$R" --cache "$HTTP/ok/cache-zstd" 2>&1)
 ok "doctor lists a path replaced by a FIFO" grep -qx "  $libgreet" <<<"$out"
-out=$(r fetch -q "$hello" 2>&1)
+out=$(r fetch "$hello" 2>"$TEST_TMP/err")
 is "$out" "$hello" "fetch replaces the FIFO with the path"
+ok "  ...saying so, and what else it fetches again" grep -qF \
+  "warning: '$libgreet' is registered but missing or damaged in $R/nix/store: fetching it again, with the 1 registered path that needs it" \
+  "$TEST_TMP/err"
 ok "  ...and real Nix verifies the store" verified "$R"
 ok "  ...and the path is a directory again" test -d "$R$libgreet"
 
