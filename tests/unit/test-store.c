@@ -111,13 +111,8 @@ static void test_store_register(void **state)
     struct store_path app_refs[] = {leaf, app};
     const char *sigs[] = {"b-key:BBBB", "a-key:AAAA", "b-key:BBBB"};
     struct store_info ileaf = {.path = leaf, .nar_size = 288};
-    struct store_info iapp = {.path = app,
-                              .nar_size = 2384,
-                              .refs = app_refs,
-                              .nrefs = 2,
-                              .sigs = sigs,
-                              .nsigs = 3,
-                              .ca = NULL};
+    struct store_info iapp = {.path = app, .nar_size = 2384, .refs = app_refs, .nrefs = 2,
+                              .sigs = sigs, .nsigs = 3, .ca = NULL};
     memset(iapp.nar_hash.bytes, 0xab, 32);
     struct rx_error *err = NULL;
 
@@ -145,14 +140,12 @@ static void test_store_register(void **state)
     assert_int_equal(store_query_references(s, &app, &refs, &n, NULL), 0);
     assert_int_equal(n, 2);
     free(refs);
-    char *rows =
-        query(root, "select hash || ' ' || narSize || ' ' || coalesce(sigs, 'NULL') || ' ' "
-                    "|| coalesce(ultimate, 'NULL') from ValidPaths order by path");
-    assert_string_equal(rows,
-                        "sha256:0000000000000000000000000000000000000000000000000000000000000000"
-                        " 288 NULL NULL;"
-                        "sha256:abababababababababababababababababababababababababababababababab"
-                        " 2384 a-key:AAAA b-key:BBBB NULL;");
+    char *rows = query(root, "select hash || ' ' || narSize || ' ' || coalesce(sigs, 'NULL') || ' ' "
+                             "|| coalesce(ultimate, 'NULL') from ValidPaths order by path");
+    assert_string_equal(rows, "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+                              " 288 NULL NULL;"
+                              "sha256:abababababababababababababababababababababababababababababababab"
+                              " 2384 a-key:AAAA b-key:BBBB NULL;");
     free(rows);
     /* Registering again changes nothing. */
     assert_int_equal(store_register(s, both, 2, NULL), 0);
