@@ -42,6 +42,10 @@ static const char fetch_usage[] =
     "Interrupted (SIGINT, SIGTERM, SIGHUP), it keeps the paths it has completed,\n"
     "removes the rest and dies of the same signal.\n"
     "\n"
+    "A path registered in the store but gone from disk (removed by hand) is fetched\n"
+    "again, with the paths that need it.  When a path cannot be fetched, every\n"
+    "closure that does not need it is still fetched and kept, and printed.\n"
+    "\n"
     "Exit status: 0 when every closure is in the store, 1 when a path could not be\n"
     "fetched, 2 for a bad command line.\n";
 
@@ -73,11 +77,30 @@ static ssize_t count_valid(struct store *st, const struct store_path *paths, siz
 }
 
 /*
- * Open the store for what the command needs, creating and writing nothing
- * unless it must: read-only while every path is there already (or for
- * --dry-run and --offline), read-write to download.  Returns 0 with *st,
- * or the exit code after saying why.
+ * How many registered paths of the closures are missing or damaged on disk;
+ * with `report`, each is an error (--offline).  -1 on error.
  */
+static ssize_t count_missing(struct store *st, const struct store_path *paths, size_t n,
+                             bool report)
+{
+    struct rx_error *err = NULL;
+    struct store_path *missing;
+    size_t nmissing;
+    if (store_check_missing(st, paths, n, &missing, &nmissing, &err) < 0) {
+        cli_fail(err);
+        return -1;
+    }
+    for (size_t i = 0; report && i < nmissing; i++) {
+        char full[STORE_PATH_MAX + 1];
+        store_path_format(&missing[i], full);
+        cli_error("%s is registered but missing or damaged in %s/nix/store, and --offline "
+                  "forbids fetching it again; run 'runix fetch' of the same paths while online",
+                  full, store_root(st));
+    }
+    free(missing);
+    return (ssize_t)nmissing;
+}
+
 /* "runix fetch: <the error>"; returns EXIT_FAIL. */
 static int fail(struct rx_error *err)
 {
@@ -86,6 +109,12 @@ static int fail(struct rx_error *err)
     return EXIT_FAIL;
 }
 
+/*
+ * Open the store for what the command needs, creating and writing nothing
+ * unless it must: read-only while every closure is there and whole on disk
+ * (or for --dry-run and --offline), read-write to download or repair.
+ * Returns 0 with *st, or the exit code after saying why.
+ */
 static int open_store(const char *root, bool dry_run, bool offline,
                       const struct store_path *paths, size_t n, struct store **st)
 {
@@ -112,15 +141,47 @@ static int open_store(const char *root, bool dry_run, bool offline,
         ssize_t valid = count_valid(*st, paths, n, offline);
         if (valid < 0)
             return EXIT_FAIL;
-        if (offline && (size_t)valid < n)
-            return EXIT_FAIL;
-        if (dry_run || offline || (size_t)valid == n)
+        if (offline) {
+            ssize_t missing = count_missing(*st, paths, n, true);
+            return missing != 0 || (size_t)valid < n ? EXIT_FAIL : 0;
+        }
+        if (dry_run)
             return 0;
+        if ((size_t)valid == n) {
+            ssize_t missing = count_missing(*st, paths, n, false);
+            if (missing < 0)
+                return EXIT_FAIL;
+            if (missing == 0)
+                return 0;
+        }
         store_close(*st);
         *st = NULL;
     }
     if (store_open(root, st, &err) < 0)
         return fail(err);
+    return 0;
+}
+
+/*
+ * Write the closure index of every path asked for that is valid (what a warm
+ * 'runix run' reads instead of the database; never into a store of someone
+ * else's that we only read), then print those paths.
+ */
+static int write_indexes(struct store *st, const struct store_path *paths, size_t n,
+                         struct rx_error **err)
+{
+    for (size_t i = 0; i < n; i++) {
+        int v = store_is_valid(st, &paths[i], err);
+        if (v < 0)
+            return -1;
+        if (v == 0)
+            continue; /* the fetch said why */
+        if (store_writable(st) && store_index_write(st, &paths[i], err) < 0)
+            return -1;
+        char full[STORE_PATH_MAX + 1];
+        store_path_format(&paths[i], full);
+        printf("%s\n", full);
+    }
     return 0;
 }
 
@@ -201,24 +262,18 @@ int cmd_fetch(int argc, char **argv)
         int r = fetch_closure(st, &fo, paths, n, &err);
         cli_progress_clear(&progress);
         if (r < 0) {
+            /* What could be completed is kept: it is usable, and says so. */
+            struct rx_error *e2 = NULL;
+            if (!dry_run && !rx_interrupted && write_indexes(st, paths, n, &e2) < 0)
+                cli_fail(e2);
+            fflush(stdout);
             ret = cli_fail(err);
             goto out;
         }
     }
-    if (!dry_run) {
-        /* What a warm 'runix run' reads instead of the database; never into a store
-         * of someone else's that we only read. */
-        for (size_t i = 0; i < n && store_writable(st); i++) {
-            if (store_index_write(st, &paths[i], &err) < 0) {
-                ret = cli_fail(err);
-                goto out;
-            }
-        }
-        for (size_t i = 0; i < n; i++) {
-            char full[STORE_PATH_MAX + 1];
-            store_path_format(&paths[i], full);
-            printf("%s\n", full);
-        }
+    if (!dry_run && write_indexes(st, paths, n, &err) < 0) {
+        ret = cli_fail(err);
+        goto out;
     }
     ret = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
 out:

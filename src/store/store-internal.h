@@ -2,7 +2,8 @@
 /*
  * The store's private state and the helpers its files share: store-db.c
  * (open, schema), store-register.c (queries, registration), store-lock.c,
- * store-install.c (work dirs, install, leftovers) and store-closure.c.
+ * store-install.c (work dirs, install, leftovers), store-closure.c and
+ * store-repair.c.
  * Everyone else goes through store.h.
  */
 

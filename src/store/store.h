@@ -43,7 +43,8 @@
  *
  * The code is split by concern: store-db.c (open, schema), store-register.c
  * (queries, registration), store-lock.c, store-install.c (work dirs,
- * install, leftovers) and store-closure.c, sharing store-internal.h.
+ * install, leftovers), store-closure.c and store-repair.c (paths gone from
+ * disk), sharing store-internal.h.
  */
 
 #include <stdbool.h>
@@ -177,6 +178,32 @@ int store_closure(struct store *s, const struct store_path *roots, size_t n,
  * R/nix/var/runix/closures/<basename>, replaced atomically.
  */
 int store_index_write(struct store *s, const struct store_path *p, struct rx_error **err);
+
+/*
+ * Registered paths that are not whole on disk (store-repair.c): absent from
+ * nix/store, not a directory, regular file or symlink (nothing else comes
+ * out of a NAR), or one that lstat or reading fails on.  With roots, the
+ * closures of those roots that are valid; with roots NULL, every valid path.
+ * One lstat per path: cheap enough for fetch and doctor, not for the warm
+ * path of runix run (store-index.h guards that one).  Returns 0 with the
+ * paths, sorted, in *out (free it; NULL when none), -1 on error.
+ */
+int store_check_missing(struct store *s, const struct store_path *roots, size_t n,
+                        struct store_path **out, size_t *nout, struct rx_error **err);
+
+/*
+ * Unregister missing[0..n) (from store_check_missing()) and every valid path
+ * that references one of them, directly or not, in one transaction: the
+ * database then again only holds paths whose whole closure is on disk,
+ * which is what `nix-store --verify` asks for (Nix refuses a path that
+ * disappeared but still has valid referrers).  Each path is looked at again
+ * inside the transaction, so one that another process has fetched again
+ * meanwhile stays.  What is left on disk of the referrers is unregistered,
+ * to be fetched again (or cleaned up, store_clean_leftovers()).
+ * *nunregistered gets how many paths were unregistered.
+ */
+int store_unregister_missing(struct store *s, const struct store_path *missing, size_t n,
+                             size_t *nunregistered, struct rx_error **err);
 
 /* Number of valid paths and the sum of their NAR sizes. */
 int store_stats(struct store *s, uint64_t *npaths, uint64_t *nar_bytes, struct rx_error **err);
