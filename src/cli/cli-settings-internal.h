@@ -16,7 +16,8 @@
 /* What the config file says, before the environment and flags apply. */
 struct cli_conf {
     char *path; /* owned: the config file, for messages; may be NULL */
-    char *store;
+    char *store;      /* as written */
+    char *store_file; /* the file that set it (an include, maybe), which a relative one is in */
     char *ssl_cert_file;
     struct strv caches, extra_caches, keys, extra_keys;
     bool have_caches, have_keys;
@@ -30,6 +31,16 @@ struct cli_conf {
  */
 int cli_conf_read(struct cli_conf *c, struct cli_settings *s, struct rx_error **err);
 void cli_conf_release(struct cli_conf *c);
+
+/*
+ * path made absolute, once and for all: "~" and "~/..." (only with `tilde`)
+ * start at $HOME; a relative path is taken against the directory base, or
+ * the current directory when base is NULL.  Empty and "." components go;
+ * ".." stays, for the kernel to follow as it would.  `what` names the
+ * setting in errors.  Returns the path (free it), or NULL with err.
+ */
+char *cli_absolute_path(const char *path, const char *base, bool tilde, const char *what,
+                        struct rx_error **err);
 
 void cli_strv_push(struct strv *v, const char *s);
 /* Split s at blanks and append each word. */

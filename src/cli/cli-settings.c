@@ -95,6 +95,8 @@ static int on_setting(void *ctx, const char *name, const char *value, const char
     if (strcmp(name, "store") == 0) {
         free(c->store);
         c->store = xstrdup(value);
+        free(c->store_file);
+        c->store_file = xstrdup(file);
     } else if (strcmp(name, "substituters") == 0) {
         cli_strv_clear(&c->caches);
         cli_strv_push_words(&c->caches, value);
@@ -153,6 +155,87 @@ static char *xdg_path(const char *env, const char *home_rel, const char *rel)
     return xasprintf("%s/%s/%s", home, home_rel, rel);
 }
 
+/* Append the component comp[0..n) to the path being built in b (len bytes so far). */
+static void push_component(char **b, size_t *len, size_t *cap, const char *comp, size_t n)
+{
+    if (n == 0 || (n == 1 && comp[0] == '.'))
+        return;
+    if (*len + n + 2 > *cap) {
+        *cap = (*len + n + 2) * 2;
+        *b = xrealloc(*b, *cap);
+    }
+    (*b)[(*len)++] = '/';
+    memcpy(*b + *len, comp, n);
+    *len += n;
+    (*b)[*len] = '\0';
+}
+
+static void push_path(char **b, size_t *len, size_t *cap, const char *path)
+{
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, "/");
+        push_component(b, len, cap, p, n);
+        p += n;
+        while (*p == '/')
+            p++;
+    }
+}
+
+char *cli_absolute_path(const char *path, const char *base, bool tilde, const char *what,
+                        struct rx_error **err)
+{
+    _cleanup_free_ char *cwd = NULL;
+    const char *start = "";
+    if (tilde && path[0] == '~') {
+        if (path[1] != '\0' && path[1] != '/') {
+            rx_error_set(err, RX_EFORMAT,
+                         "%s: '%s' names another user's home, which runix does not look up; "
+                         "write the directory out in full",
+                         what, path);
+            return NULL;
+        }
+        const char *home = getenv("HOME");
+        if (!home || home[0] != '/') {
+            rx_error_set(err, RX_EFORMAT, "%s: '%s' needs HOME, which is not an absolute path",
+                         what, path);
+            return NULL;
+        }
+        start = home;
+        path++;
+    } else if (path[0] != '/') {
+        if (!base) {
+            cwd = getcwd(NULL, 0);
+            if (!cwd) {
+                rx_error_errno(err,
+                               "%s: cannot resolve the relative path '%s' (the current "
+                               "directory is gone?); give an absolute one",
+                               what, path);
+                return NULL;
+            }
+            base = cwd;
+        }
+        start = base;
+    }
+    size_t len = 0, cap = strlen(start) + strlen(path) + 2;
+    char *b = xmalloc(cap);
+    b[0] = '\0';
+    push_path(&b, &len, &cap, start);
+    push_path(&b, &len, &cap, path);
+    if (len == 0) {
+        b[0] = '/';
+        b[1] = '\0';
+    }
+    return b;
+}
+
+/* The directory of a config file, absolute (a relative file is in the current directory). */
+static char *conf_dir(const char *file, struct rx_error **err)
+{
+    const char *slash = strrchr(file, '/');
+    _cleanup_free_ char *dir = slash ? xstrndup(file, (size_t)(slash - file)) : xstrdup(".");
+    return cli_absolute_path(*dir ? dir : "/", NULL, false, file, err);
+}
+
 int cli_conf_read(struct cli_conf *c, struct cli_settings *s, struct rx_error **err)
 {
     memset(c, 0, sizeof *c);
@@ -171,6 +254,7 @@ void cli_conf_release(struct cli_conf *c)
 {
     free(c->path);
     free(c->store);
+    free(c->store_file);
     free(c->ssl_cert_file);
     cli_strv_clear(&c->caches);
     cli_strv_clear(&c->extra_caches);
@@ -186,20 +270,24 @@ int cli_settings_finish(struct cli_settings *s, struct rx_error **err)
     if (cli_conf_read(&c, s, err) < 0)
         goto out;
 
-    /* The store. */
+    /* The store, absolute from here on: whoever reads s->store (the engines, a fetch
+     * child, doctor) sees the same directory, whatever its current directory. */
     const char *env_store = getenv("RUNIX_STORE");
-    if (s->flag_store)
-        s->store = xstrdup(s->flag_store);
-    else if (env_store && *env_store)
-        s->store = xstrdup(env_store);
-    else if (c.store && *c.store)
-        s->store = xstrdup(c.store);
-    else
+    if (s->flag_store) {
+        s->store = cli_absolute_path(s->flag_store, NULL, false, "--store", err);
+    } else if (env_store && *env_store) {
+        s->store = cli_absolute_path(env_store, NULL, false, "RUNIX_STORE", err);
+    } else if (c.store && *c.store) {
+        _cleanup_free_ char *what = xasprintf("'store' in %s", c.store_file);
+        _cleanup_free_ char *dir = conf_dir(c.store_file, err);
+        s->store = dir ? cli_absolute_path(c.store, dir, true, what, err) : NULL;
+    } else {
         s->store = xdg_path("XDG_DATA_HOME", ".local/share", "runix");
-    if (!s->store) {
-        rx_error_set(err, RX_EUSAGE, "no store location: set HOME, RUNIX_STORE or --store");
-        goto out;
+        if (!s->store)
+            rx_error_set(err, RX_EUSAGE, "no store location: set HOME, RUNIX_STORE or --store");
     }
+    if (!s->store)
+        goto out;
     ret = cli_settings_resolve_core(s, &c, err);
 out:
     cli_conf_release(&c);

@@ -22,12 +22,47 @@
 static const char doctor_usage[] =
     "usage: runix doctor [OPTIONS]\n"
     "\n"
-    "Report the platform, the store (location, size, number of paths), each\n"
-    "configured cache and whether it answers, and each engine and whether it\n"
-    "works here, with the precise reason when it does not.\n"
+    "Report the platform, the store (location, size, number of paths, and the\n"
+    "registered paths missing on disk), each configured cache and whether it\n"
+    "answers, and each engine and whether it works here, with the precise reason\n"
+    "when it does not.\n"
     "\n" CLI_SETTINGS_USAGE "  -h, --help                show this help\n"
     "\n"
-    "Exit status: 0 when some engine works, 1 when none does.\n";
+    "Exit status: 0 when some engine works and every registered store path is on\n"
+    "disk, 1 otherwise.\n";
+
+/*
+ * The store consistency section: registered paths that are gone from disk
+ * (the first few named); true when there are none.
+ */
+static bool report_missing(struct store *st)
+{
+    struct rx_error *err = NULL;
+    struct store_path *missing;
+    size_t n;
+    if (store_check_missing(st, NULL, 0, &missing, &n, &err) < 0) {
+        printf("store consistency: cannot check: %s\n", err->msg);
+        rx_error_free(err);
+        return false;
+    }
+    if (n == 0) {
+        printf("store consistency: every registered path is on disk\n");
+        return true;
+    }
+    printf("store consistency: %zu registered path%s missing or damaged on disk:\n", n,
+           n == 1 ? " is" : "s are");
+    for (size_t i = 0; i < n && i < 5; i++) {
+        char full[STORE_PATH_MAX + 1];
+        store_path_format(&missing[i], full);
+        printf("  %s\n", full);
+    }
+    if (n > 5)
+        printf("  (and %zu more)\n", n - 5);
+    printf("  run 'runix fetch PATH' to fetch each again; what needs them is fetched again when "
+           "you next fetch or run it\n");
+    free(missing);
+    return false;
+}
 
 /* The engines section: each engine and why it is not usable; true when one is. */
 static bool report_engines(void)
@@ -52,11 +87,16 @@ static bool report_engines(void)
         } else {
             dlclose(h);
             preload = true;
-            printf("  preload: usable (%s; not for statically linked programs)\n", shim);
+            printf("  preload: usable (%s; statically linked programs see the host's "
+                   "/nix/store)\n",
+                   shim);
         }
     }
     const char *forced = getenv("RUNIX_ENGINE");
-    printf("auto chooses: %s%s\n", userns ? "userns" : preload ? "preload" : "nothing",
+    printf("auto chooses: %s%s\n",
+           userns    ? "userns"
+           : preload ? "preload"
+                     : "nothing",
            forced && *forced ? " (RUNIX_ENGINE overrides it)" : "");
     return userns || preload;
 }
@@ -100,19 +140,26 @@ int cmd_doctor(int argc, char **argv)
     printf("platform: %s %s %s, glibc %s\n", u.sysname, u.release, u.machine,
            gnu_get_libc_version());
 
+    /* Looked at, never made or changed. */
     struct store *st = NULL;
-    if (store_open(s.store, &st, &err) < 0) {
+    bool consistent = true;
+    int r = store_open_readonly(s.store, &st, &err);
+    if (r < 0) {
         printf("store: %s: unusable: %s\n", s.store, err->msg);
         rx_error_clear(&err);
+    } else if (r > 0) {
+        printf("store: %s: no store there yet ('runix fetch' makes it)\n", s.store);
     } else {
         uint64_t npaths = 0, bytes = 0;
         if (store_stats(st, &npaths, &bytes, &err) < 0) {
             printf("store: %s: %s\n", store_root(st), err->msg);
             rx_error_clear(&err);
         } else {
-            printf("store: %s (%llu paths, %.1f MiB)\n", store_root(st),
-                   (unsigned long long)npaths, (double)bytes / (1024.0 * 1024.0));
+            printf("store: %s (%llu paths, %.1f MiB%s)\n", store_root(st),
+                   (unsigned long long)npaths, (double)bytes / (1024.0 * 1024.0),
+                   store_writable(st) ? "" : "; read-only to you: runs, fetches nothing");
         }
+        consistent = report_missing(st);
         store_close(st);
     }
 
@@ -131,5 +178,5 @@ int cmd_doctor(int argc, char **argv)
 
     bool usable = report_engines();
     cli_settings_release(&s);
-    return usable ? EXIT_OK : EXIT_FAIL;
+    return usable && consistent ? EXIT_OK : EXIT_FAIL;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "cli-dist.h"
 #include "cli-progress.h"
@@ -25,8 +26,9 @@ static const char fetch_usage[] =
     "store, checking every narinfo signature against the trusted keys and every\n"
     "NAR against its hashes, then print the store paths.  Paths already in the\n"
     "store are not downloaded again.  A STOREPATH may name a file inside a store\n"
-    "path (/nix/store/...-hello-2.12/bin/hello).  A FILE is a distributable: its\n"
-    "store paths for this system are fetched, from its caches too once trusted.\n"
+    "path (/nix/store/...-hello-2.12/bin/hello).  A FILE is a distributable (or\n"
+    "its https:// or github: reference): its store paths for this system are\n"
+    "fetched, from its caches too once trusted.\n"
     "\n"
     "  -n, --dry-run             print what would be downloaded, with sizes\n"
     "      --offline             download nothing: only check that the closures are\n"
@@ -37,20 +39,28 @@ static const char fetch_usage[] =
     "Settings in ~/.config/runix/runix.conf (nix.conf syntax): store, substituters,\n"
     "extra-substituters, trusted-public-keys, extra-trusted-public-keys,\n"
     "http-connections, connect-timeout, stalled-download-timeout, download-attempts,\n"
-    "netrc-file, ssl-cert-file.  Environment: RUNIX_STORE, RUNIX_CACHES,\n"
+    "netrc-file, ssl-cert-file, github-url.  Environment: RUNIX_STORE, RUNIX_CACHES,\n"
     "RUNIX_TRUSTED_KEYS, RUNIX_CONFIG (another config file), NIX_SSL_CERT_FILE or\n"
     "SSL_CERT_FILE (CA certificates for https:// caches).\n"
     "\n"
     "Interrupted (SIGINT, SIGTERM, SIGHUP), it keeps the paths it has completed,\n"
     "removes the rest and dies of the same signal.\n"
     "\n"
+    "A path registered in the store but gone from disk (removed by hand) is fetched\n"
+    "again, with the paths that need it.  When a path cannot be fetched, every\n"
+    "closure that does not need it is still fetched and kept, and printed.\n"
+    "\n"
     "Exit status: 0 when every closure is in the store, 1 when a path could not be\n"
     "fetched, 2 for a bad command line.\n";
 
-/* --offline: every path must already be valid (its closure then is too). */
-static int check_complete(struct store *st, const struct store_path *paths, size_t n)
+/*
+ * How many of the paths are valid in st (their closures then are too);
+ * with `report`, each one that is not is an error (--offline).  -1 on error.
+ */
+static ssize_t count_valid(struct store *st, const struct store_path *paths, size_t n,
+                           bool report)
 {
-    int ret = 0;
+    size_t valid = 0;
     for (size_t i = 0; i < n; i++) {
         struct rx_error *err = NULL;
         int v = store_is_valid(st, &paths[i], &err);
@@ -58,24 +68,104 @@ static int check_complete(struct store *st, const struct store_path *paths, size
             cli_fail(err);
             return -1;
         }
-        if (v == 0) {
+        valid += v > 0;
+        if (v == 0 && report) {
             char full[STORE_PATH_MAX + 1];
             store_path_format(&paths[i], full);
             cli_error("%s is not in the store %s and --offline forbids fetching it; run "
                       "'runix fetch %s' while online",
                       full, store_root(st), full);
-            ret = -1;
         }
     }
-    return ret;
+    return (ssize_t)valid;
 }
 
 /*
- * Write the closure index of p (tagged for a distributable), after checking
- * that `keys` vouch for every path of its closure.  A path in the store that
- * no key in force vouches for was fetched for another program, under a key
- * this command does not trust: it is not used.
+ * How many registered paths of the closures are missing or damaged on disk;
+ * with `report`, each is an error (--offline).  -1 on error.
  */
+static ssize_t count_missing(struct store *st, const struct store_path *paths, size_t n,
+                             bool report)
+{
+    struct rx_error *err = NULL;
+    struct store_path *missing;
+    size_t nmissing;
+    if (store_check_missing(st, paths, n, &missing, &nmissing, &err) < 0) {
+        cli_fail(err);
+        return -1;
+    }
+    for (size_t i = 0; report && i < nmissing; i++) {
+        char full[STORE_PATH_MAX + 1];
+        store_path_format(&missing[i], full);
+        cli_error("%s is registered but missing or damaged in %s/nix/store, and --offline "
+                  "forbids fetching it again; run 'runix fetch' of the same paths while online",
+                  full, store_root(st));
+    }
+    free(missing);
+    return (ssize_t)nmissing;
+}
+
+/* "runix fetch: <the error>"; returns EXIT_FAIL. */
+static int fail(struct rx_error *err)
+{
+    cli_cmd_error("fetch", "%s", err ? err->msg : "unknown error");
+    rx_error_free(err);
+    return EXIT_FAIL;
+}
+
+/*
+ * Open the store for what the command needs, creating and writing nothing
+ * unless it must: read-only while every closure is there and whole on disk
+ * (or for --dry-run and --offline), read-write to download or repair.
+ * Returns 0 with *st, or the exit code after saying why.
+ */
+static int open_store(const char *root, bool dry_run, bool offline,
+                      const struct store_path *paths, size_t n, struct store **st)
+{
+    struct rx_error *err = NULL;
+    *st = NULL;
+    int r = store_open_readonly(root, st, &err);
+    if (r < 0)
+        return fail(err);
+    if (r > 0) {
+        if (dry_run) {
+            *st = store_new_empty(root);
+            return 0;
+        }
+        if (offline) {
+            char full[STORE_PATH_MAX + 1];
+            store_path_format(&paths[0], full);
+            cli_cmd_error("fetch",
+                          "there is no store at '%s' yet, so %s is not in it and --offline "
+                          "forbids fetching it; run 'runix fetch %s' while online",
+                          root, full, full);
+            return EXIT_FAIL;
+        }
+    } else {
+        ssize_t valid = count_valid(*st, paths, n, offline);
+        if (valid < 0)
+            return EXIT_FAIL;
+        if (offline) {
+            ssize_t missing = count_missing(*st, paths, n, true);
+            return missing != 0 || (size_t)valid < n ? EXIT_FAIL : 0;
+        }
+        if (dry_run)
+            return 0;
+        if ((size_t)valid == n) {
+            ssize_t missing = count_missing(*st, paths, n, false);
+            if (missing < 0)
+                return EXIT_FAIL;
+            if (missing == 0)
+                return 0;
+        }
+        store_close(*st);
+        *st = NULL;
+    }
+    if (store_open(root, st, &err) < 0)
+        return fail(err);
+    return 0;
+}
+
 static int index_checked(struct store *st, const struct store_path *p, const char *tag,
                          const struct trusted_keys *keys)
 {
@@ -112,6 +202,52 @@ static int index_checked(struct store *st, const struct store_path *p, const cha
         return -1;
     }
     return 0;
+}
+
+/* Which keys vouch for paths[i], and the tag of its index: the distributable it came from. */
+struct index_plan {
+    size_t nplain;                        /* paths[0..nplain) were named by the user */
+    const struct cli_dist *dists;         /* the rest come from these, in order */
+    const struct trusted_keys *user_keys; /* the user's own */
+    const struct trusted_keys *all_keys;  /* with the distributables' */
+    bool insecure;                        /* --insecure-no-verify: no check */
+};
+
+/*
+ * Write the closure index of every path asked for that is valid (what a warm
+ * 'runix run' reads instead of the database; never into a store of someone
+ * else's that we only read), once a key in force vouches for its closure,
+ * then print those paths.  -1 after saying why when one could not be.
+ */
+static int write_indexes(struct store *st, const struct store_path *paths, size_t n,
+                         const struct index_plan *plan, struct rx_error **err)
+{
+    int ret = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = store_is_valid(st, &paths[i], err);
+        if (v < 0)
+            return cli_fail(*err), *err = NULL, -1;
+        if (v == 0)
+            continue; /* the fetch said why */
+        const char *tag = NULL;
+        const struct trusted_keys *keys = plan->user_keys;
+        if (i >= plan->nplain) {
+            size_t d = 0;
+            for (size_t before = plan->nplain; before + plan->dists[d].sys->npaths <= i; d++)
+                before += plan->dists[d].sys->npaths;
+            tag = plan->dists[d].tag;
+            keys = plan->all_keys;
+        }
+        if (store_writable(st) &&
+            index_checked(st, &paths[i], tag, plan->insecure ? NULL : keys) < 0) {
+            ret = -1;
+            continue;
+        }
+        char full[STORE_PATH_MAX + 1];
+        store_path_format(&paths[i], full);
+        printf("%s\n", full);
+    }
+    return ret;
 }
 
 /* Long: options, paths, settings, the fetch, the index and the output, in that order. */
@@ -162,6 +298,8 @@ int cmd_fetch(int argc, char **argv)
     size_t nargs = (size_t)(argc - optind), n = 0, ndists = 0;
     struct store_path *paths = xcalloc(nargs, sizeof *paths);
     struct cli_dist *dists = xcalloc(nargs, sizeof *dists);
+    struct trusted_keys user_keys = TRUSTED_KEYS_INIT;
+    struct store *st = NULL;
     struct rx_error *err = NULL;
     for (size_t i = 0; i < nargs; i++) {
         const char *a = argv[optind + (int)i];
@@ -185,8 +323,6 @@ int cmd_fetch(int argc, char **argv)
         }
     }
 
-    struct store *st = NULL;
-    struct trusted_keys user_keys = TRUSTED_KEYS_INIT;
     if (cli_settings_finish(&s, &err) < 0) {
         if (err && err->code == RX_EUSAGE) {
             cli_cmd_error("fetch", "%s", err->msg);
@@ -211,15 +347,12 @@ int cmd_fetch(int argc, char **argv)
         memcpy(paths + n, sys->paths, sys->npaths * sizeof *paths);
         n += sys->npaths;
     }
-    ret = EXIT_FAIL;
-    if (store_open(s.store, &st, &err) < 0) {
-        ret = cli_fail(err);
+    struct index_plan plan = { .nplain = nplain, .dists = dists, .user_keys = &user_keys,
+                               .all_keys = &s.keys, .insecure = s.insecure };
+    if ((ret = open_store(s.store, dry_run, offline, paths, n, &st)) != EXIT_OK)
         goto out;
-    }
-    if (offline) {
-        if (check_complete(st, paths, n) < 0)
-            goto out;
-    } else {
+    ret = EXIT_FAIL;
+    if (!offline) {
         struct fetch_opts fo;
         struct cli_progress progress;
         cli_settings_fetch_opts(&s, &fo);
@@ -231,31 +364,18 @@ int cmd_fetch(int argc, char **argv)
         int r = fetch_closure(st, &fo, paths, n, &err);
         cli_progress_clear(&progress);
         if (r < 0) {
+            /* What could be completed is kept: it is usable, and says so. */
+            struct rx_error *e2 = NULL;
+            if (!dry_run && !rx_interrupted)
+                write_indexes(st, paths, n, &plan, &e2);
+            fflush(stdout);
             ret = cli_fail(err);
             goto out;
         }
     }
-    if (!dry_run) {
-        /* What a warm 'runix run' reads instead of the database: written once
-         * the keys in force vouch for every path of the closure. */
-        for (size_t i = 0; i < n; i++) {
-            const char *tag = NULL;
-            const struct trusted_keys *keys = &user_keys;
-            if (i >= nplain) {
-                size_t d = 0;
-                for (size_t before = nplain; before + dists[d].sys->npaths <= i; d++)
-                    before += dists[d].sys->npaths;
-                tag = dists[d].tag;
-                keys = &s.keys;
-            }
-            if (index_checked(st, &paths[i], tag, s.insecure ? NULL : keys) < 0)
-                goto out;
-        }
-        for (size_t i = 0; i < n; i++) {
-            char full[STORE_PATH_MAX + 1];
-            store_path_format(&paths[i], full);
-            printf("%s\n", full);
-        }
+    if (!dry_run && write_indexes(st, paths, n, &plan, &err) < 0) {
+        ret = EXIT_FAIL;
+        goto out;
     }
     ret = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
 out:

@@ -65,9 +65,9 @@ static const char run_usage[] =
     "\n"
     "Engines: userns uses an unprivileged user and mount namespace (everything\n"
     "works); preload maps paths in libc calls with librunix-preload.so, for\n"
-    "machines without user namespaces (static programs cannot work there).  auto\n"
-    "picks userns when it works here, else preload.  'runix doctor' tells which\n"
-    "work and why not.\n"
+    "machines without user namespaces (static programs see the host's\n"
+    "/nix/store there).  auto picks userns when it works here, else preload.\n"
+    "'runix doctor' tells which work and why not.\n"
     "\n"
     "Exit status: the program's own; 128+N when it dies of signal N; 126 or 127\n"
     "when it cannot be run or found; 1 when runix itself fails, 2 for a bad\n"
@@ -155,10 +155,9 @@ static char **fetch_argv(const struct run_ctx *c, char *core, char (**full)[STOR
     size_t k = 0;
     av[k++] = core;
     av[k++] = (char *)"fetch";
-    if (s->flag_store) {
-        av[k++] = (char *)"--store";
-        av[k++] = s->flag_store;
-    }
+    /* The store as resolved here (cli-settings.h), not resolved again. */
+    av[k++] = (char *)"--store";
+    av[k++] = s->store;
     const struct {
         const char *flag;
         const struct strv *v;
@@ -494,6 +493,12 @@ static void prefix_path(const struct run_ctx *c)
     free(acc.s);
 }
 
+/* What the engine says, with -v, about how it runs this program. */
+static void run_notice(const char *msg)
+{
+    fprintf(stderr, "%s: %s\n", cli_progname, msg);
+}
+
 /*
  * Enter the view and exec.  prog is a path (logical, or a host path), or
  * NULL: look argv[0] up in PATH inside the view.
@@ -518,6 +523,7 @@ static int launch(struct run_ctx *c, const char *prog, char **argv)
     if (c->verbose) {
         _cleanup_free_ char *what = engine_choice_describe(&engine);
         fprintf(stderr, "%s: engine: %s\n", cli_progname, what);
+        engine.notice = run_notice;
     }
     engine_exec(&engine, c->store_dir, prog, argv, &err);
     engine_choice_release(&engine);

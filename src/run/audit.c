@@ -169,19 +169,45 @@ HIDDEN int memcmp(const void *a, const void *b, size_t n)
     return 0;
 }
 
+/* ---- the directory cache (see resolve_dir) and the settings ---------------- */
+
+#define DIR_CACHE 64
+#define DIR_MAX 1024
+#define POOL_SIZE (32 * 1024)
+/*
+ * The strings live packed in one pool, entries in a small table before it:
+ * a program's few dozen directories then touch a page or two of memory,
+ * not one page per directory (a page fault can cost as much as dozens of
+ * system calls).  When either is full, the cache starts over.
+ */
+static struct {
+    struct {
+        unsigned short logical, len, real; /* offsets into pool, and the logical length */
+        bool missing;                      /* known not to exist: nothing below it does either */
+    } dirs[DIR_CACHE];
+    unsigned ndirs, used;
+    char pool[POOL_SIZE];
+} g_cache;
+
+_Static_assert(POOL_SIZE <= 65536, "pool offsets are unsigned short");
+
 /* ---- settings ----------------------------------------------------------------- */
 
 static struct rx_map g_map;
 static int g_state; /* 0 not read, 1 active, -1 inactive */
 
-/* One NUL-terminated entry of the environment: the store directory, if that is it. */
-static void take(const char *entry, size_t len)
+/*
+ * One NUL-terminated entry of the environment: is it the store directory?
+ * The first one counts, as for getenv().
+ */
+static bool take(const char *entry, size_t len)
 {
     static const char key[] = RX_ENV_STORE "=";
     size_t kl = sizeof key - 1;
     if (len <= kl || memcmp(entry, key, kl) != 0)
-        return;
-    rx_map_init(&g_map, entry + kl, NULL, NULL, NULL);
+        return false;
+    rx_map_init(&g_map, entry + kl, NULL, NULL, NULL); /* too long: maps nothing */
+    return true;
 }
 
 /*
@@ -223,7 +249,11 @@ static bool secure_exec(void)
     return secure;
 }
 
-/* RUNIX_STORE_DIR from the environment the program was started with. */
+/*
+ * RUNIX_STORE_DIR from the environment the program was started with.  It is
+ * read into the directory cache's pool, which is still empty: no buffer of
+ * its own to touch.  An entry longer than the pool is skipped.
+ */
 static void init(void)
 {
     g_state = -1;
@@ -232,27 +262,30 @@ static void init(void)
     long fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/environ", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return;
-    static char buf[65536];
-    static char entry[PATH_MAX + 32 + 1]; /* + 1: the NUL take() gets */
-    size_t elen = 0;
-    bool overflow = false;
+    char *buf = g_cache.pool;
+    size_t have = 0;
+    bool skipping = false, found = false;
     long n;
-    while ((n = syscall(SYS_read, fd, buf, sizeof buf)) > 0) {
-        for (long i = 0; i < n; i++) {
-            if (buf[i] == '\0') {
-                entry[elen] = '\0';
-                if (!overflow)
-                    take(entry, elen);
-                elen = 0;
-                overflow = false;
-            } else if (elen < sizeof entry - 1) {
-                entry[elen++] = buf[i];
-            } else {
-                overflow = true;
-            }
+    while (!found && (n = syscall(SYS_read, fd, buf + have, POOL_SIZE - have)) > 0) {
+        size_t end = have + (size_t)n, start = 0;
+        for (size_t i = have; i < end && !found; i++) {
+            if (buf[i] != '\0')
+                continue;
+            if (!skipping)
+                found = take(buf + start, i - start);
+            skipping = false;
+            start = i + 1;
+        }
+        if (start == 0 && end == POOL_SIZE) {
+            skipping = true; /* no end in sight: drop what there is */
+            have = 0;
+        } else {
+            memmove(buf, buf + start, end - start);
+            have = end - start;
         }
     }
     close((int)fd);
+    g_cache.ndirs = g_cache.used = 0;
     if (g_map.store[0] == '/')
         g_state = 1;
 }
@@ -271,14 +304,6 @@ EXPORT unsigned int la_version(unsigned int version)
  * store is read-only), so it is kept: a candidate then costs one readlink to
  * see whether the file itself is a symlink.
  */
-#define DIR_CACHE 32
-#define DIR_MAX 1024
-static struct {
-    char logical[DIR_MAX];
-    char real[DIR_MAX];
-    bool missing; /* known not to exist: nothing below it does either */
-} g_dirs[DIR_CACHE];
-static unsigned g_ndirs, g_next;
 
 /* A path component that names an entry: not empty, ".", or "..". */
 static bool plain_name(const char *c, size_t n)
@@ -293,12 +318,19 @@ static const char *cache_put(const char *logical, size_t len, const char *real, 
     size_t rl = strlen(real);
     if (len >= DIR_MAX || rl >= DIR_MAX)
         return NULL;
-    unsigned slot = g_ndirs < DIR_CACHE ? g_ndirs++ : g_next++ % DIR_CACHE;
-    memcpy(g_dirs[slot].logical, logical, len);
-    g_dirs[slot].logical[len] = '\0';
-    memcpy(g_dirs[slot].real, real, rl + 1);
-    g_dirs[slot].missing = missing;
-    return g_dirs[slot].real;
+    if (g_cache.ndirs == DIR_CACHE || g_cache.used + len + rl + 2 > POOL_SIZE)
+        g_cache.ndirs = g_cache.used = 0;
+    unsigned slot = g_cache.ndirs++;
+    char *l = g_cache.pool + g_cache.used, *r = l + len + 1;
+    memcpy(l, logical, len);
+    l[len] = '\0';
+    memcpy(r, real, rl + 1);
+    g_cache.dirs[slot].logical = (unsigned short)g_cache.used;
+    g_cache.dirs[slot].len = (unsigned short)len;
+    g_cache.dirs[slot].real = (unsigned short)(g_cache.used + len + 1);
+    g_cache.dirs[slot].missing = missing;
+    g_cache.used += (unsigned)(len + rl + 2);
+    return r;
 }
 
 /* Where the component that ends dir[0..len) starts (after its '/'). */
@@ -376,10 +408,11 @@ static const char *resolve_dir(const char *dir, size_t len, bool *missing)
     const char *known = NULL;
     bool known_found = false, gone = false;
     for (;;) {
-        for (unsigned i = 0; i < g_ndirs; i++)
-            if (memcmp(g_dirs[i].logical, dir, len) == 0 && g_dirs[i].logical[len] == '\0') {
-                gone = g_dirs[i].missing;
-                known = g_dirs[i].real;
+        for (unsigned i = 0; i < g_cache.ndirs; i++)
+            if (g_cache.dirs[i].len == len &&
+                memcmp(g_cache.pool + g_cache.dirs[i].logical, dir, len) == 0) {
+                gone = g_cache.dirs[i].missing;
+                known = g_cache.pool + g_cache.dirs[i].real;
                 known_found = true;
                 break;
             }
@@ -407,7 +440,7 @@ static const char *resolve_dir(const char *dir, size_t len, bool *missing)
         size_t l = levels[--depth];
         const char *p = NULL;
         if (known_found && have) {
-            /* The cache may reuse the parent's slot for the child: copy it first. */
+            /* The cache may start over while the child goes in: copy the parent first. */
             memcpy(parent, have, strlen(have) + 1);
             p = parent;
         }

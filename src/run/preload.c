@@ -28,20 +28,37 @@
 #include <unistd.h>
 
 #include "run-exec.h"
+#include "run-next.h"
 
 #include "banned.h"
 
-/* dlsym moved from libdl to libc in glibc 2.34; bind the version every glibc has. */
+/*
+ * The libc functions this library wraps and still calls are found by
+ * rx_next_symbol() (run-next.h), not dlsym: dlsym was in libdl.so.2 before
+ * glibc 2.34, and needing it would make the loader load libdl into every
+ * program.  dlsym is only the fallback for what rx_next_symbol() does not
+ * read (an IFUNC); a weak reference to the version every glibc has, so that
+ * without libdl loaded it is NULL rather than an error (glibc 2.34 and later
+ * have it in libc).
+ */
 #if defined(__x86_64__)
 __asm__(".symver dlsym,dlsym@GLIBC_2.2.5");
 #elif defined(__aarch64__)
 __asm__(".symver dlsym,dlsym@GLIBC_2.17");
 #endif
+extern __typeof__(dlsym) dlsym __attribute__((weak));
 
 #define EXPORT __attribute__((visibility("default")))
 
 static struct rx_map g_map;
 static volatile int g_state; /* 0 not yet read, 1 active, -1 inactive */
+static const char *g_loader; /* RUNIX_LOADER, until exe_check() has looked */
+
+/* The environment's value of name: our own loop, one libc call less to page in. */
+static const char *env(const char *name)
+{
+    return rx_envp_get(environ, name);
+}
 
 static void init(void)
 {
@@ -57,28 +74,41 @@ static void init(void)
         g_state = -1;
         return;
     }
-    const char *store = getenv(RX_ENV_STORE);
+    const char *store = env(RX_ENV_STORE);
     if (!store || store[0] != '/') {
         g_state = -1;
         return;
     }
-    /* RUNIX_EXE holds only while we are the program that loader was started for. */
-    const char *exe = getenv(RX_ENV_EXE), *loader = getenv(RX_ENV_LOADER);
-    char self[PATH_MAX];
-    if (exe && loader) {
-        long n = syscall(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", self, sizeof self - 1);
-        if (n > 0)
-            self[n] = '\0';
-        if (n <= 0 || strcmp(self, loader) != 0)
-            exe = NULL;
-    }
+    const char *exe = env(RX_ENV_EXE), *loader = env(RX_ENV_LOADER);
+    if (!loader)
+        exe = NULL;
     /* Too long a setting drops only that setting, as before: the store is needed. */
-    if (rx_map_init(&g_map, store, getenv(RX_ENV_SHIM), getenv(RX_ENV_AUDIT), exe) < 0 &&
+    if (rx_map_init(&g_map, store, env(RX_ENV_SHIM), env(RX_ENV_AUDIT), exe) < 0 &&
         rx_map_init(&g_map, store, NULL, NULL, NULL) < 0) {
         g_state = -1;
         return;
     }
+    g_loader = exe ? loader : NULL;
     g_state = 1;
+}
+
+/*
+ * RUNIX_EXE holds only while we are the program that loader was started
+ * for (a program that execs another with a raw system call passes it on).
+ * Looked at when first needed, not at every start: most programs never ask.
+ */
+static void exe_check(void)
+{
+    const char *loader = g_loader;
+    if (!loader)
+        return;
+    char self[PATH_MAX];
+    long n = syscall(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", self, sizeof self - 1);
+    if (n > 0)
+        self[n] = '\0';
+    if (n <= 0 || strcmp(self, loader) != 0)
+        g_map.store[g_map.exe_off] = '\0'; /* the kernel's /proc/self/exe is right */
+    g_loader = NULL;
 }
 
 __attribute__((constructor)) static void preload_init(void)
@@ -94,11 +124,22 @@ static inline bool active(void)
     return g_state > 0;
 }
 
+/* The next definition of name after this library's; NULL (and ENOSYS) when there is none. */
+static void *next(const char *name)
+{
+    void *fn = rx_next_symbol((const void *)next, name);
+    if (!fn && dlsym)
+        fn = dlsym(RTLD_NEXT, name);
+    if (!fn)
+        errno = ENOSYS;
+    return fn;
+}
+
 #define REAL(name)                                                                            \
     ({                                                                                        \
         static __typeof__(&name) fn_;                                                         \
         if (!fn_)                                                                             \
-            fn_ = (__typeof__(&name))dlsym(RTLD_NEXT, #name);                                 \
+            fn_ = (__typeof__(&name))next(#name);                                             \
         fn_;                                                                                  \
     })
 
@@ -516,7 +557,8 @@ EXPORT int eaccess(const char *path, int mode)
 
 static bool is_self_exe(const char *path)
 {
-    if (!g_map.exe[0])
+    exe_check();
+    if (!rx_map_exe(&g_map)[0])
         return false;
     if (strcmp(path, "/proc/self/exe") == 0 || strcmp(path, "/proc/thread-self/exe") == 0)
         return true;
@@ -549,7 +591,7 @@ static ssize_t do_readlinkat(int dirfd, const char *path, char *buf, size_t size
         return syscall(SYS_readlinkat, dirfd, path, buf, size);
     char t[PATH_MAX];
     if (path && is_self_exe(path))
-        return copy_out(g_map.exe, buf, size);
+        return copy_out(rx_map_exe(&g_map), buf, size);
     long n = PATHCALL_AT(dirfd, path, false, syscall(SYS_readlinkat, fd, p, t, sizeof t - 1));
     if (n < 0)
         return -1;
@@ -799,6 +841,7 @@ EXPORT int utimensat(int dirfd, const char *path, const struct timespec times[2]
 
 static int exec_mapped(const char *path, char *const argv[], char *const envp[])
 {
+    exe_check();
     struct rx_exec x;
     int r = rx_exec_prepare(&g_map, path, argv, envp, &x);
     if (r < 0) {
@@ -952,6 +995,7 @@ EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_acti
 {
     if (!active())
         return REAL(posix_spawn)(pid, path, fa, attr, argv, envp);
+    exe_check();
     struct rx_exec x;
     int r = rx_exec_prepare(&g_map, path, argv, envp, &x);
     if (r < 0)

@@ -5,9 +5,10 @@
 
 /*
  * The preload half of engine_exec(): find the library, look prog up in PATH
- * when it is NULL, refuse static programs, exec.  Returns -1 only.
+ * when it is NULL, run a static program from the store's real location
+ * (telling c->notice) unless the kernel cannot, exec.  Returns -1 only.
  */
-int engine_preload_run(const char *store_dir, const char *prog, char *const argv[],
+int engine_preload_run(const struct engine_choice *c, const char *store_dir, const char *prog, char *const argv[],
                        char *const envp[], struct rx_error **err);
 
 /*
@@ -48,6 +49,7 @@ int engine_preload_exec(const char *store_dir, const char *shim, const char *aud
 
 /*
  * Is path (in the view) a statically linked ELF?  Such programs make no libc
- * calls the preload engine could see.  0 no, 1 yes, -1 unreadable.
+ * calls the preload engine could see, so they run from the store's real
+ * location.  0 no, 1 yes, -1 unreadable.
  */
 int engine_is_static_elf(const char *store_dir, const char *path);

@@ -103,7 +103,7 @@ int engine_exec(const struct engine_choice *c, const char *store_dir, const char
                 char *const argv[], struct rx_error **err)
 {
     if (c->kind == ENGINE_PRELOAD)
-        return engine_preload_run(store_dir, prog, argv, environ, err);
+        return engine_preload_run(c, store_dir, prog, argv, environ, err);
     if (c->kind != ENGINE_USERNS)
         BUG("engine_exec: engine '%s' was never entered", engine_name(c->kind));
     /* In the view the kernel resolves /nix/store itself: a plain exec. */

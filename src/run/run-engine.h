@@ -36,8 +36,14 @@ struct engine_choice {
     enum engine_kind kind;       /* ENGINE_USERNS (this process is in the view) or ENGINE_PRELOAD */
     struct rx_error *userns_why; /* auto fell back to preload: why userns is not usable; owned */
     char *warning;               /* for the user, though the view was entered, or NULL; owned */
+    /*
+     * Set by the caller after engine_enter() to hear, before the exec, what
+     * the engine does differently for this program (for -v): msg is one
+     * line, without the program name in front.  NULL: nothing is said.
+     */
+    void (*notice)(const char *msg);
 };
-#define ENGINE_CHOICE_INIT { ENGINE_AUTO, NULL, NULL }
+#define ENGINE_CHOICE_INIT { ENGINE_AUTO, NULL, NULL, NULL }
 
 /*
  * Choose the engine for want and enter it.  auto takes userns when it
@@ -65,9 +71,11 @@ void engine_choice_release(struct engine_choice *c);
  * engine, with the current environment.  Returns -1 only, with err->code
  * telling what the caller reports: an errno value when the program could
  * not be found (ENOENT) or run ("cannot run <prog>: <strerror>");
- * RX_EUNSUPPORTED when the engine cannot run it (a static program under
- * preload); RX_ENOTFOUND when the preload library is missing ("preload
- * engine: <reason>").
+ * RX_EUNSUPPORTED when the engine cannot run it (under preload, a static
+ * program on a store mounted noexec); RX_ENOTFOUND when the preload library
+ * is missing ("preload engine: <reason>").  A static program under preload
+ * runs from the store's real location and sees the host's /nix/store: the
+ * notice callback hears so.
  */
 int engine_exec(const struct engine_choice *c, const char *store_dir, const char *prog,
                 char *const argv[], struct rx_error **err);

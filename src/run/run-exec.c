@@ -79,9 +79,10 @@ static char *arena_concat(struct rx_exec *x, const char *a, const char *b)
 
 void rx_exec_free(struct rx_exec *x)
 {
-    if (x->arena)
+    if (x->mapped && x->arena)
         munmap(x->arena, x->arena_size);
     x->arena = NULL;
+    x->mapped = false;
 }
 
 static bool is_proc_self_exe(const char *p)
@@ -317,8 +318,8 @@ static int build_env(const struct rx_map *m, struct rx_exec *x, char *const envp
             continue;
         e[k++] = envp[i];
     }
-    if (put_lib(x, e, &k, "LD_PRELOAD", old_preload, m->shim, RX_ENV_SHIM "=") < 0 ||
-        put_lib(x, e, &k, "LD_AUDIT", old_audit, m->audit, RX_ENV_AUDIT "=") < 0)
+    if (put_lib(x, e, &k, "LD_PRELOAD", old_preload, rx_map_shim(m), RX_ENV_SHIM "=") < 0 ||
+        put_lib(x, e, &k, "LD_AUDIT", old_audit, rx_map_audit(m), RX_ENV_AUDIT "=") < 0)
         return -ENOMEM;
     if (!(e[k++] = arena_concat(x, RX_ENV_STORE "=", m->store)))
         return -ENOMEM;
@@ -332,24 +333,40 @@ static int build_env(const struct rx_map *m, struct rx_exec *x, char *const envp
     return 0;
 }
 
-/* The arena every string of the prepared exec lives in, sized for argv and envp; argc out. */
-static int arena_open(struct rx_exec *x, char *const argv[], char *const envp[], size_t *argc)
+/*
+ * The arena every string of the prepared exec lives in: the inline one, or
+ * (big) one mapped and sized for argv and envp.  argc out.
+ */
+static int arena_open(struct rx_exec *x, char *const argv[], char *const envp[], size_t *argc,
+                      bool big)
 {
-    memset(x, 0, sizeof *x);
+    x->file = NULL;
+    x->argv = x->envp = NULL;
+    x->static_store_elf = false;
+    x->exe = NULL;
+    x->used = 0;
     size_t n = 0, bytes = 0;
     while (argv && argv[n])
         bytes += strlen(argv[n++]) + 1;
+    *argc = n;
+    if (!big) {
+        x->arena = x->inline_arena;
+        x->arena_size = sizeof x->inline_arena;
+        x->mapped = false;
+        return 0;
+    }
     for (size_t i = 0; envp && envp[i]; i++)
         bytes += strlen(envp[i]) + 1;
-    *argc = n;
     x->arena_size = 64 * 1024 + 2 * bytes + (n + 16) * 8 * sizeof(char *) + 16 * PATH_MAX;
     x->arena_size = (x->arena_size + 4095) & ~(size_t)4095;
     x->arena = mmap(NULL, x->arena_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
                     0);
     if (x->arena == MAP_FAILED) {
         x->arena = NULL;
+        x->mapped = false;
         return -ENOMEM;
     }
+    x->mapped = true;
     return 0;
 }
 
@@ -360,26 +377,27 @@ static int arena_open(struct rx_exec *x, char *const argv[], char *const envp[],
 static int real_of(const struct rx_map *m, struct rx_exec *x, const char *cur, char **realp,
                    bool *in_store)
 {
-    char *real = arena_alloc(x, PATH_MAX);
-    if (!real)
-        return -ENOMEM;
-    *realp = real;
+    char real[PATH_MAX];
+    int r = 0;
     *in_store = rx_is_store_path(cur);
-    if (*in_store)
-        return rx_resolve(m, cur, true, real, PATH_MAX);
-    size_t l = strlen(cur);
-    if (l >= PATH_MAX)
-        return -ENAMETOOLONG;
-    memcpy(real, cur, l + 1);
-    if (cur[0] != '/' && strchr(cur, '/')) {
-        char cwd[PATH_MAX];
-        if (rx_getcwd(m, cwd, sizeof cwd) == 0 && rx_is_store_path(cwd)) {
-            *in_store = true;
-            return rx_resolve(m, cur, true, real, PATH_MAX);
-        }
+    if (*in_store) {
+        r = rx_resolve(m, cur, true, real, sizeof real);
+    } else if (cur[0] != '/' && strchr(cur, '/') && rx_getcwd(m, real, sizeof real) == 0 &&
+               rx_is_store_path(real)) {
+        /* relative to a working directory in the store (real holds it for a moment) */
+        *in_store = true;
+        r = rx_resolve(m, cur, true, real, sizeof real);
+    } else {
+        size_t l = strlen(cur);
+        if (l >= PATH_MAX)
+            return -ENAMETOOLONG;
+        memcpy(real, cur, l + 1);
+        *in_store = rx_is_real_store_path(m, real);
     }
-    *in_store = rx_is_real_store_path(m, real);
-    return 0;
+    if (r < 0)
+        return r;
+    *realp = arena_strndup(x, real, strlen(real));
+    return *realp ? 0 : -ENOMEM;
 }
 
 /* A script's argv as the kernel makes it: "interp [arg] <script> args".  false when out of memory. */
@@ -416,14 +434,14 @@ static int through_loader(const struct rx_map *m, struct rx_exec *x, char *const
 {
     char **av = *avp;
     size_t argc = *argcp;
-    char *ld = arena_alloc(x, PATH_MAX);
-    char *lexe = arena_alloc(x, PATH_MAX);
-    if (!ld || !lexe)
-        return -ENOMEM;
-    int r = rx_resolve(m, interp, true, ld, PATH_MAX);
+    char ldbuf[PATH_MAX];
+    int r = rx_resolve(m, interp, true, ldbuf, sizeof ldbuf);
     if (r < 0)
         return r;
-    memcpy(lexe, real, strlen(real) + 1);
+    char *ld = arena_strndup(x, ldbuf, strlen(ldbuf));
+    char *lexe = arena_strndup(x, real, strlen(real));
+    if (!ld || !lexe)
+        return -ENOMEM;
     rx_unmap(m, lexe);
     bool argv0 = loader_has_argv0(ld);
     /*
@@ -465,11 +483,23 @@ static int through_loader(const struct rx_map *m, struct rx_exec *x, char *const
     return 0;
 }
 
+static int prepare(const struct rx_map *m, const char *path, char *const argv[],
+                   char *const envp[], struct rx_exec *x, bool big);
+
 int rx_exec_prepare(const struct rx_map *m, const char *path, char *const argv[],
                     char *const envp[], struct rx_exec *x)
 {
+    int r = prepare(m, path, argv, envp, x, false);
+    if (r == -ENOMEM) /* more than the inline arena holds */
+        r = prepare(m, path, argv, envp, x, true);
+    return r;
+}
+
+static int prepare(const struct rx_map *m, const char *path, char *const argv[],
+                   char *const envp[], struct rx_exec *x, bool big)
+{
     size_t argc;
-    int r = arena_open(x, argv, envp, &argc);
+    int r = arena_open(x, argv, envp, &argc, big);
     if (r < 0)
         return r;
 
@@ -483,8 +513,8 @@ int rx_exec_prepare(const struct rx_map *m, const char *path, char *const argv[]
     const char *exe = NULL, *loader = NULL;
 
     for (int depth = 0;; depth++) {
-        if (is_proc_self_exe(cur) && m->exe[0])
-            cur = m->exe;
+        if (is_proc_self_exe(cur) && rx_map_exe(m)[0])
+            cur = rx_map_exe(m);
         char *real;
         bool in_store;
         if ((r = real_of(m, x, cur, &real, &in_store)) < 0)
@@ -512,12 +542,8 @@ int rx_exec_prepare(const struct rx_map *m, const char *path, char *const argv[]
             cur = interp;
             continue;
         }
-        char *interp = arena_alloc(x, PATH_MAX);
-        if (!interp) {
-            close(fd);
-            goto nomem;
-        }
-        int isel = n > 0 ? elf_interp(fd, hdr, (size_t)n, interp, PATH_MAX) : -1;
+        char interp[PATH_MAX];
+        int isel = n > 0 ? elf_interp(fd, hdr, (size_t)n, interp, sizeof interp) : -1;
         close(fd);
         if (isel < 0)
             break; /* not ELF: ENOEXEC or a binfmt handler, the kernel decides */

@@ -11,6 +11,16 @@
 
 #include "run-map.h"
 
+/*
+ * Room for what an exec usually needs (pointer arrays for argv and envp, a
+ * few paths): in the struct, so on the caller's stack.  Only a larger one
+ * maps memory.  The stack matters because an exec from a vfork child runs
+ * in its parent's memory: what it maps is never unmapped (the parent goes on
+ * with it after the exec), and the pages of a fresh mapping fault in again
+ * at every exec, while the parent's stack pages stay.
+ */
+#define RX_EXEC_INLINE 8192
+
 /* What an exec turns into in the mapped view. */
 struct rx_exec {
     const char *file; /* what to pass to the kernel's execve */
@@ -19,8 +29,10 @@ struct rx_exec {
     bool static_store_elf; /* a static ELF below /nix/store: not remapped */
     /* private */
     const char *exe; /* the program's logical path when file is its store loader */
-    char *arena;
+    char *arena;     /* inline, or mapped when mapped is set */
     size_t arena_size, used;
+    bool mapped;
+    _Alignas(16) char inline_arena[RX_EXEC_INLINE];
 };
 
 /*

@@ -24,36 +24,46 @@ static ssize_t sys_readlink(const char *path, char *buf, size_t n)
     return syscall(SYS_readlinkat, AT_FDCWD, path, buf, n);
 }
 
-_Static_assert(sizeof((struct rx_map *)0)->shim == PATH_MAX &&
-                   sizeof((struct rx_map *)0)->audit == PATH_MAX &&
-                   sizeof((struct rx_map *)0)->exe == PATH_MAX,
-               "set_field() fills PATH_MAX fields");
+_Static_assert(sizeof((struct rx_map *)0)->store == 4 * PATH_MAX,
+               "rx_map_init() packs four strings of less than PATH_MAX bytes each");
 
-/* Copy the string s (NULL for "") into a PATH_MAX field; false when it does not fit. */
-static bool set_field(char field[static PATH_MAX], const char *s, size_t *len)
+/* Append s (NULL for "") at *at; false when it is PATH_MAX bytes or longer. */
+static bool put_str(struct rx_map *m, size_t *at, const char *s, size_t *len)
 {
     size_t n = s ? strlen(s) : 0;
     if (n >= PATH_MAX)
         return false;
-    memcpy(field, s ? s : "", n);
-    field[n] = '\0';
-    if (len)
-        *len = n;
+    memcpy(m->store + *at, s ? s : "", n);
+    m->store[*at + n] = '\0';
+    *len = n;
+    *at += n + 1;
     return true;
 }
 
 int rx_map_init(struct rx_map *m, const char *store, const char *shim, const char *audit,
                 const char *exe)
 {
-    memset(m, 0, sizeof *m);
-    if (!set_field(m->store, store, &m->store_len) || !set_field(m->shim, shim, NULL) ||
-        !set_field(m->audit, audit, NULL) || !set_field(m->exe, exe, NULL)) {
-        memset(m, 0, sizeof *m);
-        return -ENAMETOOLONG;
-    }
+    size_t at = 0, n;
+    m->store_len = 0;
+    if (!put_str(m, &at, store, &m->store_len))
+        goto toolong;
     while (m->store_len > 1 && m->store[m->store_len - 1] == '/')
         m->store[--m->store_len] = '\0';
+    m->shim_off = (unsigned)at;
+    if (!put_str(m, &at, shim, &n))
+        goto toolong;
+    m->audit_off = (unsigned)at;
+    if (!put_str(m, &at, audit, &n))
+        goto toolong;
+    m->exe_off = (unsigned)at;
+    if (!put_str(m, &at, exe, &n))
+        goto toolong;
     return 0;
+toolong:
+    m->store_len = 0;
+    m->store[0] = '\0';
+    m->shim_off = m->audit_off = m->exe_off = 0;
+    return -ENAMETOOLONG;
 }
 
 bool rx_is_store_path(const char *path)

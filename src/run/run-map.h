@@ -38,19 +38,43 @@
 #define RX_ENV_EXE "RUNIX_EXE"         /* logical /proc/self/exe of a loader-run program */
 #define RX_ENV_LOADER "RUNIX_LOADER"   /* ... valid only while /proc/self/exe is this loader */
 
+/*
+ * The four strings are packed one after the other at the front of store[],
+ * so that filling a map touches one page, not four: the preload library and
+ * the audit module each keep one in every process, and on some machines a
+ * page fault costs as much as dozens of system calls.  Offsets, not
+ * pointers, so that a map may be copied.
+ */
 struct rx_map {
-    char store[PATH_MAX]; /* real directory standing for /nix/store, no trailing '/' */
     size_t store_len;
-    char shim[PATH_MAX];  /* the preload library, for LD_PRELOAD ("" for none) */
-    char audit[PATH_MAX]; /* the audit module, for LD_AUDIT ("" for none) */
-    char exe[PATH_MAX];  /* logical /proc/self/exe, or "" when the kernel's is right */
+    unsigned shim_off, audit_off, exe_off; /* where the other strings start in store[] */
+    /* the real directory standing for /nix/store (no trailing '/'), then the others */
+    char store[4 * PATH_MAX];
 };
+
+/* The preload library, for LD_PRELOAD ("" for none). */
+static inline const char *rx_map_shim(const struct rx_map *m)
+{
+    return m->store + m->shim_off;
+}
+
+/* The audit module, for LD_AUDIT ("" for none). */
+static inline const char *rx_map_audit(const struct rx_map *m)
+{
+    return m->store + m->audit_off;
+}
+
+/* The logical /proc/self/exe, or "" when the kernel's is right. */
+static inline const char *rx_map_exe(const struct rx_map *m)
+{
+    return m->store + m->exe_off;
+}
 
 /*
  * Fill m with the store directory (trailing '/' dropped) and the optional
  * shim, audit and exe paths (NULL or "" for none).  The one way to fill a
  * struct rx_map.  Returns 0, or -ENAMETOOLONG (m then maps nothing: its
- * store is empty) when any of them does not fit.
+ * store is empty) when any of them is PATH_MAX bytes or longer.
  */
 int rx_map_init(struct rx_map *m, const char *store, const char *shim, const char *audit,
                 const char *exe);

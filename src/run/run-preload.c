@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include "run-exec.h"
 #include "run-platform.h"
 #include "util-install.h"
+#include "util-mem.h"
 
 #include "banned.h"
 
@@ -85,6 +87,22 @@ int engine_preload_find(char *out, size_t outsz, struct rx_error **err)
     return -1;
 }
 
+/* Where path (logical, or a host path) is: 0, or -1 when it cannot be resolved. */
+static int real_path(const char *store_dir, const char *path, char *real, size_t realsz)
+{
+    if (rx_is_store_path(path)) {
+        struct rx_map m;
+        if (rx_map_init(&m, store_dir, NULL, NULL, NULL) < 0 ||
+            rx_resolve(&m, path, true, real, realsz) < 0)
+            return -1;
+        return 0;
+    }
+    if (strlen(path) >= realsz)
+        return -1;
+    memcpy(real, path, strlen(path) + 1);
+    return 0;
+}
+
 int engine_preload_exec(const char *store_dir, const char *shim, const char *audit,
                         const char *path,
                         char *const argv[], char *const envp[], struct rx_error **err)
@@ -108,23 +126,55 @@ int engine_preload_exec(const char *store_dir, const char *shim, const char *aud
 
 int engine_is_static_elf(const char *store_dir, const char *path)
 {
-    struct rx_map m;
-    if (rx_map_init(&m, store_dir, NULL, NULL, NULL) < 0)
-        return -1;
     char real[PATH_MAX];
-    if (rx_is_store_path(path)) {
-        if (rx_resolve(&m, path, true, real, sizeof real) < 0)
-            return -1;
-    } else if (strlen(path) < sizeof real) {
-        memcpy(real, path, strlen(path) + 1);
-    } else {
+    if (real_path(store_dir, path, real, sizeof real) < 0)
         return -1;
-    }
     return platform_is_static_program(real);
 }
 
-int engine_preload_run(const char *store_dir, const char *prog, char *const argv[],
-                       char *const envp[], struct rx_error **err)
+/*
+ * A static program under the preload engine.  It makes no libc calls the
+ * library could see, but most static programs (Go tools, static busybox)
+ * do not care where they are: the kernel runs it from the store's real
+ * location like any host program, with the closure's bin/ on PATH, and only
+ * its own opens of /nix/store paths see the host's /nix/store.  It cannot
+ * work at all only when the kernel refuses to run a file from there: the
+ * file system holding the runix store is mounted noexec.  Everything else
+ * (no execute bit, a foreign architecture) is the exec's own error, and a
+ * static host program is just a host program.
+ * Returns 0 to go on, or -1 with the reason in err.
+ */
+static int static_program(const struct engine_choice *c, const char *store_dir,
+                          const char *prog, struct rx_error **err)
+{
+    char real[PATH_MAX];
+    struct statvfs sv;
+    bool in_store = rx_is_store_path(prog);
+    if (in_store && real_path(store_dir, prog, real, sizeof real) == 0 &&
+        statvfs(real, &sv) == 0 && (sv.f_flag & ST_NOEXEC))
+        return rx_error_set(err, RX_EUNSUPPORTED,
+                            "'%s' is statically linked, and the preload engine can run a static "
+                            "program only from the runix store's real location, '%s', which is "
+                            "on a file system mounted noexec: remount it with exec, or keep the "
+                            "store elsewhere",
+                            prog, store_dir);
+    if (c->notice) {
+        const char *slash = strrchr(prog, '/');
+        char *msg = in_store ? xasprintf("'%s' is statically linked: it sees the host's "
+                                         "/nix/store, not the runix one (the preload engine "
+                                         "runs it from '%s')",
+                                         slash ? slash + 1 : prog, store_dir)
+                             : xasprintf("'%s' is statically linked: it sees the host's "
+                                         "/nix/store, not the runix one",
+                                         slash ? slash + 1 : prog);
+        c->notice(msg);
+        free(msg);
+    }
+    return 0;
+}
+
+int engine_preload_run(const struct engine_choice *c, const char *store_dir, const char *prog,
+                       char *const argv[], char *const envp[], struct rx_error **err)
 {
     char shim[PATH_MAX];
     if (engine_preload_find(shim, sizeof shim, err) < 0)
@@ -139,13 +189,8 @@ int engine_preload_run(const char *store_dir, const char *prog, char *const argv
             return rx_error_set(err, -r, "cannot run %s: %s", argv[0], strerror(-r));
         prog = found;
     }
-    if (engine_is_static_elf(store_dir, prog) == 1)
-        return rx_error_set(err, RX_EUNSUPPORTED,
-                            "%s is statically linked: the preload engine cannot run it, because "
-                            "it maps /nix/store only in libc calls and a static program makes "
-                            "none.  Use the userns engine (see 'runix doctor' for why it is not "
-                            "usable here)",
-                            prog);
+    if (engine_is_static_elf(store_dir, prog) == 1 && static_program(c, store_dir, prog, err) < 0)
+        return -1;
     fflush(NULL);
     char audit[PATH_MAX];
     engine_preload_audit_path(shim, audit, sizeof audit);

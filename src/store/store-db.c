@@ -5,10 +5,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -83,6 +86,17 @@ int store_db_prepare(struct store *s, const char *sql, sqlite3_stmt **st, struct
     if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
         return store_db_error(s, err, "preparing a statement");
     return 0;
+}
+
+/* "belongs to uid U, mode M", for messages about rel under the root. */
+static void describe(int root_fd, const char *rel, char *out, size_t n)
+{
+    struct stat st;
+    if (fstatat(root_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        snprintf(out, n, "belongs to uid %u, mode %04o", (unsigned)st.st_uid,
+                 (unsigned)(st.st_mode & 07777));
+    else
+        snprintf(out, n, "cannot be made");
 }
 
 /* The statements of the queries, which read-only stores have too. */
@@ -170,6 +184,55 @@ static int ensure_wal(struct store *s, struct rx_error **err)
     return wal ? 0 : store_db_exec(s, "pragma journal_mode = wal;", err);
 }
 
+/* Hand e over to err (or free it). */
+static void pass_error(struct rx_error *e, struct rx_error **err)
+{
+    if (err) {
+        rx_error_clear(err);
+        *err = e;
+    } else {
+        rx_error_free(e);
+    }
+}
+
+/* The error for a store that cannot be written where it must be; returns -1. */
+static int not_writable(struct store *s, const char *rel, int e, struct rx_error **err)
+{
+    if (e == EROFS)
+        return rx_error_set(err, EROFS,
+                            "the store '%s' is on a read-only file system ('%s/%s'); use "
+                            "--store DIR for a store of your own",
+                            s->root, s->root, rel);
+    /* The nearest directory that exists is the one that refused. */
+    char where[PATH_MAX], what[64];
+    snprintf(where, sizeof where, "%s", rel);
+    struct stat st;
+    while (fstatat(s->root_fd, where, &st, AT_SYMLINK_NOFOLLOW) < 0 && strcmp(where, ".") != 0) {
+        char *slash = strrchr(where, '/');
+        if (slash)
+            *slash = '\0';
+        else
+            snprintf(where, sizeof where, ".");
+    }
+    describe(s->root_fd, where, what, sizeof what);
+    bool top = strcmp(where, ".") == 0;
+    return rx_error_set(err, EACCES,
+                        "the store '%s' is not writable by you (uid %u): '%s%s%s' %s; use "
+                        "--store DIR for a store of your own",
+                        s->root, (unsigned)geteuid(), s->root, top ? "" : "/", top ? "" : where,
+                        what);
+}
+
+/* 0 if this process may write in the directory open as fd (rel under the root). */
+static int check_writable(struct store *s, int fd, const char *rel, struct rx_error **err)
+{
+    if (faccessat(fd, ".", W_OK, AT_EACCESS) == 0)
+        return 0;
+    if (errno != EACCES && errno != EROFS && errno != EPERM)
+        return rx_error_errno(err, "cannot check '%s/%s'", s->root, rel);
+    return not_writable(s, rel, errno == EROFS ? EROFS : EACCES, err);
+}
+
 /* The database file, if there is one yet, is checked like the directories. */
 static int check_db_file(struct store *s, int dbdir, struct rx_error **err)
 {
@@ -184,7 +247,8 @@ static int check_db_file(struct store *s, int dbdir, struct rx_error **err)
 static int open_db(struct store *s, struct rx_error **err)
 {
     _cleanup_close_ int dbdir = store_dir_open(s->root_fd, s->root, "nix/var/nix/db", true, err);
-    if (dbdir < 0 || check_db_file(s, dbdir, err) < 0)
+    if (dbdir < 0 || check_db_file(s, dbdir, err) < 0 ||
+        check_writable(s, dbdir, "nix/var/nix/db", err) < 0)
         return -1;
 
     /* The schema file decides, as in Nix: missing means a new store. */
@@ -232,6 +296,22 @@ static int open_db(struct store *s, struct rx_error **err)
     return 0;
 }
 
+/* store_dir_open(create), where a directory that cannot be made means a store not ours. */
+static int open_dir_rw(struct store *s, const char *rel, struct rx_error **err)
+{
+    struct rx_error *e = NULL;
+    int fd = store_dir_open(s->root_fd, s->root, rel, true, &e);
+    if (fd >= 0)
+        return fd;
+    if (e->code == EACCES || e->code == EROFS) {
+        int code = e->code;
+        rx_error_free(e);
+        return not_writable(s, rel, code, err);
+    }
+    pass_error(e, err);
+    return -1;
+}
+
 int store_open(const char *root, struct store **out, struct rx_error **err)
 {
     if (!root || !*root)
@@ -245,17 +325,20 @@ int store_open(const char *root, struct store **out, struct rx_error **err)
     s->root_fd = store_root_open(root, &s->root, err);
     if (s->root_fd < 0)
         goto fail;
-    const char *real = s->root;
-    s->store_fd = store_dir_open(s->root_fd, real, "nix/store", true, err);
+    s->store_fd = open_dir_rw(s, "nix/store", err);
     if (s->store_fd < 0)
         goto fail;
-    s->tmp_parent_fd = store_dir_open(s->root_fd, real, "nix/var/runix/tmp", true, err);
+    s->tmp_parent_fd = open_dir_rw(s, "nix/var/runix/tmp", err);
     if (s->tmp_parent_fd < 0)
         goto fail;
-    int gc = store_dir_open(s->root_fd, real, "nix/var/nix/gcroots", true, err);
+    int gc = open_dir_rw(s, "nix/var/nix/gcroots", err);
     if (gc < 0)
         goto fail;
     close(gc);
+    /* A store someone else made for us to read (root's, prefetched) is said to be one. */
+    if (check_writable(s, s->store_fd, "nix/store", err) < 0 ||
+        check_writable(s, s->tmp_parent_fd, "nix/var/runix/tmp", err) < 0)
+        goto fail;
     /* Work dirs of runs that died (kill -9): gone as soon as anyone opens the store,
      * even a run that has nothing to download. */
     store_tmp_clean_stale(s);
@@ -268,49 +351,162 @@ fail:
     return -1;
 }
 
+/*
+ * A URI for SQLite naming the file at path: every byte but the unreserved
+ * ones and '/' percent-encoded, so '?', '#' and '%' in a root stay names.
+ */
+static char *file_uri(const char *path, const char *query)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(path);
+    char *u = xmalloc(sizeof "file:" + 3 * n + 1 + strlen(query));
+    char *o = u;
+    memcpy(o, "file:", 5);
+    o += 5;
+    for (const unsigned char *c = (const unsigned char *)path; *c; c++) {
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            *c == '/' || *c == '-' || *c == '_' || *c == '.' || *c == '~') {
+            *o++ = (char)*c;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*c >> 4];
+            *o++ = hex[*c & 15];
+        }
+    }
+    *o++ = '?';
+    memcpy(o, query, strlen(query) + 1); /* sized above */
+    return u;
+}
+
+/*
+ * Open the database to read it, creating nothing.  A WAL database's
+ * readers share its -wal and -shm files, and even a read-only connection
+ * creates them when they are missing (and leaves them behind); one that
+ * cannot write the directory cannot create them at all, and fails
+ * (sqlite.org/wal.html, "Read-Only Databases").  So:
+ *
+ *  - when db.sqlite-wal exists, another connection is open or was: read
+ *    through it with the usual locks (mode=ro), which sees what it has
+ *    committed;
+ *  - when it does not, nobody is connected and everything committed is in
+ *    db.sqlite itself: read that file alone (immutable=1: no locks, no -wal
+ *    or -shm), as Nix opens a read-only store.  A writer that connects in
+ *    the meantime appends to a new -wal and leaves db.sqlite alone until it
+ *    checkpoints (at 1,000 pages or when it closes); the queries here take
+ *    milliseconds;
+ *  - and when mode=ro cannot open the -shm file (it is missing and the
+ *    directory not ours), the same, without what the -wal holds.
+ */
+static int open_db_readonly(struct store *s, int dbdir, struct rx_error **err)
+{
+    _cleanup_free_ char *path = xasprintf("%s/nix/var/nix/db/db.sqlite", s->root);
+    struct stat st;
+    bool wal = fstatat(dbdir, "db.sqlite-wal", &st, AT_SYMLINK_NOFOLLOW) == 0;
+    int r = SQLITE_CANTOPEN;
+    if (wal) {
+        _cleanup_free_ char *uri = file_uri(path, "mode=ro");
+        r = sqlite3_open_v2(uri, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+        if (r == SQLITE_OK)
+            r = sqlite3_exec(s->db, "select count(*) from sqlite_master", NULL, NULL, NULL);
+        if (r != SQLITE_OK) {
+            sqlite3_close(s->db);
+            s->db = NULL;
+        }
+    }
+    if (r != SQLITE_OK) {
+        _cleanup_free_ char *uri = file_uri(path, "immutable=1");
+        r = sqlite3_open_v2(uri, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+    }
+    if (r != SQLITE_OK)
+        return rx_error_set(err, RX_EFORMAT, "cannot open store database '%s': %s", path,
+                            s->db ? sqlite3_errmsg(s->db) : "out of memory");
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    sqlite3_stmt *q;
+    if (store_db_prepare(s,
+                         "select count(*) from sqlite_master where type = 'table' and "
+                         "name in ('ValidPaths', 'Refs')",
+                         &q, err) < 0)
+        return -1;
+    int n = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
+    sqlite3_finalize(q);
+    if (n != 2)
+        return rx_error_set(err, RX_EFORMAT,
+                            "store database '%s' lacks the ValidPaths and Refs tables; "
+                            "it is not a Nix store database",
+                            path);
+    return prepare_queries(s, err);
+}
+
 int store_open_readonly(const char *root, struct store **out, struct rx_error **err)
 {
     *out = NULL;
     if (!root || !*root)
-        return 1;
+        return rx_error_set(err, RX_EUSAGE, "empty store root");
     struct store *s = xcalloc(1, sizeof *s);
     s->root_fd = s->store_fd = s->tmp_parent_fd = s->tmp_fd = -1;
+    s->readonly = true;
     struct rx_error *e = NULL;
     _cleanup_close_ int dbdir = -1;
+    bool fresh = true;
     s->root_fd = store_root_open(root, &s->root, &e);
     if (s->root_fd >= 0)
         s->store_fd = store_dir_open(s->root_fd, s->root, "nix/store", false, &e);
     if (s->store_fd >= 0)
         dbdir = store_dir_open(s->root_fd, s->root, "nix/var/nix/db", false, &e);
-    if (dbdir < 0 || check_db_file(s, dbdir, &e) < 0) {
+    if (dbdir >= 0 && check_db_file(s, dbdir, &e) == 0)
+        read_schema(s, dbdir, &fresh, &e);
+    if (e) {
         store_close(s);
-        /* No store yet is no error; an unsafe one is. */
-        if (e->code != EPERM) {
-            rx_error_clear(&e);
+        /* Nothing there yet is no error; anything else (unsafe, unreadable) is. */
+        if (e->code == ENOENT || e->code == ENOTDIR) {
+            rx_error_free(e);
             return 1;
         }
-        if (err) {
-            rx_error_clear(err);
-            *err = e;
-        } else {
-            rx_error_clear(&e);
-        }
+        pass_error(e, err);
         return -1;
     }
-    _cleanup_free_ char *schema = xasprintf("%s/nix/var/nix/db/schema", s->root);
-    _cleanup_free_ char *path = xasprintf("%s/nix/var/nix/db/db.sqlite", s->root);
-    if (access(schema, R_OK) < 0 ||
-        sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+    if (fresh || faccessat(dbdir, "db.sqlite", F_OK, AT_EACCESS) < 0) {
         store_close(s);
-        return 1;
+        return 1; /* the schema file decides, as in store_open(); no database, no paths */
     }
-    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-    if (prepare_queries(s, err) < 0) {
+    if (open_db_readonly(s, dbdir, err) < 0) {
         store_close(s);
         return -1;
     }
     *out = s;
     return 0;
+}
+
+struct store *store_new_empty(const char *root)
+{
+    struct store *s = xcalloc(1, sizeof *s);
+    s->root_fd = s->store_fd = s->tmp_parent_fd = s->tmp_fd = -1;
+    s->readonly = true;
+    s->root = xstrdup(root);
+    if (sqlite3_open_v2(":memory:", &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL) !=
+            SQLITE_OK ||
+        sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK ||
+        prepare_queries(s, NULL) < 0)
+        BUG("cannot make an empty in-memory store: %s", s->db ? sqlite3_errmsg(s->db) : "");
+    return s;
+}
+
+bool store_writable(const struct store *s)
+{
+    if (!s->readonly)
+        return true;
+    if (s->root_fd < 0)
+        return false;
+    /* The deepest of the directories runix writes in that exists decides. */
+    static const char *const dirs[] = {"nix/var/runix/closures", "nix/var/runix", "nix/var", "nix",
+                                       "."};
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+        if (faccessat(s->root_fd, dirs[i], W_OK, AT_EACCESS) == 0)
+            return true;
+        if (errno != ENOENT)
+            return false;
+    }
+    return false;
 }
 
 void store_close(struct store *s)

@@ -2,7 +2,8 @@
 /*
  * The store's private state and the helpers its files share: store-db.c
  * (open, schema), store-register.c (queries, registration), store-lock.c,
- * store-install.c (work dirs, install, leftovers) and store-closure.c.
+ * store-install.c (work dirs, install, leftovers), store-closure.c and
+ * store-repair.c.
  * Everyone else goes through store.h.
  */
 
@@ -26,6 +27,7 @@ struct store {
     int tmp_fd;        /* our own work dir in it (locked), or -1 */
     char *tmp_name;    /* owned */
     unsigned trash_seq;
+    bool readonly; /* opened by store_open_readonly() or store_new_empty() */
     sqlite3 *db;
     sqlite3_stmt *q_id;     /* select id of a path */
     sqlite3_stmt *q_refs;   /* select the references of an id */

@@ -43,7 +43,8 @@
  *
  * The code is split by concern: store-db.c (open, schema), store-register.c
  * (queries, registration), store-lock.c, store-install.c (work dirs,
- * install, leftovers) and store-closure.c, sharing store-internal.h.
+ * install, leftovers), store-closure.c and store-repair.c (paths gone from
+ * disk), sharing store-internal.h.
  */
 
 #include <stdbool.h>
@@ -77,12 +78,32 @@ struct store_info {
  */
 int store_open(const char *root, struct store **out, struct rx_error **err);
 /*
- * Open an existing store only to read it (the warm path of runix run: no
- * directory is created, nothing is written).  Returns 0, 1 when there is no
- * store database at root yet, or -1 on error (a store not safe to trust is
- * one).  Only queries work on it.
+ * Open an existing store only to read it: nothing is created or written,
+ * no lock is taken (the database is read as store-db.c explains, so a
+ * store in a directory the caller cannot write, such as root's prefetched
+ * one, works too).  Returns 0, 1 when there is no store at root yet
+ * (nothing there, or no database), or -1 on error (a store not safe to
+ * trust, one that cannot be read, a database of another schema).  Only
+ * queries, store_closure() and store_index_write() work on it.
+ *
+ * store_open() of a store the caller cannot write (the directories it
+ * writes in are another's) fails with code EACCES (EROFS on a read-only
+ * file system) and says to use a store of one's own.
  */
 int store_open_readonly(const char *root, struct store **out, struct rx_error **err);
+
+/*
+ * A store with no paths, named root in messages, for what reads a store
+ * that does not exist yet (fetch --dry-run): nothing is made on disk.
+ */
+struct store *store_new_empty(const char *root);
+
+/*
+ * Whether this process may write in the store: always for store_open();
+ * for a read-only one, whether the directory where the closure indexes go
+ * (or the nearest that exists above it) is writable by it.
+ */
+bool store_writable(const struct store *s);
 
 void store_close(struct store *s);
 
@@ -187,6 +208,32 @@ int store_check_sigs(struct store *s, const struct store_path *paths, size_t n,
 int store_index_write_checked(struct store *s, const struct store_path *p, const char *tag,
                               const struct trusted_keys *keys, struct store_path *bad,
                               char **bad_sigs, struct rx_error **err);
+
+/*
+ * Registered paths that are not whole on disk (store-repair.c): absent from
+ * nix/store, not a directory, regular file or symlink (nothing else comes
+ * out of a NAR), or one that lstat or reading fails on.  With roots, the
+ * closures of those roots that are valid; with roots NULL, every valid path.
+ * One lstat per path: cheap enough for fetch and doctor, not for the warm
+ * path of runix run (store-index.h guards that one).  Returns 0 with the
+ * paths, sorted, in *out (free it; NULL when none), -1 on error.
+ */
+int store_check_missing(struct store *s, const struct store_path *roots, size_t n,
+                        struct store_path **out, size_t *nout, struct rx_error **err);
+
+/*
+ * Unregister missing[0..n) (from store_check_missing()) and every valid path
+ * that references one of them, directly or not, in one transaction: the
+ * database then again only holds paths whose whole closure is on disk,
+ * which is what `nix-store --verify` asks for (Nix refuses a path that
+ * disappeared but still has valid referrers).  Each path is looked at again
+ * inside the transaction, so one that another process has fetched again
+ * meanwhile stays.  What is left on disk of the referrers is unregistered,
+ * to be fetched again (or cleaned up, store_clean_leftovers()).
+ * *nunregistered gets how many paths were unregistered.
+ */
+int store_unregister_missing(struct store *s, const struct store_path *missing, size_t n,
+                             size_t *nunregistered, struct rx_error **err);
 
 /* Number of valid paths and the sum of their NAR sizes. */
 int store_stats(struct store *s, uint64_t *npaths, uint64_t *nar_bytes, struct rx_error **err);

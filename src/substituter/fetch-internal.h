@@ -60,7 +60,7 @@ enum item_state {
     S_DOWNLOADING, /* ours, locked, with a download thread */
     S_FOREIGN,     /* another process holds its lock */
     S_ON_DISK,     /* ours, in nix/store, not yet registered */
-    S_FAILED,
+    S_FAILED,      /* no cache could provide it (nor, then, what needs it) */
 };
 
 struct item {
@@ -181,7 +181,8 @@ struct fetch {
     bool infos_pending;      /* nix-cache-info not all in yet: hold narinfos */
     bool aborting;
     bool local_failed;      /* the store itself failed; said once */
-    struct rx_buf failures; /* what made us abort */
+    struct rx_buf failures; /* the paths that failed, and why */
+    size_t kept;            /* paths this fetch registered */
 
     /* worker pool */
     pthread_t *threads;
@@ -210,6 +211,11 @@ struct fetch {
 size_t fetch_item_get(struct fetch *f, const struct store_path *p, bool *created);
 void fetch_item_note(struct item *it, const char *cache, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/*
+ * No cache can provide it: S_FAILED, unlocked, and the reason added to
+ * f->failures.  The fetch goes on: whatever does not need the path is still
+ * fetched and kept; what needs it is never registered.
+ */
 void fetch_fail_path(struct fetch *f, struct item *it, const char *summary);
 /*
  * With the item's lock held: has another process made it valid meanwhile?
@@ -220,6 +226,9 @@ void fetch_items_release(struct fetch *f);
 
 /* fetch-progress.c: the events, as fetch.h describes them */
 void fetch_progress_tick(struct fetch *f, bool force);
+/* A path of ours is downloaded (progress only). */
+void fetch_count_done(struct fetch *f);
+/* A path is registered now, by us or another process: events->path_done. */
 void fetch_announce_done(struct fetch *f, const struct item *it);
 void fetch_warn(struct fetch *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A warning about a weakened check, which even a quiet reporter shows. */

@@ -87,7 +87,12 @@ void fetch_fail_path(struct fetch *f, struct item *it, const char *summary)
     char full[STORE_PATH_MAX + 1];
     store_path_format(&it->path, full);
     it->state = S_FAILED;
-    f->aborting = true;
+    if (it->lock_fd >= 0) {
+        /* Nothing of it is left (a failed download removes what it unpacked); others may try. */
+        store_remove_invalid(f->store, &it->path, NULL);
+        store_unlock_path(f->store, &it->path, it->lock_fd);
+        it->lock_fd = -1;
+    }
     _cleanup_free_ char *msg = xasprintf("%scannot fetch '%s': %s%s", f->failures.len ? "\n" : "",
                                          full, summary, it->why.data ? it->why.data : "");
     if (rx_buf_append(&f->failures, msg, strlen(msg)) < 0) {

@@ -366,6 +366,7 @@ static void local_failure(struct fetch *f, struct item *it, const struct job *j)
                   store_root(f->store),
                   space ? "; free some space there, or choose another store with --store" : "");
     fetch_fail_path(f, it, msg);
+    f->aborting = true;
 }
 
 static void handle_job(struct fetch *f, struct job *j)
@@ -374,7 +375,7 @@ static void handle_job(struct fetch *f, struct job *j)
     f->outstanding--;
     if (j->outcome == OUT_OK) {
         it->state = S_ON_DISK;
-        fetch_announce_done(f, it);
+        fetch_count_done(f);
         return;
     }
     if (rx_interrupted) {

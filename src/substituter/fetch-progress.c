@@ -32,13 +32,17 @@ void fetch_progress_tick(struct fetch *f, bool force)
     f->ev->progress(f->ev->ctx, &p);
 }
 
-void fetch_announce_done(struct fetch *f, const struct item *it)
+void fetch_count_done(struct fetch *f)
 {
     f->paths_done++;
+    fetch_progress_tick(f, true);
+}
+
+void fetch_announce_done(struct fetch *f, const struct item *it)
+{
     if (f->ev->path_done)
         f->ev->path_done(f->ev->ctx, &it->path,
                          it->ni.has_file_size ? it->ni.file_size : it->ni.nar_size);
-    fetch_progress_tick(f, true);
 }
 
 static void warn(struct fetch *f, bool security, const char *fmt, va_list ap)

@@ -79,6 +79,9 @@ int fetch_register_ready(struct fetch *f, struct rx_error **err)
             f->items[i].state = S_VALID;
             store_unlock_path(f->store, &f->items[i].path, f->items[i].lock_fd);
             f->items[i].lock_fd = -1;
+            f->kept++;
+            /* Only now, when it is there to stay. */
+            fetch_announce_done(f, &f->items[i]);
         }
     }
     free(in);

@@ -140,9 +140,11 @@ int fetch_claim_ready(struct fetch *f, bool foreign, struct rx_error **err)
             if (fetch_claim(f, i, err) < 0)
                 return -1;
             held += !had && it->lock_fd >= 0;
-            if (it->state == S_VALID)
+            if (it->state == S_VALID) {
                 /* Another process registered it just now. */
+                fetch_count_done(f);
                 fetch_announce_done(f, it);
+            }
             if (it->state != was)
                 pass_moved++;
         }
@@ -162,6 +164,7 @@ int fetch_poll_foreign(struct fetch *f, struct rx_error **err)
             return -1;
         if (v) {
             it->state = S_VALID;
+            fetch_count_done(f);
             fetch_announce_done(f, it);
         }
     }

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 
 #include "store.h"
+#include "util-mem.h"
 #include "util-signal.h"
 
 #include "banned.h"
@@ -62,6 +63,41 @@ static int settle(struct fetch *f, struct rx_error **err)
     }
 }
 
+/*
+ * Paths of the closures that are registered but gone from disk (removed
+ * by hand, replaced by something no NAR makes) are unregistered, with
+ * every path that needs them, so that the walk fetches them again.
+ */
+static int repair(struct fetch *f, const struct store_path *paths, size_t n, struct rx_error **err)
+{
+    struct store_path *missing;
+    size_t nmissing, gone;
+    if (store_check_missing(f->store, paths, n, &missing, &nmissing, err) < 0)
+        return -1;
+    int r = store_unregister_missing(f->store, missing, nmissing, &gone, err);
+    if (r == 0 && gone > 0) {
+        char full[STORE_PATH_MAX + 1];
+        store_path_format(&missing[0], full);
+        size_t others = gone > nmissing ? gone - nmissing : 0;
+        _cleanup_free_ char *also =
+            others ? xasprintf(", with the %zu registered path%s that need%s %s", others,
+                               others == 1 ? "" : "s", others == 1 ? "s" : "",
+                               nmissing == 1 ? "it" : "them")
+                   : xstrdup("");
+        if (nmissing == 1)
+            fetch_warn(
+                f, "'%s' is registered but missing or damaged in %s/nix/store: fetching it again%s",
+                full, store_root(f->store), also);
+        else
+            fetch_warn(f,
+                       "%zu registered paths are missing or damaged in %s/nix/store ('%s', ...): "
+                       "fetching them again%s",
+                       nmissing, store_root(f->store), full, also);
+    }
+    free(missing);
+    return r;
+}
+
 /* The items for the paths asked for; *todo gets how many are not valid yet. */
 static int add_tops(struct fetch *f, const struct store_path *paths, size_t n, size_t *todo,
                     struct rx_error **err)
@@ -84,13 +120,51 @@ static int add_tops(struct fetch *f, const struct store_path *paths, size_t n, s
     return 0;
 }
 
-/* After a complete walk: every path must be valid now; -1 with err naming one that is not. */
+/*
+ * Mark in blocked[] the paths that failed and those that need one of them,
+ * directly or not: those can never be registered.  Returns how many of the
+ * paths asked for are blocked; *first gets the first of them.
+ */
+static size_t find_blocked(const struct fetch *f, bool *blocked, size_t *first)
+{
+    for (size_t i = 0; i < f->nitems; i++)
+        blocked[i] = f->items[i].state == S_FAILED;
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (size_t i = 0; i < f->nitems; i++) {
+            const struct item *it = &f->items[i];
+            if (blocked[i] || it->state == S_VALID)
+                continue;
+            for (size_t k = 0; k < it->nrefs && !blocked[i]; k++)
+                blocked[i] = blocked[it->refs[k]];
+            changed |= blocked[i];
+        }
+    }
+    size_t tops = 0;
+    for (size_t i = 0; i < f->nitems; i++) {
+        if (blocked[i] && f->items[i].top && f->items[i].state != S_FAILED) {
+            if (tops++ == 0)
+                *first = i;
+        }
+    }
+    return tops;
+}
+
+/*
+ * After a complete walk: every path must be valid now, unless it failed or
+ * needs one that did.  -1 with err naming what failed (or a path that is
+ * unfinished for another reason).
+ */
 static int check_done(struct fetch *f, struct rx_error **err)
 {
+    bool *blocked = xcalloc(f->nitems ? f->nitems : 1, sizeof *blocked);
+    size_t first = 0;
+    size_t nblocked = find_blocked(f, blocked, &first);
     for (size_t i = 0; i < f->nitems; i++) {
         const struct item *it = &f->items[i];
-        if (it->state == S_VALID)
+        if (it->state == S_VALID || blocked[i])
             continue;
+        free(blocked);
         char full[STORE_PATH_MAX + 1];
         store_path_format(&it->path, full);
         if (it->state == S_ON_DISK || it->state == S_HAVE_INFO)
@@ -102,7 +176,20 @@ static int check_done(struct fetch *f, struct rx_error **err)
                                 full, f->o->caches[it->cache].url);
         return rx_error_set(err, RX_EFORMAT, "internal error: '%s' was left unfinished", full);
     }
-    return 0;
+    free(blocked);
+    if (f->failures.len == 0)
+        return 0;
+    if (nblocked == 0)
+        return rx_error_set(err, RX_ENOTFOUND, "%s", f->failures.data);
+    char full[STORE_PATH_MAX + 1];
+    store_path_format(&f->items[first].path, full);
+    if (nblocked == 1)
+        return rx_error_set(err, RX_ENOTFOUND, "%s\n'%s' is incomplete, as it needs that",
+                            f->failures.data, full);
+    return rx_error_set(err, RX_ENOTFOUND,
+                        "%s\n'%s' and %zu more of the paths asked for are incomplete, as they "
+                        "need that",
+                        f->failures.data, full, nblocked - 1);
 }
 
 /* Everything between the first request and the last registration. */
@@ -146,7 +233,7 @@ static int run(struct fetch *f, struct rx_error **err)
     } else if (settle(f, err) < 0) {
         return -1;
     }
-    if (f->aborting)
+    if (f->aborting || (o->dry_run && f->failures.len))
         return rx_error_set(err, RX_ENOTFOUND, "%s", f->failures.data);
     return o->dry_run ? 0 : check_done(f, err);
 }
@@ -179,7 +266,7 @@ int fetch_closure(struct store *s, const struct fetch_opts *o, const struct stor
     int ret = -1;
 
     size_t todo;
-    if (add_tops(&f, paths, n, &todo, err) < 0)
+    if (repair(&f, paths, n, err) < 0 || add_tops(&f, paths, n, &todo, err) < 0)
         goto out_items;
     if (todo == 0) {
         if (o->dry_run)
@@ -204,8 +291,10 @@ int fetch_closure(struct store *s, const struct fetch_opts *o, const struct stor
             fetch_register_ready(&f, NULL);
     }
     if (ret < 0 && rx_interrupted && !o->dry_run)
-        rx_error_set(err, EINTR, "interrupted; the paths fetched so far are kept in %s",
-                     store_root(s));
+        rx_error_set(err, EINTR,
+                     "interrupted: kept %zu complete path%s in %s; run the same command again "
+                     "to fetch the rest",
+                     f.kept, f.kept == 1 ? "" : "s", store_root(s));
     fetch_http_end(&f);
     pthread_mutex_destroy(&f.mu);
     pthread_cond_destroy(&f.cond);

@@ -99,8 +99,13 @@ struct fetch_opts {
 #define FETCH_DEFAULT_STALL 300
 
 /*
- * Make the closures of paths[0..n) valid in s.  Paths that are already
- * valid cost one database lookup and no network access.
+ * Make the closures of paths[0..n) valid in s.  Paths of those closures
+ * that are registered but gone from disk are unregistered first, with
+ * every path that needs them (store_unregister_missing()), and fetched
+ * again.  Closures already complete cost a database query and an lstat per
+ * path, and no network access.  When a path cannot be fetched, everything
+ * that does not need it is still fetched and registered; -1 then, with err
+ * naming each path that failed and why.
  */
 int fetch_closure(struct store *s, const struct fetch_opts *o, const struct store_path *paths,
                   size_t n, struct rx_error **err);

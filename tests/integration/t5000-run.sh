@@ -11,6 +11,7 @@
 #   store     the host has an (empty) /nix/store: userns uses an overlay
 #   nonix     the host's /nix is empty, there is no /nix/store: userns builds
 #             a new root
+#   noexec    as store, with the runix store mounted noexec
 #   nouserns  as store, and no further user namespace may be created
 #             (max_user_namespaces is used up): auto must fall back to preload
 . "$(dirname "$0")/lib/libtest.sh"
@@ -47,6 +48,9 @@ shift
 case $mode in
 store) [ ! -d /nix/store ] || mount -t tmpfs -o ro none /nix/store || exit 99 ;;
 nonix) [ ! -d /nix ] || mount -t tmpfs -o ro none /nix || exit 99 ;;
+noexec)
+  [ ! -d /nix/store ] || mount -t tmpfs -o ro none /nix/store || exit 99
+  mount --bind "$RUNIX_STORE" "$RUNIX_STORE" && mount -o remount,bind,noexec "$RUNIX_STORE" || exit 99 ;;
 nouserns)
   [ ! -d /nix/store ] || mount -t tmpfs -o ro none /nix/store || exit 99
   echo 1 >/proc/sys/user/max_user_namespaces || exit 99 ;;
@@ -173,8 +177,34 @@ MODE=store check_engine "preload" --engine preload
 MODE=store
 is "$(r run --engine userns "$top" busybox ls "$hello/bin" 2>&1)" "hello" \
   "userns: a static binary sees /nix/store"
-fails "preload: a static binary is refused with a clear message" 126 "is statically linked" \
-  r run --engine preload "$top" busybox ls "$hello/bin"
+# Static programs under preload run from the store's real location, and see the host's /nix/store.
+store_real=$(realpath "$home/store")/nix/store
+is "$(r run --engine preload "$top" busybox readlink /proc/self/exe 2>&1)" \
+  "$store_real/$(basename "$busybox")/bin/busybox" \
+  "preload: a static binary runs, from the runix store's real location"
+is "$(r run --engine preload "$top" busybox echo quiet 2>&1)" "quiet" \
+  "preload: running a static binary says nothing without -v"
+is "$(r run -v --engine preload "$top" busybox true 2>&1)" \
+  "runix: engine: preload"$'\n'"runix: 'busybox' is statically linked: it sees the host's /nix/store, not the runix one (the preload engine runs it from '$home/store/nix/store')" \
+  "preload: -v says that a static binary sees the host's /nix/store"
+fails "preload: ... which is true: the static binary does not see the runix store" 1 \
+  "No such file or directory" r run --engine preload "$top" busybox ls "$hello/bin"
+is "$(r run --engine preload "$top" dash -c "busybox echo by name; $busybox/bin/busybox readlink /proc/self/exe; $busybox/bin/ls -l /proc/self/exe | sed 's/.* -> //'; $hello/bin/hello after" 2>&1)" \
+  "by name"$'\n'"$store_real/$(basename "$busybox")/bin/busybox"$'\n'"$store_real/$(basename "$busybox")/bin/busybox"$'\n'"hello from a store library, after" \
+  "preload: a shell runs the static binary by PATH, by store path and through a symlink (argv[0] kept), and store programs after it"
+is "$(r run --engine preload "$top" busybox sh -c "/bin/cat $greeting/share/greeting.txt" 2>&1)" \
+  "a leaf path with no references" \
+  "preload: a dynamic host program started by a static binary gets the view back"
+is "$(r run -v --engine preload "$top" /bin/busybox echo host 2>&1)" \
+  "runix: engine: preload"$'\n'"runix: 'busybox' is statically linked: it sees the host's /nix/store, not the runix one"$'\n'"host" \
+  "preload: -v says the same of a static host program, and runs it"
+MODE=noexec
+is "$(r run --engine preload "$top" /bin/busybox echo host 2>&1)" "host" \
+  "noexec: a static host program still runs (only the store's mount matters)"
+fails "preload: a static binary on a store mounted noexec is refused, saying why" 126 \
+  "'$top/bin/busybox' is statically linked, and the preload engine can run a static program only from the runix store's real location, '$home/store/nix/store', which is on a file system mounted noexec" \
+  r run --engine preload "$top" busybox true
+MODE=store
 is "$(r run --engine preload "$top" dash -c "env -i $hello/bin/hello scrubbed" 2>&1)" \
   "hello from a store library, scrubbed" \
   "preload: a store program run with a scrubbed environment (env -i) still works"

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "test-helpers.h"
 
@@ -257,6 +258,64 @@ static void test_cli_settings_runix_config(void **state)
     check1(F_STORE, OPT_STORE, NULL, xdg_default);
 }
 
+/* '~' in the config file's store is $HOME; a relative one is the config file's directory's. */
+static void test_cli_settings_store_conf_paths(void **state)
+{
+    const char *home = *state;
+    _cleanup_free_ char *want = xasprintf("%s/st/x", home);
+    write_conf(home, "store = ~/st//x/\n");
+    check1(F_STORE, OPT_STORE, NULL, want);
+    write_conf(home, "store = ~\n");
+    check1(F_STORE, OPT_STORE, NULL, home);
+    _cleanup_free_ char *rel = xasprintf("%s/.config/runix/st/../y", home);
+    write_conf(home, "store = ./st/./../y\n");
+    check1(F_STORE, OPT_STORE, NULL, rel);
+    /* Only the config key: --store is the shell's to expand, so "~" there is a name. */
+    assert_int_equal(chdir(home), 0);
+    _cleanup_free_ char *lit = xasprintf("%s/~/z", home);
+    check1(F_STORE, OPT_STORE, "~/z", lit);
+    write_conf(home, "store = ~other/st\n");
+    struct cli_settings s = {0};
+    finish_fails(&s, "'~other/st' names another user's home");
+    cli_settings_release(&s);
+    write_conf(home, "store = ~/st\n");
+    _cleanup_free_ char *conf = xasprintf("%s/.config/runix/runix.conf", home);
+    setenv("RUNIX_CONFIG", conf, 1);
+    setenv("HOME", "relative", 1);
+    finish_fails(&s, "needs HOME");
+    cli_settings_release(&s);
+    setenv("HOME", home, 1);
+    unsetenv("RUNIX_CONFIG");
+}
+
+/* A relative --store or RUNIX_STORE is the current directory's, made absolute at once. */
+static void test_cli_settings_store_relative_to_cwd(void **state)
+{
+    const char *home = *state;
+    _cleanup_free_ char *sub = xasprintf("%s/sub", home);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    assert_int_equal(chdir(sub), 0);
+    _cleanup_free_ char *want = xasprintf("%s/sub/flag", home);
+    check1(F_STORE, OPT_STORE, "flag/", want);
+    check1(F_STORE, OPT_STORE, ".//flag/.", want);
+    _cleanup_free_ char *up = xasprintf("%s/sub/../env", home);
+    setenv("RUNIX_STORE", "../env", 1);
+    check1(F_STORE, OPT_STORE, NULL, up);
+    check1(F_STORE, OPT_STORE, "/abs//x/", "/abs/x");
+    check1(F_STORE, OPT_STORE, "/", "/");
+    /* A config file named relatively: its store is beside it, seen from here. */
+    unsetenv("RUNIX_STORE");
+    FILE *f = fopen("c.conf", "w");
+    assert_non_null(f);
+    fputs("store = s\n", f);
+    assert_int_equal(fclose(f), 0);
+    setenv("RUNIX_CONFIG", "c.conf", 1);
+    _cleanup_free_ char *beside = xasprintf("%s/sub/s", home);
+    check1(F_STORE, OPT_STORE, NULL, beside);
+    unsetenv("RUNIX_CONFIG");
+    assert_int_equal(chdir("/"), 0);
+}
+
 int main(void)
 {
     if (crypto_init() < 0)
@@ -267,6 +326,7 @@ int main(void)
         T(test_cli_settings_cache_flags),      T(test_cli_settings_env_caches),
         T(test_cli_settings_trusted_keys),     T(test_cli_settings_bad_key),
         T(test_cli_settings_numbers),          T(test_cli_settings_runix_config),
+        T(test_cli_settings_store_conf_paths), T(test_cli_settings_store_relative_to_cwd),
     };
     return cmocka_run_group_tests_name("cli-settings", tests, NULL, NULL);
 }

@@ -31,6 +31,7 @@
 
 #include "run-engine.h"
 #include "run-exec.h"
+#include "run-next.h"
 #include "util-mem.h"
 
 #define A "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a-1.0"
@@ -309,9 +310,9 @@ static void test_map_init_lengths(void **state)
     assert_int_equal(rx_map_init(&m, "/s/nix/store//", "/l/p.so", NULL, ""), 0);
     assert_string_equal(m.store, "/s/nix/store");
     assert_int_equal(m.store_len, 12);
-    assert_string_equal(m.shim, "/l/p.so");
-    assert_string_equal(m.audit, "");
-    assert_string_equal(m.exe, "");
+    assert_string_equal(rx_map_shim(&m), "/l/p.so");
+    assert_string_equal(rx_map_audit(&m), "");
+    assert_string_equal(rx_map_exe(&m), "");
     char *lng = xmalloc(PATH_MAX + 1);
     memset(lng, 'a', PATH_MAX);
     lng[0] = '/';
@@ -322,7 +323,24 @@ static void test_map_init_lengths(void **state)
     lng[PATH_MAX - 1] = '\0'; /* PATH_MAX - 1 bytes and the NUL: fits */
     assert_int_equal(rx_map_init(&m, lng, NULL, NULL, NULL), 0);
     assert_int_equal(m.store_len, PATH_MAX - 1);
+    /* Four of the longest that fit, each kept whole. */
+    char *lng2 = xstrdup(lng), *lng3 = xstrdup(lng), *lng4 = xstrdup(lng);
+    lng2[1] = 'b', lng3[1] = 'c', lng4[1] = 'd';
+    assert_int_equal(rx_map_init(&m, lng, lng2, lng3, lng4), 0);
+    assert_string_equal(m.store, lng);
+    assert_string_equal(rx_map_shim(&m), lng2);
+    assert_string_equal(rx_map_audit(&m), lng3);
+    assert_string_equal(rx_map_exe(&m), lng4);
+    free(lng2), free(lng3), free(lng4);
     free(lng);
+
+    /* Short settings are packed at the front: the rest of the map is never written. */
+    memset(&m, 0x5a, sizeof m);
+    assert_int_equal(rx_map_init(&m, "/s/nix/store", "/l/p.so", "/l/a.so", "/nix/store/x"), 0);
+    assert_string_equal(rx_map_exe(&m), "/nix/store/x");
+    for (size_t i = 64; i < sizeof m.store; i++)
+        if (m.store[i] != 0x5a)
+            fail_msg("rx_map_init wrote byte %zu of the map", i);
 }
 
 static void test_elf_interp(void **state)
@@ -419,6 +437,70 @@ static void test_elf_interp_hostile_offsets(void **state)
     assert_false(x.static_store_elf);
     rx_exec_free(&x);
     free(path);
+}
+
+/*
+ * A static store program is started from where it really is, by the kernel:
+ * no loader in front, argv as given, and the view's variables still in the
+ * environment for the host programs it may start.
+ */
+static void test_exec_static(void **state)
+{
+    struct fx *f = *state;
+    char *path = real(f, A "/bin/static");
+    static const char body[] = "no interpreter";
+    put_elf64(path, sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr), sizeof body, body, sizeof body);
+    /* The one program header becomes a PT_LOAD: no PT_INTERP, a static program. */
+    Elf64_Word load = PT_LOAD;
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, &load, sizeof load, sizeof(Elf64_Ehdr)), (ssize_t)sizeof load);
+    close(fd);
+    put_link(f, ENV "/bin/static", A "/bin/static");
+    char store[PATH_MAX];
+    memcpy(store, f->m.store, f->m.store_len + 1);
+    assert_int_equal(rx_map_init(&f->m, store, "/l/librunix-preload.so", "/l/librunix-audit.so",
+                                 NULL),
+                     0);
+    char *const argv[] = {(char *)"static", (char *)"arg", NULL};
+    char *const envp[] = {(char *)"PATH=/usr/bin", NULL};
+    struct rx_exec x;
+    assert_int_equal(rx_exec_prepare(&f->m, ENV "/bin/static", argv, envp, &x), 0);
+    assert_true(x.static_store_elf);
+    assert_string_equal(x.file, path);
+    assert_string_equal(x.argv[0], "static");
+    assert_string_equal(x.argv[1], "arg");
+    assert_null(x.argv[2]);
+    assert_string_equal(rx_envp_get(x.envp, "LD_PRELOAD"), "/l/librunix-preload.so");
+    assert_string_equal(rx_envp_get(x.envp, RX_ENV_STORE), store);
+    assert_null(rx_envp_get(x.envp, RX_ENV_EXE));
+    rx_exec_free(&x);
+    assert_int_equal(rx_map_init(&f->m, store, NULL, NULL, NULL), 0);
+    free(path);
+}
+
+/*
+ * rx_next_symbol() finds what dlsym(RTLD_NEXT) finds, for every function
+ * the preload library calls through, including those with older versions
+ * beside the default one (realpath@GLIBC_2.2.5 and realpath@@GLIBC_2.3).
+ */
+static void test_next_symbol_is_dlsym(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"fopen",   "fopen64",    "freopen",     "freopen64",
+                                        "opendir", "realpath",   "fchmodat",    "execvpe",
+                                        "posix_spawn", "posix_spawnp", "getcwd", "readdir",
+                                        /* more with old versions beside the default */
+                                        "pthread_cond_wait", "nftw", "regexec", "glob",
+                                        "sched_getaffinity", "timer_create"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        void *want = dlsym(RTLD_NEXT, names[i]);
+        assert_non_null(want);
+        void *got = rx_next_symbol((const void *)test_next_symbol_is_dlsym, names[i]);
+        if (got != want)
+            fail_msg("rx_next_symbol(%s) = %p, dlsym = %p", names[i], got, want);
+    }
+    assert_null(rx_next_symbol((const void *)test_next_symbol_is_dlsym, "rx_no_such_function"));
 }
 
 /* ---- librunix-audit.so ---------------------------------------------------------------- */
@@ -586,6 +668,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_exec_proc_self, setup, teardown),
         cmocka_unit_test(test_elf_interp),
         cmocka_unit_test_setup_teardown(test_elf_interp_hostile_offsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exec_static, setup, teardown),
+        cmocka_unit_test(test_next_symbol_is_dlsym),
         cmocka_unit_test(test_map_init_lengths),
         cmocka_unit_test(test_engine_choice_describe),
         cmocka_unit_test_setup_teardown(test_audit_deep_directory_small_stack, setup, teardown),

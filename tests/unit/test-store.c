@@ -157,6 +157,104 @@ static void test_store_register(void **state)
     free(root);
 }
 
+#define P_MID "/nix/store/00000000000000000000000000000000-spec-mid-1.0"
+#define P_OTHER "/nix/store/11111111111111111111111111111111-spec-other-1.0"
+
+static char *missing_names(struct store *s, const struct store_path *roots, size_t n)
+{
+    struct store_path *m;
+    size_t nm;
+    struct rx_error *err = NULL;
+    if (store_check_missing(s, roots, n, &m, &nm, &err) < 0)
+        fail_msg("%s", err->msg);
+    char *out = xstrdup("");
+    for (size_t i = 0; i < nm; i++) {
+        char *o = xasprintf("%s%s;", out, m[i].name);
+        free(out);
+        out = o;
+    }
+    free(m);
+    return out;
+}
+
+/* A path gone from disk is found, and unregistered with its referrers (and only them). */
+static void test_store_missing_unregistered_with_referrers(void **state)
+{
+    (void)state;
+    char *root = td_tmpdir();
+    struct store *s;
+    assert_int_equal(store_open(root, &s, NULL), 0);
+    struct store_path leaf = sp(P_LEAF), mid = sp(P_MID), app = sp(P_APP), other = sp(P_OTHER);
+    struct store_path mid_refs[] = {leaf}, app_refs[] = {mid, app};
+    struct store_info infos[] = {
+        {.path = leaf},
+        {.path = mid, .refs = mid_refs, .nrefs = 1},
+        {.path = app, .refs = app_refs, .nrefs = 2},
+        {.path = other},
+    };
+    put(root, P_LEAF);
+    put(root, P_MID);
+    put(root, P_APP);
+    put(root, P_OTHER);
+    struct rx_error *err = NULL;
+    if (store_register(s, infos, 4, &err) < 0)
+        fail_msg("%s", err->msg);
+
+    char *m = missing_names(s, NULL, 0);
+    assert_string_equal(m, "");
+    free(m);
+    char *d = xasprintf("%s%s", root, P_LEAF);
+    assert_int_equal(rmdir(d), 0);
+    m = missing_names(s, NULL, 0);
+    assert_string_equal(m, "spec-leaf-1.0;");
+    free(m);
+    m = missing_names(s, &app, 1); /* in app's closure */
+    assert_string_equal(m, "spec-leaf-1.0;");
+    free(m);
+    m = missing_names(s, &other, 1); /* not in other's */
+    assert_string_equal(m, "");
+    free(m);
+
+    /* Back on disk before the transaction: nothing is unregistered. */
+    struct store_path lost = leaf;
+    assert_int_equal(mkdir(d, 0755), 0);
+    size_t gone = 99;
+    assert_int_equal(store_unregister_missing(s, &lost, 1, &gone, NULL), 0);
+    assert_int_equal(gone, 0);
+    assert_int_equal(store_is_valid(s, &leaf, NULL), 1);
+
+    /* Gone: it goes, with mid and app that need it; other stays, and no Refs row dangles. */
+    assert_int_equal(rmdir(d), 0);
+    if (store_unregister_missing(s, &lost, 1, &gone, &err) < 0)
+        fail_msg("%s", err->msg);
+    assert_int_equal(gone, 3);
+    char *rows = query(root, "select path from ValidPaths order by path");
+    assert_string_equal(rows, P_OTHER ";");
+    free(rows);
+    rows = query(root, "select count(*) from Refs");
+    assert_string_equal(rows, "0;");
+    free(rows);
+    m = missing_names(s, NULL, 0);
+    assert_string_equal(m, "");
+    free(m);
+
+    /* Something no NAR makes (a FIFO) in place of a path is damaged. */
+    char *o = xasprintf("%s%s", root, P_OTHER);
+    assert_int_equal(rmdir(o), 0);
+    assert_int_equal(mkfifo(o, 0644), 0);
+    m = missing_names(s, &other, 1);
+    assert_string_equal(m, "spec-other-1.0;");
+    free(m);
+    assert_int_equal(store_unregister_missing(s, &other, 1, &gone, NULL), 0);
+    assert_int_equal(gone, 1);
+    assert_int_equal(store_is_valid(s, &other, NULL), 0);
+    free(o);
+    free(d);
+    store_close(s);
+    td_rmtree(root);
+    free(root);
+}
+
 static void test_store_locks_and_leftovers(void **state)
 {
     (void)state;
@@ -224,6 +322,7 @@ int main(void)
         cmocka_unit_test(test_store_layout_and_schema),
         cmocka_unit_test(test_store_register),
         cmocka_unit_test(test_store_locks_and_leftovers),
+        cmocka_unit_test(test_store_missing_unregistered_with_referrers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
