@@ -250,6 +250,49 @@ static int write_indexes(struct store *st, const struct store_path *paths, size_
     return ret;
 }
 
+static int cmp_embedded(const void *a, const void *b)
+{
+    return store_path_cmp(&((const struct fetch_embedded *)a)->path,
+                          &((const struct fetch_embedded *)b)->path);
+}
+
+/*
+ * What distributables say in advance, for the fetch: their closures (every
+ * narinfo asked for at once) and their embedded narinfos, as answers of the
+ * first distributable's first cache.
+ */
+static void dist_hints(const struct cli_dist *dists, size_t n, const struct cli_settings *s,
+                       struct fetch_opts *fo, struct store_path **paths,
+                       struct fetch_embedded **emb)
+{
+    size_t np = 0, ne = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct dist_system *sys = dists[i].sys;
+        *paths = xrealloc(*paths, (np + sys->nclosure + 1) * sizeof **paths);
+        memcpy(*paths + np, sys->closure, sys->nclosure * sizeof **paths);
+        np += sys->nclosure;
+        *emb = xrealloc(*emb, (ne + sys->nnarinfos + 1) * sizeof **emb);
+        for (size_t j = 0; j < sys->nnarinfos; j++)
+            (*emb)[ne++] = (struct fetch_embedded){ sys->narinfos[j].path, sys->narinfos[j].text };
+    }
+    if (ne)
+        qsort(*emb, ne, sizeof **emb, cmp_embedded);
+    fo->closure_hint = *paths;
+    fo->nclosure_hint = np;
+    fo->embedded = *emb;
+    fo->nembedded = ne;
+    fo->embedded_cache = NULL;
+    if (ne && dists[0].d.ncaches) {
+        struct cache c = { 0 };
+        if (cache_init(&c, dists[0].d.caches[0].url, 0, NULL) == 0) {
+            for (size_t i = 0; i < s->ncaches && !fo->embedded_cache; i++)
+                if (strcmp(s->caches[i].url, c.url) == 0)
+                    fo->embedded_cache = s->caches[i].url;
+            cache_release(&c);
+        }
+    }
+}
+
 /* Long: options, paths, settings, the fetch, the index and the output, in that order. */
 int cmd_fetch(int argc, char **argv)
 {
@@ -299,6 +342,8 @@ int cmd_fetch(int argc, char **argv)
     struct store_path *paths = xcalloc(nargs, sizeof *paths);
     struct cli_dist *dists = xcalloc(nargs, sizeof *dists);
     struct trusted_keys user_keys = TRUSTED_KEYS_INIT;
+    struct store_path *hint_paths = NULL;
+    struct fetch_embedded *hints = NULL;
     struct store *st = NULL;
     struct rx_error *err = NULL;
     for (size_t i = 0; i < nargs; i++) {
@@ -359,6 +404,7 @@ int cmd_fetch(int argc, char **argv)
         cli_progress_init(&progress, s.quiet);
         fo.events = &progress.events;
         fo.dry_run = dry_run;
+        dist_hints(dists, ndists, &s, &fo, &hint_paths, &hints);
         /* Ctrl-C and friends: stop, keep what is complete, remove the rest, then die of it. */
         rx_catch_interrupts();
         int r = fetch_closure(st, &fo, paths, n, &err);
@@ -381,6 +427,8 @@ int cmd_fetch(int argc, char **argv)
 out:
     store_close(st);
     free(user_keys.keys);
+    free(hint_paths);
+    free(hints);
     free(paths);
     for (size_t i = 0; i < ndists; i++)
         cli_dist_release(&dists[i]);

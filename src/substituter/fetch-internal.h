@@ -291,6 +291,8 @@ void fetch_http_get(struct fetch_http_conn *c, const char *url, uint64_t from, f
 /* ---- fetch-walk.c ---- */
 
 void fetch_query_start(struct fetch *f, size_t idx);
+/* Does a distributable embed the narinfo of item idx (fetch_opts.embedded)? */
+bool fetch_has_embedded(const struct fetch *f, size_t idx);
 void fetch_next_cache(struct fetch *f, struct item *it);
 int fetch_claim(struct fetch *f, size_t idx, struct rx_error **err);
 /*

@@ -360,7 +360,51 @@ int fetch_load_cache_infos(struct fetch *f, struct rx_error **err)
  * retry time still to come (or -1).  Returns whether any item still needs
  * its narinfo.
  */
-static bool start_queries(struct fetch *f, double t, double *next_retry)
+static int cmp_embedded(const void *a, const void *b)
+{
+    return store_path_cmp(&((const struct fetch_embedded *)a)->path,
+                          &((const struct fetch_embedded *)b)->path);
+}
+
+bool fetch_has_embedded(const struct fetch *f, size_t idx)
+{
+    struct fetch_embedded key = { .path = f->items[idx].path };
+    return f->o->nembedded &&
+           bsearch(&key, f->o->embedded, f->o->nembedded, sizeof key, cmp_embedded) != NULL;
+}
+
+/*
+ * The narinfo a distributable embeds for item idx, taken as the answer of
+ * the cache it names (and checked like any answer).  True when there was one.
+ */
+static bool use_embedded(struct fetch *f, size_t idx, struct rx_error **fatal)
+{
+    struct item *it = &f->items[idx];
+    if (!f->o->nembedded || it->attempt > 0 || !f->o->embedded_cache ||
+        strcmp(f->o->caches[it->cache].url, f->o->embedded_cache) != 0)
+        return false;
+    struct fetch_embedded key = { .path = it->path };
+    const struct fetch_embedded *e =
+        bsearch(&key, f->o->embedded, f->o->nembedded, sizeof key, cmp_embedded);
+    if (!e)
+        return false;
+    /* One that does not hold is no answer of the cache's: ask the cache itself. */
+    struct narinfo ni = NARINFO_INIT;
+    struct rx_error *bad = NULL;
+    bool usable = narinfo_parse(e->narinfo, strlen(e->narinfo), &ni, &bad) == 0 &&
+                  narinfo_acceptable(f, it, &ni) == 0;
+    narinfo_release(&ni);
+    rx_error_free(bad);
+    if (!usable)
+        return false;
+    struct http_reply r = { .outcome = OUT_OK, .body = e->narinfo, .len = strlen(e->narinfo) };
+    it->attempt++;
+    fetch_narinfo_done(f, idx, &r, fatal);
+    return true;
+}
+
+static bool start_queries(struct fetch *f, double t, double *next_retry,
+                          struct rx_error **fatal)
 {
     bool waiting = false;
     *next_retry = -1;
@@ -380,6 +424,11 @@ static bool start_queries(struct fetch *f, double t, double *next_retry)
             fetch_fail_path(f, it, "no cache could provide it");
             continue;
         }
+        if (use_embedded(f, i, fatal)) {
+            if (*fatal)
+                break;
+            continue;
+        }
         fetch_query_start(f, i);
     }
     return waiting;
@@ -392,7 +441,9 @@ int fetch_walk(struct fetch *f, struct rx_error **err)
     for (;;) {
         double t = fetch_now_s();
         double next_retry;
-        bool waiting = start_queries(f, t, &next_retry);
+        bool waiting = start_queries(f, t, &next_retry, &fatal);
+        if (fatal)
+            return fetch_pass_error(fatal, err);
         fetch_drain_jobs(f);
         if (fetch_register_some(f, t, err) < 0 || fetch_claim_ready(f, false, err) < 0)
             return -1;

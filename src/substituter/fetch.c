@@ -121,6 +121,26 @@ static int add_tops(struct fetch *f, const struct store_path *paths, size_t n, s
 }
 
 /*
+ * A distributable's closure, when it gives one: the narinfos of every path
+ * that is not valid yet are asked for from the start.
+ */
+static int add_hints(struct fetch *f, struct rx_error **err)
+{
+    for (size_t i = 0; i < f->o->nclosure_hint; i++) {
+        bool created;
+        size_t idx = fetch_item_get(f, &f->o->closure_hint[i], &created);
+        if (!created)
+            continue;
+        int v = store_is_valid(f->store, &f->o->closure_hint[i], err);
+        if (v < 0)
+            return -1;
+        if (v)
+            f->items[idx].state = S_VALID; /* else asked for as the paths are */
+    }
+    return 0;
+}
+
+/*
  * Mark in blocked[] the paths that failed and those that need one of them,
  * directly or not: those can never be registered.  Returns how many of the
  * paths asked for are blocked; *first gets the first of them.
@@ -208,7 +228,7 @@ static int run(struct fetch *f, struct rx_error **err)
     if (o->ncaches == 1) {
         f->infos_pending = true;
         for (size_t i = 0; i < f->nitems; i++)
-            if (f->items[i].state == S_NEED_INFO)
+            if (f->items[i].state == S_NEED_INFO && !fetch_has_embedded(f, i))
                 fetch_query_start(f, i);
     }
     if (fetch_load_cache_infos(f, err) < 0)
@@ -267,6 +287,8 @@ int fetch_closure(struct store *s, const struct fetch_opts *o, const struct stor
 
     size_t todo;
     if (repair(&f, paths, n, err) < 0 || add_tops(&f, paths, n, &todo, err) < 0)
+        goto out_items;
+    if (todo > 0 && add_hints(&f, err) < 0)
         goto out_items;
     if (todo == 0) {
         if (o->dry_run)

@@ -92,6 +92,23 @@ struct fetch_opts {
     bool dry_run;              /* fetch nothing: hand the plan to events->dry_run */
     mode_t umask; /* the process umask (canonical modes are enforced against it) */
     const struct fetch_events *events; /* or NULL: report nothing */
+    /*
+     * What a distributable says in advance (both may be empty): the whole
+     * closure, so that every narinfo is asked for at once rather than a
+     * level of references at a time; and narinfos it embeds, sorted by
+     * path, used as if the cache whose (normalised) URL is embedded_cache
+     * had answered with them (they are checked as any narinfo is).
+     */
+    const struct store_path *closure_hint;
+    size_t nclosure_hint;
+    const struct fetch_embedded *embedded;
+    size_t nembedded;
+    const char *embedded_cache;
+};
+
+struct fetch_embedded {
+    struct store_path path;
+    const char *narinfo;
 };
 
 #define FETCH_DEFAULT_CONNECTIONS 25

@@ -257,6 +257,30 @@ out=$("$RUNIX" run -q "$gen" 2>&1 </dev/null)
 is "$out" "hello from a store library, world" "the generated file runs (its first --app is the default)"
 out=$("$RUNIX" run -q "$gen#env" sh -c 'echo generated-env' 2>&1 </dev/null)
 is "$out" "generated-env" "... and its other apps"
+# A generated file's embedded narinfos are answers already: no narinfo request at all.
+export RUNIX_STORE=$TEST_TMP/hint-store
+: >"$HTTP_LOG"
+out=$("$RUNIX" run -q "$gen#greet" 2>&1 </dev/null)
+is "$out" "hello from a store library, world" "a cold run of a file with embedded narinfos"
+is "$(grep -c '\.narinfo' "$HTTP_LOG")" 0 "... asks the cache for no narinfo"
+ok "... and downloads the NARs" grep -q "^GET /ok/cache-zstd/nar/" "$HTTP_LOG"
+# Embedded narinfos are checked as downloaded ones are: a forged one is refused.
+forged=$TEST_TMP/forged.runix
+"$py" - "$gen" "$forged" <<'PY'
+import json, re, sys
+text = open(sys.argv[1]).read()
+first, body = text.split("\n", 1)
+d = json.loads(body)
+for sysname, entry in d["systems"].items():
+    for p, ni in entry.get("narinfos", {}).items():
+        entry["narinfos"][p] = re.sub(r"NarSize: (\d+)", lambda m: "NarSize: %d" % (int(m.group(1)) + 1), ni)
+open(sys.argv[2], "w").write(first + "\n" + json.dumps(d))
+PY
+export RUNIX_STORE=$TEST_TMP/forged-store
+: >"$HTTP_LOG"
+out=$("$RUNIX" run -q "$forged#greet" 2>&1 </dev/null)
+is "$out" "hello from a store library, world" "a forged embedded narinfo is not used: the cache's own is"
+ok "... which was asked for" grep -q '\.narinfo' "$HTTP_LOG"
 fails "generate refuses when the cache lacks a path of the closure" 1 "nothing written" \
   "$RUNIX" generate -o "$TEST_TMP/none.runix" --cache "$HTTP/ok/nothing-here" --key "$key" "$hello"
 ok "... and writes nothing" test ! -e "$TEST_TMP/none.runix"
