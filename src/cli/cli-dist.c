@@ -94,6 +94,13 @@ int cli_dist_open_as(const char *cmd, const char *ref, const char *label, bool a
                      (unsigned long long)st.st_ctim.tv_sec, (unsigned long)st.st_ctim.tv_nsec,
                      (unsigned long long)st.st_size);
             out->raw = rx_buf_detach(&b, &out->rawlen);
+            if (!dist_sniff(out->raw, out->rawlen)) {
+                close(fd);
+                cli_cmd_error(cmd, "'%s' is neither a store path (/nix/store/...) nor a "
+                                   "distributable (a file whose first line runs runix)",
+                              out->label);
+                return EXIT_USAGE;
+            }
             dist_parse(out->label, out->raw, out->rawlen, &out->d, &err);
         }
     }
@@ -101,6 +108,7 @@ int cli_dist_open_as(const char *cmd, const char *ref, const char *label, bool a
         close(fd);
     rx_buf_release(&b);
     if (err) {
+        int code = err->code == ENOENT ? EXIT_USAGE : EXIT_FAIL;
         if (err->code == ENOENT)
             cli_cmd_error(cmd, "'%s': no such file; expected a store path (/nix/store/...) or "
                                "a distributable file",
@@ -108,7 +116,7 @@ int cli_dist_open_as(const char *cmd, const char *ref, const char *label, bool a
         else
             cli_cmd_error(cmd, "%s", err->msg);
         rx_error_free(err);
-        return EXIT_FAIL;
+        return code;
     }
     out->sys = dist_system_find(&out->d, out->label, dist_host_system(), &err);
     if (!out->sys && !any_system) {

@@ -183,7 +183,7 @@ fails "a system the file does not list: the error names those it lists" 1 "has n
 out=$("$RUNIX" run --list "$TEST_TMP/darwin.runix")
 case $out in *"hello-tools: the test closure's hello, with apps"*"greet  hello from-the-app"*"aarch64-darwin  $hello"*) ok "run --list: apps and systems, even without this system" true ;;
   *) ok "run --list: apps and systems ($out)" false ;; esac
-fails "a missing file" 1 "'$TEST_TMP/none.runix': no such file" "$RUNIX" run "$TEST_TMP/none.runix"
+fails "a missing file" 2 "'$TEST_TMP/none.runix': no such file" "$RUNIX" run "$TEST_TMP/none.runix"
 fails "a bad file names the field" 1 "systems.$(uname -m)-linux.paths[0]: expected a store path" \
   bash -c 'sed "s|\"$2\", \"$3\"|\"/nix/store/x\"|" "$1" >"$1.bad" && "$RUNIX" run "$1.bad"' _ "$tool" "$hello" "$busybox"
 fails "runix fetch FILE: the file's paths" 0 "" "$RUNIX" fetch --trust -q "$tool"
