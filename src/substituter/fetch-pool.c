@@ -291,6 +291,9 @@ void fetch_workers_stop(struct fetch *f)
     }
     pthread_cond_broadcast(&f->cond);
     pthread_mutex_unlock(&f->mu);
+    /* The requests holding connections are not served any more. */
+    if (f->aborting)
+        fetch_http_stop_waiting(f);
     for (unsigned i = 0; i < f->nthreads; i++)
         pthread_join(f->threads[i], NULL);
     free(f->threads);
