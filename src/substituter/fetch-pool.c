@@ -390,6 +390,16 @@ static void handle_job(struct fetch *f, struct job *j)
     }
     const char *why = j->err ? j->err->msg : "download failed";
     _cleanup_free_ char *url = cache_url_redact(j->url); /* without credentials */
+    size_t next = it->cache + 1;
+    while (next < f->o->ncaches && !f->o->caches[next].usable)
+        next++;
+    if (next >= f->o->ncaches) {
+        /* The last cache: the error says what happened, once, not "no cache could". */
+        _cleanup_free_ char *s = xasprintf("downloading '%s': %s", url, why);
+        fetch_fail_path(f, it, s);
+        return;
+    }
+    /* Another cache is asked: a warning now, and a line of the error if that fails too. */
     fetch_item_note(it, j->cache_url, "%s: %s", url, why);
     char full[STORE_PATH_MAX + 1];
     store_path_format(&it->path, full);
