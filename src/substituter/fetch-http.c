@@ -710,6 +710,9 @@ int fetch_http_wait(struct fetch *f, int timeout_ms, struct rx_error **err)
         return rx_error_set(err, EINTR, "interrupted");
     pump(f);
     report_stall(f);
+    /* Wake up in time to say, a second into a silence, what is awaited. */
+    if (f->active > 0 && timeout_ms > 250)
+        timeout_ms = 250;
     int running;
     if (curl_multi_perform(multi, &running) != CURLM_OK)
         return rx_error_set(err, RX_ENET, "libcurl multi interface failed");
