@@ -76,6 +76,16 @@ static void on_waiting(void *ctx, const struct store_path *path)
     cli_progress_clear(ctx);
 }
 
+static void on_cache_wait(void *ctx, const char *cache_url, unsigned secs)
+{
+    struct cli_progress *p = ctx;
+    if (p->output != CLI_TTY)
+        return;
+    fprintf(stderr, "\r\033[Kwaiting for %s (%u s)", cache_url, secs);
+    fflush(stderr);
+    p->status_shown = true;
+}
+
 static void on_dry_run(void *ctx, const struct fetch_plan_entry *e, size_t n)
 {
     cli_progress_clear(ctx);
@@ -107,5 +117,6 @@ void cli_progress_init(struct cli_progress *p, bool quiet)
                                       .path_done = on_path_done,
                                       .warning = on_warning,
                                       .waiting = on_waiting,
+                                      .cache_wait = on_cache_wait,
                                       .dry_run = on_dry_run};
 }

@@ -181,6 +181,7 @@ void cli_settings_fetch_opts(struct cli_settings *s, struct fetch_opts *o)
     o->http_connections = s->http_connections;
     o->connect_timeout = s->connect_timeout;
     o->stalled_timeout = s->stalled_timeout;
+    o->narinfo_timeout = s->narinfo_timeout;
     o->attempts = s->attempts;
     o->netrc_file = s->netrc_file;
     o->ca_file = s->ssl_cert_file;

@@ -121,6 +121,10 @@ static int on_setting(void *ctx, const char *name, const char *value, const char
         if (parse_number(value, 1, 86400, &n, name, file, line, err) < 0)
             return -1;
         c->s->stalled_timeout = n;
+    } else if (strcmp(name, "narinfo-timeout") == 0) {
+        if (parse_number(value, 1, 86400, &n, name, file, line, err) < 0)
+            return -1;
+        c->s->narinfo_timeout = n;
     } else if (strcmp(name, "download-attempts") == 0) {
         if (parse_number(value, 1, 100, &n, name, file, line, err) < 0)
             return -1;

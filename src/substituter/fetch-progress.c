@@ -77,6 +77,12 @@ void fetch_report_waiting(struct fetch *f, const struct item *it)
         f->ev->waiting(f->ev->ctx, &it->path);
 }
 
+void fetch_report_cache_wait(struct fetch *f, const char *cache_url, unsigned secs)
+{
+    if (f->ev->cache_wait)
+        f->ev->cache_wait(f->ev->ctx, cache_url, secs);
+}
+
 /* The --dry-run plan: every item whose narinfo was accepted, in walk order. */
 void fetch_report_plan(struct fetch *f)
 {

@@ -69,6 +69,12 @@ struct fetch_events {
     void (*warning)(void *ctx, bool security, const char *msg);
     /* Another process is fetching `path`; this one waits for it now. */
     void (*waiting)(void *ctx, const struct store_path *path);
+    /*
+     * Nothing has come from the cache at cache_url for a second or more;
+     * its oldest request has waited `secs` seconds.  Called about once a
+     * second while that lasts.
+     */
+    void (*cache_wait)(void *ctx, const char *cache_url, unsigned secs);
     /* --dry-run: what would be downloaded, in walk order (n may be 0). */
     void (*dry_run)(void *ctx, const struct fetch_plan_entry *entries, size_t n);
 };
@@ -80,7 +86,8 @@ struct fetch_opts {
     bool no_verify;            /* accept unsigned narinfos (loudly) */
     unsigned http_connections; /* per host; 0 means 25 */
     long connect_timeout;      /* seconds; 0 means libcurl's default */
-    long stalled_timeout;      /* seconds without data; 0 means 300 */
+    long stalled_timeout;      /* seconds without NAR data; 0 means 300 */
+    long narinfo_timeout;      /* seconds for a whole narinfo or nix-cache-info request; 0: 8 */
     const char *netrc_file;    /* or NULL */
     const char *ca_file;       /* CA certificates for https://, or NULL for the system's */
     unsigned attempts;         /* per request and cache; 0 means 5 */
@@ -93,6 +100,8 @@ struct fetch_opts {
 #define FETCH_DEFAULT_CONNECTIONS 25
 #define FETCH_DEFAULT_ATTEMPTS 5
 #define FETCH_DEFAULT_STALL 300
+/* Five attempts at a cache that never answers, with their pauses, end within a minute. */
+#define FETCH_DEFAULT_NARINFO_TIMEOUT 8
 
 /*
  * Make the closures of paths[0..n) valid in s.  Paths of those closures
