@@ -27,7 +27,14 @@ static const char doctor_usage[] =
     "works here, with the precise reason when it does not.\n"
     "\n" CLI_SETTINGS_USAGE "  -h, --help                show this help\n"
     "\n"
-    "Exit status: 0 when some engine works, 1 when none does.\n";
+    "Exit status: 0 when everything it checked works, 1 when something is broken\n"
+    "(each problem is reported in its section, with what to do), 2 for a bad\n"
+    "command line.\n"
+    "\n"
+    "Examples:\n"
+    "  runix doctor\n"
+    "  runix doctor --cache https://cache.nixos.org\n"
+    "  runix --store /tmp/store doctor\n";
 
 /* The engines section: each engine and why it is not usable; true when one is. */
 static bool report_engines(void)
@@ -71,13 +78,13 @@ int cmd_doctor(int argc, char **argv)
     struct cli_settings s = {0};
     int o;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "+qh", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "+:qh", opts, NULL)) != -1) {
         if (cli_settings_option(&s, o, optarg))
             continue;
         cli_settings_release(&s);
         if (o == 'h')
             return cli_print_help(doctor_usage);
-        return cli_usage_error("doctor", "invalid option");
+        return cli_option_error("doctor", o, argv, opts);
     }
     if (optind != argc) {
         cli_settings_release(&s);

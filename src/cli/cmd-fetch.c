@@ -42,7 +42,13 @@ static const char fetch_usage[] =
     "removes the rest and dies of the same signal.\n"
     "\n"
     "Exit status: 0 when every closure is in the store, 1 when a path could not be\n"
-    "fetched, 2 for a bad command line.\n";
+    "fetched, 2 for a bad command line.\n"
+    "\n"
+    "Examples:\n"
+    "  runix fetch /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10\n"
+    "  runix fetch --dry-run /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10\n"
+    "  runix fetch --store /tmp/store --cache https://cache.nixos.org /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10\n"
+    "  runix fetch --offline /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10/bin/hello\n";
 
 /* --offline: every path must already be valid (its closure then is too). */
 static int check_complete(struct store *st, const struct store_path *paths, size_t n)
@@ -81,7 +87,7 @@ int cmd_fetch(int argc, char **argv)
     bool dry_run = false, offline = false;
     int c, ret = EXIT_FAIL;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+nqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:nqh", opts, NULL)) != -1) {
         if (cli_settings_option(&s, c, optarg))
             continue;
         switch (c) {
@@ -96,7 +102,7 @@ int cmd_fetch(int argc, char **argv)
             return cli_print_help(fetch_usage);
         default:
             cli_settings_release(&s);
-            return cli_usage_error("fetch", "invalid option");
+            return cli_option_error("fetch", c, argv, opts);
         }
     }
     if (optind == argc) {

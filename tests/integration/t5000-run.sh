@@ -252,7 +252,7 @@ fails "without CMD and several programs: the choices are listed" 1 "runix run $t
 fails "a command found nowhere gives 127" 127 "nosuchcmd: command not found" r run "$top" nosuchcmd
 is "$(r run "$hello/bin/hello" -- sub 2>&1)" "hello from a store library, sub" \
   "a file inside the store path runs directly; -- is accepted"
-is "$(r run "$top" -- hello dashdash 2>&1)" "hello from a store library, dashdash" "-- before CMD"
+is "$(r run "$hello" -- dashdash 2>&1)" "hello from a store library, dashdash" "-- then the default program's arguments"
 fails "no STOREPATH is a usage error" 2 "expected a STOREPATH" r run
 fails "a bad STOREPATH is a usage error" 2 "runix run:" r run /usr/bin/hello
 
