@@ -152,7 +152,10 @@ int cmd_fetch(int argc, char **argv)
         /* Ctrl-C and friends: stop, keep what is complete, remove the rest, then die of it. */
         rx_catch_interrupts();
         int r = fetch_closure(st, &fo, paths, n, &err);
-        cli_progress_clear(&progress);
+        if (r == 0 && !dry_run)
+            cli_progress_finish(&progress);
+        else
+            cli_progress_clear(&progress);
         if (r < 0) {
             ret = cli_fail(err);
             goto out;

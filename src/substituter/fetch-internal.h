@@ -220,6 +220,7 @@ void fetch_items_release(struct fetch *f);
 
 /* fetch-progress.c: the events, as fetch.h describes them */
 void fetch_progress_tick(struct fetch *f, bool force);
+void fetch_announce_start(struct fetch *f, const struct item *it);
 void fetch_announce_done(struct fetch *f, const struct item *it);
 void fetch_warn(struct fetch *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A warning about a weakened check, which even a quiet reporter shows. */

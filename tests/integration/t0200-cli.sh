@@ -146,4 +146,69 @@ ok "run --help shows STOREPATH/bin/PROGRAM and says options after STOREPATH are 
   'h=$("$RUNIX" run --help); grep -q "runix run \[OPTIONS\] STOREPATH/bin/PROGRAM \[ARGS...\]" <<<"$h" &&
    grep -q "hello --version" <<<"$h" && grep -q "after .--." <<<"$h" && grep -q "^  runix run .*/bin/hello --version" <<<"$h"'
 
+# doctor: goes on past every problem, reports each in its section, exit 1.
+D=$TEST_TMP/doctor-store
+doc() { "$RUNIX" --store "$D" --cache "$cache" "$@" doctor; }
+out=$(RUNIX_CONFIG=$TEST_TMP/bad.conf NIX_SSL_CERT_FILE=$TEST_TMP/gone.pem doc 2>&1)
+rc=$?
+is "$rc" 1 "doctor with a bad config and a stale NIX_SSL_CERT_FILE: exit 1"
+ok "  ...names the config file and its problem" bash -c \
+  'grep -q "^config: $2/bad.conf$" <<<"$1" && grep -q "problem: .*bad.conf:1: .connect-timeout. must be a number" <<<"$1"' _ "$out" "$TEST_TMP"
+ok "  ...names the CA file's problem and where the setting came from" bash -c \
+  'grep -q "^CA certificates: from NIX_SSL_CERT_FILE" <<<"$1" && grep -q "problem: .*gone.pem.* cannot be read" <<<"$1"' _ "$out"
+ok "  ...and goes on: the cache, the keys, the engines" bash -c \
+  'grep -qF "$2: answers" <<<"$1" && grep -q "^trusted keys" <<<"$1" && grep -q "^engines:" <<<"$1" && grep -q "^auto chooses: " <<<"$1"' _ "$out" "$cache"
+rc=0
+out=$(unset NIX_SSL_CERT_FILE SSL_CERT_FILE RUNIX_CONFIG; XDG_CONFIG_HOME=$TEST_TMP/noconf doc --trusted-key "$key" 2>&1) || rc=$?
+is "$rc" 0 "doctor where everything works: exit 0"
+ok "  ...no config file: none" grep -q "^config: none ($TEST_TMP/noconf/runix/runix.conf does not exist" <<<"$out"
+ok "  ...the trusted key names, without the keys" bash -c \
+  'grep -q "^trusted keys (2): cache.nixos.org-1 runix-demo-1$" <<<"$1"' _ "$out"
+ok "  ...the CA bundle: the system default" grep -q "^CA certificates: the system's default" <<<"$out"
+ok "  ...whether the host has a /nix/store, and what that means" grep -qE "^host store: (/nix/store exists|none).*: userns" <<<"$out"
+ok "  ...how to remove the store" grep -qF "to remove it: chmod -R u+w $D && rm -rf $D" <<<"$out"
+printf 'ssl-cert-file = %s\n' /etc/hostname >"$TEST_TMP/ca.conf"
+ok "doctor: the CA bundle named in the config file" bash -c \
+  'RUNIX_CONFIG=$2 "$RUNIX" --store "$3" --cache "$4" doctor | grep -qx "CA certificates: /etc/hostname (from ssl-cert-file in the config file)"' _ _ "$TEST_TMP/ca.conf" "$D" "$cache"
+ok "doctor: the CA bundle from SSL_CERT_FILE" bash -c \
+  'env -u NIX_SSL_CERT_FILE SSL_CERT_FILE=/etc/hostname "$RUNIX" --store "$1" --cache "$2" doctor | grep -qx "CA certificates: /etc/hostname (from SSL_CERT_FILE)"' _ "$D" "$cache"
+out=$(RUNIX_CACHES=http://127.0.0.1:9 "$RUNIX" --store "$D" doctor 2>&1)
+is "$?" 1 "doctor: a cache that does not answer is a problem (exit 1)"
+
+# Progress on a terminal (a pseudo-terminal here), from a fixture cache over HTTP.
+need_nix
+fixtures
+httpd_start "$FX"
+fxkey=$(cat "$FX/key.pub")
+hello=$(path_of hello)
+nclosure=$(nix-store -qR "$hello" | wc -l)
+# tty ENV... : runix fetch of hello's closure into a new store, on a pty; the output.
+tty() {
+  local store
+  store=$(mktemp -d "$TEST_TMP/tty.XXXXXX")
+  script -qfec "env $* $(printf '%q ' "$RUNIX" fetch --trusted-key "$fxkey" --store "$store" --cache "$HTTP/slow/cache-none" "$hello")" /dev/null
+}
+out=$(tty TERM=xterm)
+ok "tty: the status line names a path being downloaded" \
+  grep -qE "fetching: [0-9]+/[0-9]+ paths, [^$'\r']*: ($(nix-store -qR "$hello" | sed 's,.*/[a-z0-9]*-,,' | paste -sd'|'))" <<<"$out"
+ok "tty: a summary line at the end: paths, bytes and time" \
+  grep -qE "fetched $nclosure paths, [0-9.]+ (B|KiB|MiB) in [0-9]+\.[0-9] s( \([0-9.]+ (B|KiB|MiB)/s\))?"$'\r'"\$" <<<"$out"
+ok "tty: never a rate of 0 B/s" bash -c '! grep -q "0 B/s" <<<"$1"' _ "$out"
+ok "tty: the status line is redrawn in place" grep -q $'\r\033\[K' <<<"$out"
+out=$(tty TERM=dumb)
+ok "TERM=dumb: no escape sequence" bash -c '! grep -q $'"'"'\033'"'"' <<<"$1"' _ "$out"
+ok "TERM=dumb: no redraw, only whole lines" bash -c '! tr -d "\r" <<<"$1" | grep -q "fetching:" && ! grep -q $'"'"'\r[^\n]'"'"' <<<"$(sed "s/\r\$//" <<<"$1")"' _ "$out"
+is "$(tr -d '\r' <<<"$out" | grep -c "^fetched /nix/store/")" "$nclosure" "TERM=dumb: a plain line per path"
+ok "TERM=dumb: and the summary" grep -q "^fetched $nclosure paths, " <<<"$out"
+out=$(tty TERM=xterm NO_COLOR=1)
+ok "NO_COLOR: no escape sequence" bash -c '! grep -q $'"'"'\033'"'"' <<<"$1"' _ "$out"
+ok "NO_COLOR: still a status line naming a path, and the summary" bash -c \
+  'grep -q "fetching: .*paths" <<<"$1" && grep -q "fetched $2 paths, " <<<"$1"' _ "$out" "$nclosure"
+R=$TEST_TMP/pipe
+"$RUNIX" fetch --trusted-key "$fxkey" --store "$R" --cache "$HTTP/slow/cache-none" "$hello" 2>"$TEST_TMP/pipe.err" >/dev/null
+ok "in a pipe: no status line, no escape sequence, no summary" bash -c \
+  '! grep -qE $'"'"'\033|\r|fetching:|fetched [0-9]+ paths'"'"' "$1"' _ "$TEST_TMP/pipe.err"
+out=$(script -qfec "$(printf '%q ' "$RUNIX" fetch --trusted-key "$fxkey" --store "$R" --cache "$HTTP/slow/cache-none" "$hello")" /dev/null)
+ok "tty: nothing to fetch, no summary" bash -c '! grep -q "fetched" <<<"$1"' _ "$out"
+
 done_testing

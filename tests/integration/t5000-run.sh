@@ -204,6 +204,8 @@ out=$(r doctor 2>&1)
 ok "doctor names why userns is unusable" grep -q "userns: not usable: unshare(CLONE_NEWUSER) failed: ENOSPC" <<<"$out"
 ok "doctor finds the preload engine" grep -q "preload: usable" <<<"$out"
 ok "doctor: auto chooses preload" grep -q "auto chooses: preload" <<<"$out"
+ok "doctor gives the fix: the sysctl, or the other engine" bash -c \
+  'grep -q "fix: sudo sysctl -w user.max_user_namespaces=" <<<"$1" && grep -q "or use the other engine: --engine preload" <<<"$1"' _ "$out"
 MODE=store
 out=$(r doctor 2>&1)
 ok "doctor: userns usable" grep -q "userns: usable" <<<"$out"
