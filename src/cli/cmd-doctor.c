@@ -359,7 +359,7 @@ int cmd_doctor(int argc, char **argv)
     };
     struct doctor d = {0};
     int o;
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
     while ((o = getopt_long(argc, argv, "+:qh", opts, NULL)) != -1) {
         if (cli_settings_option(&d.s, o, optarg))
             continue;

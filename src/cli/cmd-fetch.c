@@ -86,7 +86,7 @@ int cmd_fetch(int argc, char **argv)
     struct cli_settings s = {0};
     bool dry_run = false, offline = false;
     int c, ret = EXIT_FAIL;
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
     while ((c = getopt_long(argc, argv, "+:nqh", opts, NULL)) != -1) {
         if (cli_settings_option(&s, c, optarg))
             continue;

@@ -144,7 +144,7 @@ static int cmd_nar_restore(int argc, char **argv)
     };
     struct nar_unpack_opts uo = {.canonical = false, .umask = cli_umask, .helper_thread = true};
     int c;
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
     while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
@@ -205,7 +205,7 @@ static int cmd_nar_hash(int argc, char **argv)
     enum hash_encoding enc = HASH_NIX32;
     bool show_size = false;
     int c;
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
     while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
         switch (c) {
         case '6':
@@ -355,7 +355,7 @@ static int cmd_nar_ls(int argc, char **argv)
     };
     struct ls_state s = {.long_format = false, .path = RX_BUF_INIT(1 << 20), .out = stdout};
     int c;
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
     while ((c = getopt_long(argc, argv, "+:lRh", opts, NULL)) != -1) {
         switch (c) {
         case 'l':

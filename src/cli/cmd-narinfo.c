@@ -93,7 +93,7 @@ static int cmd_narinfo_verify(int argc, char **argv)
     struct cli_settings s = {0};
     struct rx_error *err = NULL;
     int c, ret;
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
     while ((c = getopt_long(argc, argv, ":k:h", opts, NULL)) != -1) {
         switch (c) {
         case 'k':
@@ -159,7 +159,7 @@ static int cmd_narinfo_sign(int argc, char **argv)
     };
     const char *key_file = NULL;
     int c;
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
     while ((c = getopt_long(argc, argv, ":k:h", opts, NULL)) != -1) {
         switch (c) {
         case 'k':

@@ -545,7 +545,7 @@ int cmd_run(int argc, char **argv)
     struct run_ctx c = {.cmd = "run"};
     _cleanup_free_ char *prog = NULL;
     int o, ret = EXIT_USAGE;
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
     while ((o = getopt_long(argc, argv, "+:qvh", opts, NULL)) != -1) {
         if (o == 'h') {
             ctx_release(&c);
@@ -622,7 +622,7 @@ int cmd_shell(int argc, char **argv)
     int ret = EXIT_USAGE;
     int first_cmd = -1;
     /* Options and paths may mix; --command (or -c) ends both. */
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
     for (;;) {
         int o = getopt_long(argc, argv, "-:qvhc", opts, NULL);
         if (o == -1)
