@@ -158,7 +158,7 @@ printf 'bogus-setting = 1\n' >"$cfg/runix/runix.conf"
 fails "an unknown setting is warned about" 0 "unknown setting 'bogus-setting'" \
   env XDG_CONFIG_HOME=$cfg "$RUNIX" fetch -q --store "$TEST_TMP/store-conf" "$(path_of greeting)"
 printf 'http-connections = lots\n' >"$cfg/runix/runix.conf"
-fails "a bad value names the file and line" 1 "runix.conf:1: 'http-connections' must be a number" \
+fails "a bad value names the file and line (a usage error: exit 2)" 2 "runix.conf:1: 'http-connections' must be a number" \
   env XDG_CONFIG_HOME=$cfg "$RUNIX" fetch -q --store "$TEST_TMP/store-conf" "$(path_of greeting)"
 
 # Cache order: by Priority (lower first), then as given; 404 means "ask the next".
