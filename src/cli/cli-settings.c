@@ -243,8 +243,12 @@ int cli_conf_read(struct cli_conf *c, struct cli_settings *s, struct rx_error **
         c->path = xstrdup(rc);
     else
         c->path = xdg_path("XDG_CONFIG_HOME", ".config", "runix/runix.conf");
-    if (c->path && conf_parse_file(c->path, !(rc && *rc), on_setting, c, err) < 0)
+    if (c->path && conf_parse_file(c->path, !(rc && *rc), on_setting, c, err) < 0) {
+        /* A bad setting is the user's to fix, as a bad option is: exit 2. */
+        if (err && *err)
+            (*err)->code = RX_EUSAGE;
         return -1;
+    }
     return 0;
 }
 

@@ -47,7 +47,13 @@ static const char fetch_usage[] =
     "closure that does not need it is still fetched and kept, and printed.\n"
     "\n"
     "Exit status: 0 when every closure is in the store, 1 when a path could not be\n"
-    "fetched, 2 for a bad command line.\n";
+    "fetched, 2 for a bad command line.\n"
+    "\n"
+    "Examples:\n"
+    "  runix fetch /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10\n"
+    "  runix fetch --dry-run /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10\n"
+    "  runix fetch --store /tmp/store --cache https://cache.nixos.org /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10\n"
+    "  runix fetch --offline /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10/bin/hello\n";
 
 /*
  * How many of the paths are valid in st (their closures then are too);
@@ -198,8 +204,8 @@ int cmd_fetch(int argc, char **argv)
     struct cli_settings s = {0};
     bool dry_run = false, offline = false;
     int c, ret = EXIT_FAIL;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+nqh", opts, NULL)) != -1) {
+    optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
+    while ((c = getopt_long(argc, argv, "+:nqh", opts, NULL)) != -1) {
         if (cli_settings_option(&s, c, optarg))
             continue;
         switch (c) {
@@ -214,7 +220,7 @@ int cmd_fetch(int argc, char **argv)
             return cli_print_help(fetch_usage);
         default:
             cli_settings_release(&s);
-            return cli_usage_error("fetch", "invalid option");
+            return cli_option_error("fetch", c, argv, opts);
         }
     }
     if (optind == argc) {
@@ -260,7 +266,10 @@ int cmd_fetch(int argc, char **argv)
         /* Ctrl-C and friends: stop, keep what is complete, remove the rest, then die of it. */
         rx_catch_interrupts();
         int r = fetch_closure(st, &fo, paths, n, &err);
-        cli_progress_clear(&progress);
+        if (r == 0 && !dry_run)
+            cli_progress_finish(&progress);
+        else
+            cli_progress_clear(&progress);
         if (r < 0) {
             /* What could be completed is kept: it is usable, and says so. */
             struct rx_error *e2 = NULL;

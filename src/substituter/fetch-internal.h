@@ -228,6 +228,8 @@ void fetch_items_release(struct fetch *f);
 void fetch_progress_tick(struct fetch *f, bool force);
 /* A path of ours is downloaded (progress only). */
 void fetch_count_done(struct fetch *f);
+/* A path of ours starts downloading: events->path_started. */
+void fetch_announce_start(struct fetch *f, const struct item *it);
 /* A path is registered now, by us or another process: events->path_done. */
 void fetch_announce_done(struct fetch *f, const struct item *it);
 void fetch_warn(struct fetch *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

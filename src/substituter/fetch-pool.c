@@ -352,6 +352,7 @@ void fetch_job_submit(struct fetch *f, size_t idx)
         f->nthreads++;
     }
     pthread_mutex_unlock(&f->mu);
+    fetch_announce_start(f, it); /* the caller's, outside the lock */
 }
 
 /* A store that cannot take the path: no other cache can help. */

@@ -57,6 +57,12 @@ struct fetch_events {
     void *ctx;
     /* About every 200 ms while downloading, and after each path. */
     void (*progress)(void *ctx, const struct fetch_progress *p);
+    /*
+     * The download of `path` (`size` bytes: FileSize or NarSize) is handed
+     * to a download worker; path_done follows when it is in the store.  A
+     * path that failed may start again, from the next cache.
+     */
+    void (*path_started)(void *ctx, const struct store_path *path, uint64_t size);
     /* `path` is in the store now; `size` is what was downloaded (FileSize or NarSize). */
     void (*path_done)(void *ctx, const struct store_path *path, uint64_t size);
     /*
