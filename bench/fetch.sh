@@ -3,6 +3,8 @@
 # machine) and against the lower bound of just decompressing every NAR
 # with 2 parallel jobs, for an xz and a zstd cache served over HTTP on
 # loopback, into a cold store each run.  Also reports runix's peak RSS.
+# Then the xz cache from four kinds of server (see below), and many small
+# paths from the hardest of them.
 #
 #   bench/fetch.sh            RUNS=5 by default; BENCH_DIR keeps the caches
 #                             (default /var/tmp/runix-bench); STORE_DIR is
@@ -70,7 +72,8 @@ for c in xz zstd; do
     rm -rf "$s" "$s-nix"; sync
     secs "$RUNIX" fetch -q --store "$s" --cache "$url/cache-$c" --trusted-key "$key" "$top" >>"$tmp/runix"
     cat "$tmp/rss" >>"$tmp/rssall"; cat "$tmp/cpu" >>"$tmp/runix-cpu"
-    secs nix copy --from "$url/cache-$c" --to "$s-nix" --option trusted-public-keys "$key" "$top" >>"$tmp/nix"
+    rm -rf "$tmp/xdg"; mkdir -p "$tmp/xdg"
+    XDG_CACHE_HOME=$tmp/xdg secs nix copy --from "$url/cache-$c" --to "$s-nix" --option trusted-public-keys "$key" "$top" >>"$tmp/nix"
     cat "$tmp/cpu" >>"$tmp/nix-cpu"
     secs sh -c "ls $BENCH_DIR/cache-$c/nar/* | xargs -P2 -n1 $dec >/dev/null" >>"$tmp/dec"
     cat "$tmp/cpu" >>"$tmp/dec-cpu"
@@ -86,15 +89,78 @@ for c in xz zstd; do
   echo "$c:   runix peak RSS $((rss / 1024)) MB   (target <= 64)"
 done
 
-# The same xz cache behind a server that answers every request after 40 ms,
-# like a distant cache: round trips, not the CPU, decide here.
-: >"$tmp/runix" ; : >"$tmp/nix"
+# The xz cache from four kinds of server, each against `nix copy` from the
+# same server in the same round: (a) HTTP/1.0 closing every connection,
+# with a listen backlog of 5 (Python's http.server); (b) HTTP/1.1
+# keep-alive; (c) HTTPS with HTTP/2 (nginx, self-signed; both are told to
+# trust its certificate); (d) every answer 40 ms late, like a distant
+# cache.  Nix keeps narinfos in ~/.cache/nix: each of its runs gets an
+# empty one, as runix has none.
+rm -f "$tmp/port10"
+HTTPD_PROTOCOL=HTTP/1.0 HTTPD_BACKLOG=5 python3 tests/integration/lib/httpd.py "$BENCH_DIR" "$tmp/port10" /dev/null &
+httpd10=$!
+trap 'kill $httpd $httpd10; [ -s "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")"; rm -rf "$tmp" "$STORE_DIR"/runix-bench-*' EXIT
+while [ ! -s "$tmp/port10" ]; do sleep 0.05; done
+declare -A kind_url=([http1.0-backlog5]=http://127.0.0.1:$(cat "$tmp/port10")/ok/cache-xz
+  [http1.1-keepalive]=$url/cache-xz [latency-40ms]=$base/latency/cache-xz)
+kinds="http1.0-backlog5 http1.1-keepalive"
+if command -v nginx >/dev/null; then
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$tmp/tls.key" -out "$tmp/tls.crt" 2>/dev/null
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  cat >"$tmp/nginx.conf" <<EOF
+daemon on; pid $tmp/nginx.pid; error_log $tmp/nginx.err; worker_processes 2;
+$([ "$(id -u)" = 0 ] && echo "user root;")
+events {}
+http { access_log off; sendfile on; tcp_nodelay on; keepalive_requests 100000;
+  client_body_temp_path $tmp/ngx-body; proxy_temp_path $tmp/ngx-proxy; fastcgi_temp_path $tmp/ngx-fcgi;
+  uwsgi_temp_path $tmp/ngx-uwsgi; scgi_temp_path $tmp/ngx-scgi;
+  server { listen 127.0.0.1:$port ssl http2; ssl_certificate $tmp/tls.crt; ssl_certificate_key $tmp/tls.key;
+    root $BENCH_DIR; } }
+EOF
+  if nginx -c "$tmp/nginx.conf" -p "$tmp" 2>"$tmp/nginx.out"; then
+    kind_url[https-h2]=https://127.0.0.1:$port/cache-xz
+    kinds="$kinds https-h2"
+  else
+    echo "(nginx did not start: $(cat "$tmp/nginx.out"); skipping HTTPS/HTTP2)"
+  fi
+else
+  echo "(no nginx: skipping HTTPS/HTTP2; apt-get install nginx-light)"
+fi
+kinds="$kinds latency-40ms"
+export NIX_SSL_CERT_FILE=$tmp/tls.crt # trusted by both
+for k in $kinds; do : >"$tmp/r-$k"; : >"$tmp/n-$k"; : >"$tmp/c-$k"; done
+for i in $(seq "$RUNS"); do
+  for k in $kinds; do
+    s=$STORE_DIR/runix-bench-$i
+    rm -rf "$s" "$s-nix" "$tmp/xdg"; mkdir -p "$tmp/xdg"
+    secs "$RUNIX" fetch -q --store "$s" --cache "${kind_url[$k]}" --trusted-key "$key" "$top" >>"$tmp/r-$k"
+    echo "$(cat "$tmp/cpu") $(tail -1 "$tmp/r-$k")" >>"$tmp/c-$k"
+    XDG_CACHE_HOME=$tmp/xdg secs nix copy --from "${kind_url[$k]}" --to "$s-nix" \
+      --option trusted-public-keys "$key" "$top" >>"$tmp/n-$k"
+    chmod -R u+w "$s" "$s-nix" 2>/dev/null; rm -rf "$s" "$s-nix"
+  done
+done
+for k in $kinds; do
+  r=$(median <"$tmp/r-$k"); n=$(median <"$tmp/n-$k")
+  cores=$(awk '{ printf "%.2f\n", $1 / $2 }' "$tmp/c-$k" | median)
+  echo "xz from $k: runix fetch ${r}s, nix copy ${n}s, ratio $(echo "scale=2; $r / $n" | bc)" \
+    "(target <= 0.7), runix cores busy $cores (medians of $RUNS; runs: $(paste -sd' ' "$tmp/r-$k") vs $(paste -sd' ' "$tmp/n-$k"))"
+done
+
+# Many small paths (2,000, uncompressed) from the HTTP/1.0 server with a
+# backlog of 5: thousands of connections, opened as fast as it takes them.
+LC=$BENCH_DIR/large-2000
+python3 tests/integration/lib/make-large-cache.py "$LC" 2000 >/dev/null
+lurl=http://127.0.0.1:$(cat "$tmp/port10")/ok/large-2000
+: >"$tmp/r-many"; : >"$tmp/n-many"
 for i in $(seq "$RUNS"); do
   s=$STORE_DIR/runix-bench-$i
-  rm -rf "$s" "$s-nix"
-  secs "$RUNIX" fetch -q --store "$s" --cache "$base/latency/cache-xz" --trusted-key "$key" "$top" >>"$tmp/runix"
-  secs nix copy --from "$base/latency/cache-xz" --to "$s-nix" --option trusted-public-keys "$key" "$top" >>"$tmp/nix"
+  rm -rf "$s" "$s-nix" "$tmp/xdg"; mkdir -p "$tmp/xdg"
+  secs "$RUNIX" fetch -q --store "$s" --cache "$lurl" --trusted-key "$(cat "$LC/key.pub")" "$(cat "$LC/top")" >>"$tmp/r-many"
+  XDG_CACHE_HOME=$tmp/xdg secs nix copy --from "$lurl" --to "$s-nix" \
+    --option trusted-public-keys "$(cat "$LC/key.pub")" "$(cat "$LC/top")" >>"$tmp/n-many"
   chmod -R u+w "$s" "$s-nix" 2>/dev/null; rm -rf "$s" "$s-nix"
 done
-r=$(median <"$tmp/runix"); n=$(median <"$tmp/nix")
-echo "xz, 40 ms per answer: runix fetch ${r}s, nix copy ${n}s, ratio $(echo "scale=2; $r / $n" | bc) (medians of $RUNS)"
+r=$(median <"$tmp/r-many"); n=$(median <"$tmp/n-many")
+echo "2,000 small paths from http1.0-backlog5: runix fetch ${r}s, nix copy ${n}s, ratio $(echo "scale=2; $r / $n" | bc) (medians of $RUNS)"

@@ -7,18 +7,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh
-if [ ! -d build ]; then
-  meson setup build >/dev/null
+# RUNIX=/path/to/runix: use that build (the tests do); otherwise build one here.
+if [ -n "${RUNIX:-}" ]; then
+  runix=$RUNIX
+else
+  scripts/install-deps.sh
+  if [ ! -d build ]; then
+    meson setup build >/dev/null
+  fi
+  ninja -C build >/dev/null
+  runix=$PWD/build/runix
 fi
-ninja -C build >/dev/null
-runix=$PWD/build/runix
 
 store=$(mktemp -d "${TMPDIR:-/tmp}/runix-demo.XXXXXX")
 top=$(cat demo/top-path)
-echo "\$ runix run --store $store --cache file://$PWD/demo/cache --trusted-key $(cat demo/demo-key.pub) $top" >&2
+printf '$ runix run -v --store %q --cache %q --trusted-key %q %q\n' "$store" "file://$PWD/demo/cache" \
+  "$(cat demo/demo-key.pub)" "$top" >&2
 "$runix" run -v --store "$store" --cache "file://$PWD/demo/cache" \
   --trusted-key "$(cat demo/demo-key.pub)" "$top"
 echo >&2
 echo "the store $store now holds the verified closure; run it again (no download):" >&2
-echo "  $runix run --store $store $top [NAME]" >&2
+printf '  %q run --store %q %q -- you\n' "$runix" "$store" "$top" >&2

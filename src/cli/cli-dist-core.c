@@ -241,12 +241,12 @@ int cmd_trust(int argc, char **argv)
     };
     bool remove_it = false;
     int o;
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "+rh", opts, NULL)) != -1) {
+    optind = 0;
+    while ((o = getopt_long(argc, argv, "+:rh", opts, NULL)) != -1) {
         if (o == 'h')
             return cli_print_help(trust_usage);
         if (o != 'r')
-            return cli_usage_error("trust", "invalid option");
+            return cli_option_error("trust", o, argv, opts);
         remove_it = true;
     }
     if (optind == argc)

@@ -16,9 +16,15 @@
 static int add_keys(struct cli_settings *s, const struct strv *v, const char *source,
                     struct rx_error **err)
 {
-    for (size_t i = 0; i < v->n; i++)
-        if (trusted_keys_add(&s->keys, v->v[i], strlen(v->v[i]), err) < 0)
-            return rx_error_wrap(err, "%s: trusted key '%s'", source, v->v[i]);
+    for (size_t i = 0; i < v->n; i++) {
+        if (trusted_keys_add(&s->keys, v->v[i], strlen(v->v[i]), err) < 0) {
+            /* The user's setting: a usage error, as a bad --trusted-key is. */
+            rx_error_wrap(err, "%s: trusted key '%s'", source, v->v[i]);
+            if (err && *err)
+                (*err)->code = RX_EUSAGE;
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -181,6 +187,7 @@ void cli_settings_fetch_opts(struct cli_settings *s, struct fetch_opts *o)
     o->http_connections = s->http_connections;
     o->connect_timeout = s->connect_timeout;
     o->stalled_timeout = s->stalled_timeout;
+    o->narinfo_timeout = s->narinfo_timeout;
     o->attempts = s->attempts;
     o->netrc_file = s->netrc_file;
     o->ca_file = s->ssl_cert_file;

@@ -121,6 +121,10 @@ static int on_setting(void *ctx, const char *name, const char *value, const char
         if (parse_number(value, 1, 86400, &n, name, file, line, err) < 0)
             return -1;
         c->s->stalled_timeout = n;
+    } else if (strcmp(name, "narinfo-timeout") == 0) {
+        if (parse_number(value, 1, 86400, &n, name, file, line, err) < 0)
+            return -1;
+        c->s->narinfo_timeout = n;
     } else if (strcmp(name, "download-attempts") == 0) {
         if (parse_number(value, 1, 100, &n, name, file, line, err) < 0)
             return -1;
@@ -245,8 +249,12 @@ int cli_conf_read(struct cli_conf *c, struct cli_settings *s, struct rx_error **
         c->path = xstrdup(rc);
     else
         c->path = xdg_path("XDG_CONFIG_HOME", ".config", "runix/runix.conf");
-    if (c->path && conf_parse_file(c->path, !(rc && *rc), on_setting, c, err) < 0)
+    if (c->path && conf_parse_file(c->path, !(rc && *rc), on_setting, c, err) < 0) {
+        /* A bad setting is the user's to fix, as a bad option is: exit 2. */
+        if (err && *err)
+            (*err)->code = RX_EUSAGE;
         return -1;
+    }
     return 0;
 }
 

@@ -73,6 +73,7 @@ struct cli_settings {
     unsigned http_connections;
     long connect_timeout;
     long stalled_timeout;
+    long narinfo_timeout;
     unsigned attempts;
     char *netrc_file; /* owned or NULL */
     char *ssl_cert_file; /* owned or NULL: CA bundle for https:// */

@@ -15,7 +15,11 @@
  * Adding a new command:
  *  1. Write `int cmd_<name>(int argc, char **argv)` in cmd-<name>.c, taking
  *     argv[0] as the command's own name.  Parse options with getopt_long,
- *     answer --help with the command's usage on stdout and exit 0.
+ *     with opterr = 0 and an optstring that begins with "+:", and hand
+ *     '?' and ':' to cli_option_error(); answer --help with the command's
+ *     usage on stdout and exit 0.  The usage ends with an "Examples:"
+ *     section of commands that work as shown (t0200-cli.sh checks every
+ *     command has one).
  *  2. Declare it below and add a row to the table in main.c (name,
  *     function, one-line summary, flags).  A command that needs anything
  *     beyond libc (the network, the database, signatures, compression) gets
@@ -48,6 +52,11 @@ enum {
      * arguments.  Only rows of the top-level table may carry it.
      */
     CMD_CORE = 1 << 0,
+    /*
+     * A group of subcommands (runix nar hash): global options given before
+     * it go after the subcommand's name.
+     */
+    CMD_GROUP = 1 << 1,
 };
 
 struct cli_command {
@@ -59,10 +68,12 @@ struct cli_command {
 
 /*
  * Dispatch argv[1] among cmds (argv[0] is the group's name, for messages).
- * Prints the group's help for -h/--help or no argument.
+ * Prints the group's help (intro, the commands, then examples, which begin
+ * with "\nExamples:\n") for -h/--help, "help", or no argument (then on
+ * stderr, exit 2).  "help CMD [SUB...]" runs "CMD [SUB...] --help".
  */
-int cli_dispatch(const char *group, const char *intro, const struct cli_command *cmds,
-                 size_t ncmds, int argc, char **argv);
+int cli_dispatch(const char *group, const char *intro, const char *examples,
+                 const struct cli_command *cmds, size_t ncmds, int argc, char **argv);
 
 /* "runix: <message>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -70,8 +81,21 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_cmd_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print err's message (with "runix: "), free it, and return EXIT_FAIL. */
 int cli_fail(struct rx_error *err);
-/* Print "runix <cmd>: <msg>" and a hint to use --help; returns EXIT_USAGE. */
+/*
+ * Print "runix <cmd>: <msg>; see 'runix <cmd> --help'" (one line); returns
+ * EXIT_USAGE.
+ */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+struct option;
+/*
+ * The usage error for what getopt_long returned as c ('?' or ':'), in place
+ * of getopt's own messages (which need opterr = 0): "unknown option
+ * '--foo'", "option '--store' needs a value", "option '--quiet' takes no
+ * value".  argv and opts are those given to getopt_long.  Returns
+ * EXIT_USAGE.
+ */
+int cli_option_error(const char *cmd, int c, char **argv, const struct option *opts);
 /* Print a command's usage text to stdout; returns EXIT_OK. */
 int cli_print_help(const char *usage);
 

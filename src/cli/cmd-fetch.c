@@ -38,8 +38,9 @@ static const char fetch_usage[] =
     "\n"
     "Settings in ~/.config/runix/runix.conf (nix.conf syntax): store, substituters,\n"
     "extra-substituters, trusted-public-keys, extra-trusted-public-keys,\n"
-    "http-connections, connect-timeout, stalled-download-timeout, download-attempts,\n"
-    "netrc-file, ssl-cert-file, github-url.  Environment: RUNIX_STORE, RUNIX_CACHES,\n"
+    "http-connections, connect-timeout, narinfo-timeout, stalled-download-timeout,\n"
+    "download-attempts, netrc-file, ssl-cert-file, github-url.  Environment: RUNIX_STORE,\n"
+    "RUNIX_CACHES, RUNIX_GITHUB_URL,\n"
     "RUNIX_TRUSTED_KEYS, RUNIX_CONFIG (another config file), NIX_SSL_CERT_FILE or\n"
     "SSL_CERT_FILE (CA certificates for https:// caches).\n"
     "\n"
@@ -51,7 +52,13 @@ static const char fetch_usage[] =
     "closure that does not need it is still fetched and kept, and printed.\n"
     "\n"
     "Exit status: 0 when every closure is in the store, 1 when a path could not be\n"
-    "fetched, 2 for a bad command line.\n";
+    "fetched, 2 for a bad command line.\n"
+    "\n"
+    "Examples:\n"
+    "  runix fetch /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10\n"
+    "  runix fetch --dry-run /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10\n"
+    "  runix fetch --store /tmp/store --cache https://cache.nixos.org /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10\n"
+    "  runix fetch --offline /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10/bin/hello\n";
 
 /*
  * How many of the paths are valid in st (their closures then are too);
@@ -309,8 +316,8 @@ int cmd_fetch(int argc, char **argv)
     bool dry_run = false, offline = false, trust = false;
     const char *label = NULL;
     int c, ret = EXIT_FAIL;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+nqh", opts, NULL)) != -1) {
+    optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
+    while ((c = getopt_long(argc, argv, "+:nqh", opts, NULL)) != -1) {
         if (cli_settings_option(&s, c, optarg))
             continue;
         switch (c) {
@@ -331,7 +338,7 @@ int cmd_fetch(int argc, char **argv)
             return cli_print_help(fetch_usage);
         default:
             cli_settings_release(&s);
-            return cli_usage_error("fetch", "invalid option");
+            return cli_option_error("fetch", c, argv, opts);
         }
     }
     if (optind == argc) {
@@ -408,7 +415,10 @@ int cmd_fetch(int argc, char **argv)
         /* Ctrl-C and friends: stop, keep what is complete, remove the rest, then die of it. */
         rx_catch_interrupts();
         int r = fetch_closure(st, &fo, paths, n, &err);
-        cli_progress_clear(&progress);
+        if (r == 0 && !dry_run)
+            cli_progress_finish(&progress);
+        else
+            cli_progress_clear(&progress);
         if (r < 0) {
             /* What could be completed is kept: it is usable, and says so. */
             struct rx_error *e2 = NULL;

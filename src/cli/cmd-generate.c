@@ -373,8 +373,8 @@ int cmd_generate(int argc, char **argv)
     struct store_path *paths = NULL;
     size_t n = 0;
     json_t *top = NULL;
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "+o:f:qh", opts, NULL)) != -1) {
+    optind = 0;
+    while ((o = getopt_long(argc, argv, "+:o:f:qh", opts, NULL)) != -1) {
         if (o == OPT_CACHE) { /* --cache: a cache the file names (and the walk uses) */
             g.caches = xrealloc(g.caches, (g.ncaches + 1) * sizeof *g.caches);
             g.caches[g.ncaches++] = (struct gen_cache){ .url = optarg };
@@ -416,7 +416,7 @@ int cmd_generate(int argc, char **argv)
             ret = cli_print_help(generate_usage);
             goto out;
         default:
-            cli_usage_error("generate", "invalid option");
+            ret = cli_option_error("generate", o, argv, opts);
             goto out;
         }
     }

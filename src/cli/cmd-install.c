@@ -294,15 +294,15 @@ int cmd_install(int argc, char **argv)
     const char *as = NULL, *bin_flag = NULL;
     bool trust = false, list = false;
     int o;
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    optind = 0;
+    while ((o = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
         switch (o) {
         case OPT_AS: as = optarg; break;
         case OPT_BIN: bin_flag = optarg; break;
         case OPT_TRUST_I: trust = true; break;
         case OPT_LIST_I: list = true; break;
         case 'h': return cli_print_help(install_usage);
-        default: return cli_usage_error("install", "invalid option");
+        default: return cli_option_error("install", o, argv, opts);
         }
     }
     if (list)

@@ -26,12 +26,23 @@ static const char nar_intro[] =
     "\n"
     "Create, unpack, hash and list Nix archives (NAR).\n";
 
+static const char nar_examples[] =
+    "\n"
+    "Examples:\n"
+    "  runix nar hash /etc/skel\n"
+    "  runix nar dump /etc/skel | runix nar ls -l -\n"
+    "  runix help nar restore\n";
+
 static const char dump_usage[] =
     "usage: runix nar dump PATH\n"
     "\n"
     "Write the NAR serialisation of PATH to standard output, byte for byte\n"
     "what 'nix-store --dump PATH' writes.  PATH is not followed if it is a\n"
-    "symlink.\n";
+    "symlink.\n"
+    "\n"
+    "Examples:\n"
+    "  runix nar dump /etc/skel > skel.nar\n"
+    "  runix nar dump /etc/skel | xz > skel.nar.xz\n";
 
 static const char restore_usage[] =
     "usage: runix nar restore [--canonical] DIR\n"
@@ -42,7 +53,12 @@ static const char restore_usage[] =
     "removed again.\n"
     "\n"
     "  --canonical   give the result store permissions: files 0444 or 0555,\n"
-    "                directories 0555, every mtime 1\n";
+    "                directories 0555, every mtime 1\n"
+    "  -h, --help    show this help\n"
+    "\n"
+    "Examples:\n"
+    "  runix nar dump /etc/skel | runix nar restore skel-copy\n"
+    "  runix nar dump /etc/skel | xz | xz -dc | runix nar restore --canonical skel-store\n";
 
 static const char hash_usage[] =
     "usage: runix nar hash [--base16|--base32|--sri] PATH\n"
@@ -54,7 +70,12 @@ static const char hash_usage[] =
     "  --base16     print 'sha256:<hex>'\n"
     "  --base32     print 'sha256:<nix32>' (the default)\n"
     "  --sri        print 'sha256-<base64>'\n"
-    "  --size       also print the NAR's size in bytes, after a tab\n";
+    "  --size       also print the NAR's size in bytes, after a tab\n"
+    "  -h, --help   show this help\n"
+    "\n"
+    "Examples:\n"
+    "  runix nar hash /etc/skel\n"
+    "  runix nar hash --sri --size /etc/skel\n";
 
 static const char ls_usage[] =
     "usage: runix nar ls [-l] NARFILE\n"
@@ -63,7 +84,12 @@ static const char ls_usage[] =
     "per line, as 'nix nar ls -R NARFILE /' does.  The whole archive is\n"
     "checked; a malformed one is an error.\n"
     "\n"
-    "  -l, --long   show type, permissions and size, and symlink targets\n";
+    "  -l, --long   show type, permissions and size, and symlink targets\n"
+    "  -h, --help   show this help\n"
+    "\n"
+    "Examples:\n"
+    "  runix nar dump /etc/skel > skel.nar && runix nar ls skel.nar\n"
+    "  runix nar dump /etc/skel | runix nar ls -l -\n";
 
 static bool want_help(int argc, char **argv)
 {
@@ -118,8 +144,8 @@ static int cmd_nar_restore(int argc, char **argv)
     };
     struct nar_unpack_opts uo = {.canonical = false, .umask = cli_umask, .helper_thread = true};
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             uo.canonical = true;
@@ -127,7 +153,7 @@ static int cmd_nar_restore(int argc, char **argv)
         case 'h':
             return cli_print_help(restore_usage);
         default:
-            return cli_usage_error("nar restore", "invalid option");
+            return cli_option_error("nar restore", c, argv, opts);
         }
     }
     if (argc - optind != 1)
@@ -179,8 +205,8 @@ static int cmd_nar_hash(int argc, char **argv)
     enum hash_encoding enc = HASH_NIX32;
     bool show_size = false;
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
         switch (c) {
         case '6':
             enc = HASH_BASE16;
@@ -197,7 +223,7 @@ static int cmd_nar_hash(int argc, char **argv)
         case 'h':
             return cli_print_help(hash_usage);
         default:
-            return cli_usage_error("nar hash", "invalid option");
+            return cli_option_error("nar hash", c, argv, opts);
         }
     }
     if (argc - optind < 1)
@@ -329,8 +355,8 @@ static int cmd_nar_ls(int argc, char **argv)
     };
     struct ls_state s = {.long_format = false, .path = RX_BUF_INIT(1 << 20), .out = stdout};
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+lRh", opts, NULL)) != -1) {
+    optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
+    while ((c = getopt_long(argc, argv, "+:lRh", opts, NULL)) != -1) {
         switch (c) {
         case 'l':
             s.long_format = true;
@@ -340,7 +366,7 @@ static int cmd_nar_ls(int argc, char **argv)
         case 'h':
             return cli_print_help(ls_usage);
         default:
-            return cli_usage_error("nar ls", "invalid option");
+            return cli_option_error("nar ls", c, argv, opts);
         }
     }
     if (argc - optind != 1)
@@ -383,6 +409,6 @@ static const struct cli_command nar_commands[] = {
 
 int cmd_nar(int argc, char **argv)
 {
-    return cli_dispatch("runix nar", nar_intro, nar_commands, ARRAY_SIZE(nar_commands), argc,
+    return cli_dispatch("runix nar", nar_intro, nar_examples, nar_commands, ARRAY_SIZE(nar_commands), argc,
                         argv);
 }

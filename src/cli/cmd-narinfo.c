@@ -24,6 +24,12 @@ static const char narinfo_intro[] =
     "\n"
     "Check narinfo files, the per-path metadata of Nix binary caches.\n";
 
+static const char narinfo_examples[] =
+    "\n"
+    "Examples:\n"
+    "  curl -s https://cache.nixos.org/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9.narinfo | runix narinfo verify -\n"
+    "  runix help narinfo sign\n";
+
 static const char verify_usage[] =
     "usage: runix narinfo verify [--trusted-key NAME:KEY]... FILE\n"
     "\n"
@@ -35,12 +41,21 @@ static const char verify_usage[] =
     "the config file's trusted-public-keys and extra-trusted-public-keys, else\n"
     "the cache.nixos.org key.\n"
     "\n"
-    "  -k, --trusted-key NAME:KEY   trust this public key too (repeatable)\n";
+    "  -k, --trusted-key NAME:KEY   trust this public key too (repeatable)\n"
+    "  -h, --help                   show this help\n"
+    "\n"
+    "Examples:\n"
+    "  curl -s https://cache.nixos.org/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9.narinfo | runix narinfo verify -\n"
+    "  runix narinfo verify -k \"$(cat key.pub)\" signed.narinfo\n";
 
 static const char fingerprint_usage[] =
     "usage: runix narinfo fingerprint FILE\n"
     "\n"
-    "Print the exact string that the signatures of the narinfo in FILE sign.\n";
+    "Print the exact string that the signatures of the narinfo in FILE ('-' for\n"
+    "standard input) sign.\n"
+    "\n"
+    "Examples:\n"
+    "  curl -s https://cache.nixos.org/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9.narinfo | runix narinfo fingerprint -\n";
 
 static const char sign_usage[] =
     "usage: runix narinfo sign --key-file FILE NARINFO\n"
@@ -49,7 +64,13 @@ static const char sign_usage[] =
     "FILE (as written by nix-store --generate-binary-cache-key) and print it with\n"
     "the new Sig line; an older signature by the same key name is replaced.\n"
     "\n"
-    "  -k, --key-file FILE   the secret key\n";
+    "  -k, --key-file FILE   the secret key\n"
+    "  -h, --help            show this help\n"
+    "\n"
+    "Examples:\n"
+    "  nix-store --generate-binary-cache-key my-cache-1 key.sec key.pub\n"
+    "  curl -s https://cache.nixos.org/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9.narinfo > hello.narinfo\n"
+    "  runix narinfo sign -k key.sec hello.narinfo > signed.narinfo\n";
 
 static int load(const char *file, struct narinfo *ni, struct rx_error **err)
 {
@@ -72,8 +93,8 @@ static int cmd_narinfo_verify(int argc, char **argv)
     struct cli_settings s = {0};
     struct rx_error *err = NULL;
     int c, ret;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
+    optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
+    while ((c = getopt_long(argc, argv, ":k:h", opts, NULL)) != -1) {
         switch (c) {
         case 'k':
             cli_settings_option(&s, OPT_TRUSTED_KEY, optarg);
@@ -83,7 +104,7 @@ static int cmd_narinfo_verify(int argc, char **argv)
             return cli_print_help(verify_usage);
         default:
             cli_settings_release(&s);
-            return cli_usage_error("narinfo verify", "invalid option");
+            return cli_option_error("narinfo verify", c, argv, opts);
         }
     }
     if (argc - optind != 1) {
@@ -138,8 +159,8 @@ static int cmd_narinfo_sign(int argc, char **argv)
     };
     const char *key_file = NULL;
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
+    optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
+    while ((c = getopt_long(argc, argv, ":k:h", opts, NULL)) != -1) {
         switch (c) {
         case 'k':
             key_file = optarg;
@@ -147,7 +168,7 @@ static int cmd_narinfo_sign(int argc, char **argv)
         case 'h':
             return cli_print_help(sign_usage);
         default:
-            return cli_usage_error("narinfo sign", "invalid option");
+            return cli_option_error("narinfo sign", c, argv, opts);
         }
     }
     if (!key_file)
@@ -217,6 +238,6 @@ static const struct cli_command narinfo_commands[] = {
 
 int cmd_narinfo(int argc, char **argv)
 {
-    return cli_dispatch("runix narinfo", narinfo_intro, narinfo_commands,
+    return cli_dispatch("runix narinfo", narinfo_intro, narinfo_examples, narinfo_commands,
                         ARRAY_SIZE(narinfo_commands), argc, argv);
 }

@@ -44,18 +44,28 @@ enum { OPT_ENGINE = 0x200, OPT_OFFLINE, OPT_COMMAND, OPT_LIST, OPT_TRUST };
     "      --trust               trust a distributable's own caches and keys for this run\n"
 
 static const char run_usage[] =
-    "usage: runix run [OPTIONS] STOREPATH [CMD [ARGS...]]\n"
+    "usage: runix run [OPTIONS] STOREPATH [CMD] [ARGS...]\n"
+    "       runix run [OPTIONS] STOREPATH/bin/PROGRAM [ARGS...]\n"
+    "       runix run [OPTIONS] STOREPATH -- [ARGS...]\n"
     "       runix run [OPTIONS] FILE[#APP] [ARGS...]\n"
     "       runix run --list FILE\n"
     "\n"
-    "Fetch STOREPATH's closure if it is not in the store yet, then run CMD from\n"
-    "it so that the program sees the runix store at /nix/store.  CMD is looked up\n"
-    "in STOREPATH/bin, then in the bin/ of the rest of the closure, then in PATH.\n"
-    "Without CMD: the only program in STOREPATH/bin, or the one named like the\n"
-    "package.  Options go before STOREPATH; everything after it is the program's\n"
-    "('--' is accepted too).\n"
+    "Fetch STOREPATH's closure if it is not in the store yet, then run a program\n"
+    "from it so that the program sees the runix store at /nix/store.\n"
     "\n"
-    "FILE is a distributable (docs/distributable.md): it names the store paths for\n"
+    "Which program: STOREPATH/bin/PROGRAM (or any file inside the store path)\n"
+    "runs that file.  CMD is looked up in STOREPATH/bin, then in the bin/ of the\n"
+    "rest of the closure, then in PATH.  Without CMD (or after '--'), the only\n"
+    "program in STOREPATH/bin, or the one named like the package.\n"
+    "\n"
+    "runix's options go before STOREPATH.  Everything after STOREPATH (or after\n"
+    "CMD) is the program's, options included: 'runix run P hello --version'\n"
+    "prints hello's version, not runix's.  An argument after STOREPATH that\n"
+    "begins with '-' is not a CMD: it goes to the default program, as all ARGS\n"
+    "after '--' do.\n"
+    "\n"
+    "FILE is a distributable (docs/distributable.md), a local file, an https://\n"
+    "URL or github:OWNER/REPO[/REF][?file=PATH]: it names the store paths for\n"
     "each system, its apps and its caches.  APP picks one of its apps (default:\n"
     "'default'); ARGS come after the app's own arguments.  A distributable runs\n"
     "directly too ('./tool.runix ARGS'), through its first line.\n"
@@ -71,7 +81,14 @@ static const char run_usage[] =
     "\n"
     "Exit status: the program's own; 128+N when it dies of signal N; 126 or 127\n"
     "when it cannot be run or found; 1 when runix itself fails, 2 for a bad\n"
-    "command line.\n";
+    "command line.\n"
+    "\n"
+    "Examples:\n"
+    "  runix run /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10\n"
+    "  runix run /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10 -- --greeting=hi\n"
+    "  runix run /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10/bin/hello --version\n"
+    "  runix run /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10 hello --help\n"
+    "  runix run -v --engine preload /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10\n";
 
 static const char shell_usage[] =
     "usage: runix shell [OPTIONS] STOREPATH... [--command CMD [ARGS...]]\n"
@@ -80,7 +97,11 @@ static const char shell_usage[] =
     "STOREPATH's bin/ at the front of PATH, in the same view as 'runix run'.\n"
     "\n" RUN_OPTIONS_USAGE CLI_SETTINGS_USAGE
     "  -c, --command CMD ARGS... run this instead of $SHELL (ends the options)\n"
-    "  -h, --help                show this help\n";
+    "  -h, --help                show this help\n"
+    "\n"
+    "Examples:\n"
+    "  runix shell /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10\n"
+    "  runix shell /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10 --command hello -g hi\n";
 
 struct run_ctx {
     const char *cmd; /* "run" or "shell" */
@@ -135,10 +156,10 @@ static int run_option(struct run_ctx *c, int opt, const char *arg)
     return 0;
 }
 
-static int settings_fail(struct rx_error *err)
+static int settings_fail(const char *cmd, struct rx_error *err)
 {
     if (err && err->code == RX_EUSAGE) {
-        cli_error("%s", err->msg);
+        cli_cmd_error(cmd, "%s", err->msg);
         rx_error_free(err);
         return EXIT_USAGE;
     }
@@ -318,7 +339,7 @@ static int prepare(struct run_ctx *c)
 {
     struct rx_error *err = NULL;
     if (cli_settings_finish(&c->s, &err) < 0)
-        return settings_fail(err);
+        return settings_fail(c->cmd, err);
     if (c->engine == ENGINE_AUTO) {
         const char *e = getenv("RUNIX_ENGINE");
         if (e && *e) {
@@ -643,8 +664,8 @@ int cmd_run(int argc, char **argv)
     _cleanup_free_ char *prog = NULL;
     int o, ret = EXIT_USAGE;
     bool list = false;
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "+qvh", opts, NULL)) != -1) {
+    optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
+    while ((o = getopt_long(argc, argv, "+:qvh", opts, NULL)) != -1) {
         if (o == 'h') {
             ctx_release(&c);
             return cli_print_help(run_usage);
@@ -657,7 +678,7 @@ int cmd_run(int argc, char **argv)
         if (t < 0)
             goto out;
         if (t == 0) {
-            cli_usage_error("run", "invalid option");
+            cli_option_error("run", o, argv, opts);
             goto out;
         }
     }
@@ -686,8 +707,14 @@ int cmd_run(int argc, char **argv)
     } else if (parse_root(&c, target, &sub) < 0) {
         goto out;
     }
-    if (optind < argc && strcmp(argv[optind], "--") == 0)
+    /* After STOREPATH: "--" or an option means the default program's arguments follow. */
+    bool default_prog = false;
+    if (optind < argc && strcmp(argv[optind], "--") == 0) {
         optind++;
+        default_prog = true;
+    } else if (optind < argc && argv[optind][0] == '-') {
+        default_prog = true;
+    }
     if ((ret = prepare(&c)) != EXIT_OK)
         goto out;
 
@@ -708,7 +735,7 @@ int cmd_run(int argc, char **argv)
     } else if (*sub && strcmp(sub, "/") != 0) {
         prog = xasprintf("%s%s", full, sub); /* a file inside the path */
         argv0 = prog;
-    } else if (optind < argc) {
+    } else if (optind < argc && !default_prog) {
         argv0 = argv[optind++];
         prog = find_program(&c, argv0, true);
         if (!prog) {
@@ -750,9 +777,9 @@ int cmd_shell(int argc, char **argv)
     int ret = EXIT_USAGE;
     int first_cmd = -1;
     /* Options and paths may mix; --command (or -c) ends both. */
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
     for (;;) {
-        int o = getopt_long(argc, argv, "-qvhc", opts, NULL);
+        int o = getopt_long(argc, argv, "-:qvhc", opts, NULL);
         if (o == -1)
             break;
         if (o == 'h') {
@@ -773,7 +800,7 @@ int cmd_shell(int argc, char **argv)
         if (t < 0)
             goto out;
         if (t == 0) {
-            cli_usage_error("shell", "invalid option");
+            cli_option_error("shell", o, argv, opts);
             goto out;
         }
     }

@@ -2,13 +2,16 @@
 #include "config.h"
 
 #include <dlfcn.h>
+#include <getopt.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/stat.h>
 
 #include "cli-dist.h"
+#include "cli-settings.h"
 #include "cli.h"
 #include "util-install.h"
 #include "util-mem.h"
@@ -19,9 +22,24 @@ const char *cli_progname = "runix";
 mode_t cli_umask;
 
 static const char main_usage[] =
-    "usage: runix [--version] [--help] COMMAND [ARGS...]\n"
+    "usage: runix [GLOBAL OPTIONS] COMMAND [ARGS...]\n"
+    "       runix --version | --help\n"
     "\n"
-    "Run software from Nix binary caches without installing Nix.\n";
+    "Run software from Nix binary caches without installing Nix and without root.\n"
+    "\n"
+    "Global options go before the command and mean what they mean after it (for\n"
+    "fetch, run, shell and doctor; --trusted-key for narinfo verify too):\n"
+    CLI_SETTINGS_USAGE
+    "  -V, --version             print runix's version\n"
+    "  -h, --help                show this help\n";
+
+static const char main_examples[] =
+    "\n"
+    "Examples:\n"
+    "  runix run /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10\n"
+    "  runix --store /tmp/store fetch /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10\n"
+    "  runix doctor\n"
+    "  runix help run\n";
 
 /*
  * The CMD_CORE commands are not linked into the front: it execs runix-core
@@ -47,7 +65,13 @@ static int cmd_version(int argc, char **argv)
 {
     (void)argv;
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs("usage: runix version\n\nPrint runix's version, as 'runix --version' does.\n",
+        fputs("usage: runix version\n"
+              "\n"
+              "Print runix's version, as 'runix --version' does.\n"
+              "\n"
+              "Examples:\n"
+              "  runix version\n"
+              "  runix --version\n",
               stdout);
         return EXIT_OK;
     }
@@ -63,8 +87,9 @@ static const struct cli_command commands[] = {
     {"doctor", cmd_doctor, "report the store, caches and which engines work here", CMD_CORE},
     {"fetch", cmd_fetch, "download store paths' closures from binary caches into the store",
      CMD_CORE},
-    {"nar", cmd_nar, "create, unpack, hash and list Nix archives (NAR)", CMD_CORE},
-    {"narinfo", cmd_narinfo, "check narinfo files and their signatures", CMD_CORE},
+    {"nar", cmd_nar, "create, unpack, hash and list Nix archives (NAR)", CMD_CORE | CMD_GROUP},
+    {"narinfo", cmd_narinfo, "check narinfo files and their signatures",
+     CMD_CORE | CMD_GROUP},
     {"trust", cmd_trust, "trust the caches and keys a distributable brings", CMD_CORE},
     {"generate", cmd_generate, "write a distributable for store paths or installables",
      CMD_CORE},
@@ -74,14 +99,6 @@ static const struct cli_command commands[] = {
      CMD_CORE},
     {"version", cmd_version, "print runix's version", 0},
 };
-
-static const struct cli_command *find_command(const char *name)
-{
-    for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-        if (strcmp(commands[i].name, name) == 0)
-            return &commands[i];
-    return NULL;
-}
 
 int cli_core_path(char *out, size_t outsz, struct rx_error **err)
 {
@@ -126,9 +143,53 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     va_start(ap, fmt);
     fprintf(stderr, "%s %s: ", cli_progname, cmd);
     vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\nTry '%s %s --help' for more information.\n", cli_progname, cmd);
+    fprintf(stderr, "; see '%s %s --help'\n", cli_progname, cmd);
     va_end(ap);
     return EXIT_USAGE;
+}
+
+/* The long option in opts that arg ("--name" or "--name=value") names exactly, or NULL. */
+static const struct option *long_option(const char *arg, const struct option *opts)
+{
+    if (strncmp(arg, "--", 2) != 0)
+        return NULL;
+    size_t n = strcspn(arg + 2, "=");
+    for (const struct option *o = opts; o && o->name; o++)
+        if (strncmp(o->name, arg + 2, n) == 0 && o->name[n] == '\0')
+            return o;
+    return NULL;
+}
+
+int cli_option_error(const char *cmd, int c, char **argv, const struct option *opts)
+{
+    /* The element getopt_long stopped at: the option, unless it was a short one inside a
+     * cluster ("-qx"), where optopt says which. */
+    const char *arg = optind > 0 ? argv[optind - 1] : "";
+    bool is_long = arg && strncmp(arg, "--", 2) == 0 && arg[2];
+    int n = is_long ? (int)strcspn(arg, "=") : 0;
+    if (c == ':') {
+        if (is_long)
+            return cli_usage_error(cmd, "option '%.*s' needs a value", n, arg);
+        return cli_usage_error(cmd, "option '-%c' needs a value", optopt);
+    }
+    if (optopt != 0 && is_long && arg[n] == '=') {
+        const struct option *o = long_option(arg, opts);
+        if (o && o->val == optopt && o->has_arg == no_argument)
+            return cli_usage_error(cmd, "option '%.*s' takes no value", n, arg);
+    }
+    if (optopt == 0 && is_long) {
+        /* Unknown, or an abbreviation of several. */
+        size_t k = 0;
+        for (const struct option *o = opts; o && o->name; o++)
+            if (strncmp(o->name, arg + 2, (size_t)n - 2) == 0)
+                k++;
+        if (k > 1)
+            return cli_usage_error(cmd, "option '%.*s' is ambiguous", n, arg);
+        return cli_usage_error(cmd, "unknown option '%.*s'", n, arg);
+    }
+    if (optopt > 0 && optopt < 0x80)
+        return cli_usage_error(cmd, "unknown option '-%c'", optopt);
+    return cli_usage_error(cmd, "unknown option '%s'", arg ? arg : "");
 }
 
 int cli_print_help(const char *usage)
@@ -137,14 +198,33 @@ int cli_print_help(const char *usage)
     return EXIT_OK;
 }
 
-static void print_group_help(const char *group, const char *intro,
+/*
+ * A group's help: intro (usage and description), its commands, then the
+ * examples, which begin with a blank line and "Examples:".
+ */
+static void print_group_help(const char *group, const char *intro, const char *examples,
                              const struct cli_command *cmds, size_t n, FILE *f)
 {
     fputs(intro, f);
     fprintf(f, "\nCommands:\n");
     for (size_t i = 0; i < n; i++)
         fprintf(f, "  %-12s %s\n", cmds[i].name, cmds[i].summary);
+    fprintf(f, "  %-12s %s\n", "help", "show a command's help, as COMMAND --help does");
     fprintf(f, "\nRun '%s COMMAND --help' for a command's options.\n", group);
+    fputs(examples, f);
+}
+
+static void print_help_usage(const char *group, const struct cli_command *cmds)
+{
+    printf("usage: %s help [COMMAND...]\n"
+           "\n"
+           "Print a command's help, the same text as '%s COMMAND --help'; without a\n"
+           "command, the list of commands.\n"
+           "\n"
+           "Examples:\n"
+           "  %s help\n"
+           "  %s help %s\n",
+           group, group, group, group, cmds[0].name);
 }
 
 /*
@@ -213,36 +293,147 @@ static int run_command(const struct cli_command *cmd, int argc, char **argv, cha
     return cmd->fn(argc, argv);
 }
 
-int cli_dispatch(const char *group, const char *intro, const struct cli_command *cmds,
-                 size_t n, int argc, char **argv)
+static const struct cli_command *find_command(const char *name, const struct cli_command *cmds,
+                                              size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(cmds[i].name, name) == 0)
+            return &cmds[i];
+    return NULL;
+}
+
+static int not_a_command(const char *group, const char *name, const struct cli_command *cmds,
+                         size_t n)
+{
+    const char *guess = closest_command(name, cmds, n);
+    if (guess)
+        fprintf(stderr, "%s: '%s' is not a command; did you mean '%s'? (see '%s --help')\n",
+                group, name, guess, group);
+    else
+        fprintf(stderr, "%s: '%s' is not a command; see '%s --help'\n", group, name, group);
+    return EXIT_USAGE;
+}
+
+int cli_dispatch(const char *group, const char *intro, const char *examples,
+                 const struct cli_command *cmds, size_t n, int argc, char **argv)
 {
     if (argc < 2) {
-        print_group_help(group, intro, cmds, n, stderr);
+        print_group_help(group, intro, examples, cmds, n, stderr);
         return EXIT_USAGE;
     }
     const char *name = argv[1];
-    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
-        if (argc > 2 && strcmp(name, "help") == 0) {
-            for (size_t i = 0; i < n; i++) {
-                if (strcmp(cmds[i].name, argv[2]) == 0) {
-                    char *args[] = {argv[2], (char *)"--help", NULL};
-                    return run_command(&cmds[i], 2, args, argv);
-                }
-            }
-        }
-        print_group_help(group, intro, cmds, n, stdout);
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+        print_group_help(group, intro, examples, cmds, n, stdout);
         return EXIT_OK;
     }
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(cmds[i].name, name) == 0)
-            return run_command(&cmds[i], argc - 1, argv + 1, argv);
-    const char *guess = closest_command(name, cmds, n);
-    if (guess)
-        fprintf(stderr, "%s: '%s' is not a command; did you mean '%s'?\nSee '%s --help'.\n",
-                group, name, guess, group);
-    else
-        fprintf(stderr, "%s: '%s' is not a command. See '%s --help'.\n", group, name, group);
-    return EXIT_USAGE;
+    if (strcmp(name, "help") == 0) {
+        if (argc == 2) {
+            print_group_help(group, intro, examples, cmds, n, stdout);
+            return EXIT_OK;
+        }
+        if (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0 ||
+            strcmp(argv[2], "help") == 0) {
+            print_help_usage(group, cmds);
+            return EXIT_OK;
+        }
+        const struct cli_command *cmd = find_command(argv[2], cmds, n);
+        if (!cmd)
+            return not_a_command(group, argv[2], cmds, n);
+        /* "help CMD [SUB...]" is "CMD [SUB...] --help". */
+        int hargc = argc - 2 + 1;
+        char **hargv = xcalloc((size_t)hargc + 1, sizeof *hargv);
+        for (int i = 2; i < argc; i++)
+            hargv[i - 2] = argv[i];
+        hargv[hargc - 1] = (char *)"--help";
+        int r = run_command(cmd, hargc, hargv, argv);
+        free(hargv);
+        return r;
+    }
+    const struct cli_command *cmd = find_command(name, cmds, n);
+    if (cmd)
+        return run_command(cmd, argc - 1, argv + 1, argv);
+    return not_a_command(group, name, cmds, n);
+}
+
+/* The options every store-and-cache command shares (cli-settings.h), as global options. */
+static const struct option global_opts[] = {
+    CLI_SETTINGS_OPTIONS,
+    {"version", no_argument, NULL, 'V'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/*
+ * "runix [GLOBAL OPTIONS] COMMAND [ARGS...]": answer --version and --help,
+ * and move the global options after the command's name (after the
+ * subcommand's, for a CMD_GROUP command), where the command parses them as
+ * its own.  Returns an exit code when done (a usage error, or --version),
+ * else -1 with *out the command line to dispatch (owned; its strings are
+ * argv's).
+ */
+static int global_options(int argc, char **argv, char ***out)
+{
+    char **globals = xcalloc((size_t)argc + 1, sizeof *globals);
+    int ng = 0, i = 1;
+    optind = 1;
+    for (;;) {
+        int c = getopt_long(argc, argv, "+:qVh", global_opts, NULL);
+        if (c == -1)
+            break;
+        if (c == 'V') {
+            free(globals);
+            print_version();
+            return EXIT_OK;
+        }
+        if (c == 'h') {
+            free(globals);
+            print_group_help("runix", main_usage, main_examples, commands,
+                             ARRAY_SIZE(commands), stdout);
+            return EXIT_OK;
+        }
+        if (c == '?' || c == ':') {
+            free(globals);
+            const char *arg = argv[optind - 1];
+            if (c == ':')
+                fprintf(stderr, "%s: option '%.*s' needs a value; see '%s --help'\n",
+                        cli_progname, (int)strcspn(arg, "="), arg, cli_progname);
+            else if (optopt > 0 && optopt < 0x80 && strncmp(arg, "--", 2) != 0)
+                fprintf(stderr, "%s: unknown option '-%c'; see '%s --help'\n", cli_progname,
+                        optopt, cli_progname);
+            else
+                fprintf(stderr, "%s: unknown option '%.*s'; see '%s --help'\n", cli_progname,
+                        (int)strcspn(arg, "="), arg, cli_progname);
+            return EXIT_USAGE;
+        }
+        /* The elements this option took, as given ("--store DIR", "--store=DIR", "-q"). */
+        for (; i < optind; i++)
+            globals[ng++] = argv[i];
+    }
+    int cmd = optind; /* past a "--" that ended the global options */
+    char **av = xcalloc((size_t)argc + 1, sizeof *av);
+    int k = 0;
+    av[k++] = argv[0];
+    if (cmd < argc) {
+        av[k++] = argv[cmd++];
+        const struct cli_command *row = find_command(av[1], commands, ARRAY_SIZE(commands));
+        if (row && (row->flags & CMD_GROUP) && cmd < argc && argv[cmd][0] != '-')
+            av[k++] = argv[cmd++];
+    } else if (ng) {
+        free(globals);
+        free(av);
+        fprintf(stderr, "%s: expected a command after the global options; see '%s --help'\n",
+                cli_progname, cli_progname);
+        return EXIT_USAGE;
+    }
+    for (int j = 0; j < ng; j++)
+        av[k++] = globals[j];
+    while (cmd < argc)
+        av[k++] = argv[cmd++];
+    av[k] = NULL;
+    free(globals);
+    optind = 1;
+    *out = av;
+    return -1;
 }
 
 int main(int argc, char **argv)
@@ -273,28 +464,32 @@ int main(int argc, char **argv)
 
     if (cli_binary_init() < 0)
         return EXIT_FAIL;
-    if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
-        print_version();
-        return EXIT_OK;
-    }
-    if (argc >= 2 && argv[1][0] == '-' && strcmp(argv[1], "--help") != 0 &&
-        strcmp(argv[1], "-h") != 0) {
-        fprintf(stderr, "runix: unknown option '%s'\n", argv[1]);
-        fputs(main_usage, stderr);
-        return EXIT_USAGE;
-    }
+    /* Every command's option errors are ours (cli_option_error), not getopt's. */
+    opterr = 0;
     /* A distributable run by its first line ("#!/usr/bin/env runix"): the kernel
      * gives its path as argv[1].  That is 'runix run FILE -- ARGS...', so that
      * every argument after it, '--' included, is the program's. */
-    if (argc >= 2 && !find_command(argv[1]) && cli_dist_file_sniff(argv[1])) {
-        char **av = xcalloc((size_t)argc + 3, sizeof *av);
-        av[0] = argv[0];
-        av[1] = (char *)"run";
-        av[2] = argv[1];
-        av[3] = (char *)"--";
+    _cleanup_free_ char **shebang = NULL;
+    if (argc >= 2 && argv[1][0] != '-' && !find_command(argv[1], commands, ARRAY_SIZE(commands)) &&
+        cli_dist_file_sniff(argv[1])) {
+        shebang = xcalloc((size_t)argc + 3, sizeof *shebang);
+        shebang[0] = argv[0];
+        shebang[1] = (char *)"run";
+        shebang[2] = argv[1];
+        shebang[3] = (char *)"--";
         for (int i = 2; i < argc; i++)
-            av[i + 2] = argv[i];
-        return cli_dispatch("runix", main_usage, commands, ARRAY_SIZE(commands), argc + 2, av);
+            shebang[i + 2] = argv[i];
+        argc += 2;
+        argv = shebang;
     }
-    return cli_dispatch("runix", main_usage, commands, ARRAY_SIZE(commands), argc, argv);
+    char **av = NULL;
+    int r = global_options(argc, argv, &av);
+    if (r >= 0)
+        return r;
+    int ac = 0;
+    while (av[ac])
+        ac++;
+    r = cli_dispatch("runix", main_usage, main_examples, commands, ARRAY_SIZE(commands), ac, av);
+    free(av);
+    return r;
 }

@@ -20,11 +20,51 @@
 
 #include "banned.h"
 
+/*
+ * The connections to one host (scheme://authority), shared by the
+ * narinfo requests of the multi handle and the download threads: at most
+ * `limit` in use at once.  It starts at a few and grows by one for each
+ * request that completes while others wait (doubling per round trip, as
+ * TCP's slow start does), up to http-connections.  A connect that took a
+ * second longer than the fastest one seen had its SYN dropped and sent
+ * again: the server's listen backlog overflowed (Python's http.server has
+ * 5) or the path is congested.  The limit then halves, and grows again by
+ * one per `limit` completions.  A refused connection counts the same.
+ * Each kind of request may have half the connections whenever the other
+ * kind wants more: narinfos keep the walk going while NARs download.
+ * Over HTTP/2 the narinfo requests share one multiplexed connection and
+ * are not limited here (libcurl keeps them on it).
+ */
+#define GATE_START 4
+#define GATE_MIN 2
+#define GATE_LOSS_S 0.8 /* Linux sends the first SYN again after 1 s */
+#define GATE_PROBE_S 10.0
+
+enum gate_kind { GK_NARINFO, GK_NAR };
+
+struct gate {
+    struct gate *next;
+    char *key;                    /* owned: scheme://authority */
+    unsigned limit;               /* connections that may be in use now */
+    unsigned max;                 /* http-connections */
+    unsigned used[2], waiting[2]; /* by enum gate_kind */
+    unsigned credit;              /* completions since the last growth, after a loss */
+    unsigned cap;                 /* after a loss: one less than the limit that lost; 0 before */
+    bool multiplexed;             /* HTTP/2: narinfo requests share one connection */
+    double rtt_min;               /* the fastest connect seen, s; < 0 before the first */
+    double loss_at;               /* when the limit last halved (or cap last grew) */
+};
+
 /* A narinfo or nix-cache-info request on the multi handle. */
 struct xfer {
     enum fetch_request kind;
     size_t idx; /* cache index or item index */
     CURL *easy;
+    struct gate *gate; /* NULL for file:// */
+    bool slot;         /* holds one of gate's connections */
+    bool queued;       /* waiting for one, not on the multi handle yet */
+    double started;
+    struct xfer *prev_q, *next_q; /* the queue of those waiting */
     struct rx_buf body;
     bool too_big;
     char errbuf[CURL_ERROR_SIZE];
@@ -37,13 +77,25 @@ struct xfer {
 
 struct fetch_http {
     CURLM *multi;
-    struct xfer *xfers; /* all live ones, held ones included */
-    CURLSH *share;      /* DNS answers and TLS sessions, for every handle */
+    struct xfer *xfers;           /* all live ones, held ones included */
+    struct xfer *q_head, *q_tail; /* waiting for a connection, oldest first */
+    unsigned queued;              /* how many: counted in f->active, not on the multi handle */
+    CURLSH *share;                /* DNS answers and TLS sessions, for every handle */
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
+    /* the gates, one per host; gate_mu guards them and their fields */
+    pthread_mutex_t gate_mu;
+    pthread_cond_t gate_cond;
+    struct gate *gates;
+    bool no_wait; /* the download threads are being stopped: take no turns */
+    /* for the "waiting for CACHE" report */
+    double progress_at; /* a request finished or NAR bytes came */
+    uint64_t bytes_seen;
+    double reported_at;
 };
 
 struct fetch_http_conn {
     CURL *easy;
+    struct fetch *f;
 };
 
 static enum outcome classify(CURLcode rc, long code)
@@ -77,10 +129,31 @@ static enum outcome classify(CURLcode rc, long code)
     }
 }
 
-static char *describe(CURLcode rc, long code, const char *errbuf)
+/*
+ * The failure of a transfer on e in words.  A timeout names the setting
+ * that ran out: libcurl's own message ("Operation timed out after 8001
+ * milliseconds") does not say which, nor what to change.
+ */
+static char *describe(CURL *e, const struct fetch_opts *o, bool nar, CURLcode rc, long code,
+                      const char *errbuf)
 {
     if (rc == CURLE_HTTP_RETURNED_ERROR || (rc == CURLE_OK && code >= 300))
         return xasprintf("HTTP status %ld", code);
+    if (rc == CURLE_OPERATION_TIMEDOUT) {
+        curl_off_t connected = 0;
+        curl_easy_getinfo(e, CURLINFO_CONNECT_TIME_T, &connected);
+        long total = o->narinfo_timeout > 0 ? o->narinfo_timeout : FETCH_DEFAULT_NARINFO_TIMEOUT;
+        if (connected == 0 && o->connect_timeout > 0 && (nar || o->connect_timeout <= total))
+            return xasprintf("no connection within %ld s (connect-timeout)", o->connect_timeout);
+        if (!nar)
+            return xasprintf("%s within %ld s (narinfo-timeout); raise narinfo-timeout in "
+                             "runix.conf if the cache is just slow",
+                             connected ? "no answer" : "no connection", total);
+        if (connected)
+            return xasprintf("stalled: no data for %ld s (stalled-download-timeout)",
+                             o->stalled_timeout > 0 ? o->stalled_timeout
+                                                    : (long)FETCH_DEFAULT_STALL);
+    }
     return xasprintf("%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
 }
 
@@ -198,16 +271,168 @@ static bool share_end(struct fetch_http *http)
     return true;
 }
 
+/* ---- the connections per host ---- */
+
+/* The gate of url's host, made on first use; NULL for file:// (f's gate_mu held). */
+static struct gate *gate_find(struct fetch *f, const char *url)
+{
+    struct fetch_http *http = f->http;
+    const char *p = strstr(url, "://");
+    if (!p || strncmp(url, "file:", 5) == 0)
+        return NULL;
+    size_t n = (size_t)(p + 3 - url) + strcspn(p + 3, "/?#");
+    for (struct gate *g = http->gates; g; g = g->next)
+        if (strlen(g->key) == n && memcmp(g->key, url, n) == 0)
+            return g;
+    struct gate *g = xcalloc(1, sizeof *g);
+    g->key = xstrndup(url, n);
+    g->max = f->o->http_connections ? f->o->http_connections : FETCH_DEFAULT_CONNECTIONS;
+    g->limit = g->max < GATE_START ? g->max : GATE_START;
+    g->rtt_min = -1;
+    g->loss_at = -1e9;
+    g->next = http->gates;
+    http->gates = g;
+    return g;
+}
+
+static struct gate *gate_for(struct fetch *f, const char *url)
+{
+    pthread_mutex_lock(&f->http->gate_mu);
+    struct gate *g = gate_find(f, url);
+    pthread_mutex_unlock(&f->http->gate_mu);
+    return g;
+}
+
+/* May a request of kind k take a connection now?  gate_mu held. */
+static bool gate_room(const struct gate *g, enum gate_kind k)
+{
+    if (g->used[GK_NARINFO] + g->used[GK_NAR] >= g->limit)
+        return false;
+    enum gate_kind o = k == GK_NAR ? GK_NARINFO : GK_NAR;
+    /* Past its half only while the other kind has all it wants. */
+    return g->used[k] < (g->limit + 1) / 2 || g->waiting[o] == 0;
+}
+
+/* What a finished transfer says about g's host; gate_mu held. */
+static void gate_note(struct gate *g, CURL *e, CURLcode rc)
+{
+    long conns = 0;
+    curl_off_t connect = 0, lookup = 0, total = 0;
+    curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &conns);
+    curl_easy_getinfo(e, CURLINFO_CONNECT_TIME_T, &connect);
+    curl_easy_getinfo(e, CURLINFO_NAMELOOKUP_TIME_T, &lookup);
+    curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total);
+    double t = conns > 0 && connect > 0 ? (double)(connect - lookup) / 1e6 : -1;
+    double now = fetch_now_s();
+    bool loss = rc == CURLE_COULDNT_CONNECT ||
+                (t >= 0 && t > (g->rtt_min >= 0 ? g->rtt_min : 0) + GATE_LOSS_S);
+    if (t >= 0 && (g->rtt_min < 0 || t < g->rtt_min))
+        g->rtt_min = t;
+    if (loss) {
+        /*
+         * Only a connection begun after the last halving tells of the
+         * limit now: the others were of the burst that caused it.
+         */
+        if (now - (double)total / 1e6 > g->loss_at) {
+            g->cap = g->limit > GATE_MIN ? g->limit - 1 : GATE_MIN;
+            g->limit = g->limit / 2 < GATE_MIN ? GATE_MIN : g->limit / 2;
+            g->loss_at = now;
+        }
+        g->credit = 0;
+        return;
+    }
+    /* Some time without a loss: probe above the limit that failed. */
+    if (g->cap && now - g->loss_at > GATE_PROBE_S) {
+        g->cap++;
+        g->loss_at = now;
+    }
+    unsigned top = g->cap && g->cap < g->max ? g->cap : g->max;
+    if (rc != CURLE_OK || g->limit >= top)
+        return;
+    /* Grow only when more was wanted than the limit allowed. */
+    if (g->waiting[GK_NARINFO] + g->waiting[GK_NAR] == 0)
+        return;
+    if (!g->cap || ++g->credit >= g->limit) {
+        g->limit++;
+        g->credit = 0;
+    }
+}
+
+/* A download thread's turn at g's host (at once when the threads are being stopped). */
+static void gate_enter_nar(struct fetch *f, struct gate *g)
+{
+    struct fetch_http *http = f->http;
+    pthread_mutex_lock(&http->gate_mu);
+    g->waiting[GK_NAR]++;
+    while (!gate_room(g, GK_NAR) && !http->no_wait && !rx_interrupted) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&http->gate_cond, &http->gate_mu, &ts);
+    }
+    g->waiting[GK_NAR]--;
+    g->used[GK_NAR]++;
+    pthread_mutex_unlock(&http->gate_mu);
+}
+
+/* A connection of g given back; the other side may take it. */
+static void gate_leave(struct fetch *f, struct gate *g, enum gate_kind k, CURL *e, CURLcode rc)
+{
+    struct fetch_http *http = f->http;
+    pthread_mutex_lock(&http->gate_mu);
+    g->used[k]--;
+    gate_note(g, e, rc);
+    bool wake_main = k == GK_NAR && g->waiting[GK_NARINFO] > 0;
+    pthread_cond_broadcast(&http->gate_cond);
+    pthread_mutex_unlock(&http->gate_mu);
+    if (wake_main)
+        curl_multi_wakeup(http->multi);
+}
+
+void fetch_http_stop_waiting(struct fetch *f)
+{
+    if (!f->http)
+        return;
+    pthread_mutex_lock(&f->http->gate_mu);
+    f->http->no_wait = true;
+    pthread_cond_broadcast(&f->http->gate_cond);
+    pthread_mutex_unlock(&f->http->gate_mu);
+}
+
+static void gates_free(struct fetch_http *http)
+{
+    while (http->gates) {
+        struct gate *g = http->gates;
+        http->gates = g->next;
+        free(g->key);
+        free(g);
+    }
+    pthread_mutex_destroy(&http->gate_mu);
+    pthread_cond_destroy(&http->gate_cond);
+}
+
 int fetch_http_start(struct fetch *f, struct rx_error **err)
 {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return rx_error_set(err, ENOMEM, "cannot initialise libcurl");
     struct fetch_http *http = xcalloc(1, sizeof *http);
     share_start(http);
+    pthread_mutex_init(&http->gate_mu, NULL);
+    pthread_cond_init(&http->gate_cond, NULL);
     http->multi = curl_multi_init();
     unsigned conns = f->o->http_connections ? f->o->http_connections : FETCH_DEFAULT_CONNECTIONS;
     curl_multi_setopt(http->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)conns);
+    /*
+     * Keep every idle keep-alive connection for the next request (by
+     * default libcurl keeps 4 per handle added, and handles come and go).
+     */
+    curl_multi_setopt(http->multi, CURLMOPT_MAXCONNECTS, (long)conns);
     curl_multi_setopt(http->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    http->progress_at = fetch_now_s();
     f->http = http;
     return 0;
 }
@@ -250,7 +475,25 @@ void fetch_http_request(struct fetch *f, enum fetch_request kind, size_t idx, co
     curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
-    curl_multi_add_handle(http->multi, x->easy);
+    /* The whole request, connecting included: a cache that never answers fails soon. */
+    curl_easy_setopt(x->easy, CURLOPT_TIMEOUT,
+                     f->o->narinfo_timeout > 0 ? f->o->narinfo_timeout
+                                               : (long)FETCH_DEFAULT_NARINFO_TIMEOUT);
+    x->gate = gate_for(f, url);
+    x->queued = true;
+    http->queued++;
+    if (http->q_tail) {
+        http->q_tail->next_q = x;
+        x->prev_q = http->q_tail;
+    } else {
+        http->q_head = x;
+    }
+    http->q_tail = x;
+    if (x->gate) {
+        pthread_mutex_lock(&http->gate_mu);
+        x->gate->waiting[GK_NARINFO]++;
+        pthread_mutex_unlock(&http->gate_mu);
+    }
     x->next_all = http->xfers;
     if (http->xfers)
         http->xfers->prev_all = x;
@@ -260,11 +503,79 @@ void fetch_http_request(struct fetch *f, enum fetch_request kind, size_t idx, co
         f->info_active++;
 }
 
+static void unqueue(struct fetch_http *http, struct xfer *x)
+{
+    if (x->prev_q)
+        x->prev_q->next_q = x->next_q;
+    else
+        http->q_head = x->next_q;
+    if (x->next_q)
+        x->next_q->prev_q = x->prev_q;
+    else
+        http->q_tail = x->prev_q;
+    x->prev_q = x->next_q = NULL;
+    x->queued = false;
+    http->queued--;
+    if (x->gate)
+        x->gate->waiting[GK_NARINFO]--;
+}
+
+/* Put the queued requests on the multi handle as their hosts have room, oldest first. */
+static void pump(struct fetch *f)
+{
+    struct fetch_http *http = f->http;
+    if (!http->q_head)
+        return;
+    pthread_mutex_lock(&http->gate_mu);
+    for (struct xfer *x = http->q_head, *next; x; x = next) {
+        next = x->next_q;
+        struct gate *g = x->gate;
+        if (g && !g->multiplexed) {
+            if (!gate_room(g, GK_NARINFO))
+                continue;
+            g->used[GK_NARINFO]++;
+            x->slot = true;
+        }
+        unqueue(http, x);
+        x->started = fetch_now_s();
+        curl_multi_add_handle(http->multi, x->easy);
+    }
+    pthread_mutex_unlock(&http->gate_mu);
+}
+
+/* The request has finished (or is dropped): its connection goes back. */
+static void xfer_leave(struct fetch *f, struct xfer *x, CURLcode rc)
+{
+    struct fetch_http *http = f->http;
+    if (!x->gate)
+        return;
+    pthread_mutex_lock(&http->gate_mu);
+    long version = 0;
+    if (rc == CURLE_OK && curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &version) == CURLE_OK &&
+        version == CURL_HTTP_VERSION_2_0)
+        x->gate->multiplexed = true;
+    if (x->slot) {
+        x->gate->used[GK_NARINFO]--;
+        x->slot = false;
+        gate_note(x->gate, x->easy, rc);
+        pthread_cond_broadcast(&http->gate_cond);
+    }
+    pthread_mutex_unlock(&http->gate_mu);
+}
+
 static void xfer_free(struct fetch *f, struct xfer *x)
 {
     struct fetch_http *http = f->http;
-    if (!x->held) {
+    if (x->queued) {
+        pthread_mutex_lock(&http->gate_mu);
+        unqueue(http, x);
+        pthread_mutex_unlock(&http->gate_mu);
+        f->active--;
+        if (x->kind == REQ_CACHE_INFO)
+            f->info_active--;
+    } else if (!x->held) {
         curl_multi_remove_handle(http->multi, x->easy);
+        xfer_leave(f, x, CURLE_ABORTED_BY_CALLBACK);
         f->active--;
         if (x->kind == REQ_CACHE_INFO)
             f->info_active--;
@@ -290,6 +601,7 @@ void fetch_http_end(struct fetch *f)
         xfer_free(f, http->xfers);
     curl_multi_cleanup(http->multi);
     if (share_end(http)) {
+        gates_free(http);
         free(http);
         f->http = NULL;
     }
@@ -307,7 +619,7 @@ static void xfer_done(struct fetch *f, struct xfer *x, CURLcode rc, long code,
     };
     _cleanup_free_ char *why = NULL;
     if (r.outcome != OUT_OK && r.outcome != OUT_NOT_FOUND)
-        r.why = why = describe(rc, code, x->errbuf);
+        r.why = why = describe(x->easy, f->o, false, rc, code, x->errbuf);
     if (x->kind == REQ_CACHE_INFO)
         fetch_cache_info_done(f, x->idx, &r);
     else
@@ -328,6 +640,8 @@ void fetch_http_collect(struct fetch *f, struct rx_error **fatal)
         CURLcode rc = m->data.result;
         long code = 0;
         curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &code);
+        http->progress_at = fetch_now_s();
+        xfer_leave(f, x, rc);
         if (x->kind == REQ_NARINFO && f->infos_pending) {
             /* Its cache is not known to be usable yet: keep it (see fetch_closure). */
             curl_multi_remove_handle(http->multi, x->easy);
@@ -337,6 +651,11 @@ void fetch_http_collect(struct fetch *f, struct rx_error **fatal)
             x->code = code;
             continue;
         }
+        curl_multi_remove_handle(http->multi, x->easy);
+        x->held = true; /* off the multi handle: xfer_free only frees it */
+        f->active--;
+        if (x->kind == REQ_CACHE_INFO)
+            f->info_active--;
         xfer_done(f, x, rc, code, fatal);
     }
 }
@@ -356,16 +675,50 @@ int fetch_http_take_held(struct fetch *f, struct rx_error **err)
     return fatal ? fetch_pass_error(fatal, err) : 0;
 }
 
+/*
+ * Nothing has come for a second: say which cache is being waited for,
+ * once a second (the oldest request in flight is the one most overdue).
+ */
+static void report_stall(struct fetch *f)
+{
+    struct fetch_http *http = f->http;
+    double now = fetch_now_s();
+    uint64_t bytes = atomic_load(&f->bytes_done);
+    if (bytes != http->bytes_seen || f->active == 0) {
+        http->bytes_seen = bytes;
+        http->progress_at = now;
+        return;
+    }
+    if (now - http->progress_at < 1.0 || now - http->reported_at < 1.0)
+        return;
+    const struct xfer *oldest = NULL;
+    for (const struct xfer *x = http->xfers; x; x = x->next_all)
+        if (!x->held && !x->queued && (!oldest || x->started < oldest->started))
+            oldest = x;
+    if (!oldest)
+        return;
+    size_t cache = oldest->kind == REQ_CACHE_INFO ? oldest->idx : f->items[oldest->idx].cache;
+    if (cache >= f->o->ncaches)
+        return;
+    http->reported_at = now;
+    fetch_report_cache_wait(f, f->o->caches[cache].url, (unsigned)(now - oldest->started));
+}
+
 int fetch_http_wait(struct fetch *f, int timeout_ms, struct rx_error **err)
 {
     CURLM *multi = f->http->multi;
     if (rx_interrupted)
         return rx_error_set(err, EINTR, "interrupted");
+    pump(f);
+    report_stall(f);
+    /* Wake up in time to say, a second into a silence, what is awaited. */
+    if (f->active > 0 && timeout_ms > 250)
+        timeout_ms = 250;
     int running;
     if (curl_multi_perform(multi, &running) != CURLM_OK)
         return rx_error_set(err, RX_ENET, "libcurl multi interface failed");
     /* A transfer finished already: collect it before waiting for more. */
-    if ((unsigned)running < f->active)
+    if ((unsigned)running < f->active - f->http->queued)
         return 0;
     if (curl_multi_poll(multi, NULL, 0, timeout_ms, NULL) != CURLM_OK ||
         curl_multi_perform(multi, &running) != CURLM_OK)
@@ -404,6 +757,7 @@ struct fetch_http_conn *fetch_http_conn_new(struct fetch *f)
     curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
     struct fetch_http_conn *c = xcalloc(1, sizeof *c);
     c->easy = e;
+    c->f = f;
     return c;
 }
 
@@ -466,7 +820,12 @@ void fetch_http_get(struct fetch_http_conn *c, const char *url, uint64_t from, f
     /* Resuming asks for the rest only; libcurl fails with CURLE_RANGE_ERROR unless
      * the server answers 206 from exactly that offset. */
     curl_easy_setopt(e, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)from);
+    struct gate *gate = gate_for(c->f, url);
+    if (gate)
+        gate_enter_nar(c->f, gate);
     CURLcode rc = curl_easy_perform(e);
+    if (gate)
+        gate_leave(c->f, gate, GK_NAR, e, rc);
     long code = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
     /* The buffer and the context are ours only for this call. */
@@ -475,7 +834,7 @@ void fetch_http_get(struct fetch_http_conn *c, const char *url, uint64_t from, f
         .outcome = rc == CURLE_OK ? OUT_OK : classify(rc, code),
         .range_refused = rc == CURLE_RANGE_ERROR,
         .encoded = g.encoded,
-        .why = rc == CURLE_OK ? NULL : describe(rc, code, errbuf),
+        .why = rc == CURLE_OK ? NULL : describe(e, c->f->o, true, rc, code, errbuf),
     };
 }
 

@@ -228,6 +228,8 @@ void fetch_items_release(struct fetch *f);
 void fetch_progress_tick(struct fetch *f, bool force);
 /* A path of ours is downloaded (progress only). */
 void fetch_count_done(struct fetch *f);
+/* A path of ours starts downloading: events->path_started. */
+void fetch_announce_start(struct fetch *f, const struct item *it);
 /* A path is registered now, by us or another process: events->path_done. */
 void fetch_announce_done(struct fetch *f, const struct item *it);
 void fetch_warn(struct fetch *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -235,6 +237,8 @@ void fetch_warn(struct fetch *f, const char *fmt, ...) __attribute__((format(pri
 void fetch_warn_security(struct fetch *f, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void fetch_report_waiting(struct fetch *f, const struct item *it);
+/* Nothing has come from cache_url for a while; the oldest request is `secs` old. */
+void fetch_report_cache_wait(struct fetch *f, const char *cache_url, unsigned secs);
 void fetch_report_plan(struct fetch *f);
 
 /* ---- fetch-http.c: the only libcurl user ---- */
@@ -266,6 +270,8 @@ int fetch_http_wait(struct fetch *f, int timeout_ms, struct rx_error **err);
 void fetch_http_collect(struct fetch *f, struct rx_error **fatal);
 /* Take in the narinfos that arrived before their cache's nix-cache-info. */
 int fetch_http_take_held(struct fetch *f, struct rx_error **err);
+/* Let download threads waiting for a connection go on without one (they are being stopped). */
+void fetch_http_stop_waiting(struct fetch *f);
 /* Make fetch_http_wait return (from a download thread: a job is done). */
 void fetch_http_wakeup(struct fetch *f);
 

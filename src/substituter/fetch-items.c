@@ -82,10 +82,25 @@ void fetch_item_note(struct item *it, const char *cache, const char *fmt, ...)
     }
 }
 
+/* A path whose narinfo names it, or NULL (a path asked for has none). */
+static const struct item *referrer_of(const struct fetch *f, const struct item *it)
+{
+    size_t idx = (size_t)(it - f->items);
+    for (size_t i = 0; i < f->nitems; i++)
+        for (size_t k = 0; k < f->items[i].nrefs; k++)
+            if (f->items[i].refs[k] == idx)
+                return &f->items[i];
+    return NULL;
+}
+
 void fetch_fail_path(struct fetch *f, struct item *it, const char *summary)
 {
-    char full[STORE_PATH_MAX + 1];
+    char full[STORE_PATH_MAX + 1], by[STORE_PATH_MAX + 1];
     store_path_format(&it->path, full);
+    /* Which path needed it, unless the store itself failed (then that is all to say). */
+    const struct item *r = it->top || f->local_failed ? NULL : referrer_of(f, it);
+    if (r)
+        store_path_format(&r->path, by);
     it->state = S_FAILED;
     if (it->lock_fd >= 0) {
         /* Nothing of it is left (a failed download removes what it unpacked); others may try. */
@@ -93,8 +108,10 @@ void fetch_fail_path(struct fetch *f, struct item *it, const char *summary)
         store_unlock_path(f->store, &it->path, it->lock_fd);
         it->lock_fd = -1;
     }
-    _cleanup_free_ char *msg = xasprintf("%scannot fetch '%s': %s%s", f->failures.len ? "\n" : "",
-                                         full, summary, it->why.data ? it->why.data : "");
+    _cleanup_free_ char *msg =
+        xasprintf("%scannot fetch '%s'%s%s%s: %s%s", f->failures.len ? "\n" : "", full,
+                  r ? " (a reference of '" : "", r ? by : "", r ? "')" : "", summary,
+                  it->why.data ? it->why.data : "");
     if (rx_buf_append(&f->failures, msg, strlen(msg)) < 0) {
         /* Enough has been said already. */
     }

@@ -291,6 +291,9 @@ void fetch_workers_stop(struct fetch *f)
     }
     pthread_cond_broadcast(&f->cond);
     pthread_mutex_unlock(&f->mu);
+    /* The requests holding connections are not served any more. */
+    if (f->aborting)
+        fetch_http_stop_waiting(f);
     for (unsigned i = 0; i < f->nthreads; i++)
         pthread_join(f->threads[i], NULL);
     free(f->threads);
@@ -349,6 +352,7 @@ void fetch_job_submit(struct fetch *f, size_t idx)
         f->nthreads++;
     }
     pthread_mutex_unlock(&f->mu);
+    fetch_announce_start(f, it); /* the caller's, outside the lock */
 }
 
 /* A store that cannot take the path: no other cache can help. */
@@ -388,6 +392,16 @@ static void handle_job(struct fetch *f, struct job *j)
     }
     const char *why = j->err ? j->err->msg : "download failed";
     _cleanup_free_ char *url = cache_url_redact(j->url); /* without credentials */
+    size_t next = it->cache + 1;
+    while (next < f->o->ncaches && !f->o->caches[next].usable)
+        next++;
+    if (next >= f->o->ncaches) {
+        /* The last cache: the error says what happened, once, not "no cache could". */
+        _cleanup_free_ char *s = xasprintf("downloading '%s': %s", url, why);
+        fetch_fail_path(f, it, s);
+        return;
+    }
+    /* Another cache is asked: a warning now, and a line of the error if that fails too. */
     fetch_item_note(it, j->cache_url, "%s: %s", url, why);
     char full[STORE_PATH_MAX + 1];
     store_path_format(&it->path, full);

@@ -45,6 +45,13 @@ void fetch_announce_done(struct fetch *f, const struct item *it)
                          it->ni.has_file_size ? it->ni.file_size : it->ni.nar_size);
 }
 
+void fetch_announce_start(struct fetch *f, const struct item *it)
+{
+    if (f->ev->path_started)
+        f->ev->path_started(f->ev->ctx, &it->path,
+                            it->ni.has_file_size ? it->ni.file_size : it->ni.nar_size);
+}
+
 static void warn(struct fetch *f, bool security, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 static void warn(struct fetch *f, bool security, const char *fmt, va_list ap)
@@ -75,6 +82,12 @@ void fetch_report_waiting(struct fetch *f, const struct item *it)
 {
     if (f->ev->waiting)
         f->ev->waiting(f->ev->ctx, &it->path);
+}
+
+void fetch_report_cache_wait(struct fetch *f, const char *cache_url, unsigned secs)
+{
+    if (f->ev->cache_wait)
+        f->ev->cache_wait(f->ev->ctx, cache_url, secs);
 }
 
 /* The --dry-run plan: every item whose narinfo was accepted, in walk order. */

@@ -334,12 +334,12 @@ int fetch_load_cache_infos(struct fetch *f, struct rx_error **err)
         return -1;
     cache_sort(o->caches, o->ncaches);
     size_t usable = 0;
-    for (size_t i = 0; i < o->ncaches; i++) {
-        if (o->caches[i].usable)
-            usable++;
-        else
+    for (size_t i = 0; i < o->ncaches; i++)
+        usable += o->caches[i].usable;
+    /* With none usable, the error lists them all: say it once. */
+    for (size_t i = 0; i < o->ncaches && usable > 0; i++)
+        if (!o->caches[i].usable)
             fetch_warn(f, "not using cache: %s", o->caches[i].why);
-    }
     if (usable == 0) {
         struct rx_buf b = RX_BUF_INIT(SIZE_MAX / 2);
         for (size_t i = 0; i < o->ncaches; i++) {

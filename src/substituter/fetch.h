@@ -61,6 +61,12 @@ struct fetch_events {
     void *ctx;
     /* About every 200 ms while downloading, and after each path. */
     void (*progress)(void *ctx, const struct fetch_progress *p);
+    /*
+     * The download of `path` (`size` bytes: FileSize or NarSize) is handed
+     * to a download worker; path_done follows when it is in the store.  A
+     * path that failed may start again, from the next cache.
+     */
+    void (*path_started)(void *ctx, const struct store_path *path, uint64_t size);
     /* `path` is in the store now; `size` is what was downloaded (FileSize or NarSize). */
     void (*path_done)(void *ctx, const struct store_path *path, uint64_t size);
     /*
@@ -73,6 +79,12 @@ struct fetch_events {
     void (*warning)(void *ctx, bool security, const char *msg);
     /* Another process is fetching `path`; this one waits for it now. */
     void (*waiting)(void *ctx, const struct store_path *path);
+    /*
+     * Nothing has come from the cache at cache_url for a second or more;
+     * its oldest request has waited `secs` seconds.  Called about once a
+     * second while that lasts.
+     */
+    void (*cache_wait)(void *ctx, const char *cache_url, unsigned secs);
     /* --dry-run: what would be downloaded, in walk order (n may be 0). */
     void (*dry_run)(void *ctx, const struct fetch_plan_entry *entries, size_t n);
 };
@@ -84,7 +96,8 @@ struct fetch_opts {
     bool no_verify;            /* accept unsigned narinfos (loudly) */
     unsigned http_connections; /* per host; 0 means 25 */
     long connect_timeout;      /* seconds; 0 means libcurl's default */
-    long stalled_timeout;      /* seconds without data; 0 means 300 */
+    long stalled_timeout;      /* seconds without NAR data; 0 means 300 */
+    long narinfo_timeout;      /* seconds for a whole narinfo or nix-cache-info request; 0: 8 */
     const char *netrc_file;    /* or NULL */
     const char *ca_file;       /* CA certificates for https://, or NULL for the system's */
     unsigned attempts;         /* per request and cache; 0 means 5 */
@@ -114,6 +127,8 @@ struct fetch_embedded {
 #define FETCH_DEFAULT_CONNECTIONS 25
 #define FETCH_DEFAULT_ATTEMPTS 5
 #define FETCH_DEFAULT_STALL 300
+/* Five attempts at a cache that never answers, with their pauses, end within a minute. */
+#define FETCH_DEFAULT_NARINFO_TIMEOUT 8
 
 /*
  * Make the closures of paths[0..n) valid in s.  Paths of those closures

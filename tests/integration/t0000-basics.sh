@@ -14,7 +14,8 @@ for c in "nar dump" "nar restore" "nar hash" "nar ls" "narinfo verify" "narinfo 
 done
 fails "unknown command is a usage error" 2 "'frobnicate' is not a command" "$RUNIX" frobnicate
 fails "a misspelt command suggests the closest" 2 "runix: 'fecth' is not a command; did you mean 'fetch'?" "$RUNIX" fecth
-fails "the suggestion keeps the --help hint" 2 "See 'runix --help'." "$RUNIX" fecth
+fails "the suggestion keeps the --help hint" 2 "(see 'runix --help')" "$RUNIX" fecth
+ok "the suggestion is one line" bash -c 'test "$("$RUNIX" fecth 2>&1 | wc -l)" = 1' 
 fails "a command's prefix suggests it" 2 "did you mean 'narinfo'?" "$RUNIX" narin
 fails "a misspelt subcommand suggests the closest" 2 "runix nar: 'hsah' is not a command; did you mean 'hash'?" "$RUNIX" nar hsah
 ok "nothing close, no suggestion" bash -c '! "$RUNIX" frobnicate 2>&1 | grep -q "did you mean"'

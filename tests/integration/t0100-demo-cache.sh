@@ -52,4 +52,14 @@ done
 ok "the closure is valid for real Nix" \
   nix-store --store "$TEST_TMP/store" --verify --check-contents
 
+# The demo script prints a command to run the program again: it works as printed.
+mkdir -p "$TEST_TMP/demo-tmp"
+out=$(TMPDIR=$TEST_TMP/demo-tmp RUNIX=$RUNIX "$demo/../scripts/demo.sh" 2>&1)
+is "$(grep -c '^Hello, world! This program was fetched' <<<"$out")" 1 "the demo script runs the program"
+again=$(grep -A1 'run it again' <<<"$out" | tail -n 1)
+ok "the demo prints how to run it again ($again)" grep -q ' run --store ' <<<"$again"
+is "$(cd / && eval "env RUNIX_CACHES=http://127.0.0.1:9 $again" 2>&1 | head -n 1)" \
+  "Hello, you! This program was fetched from a Nix binary cache, verified and" \
+  "the printed command works exactly as printed, without the network"
+
 done_testing

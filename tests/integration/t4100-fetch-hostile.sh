@@ -188,11 +188,55 @@ refused "references that are not store paths" badrefs "invalid narinfo"
 refused "a NAR entry named '..'" dotdot "invalid NAR: invalid file name '..'"
 refused "a NAR entry with '/' in its name" slash "invalid NAR: invalid file name 'a/b'"
 refused "a truncated body" good "cannot fetch '$victim'" truncate
-refused "a stalled server" good "too slow" stall
+refused "a stalled server" good "downloading '$HTTP/stall/good/nar/" stall
 refused "a cache whose StoreDir is /gnu/store" gnu "is for store dir '/gnu/store', not /nix/store"
 
 fails "the error names the NAR URL" 1 "$HTTP/truncate/good/nar/" \
   "$RUNIX" fetch -q --trusted-key "$key" --store "$R" --cache "$HTTP/truncate/good" "$victim"
+
+# What went wrong, said once, with the path and the URL: neither "no cache
+# could provide it" nor a warning followed by the same error.
+said_once() { # OUTPUT URL WHAT
+  [[ $1 == *"cannot fetch '$victim': downloading '$2/nar/"*"$3"* && $1 != *"no cache could"* &&
+    $(grep -cF "$3" <<<"$1") == 1 && $1 != *warning:* ]] || { printf '%s\n' "$1"; return 1; }
+}
+out=$("$RUNIX" fetch --trusted-key "$key" --store "$R" --cache "$HTTP/stall/good" "$victim" 2>&1)
+ok "a stalled download is reported as such, once" \
+  said_once "$out" "$HTTP/stall/good" "stalled: no data for 1 s (stalled-download-timeout)"
+out=$("$RUNIX" fetch --trusted-key "$key" --store "$R" --cache "$HTTP/ok/narhash" "$victim" 2>&1)
+ok "a NAR that does not match its NarHash is reported as such, once" \
+  said_once "$out" "$HTTP/ok/narhash" "NarHash mismatch"
+# A missing reference names the path that needs it.
+cp -r "$FX/cache-xz" "$web/nodep" && rm "$web/nodep/$vh.narinfo"
+fails "a reference missing from the cache names the path that needs it" 1 \
+  "cannot fetch '$victim' (a reference of '$(path_of hello)'): no cache could provide it" \
+  "$RUNIX" fetch -q --trusted-key "$key" --store "$TEST_TMP/s-nodep" --cache "$HTTP/ok/nodep" "$(path_of hello)"
+
+# A server that accepts connections and reads requests but never answers.
+silent=$HTTP/silent/good
+elapsed_below() { # T0 SECONDS
+  python3 -c 'import sys, time; d = time.time() - float(sys.argv[1]); sys.exit(d >= float(sys.argv[2]) and f"took {d:.1f} s")' "$@"
+}
+printf 'narinfo-timeout = 1\ndownload-attempts = 2\n' >"$TEST_TMP/silent.conf"
+t0=$(date +%s.%N)
+out=$(env RUNIX_CONFIG="$TEST_TMP/silent.conf" "$RUNIX" fetch --trusted-key "$key" --store "$TEST_TMP/s-silent" \
+  --cache "$silent" "$victim" 2>&1)
+rc=$?
+ok "a cache that never answers (narinfo-timeout = 1, 2 attempts): fails within a few seconds" elapsed_below "$t0" 6
+is "$rc" 1 "  ...with exit status 1"
+ok "  ...naming the cache and the limit" \
+  grep -qF "cannot read '$silent/nix-cache-info': no answer within 1 s (narinfo-timeout)" <<<"$out"
+is "$(grep -c "no answer within" <<<"$out")" 1 "  ...once (no warning before the error)"
+: >"$TEST_TMP/defaults.conf"
+t0=$(date +%s.%N)
+fails "with the default settings it fails too, retries included" 1 "no answer within 8 s (narinfo-timeout)" \
+  env RUNIX_CONFIG="$TEST_TMP/defaults.conf" "$RUNIX" fetch -q --trusted-key "$key" --store "$TEST_TMP/s-silent" \
+  --cache "$silent" "$victim"
+ok "  ...within a minute" elapsed_below "$t0" 60
+printf 'narinfo-timeout = 3\ndownload-attempts = 1\n' >"$TEST_TMP/silent3.conf"
+script -qfec "env RUNIX_CONFIG='$TEST_TMP/silent3.conf' '$RUNIX' fetch --trusted-key '$key' --store '$TEST_TMP/s-silent' --cache '$silent' '$victim'" \
+  /dev/null >"$TEST_TMP/tty.out" 2>&1
+ok "on a terminal, 'waiting for CACHE' shows within a second" grep -qF "waiting for $silent (1 s)" "$TEST_TMP/tty.out"
 
 # A file:// cache whose narinfo URL climbs out of it with percent-encoding
 # (libcurl decodes a file:// path): the genuine NAR, kept outside the cache.

@@ -234,6 +234,8 @@ out=$(r doctor 2>&1)
 ok "doctor names why userns is unusable" grep -q "userns: not usable: unshare(CLONE_NEWUSER) failed: ENOSPC" <<<"$out"
 ok "doctor finds the preload engine" grep -q "preload: usable" <<<"$out"
 ok "doctor: auto chooses preload" grep -q "auto chooses: preload" <<<"$out"
+ok "doctor gives the fix: the sysctl, or the other engine" bash -c \
+  'grep -q "fix: sudo sysctl -w user.max_user_namespaces=" <<<"$1" && grep -q "or use the other engine: --engine preload" <<<"$1"' _ "$out"
 MODE=store
 out=$(r doctor 2>&1)
 ok "doctor: userns usable" grep -q "userns: usable" <<<"$out"
@@ -282,7 +284,7 @@ fails "without CMD and several programs: the choices are listed" 1 "runix run $t
 fails "a command found nowhere gives 127" 127 "nosuchcmd: command not found" r run "$top" nosuchcmd
 is "$(r run "$hello/bin/hello" -- sub 2>&1)" "hello from a store library, sub" \
   "a file inside the store path runs directly; -- is accepted"
-is "$(r run "$top" -- hello dashdash 2>&1)" "hello from a store library, dashdash" "-- before CMD"
+is "$(r run "$hello" -- dashdash 2>&1)" "hello from a store library, dashdash" "-- then the default program's arguments"
 fails "no STOREPATH is a usage error" 2 "expected a STOREPATH" r run
 fails "a bad STOREPATH is a usage error" 2 "runix run:" r run /usr/bin/hello
 

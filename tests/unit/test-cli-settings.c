@@ -204,13 +204,15 @@ static void test_cli_settings_bad_key(void **state)
 static void test_cli_settings_numbers(void **state)
 {
     write_conf(*state, "http-connections = 7\nconnect-timeout = 0\n"
-                       "stalled-download-timeout = 30\ndownload-attempts = 3\n");
+                       "stalled-download-timeout = 30\ndownload-attempts = 3\n"
+                       "narinfo-timeout = 4\n");
     struct cli_settings s = {0};
     finish_ok(&s);
     assert_int_equal(s.http_connections, 7);
     assert_int_equal(s.connect_timeout, 0);
     assert_int_equal(s.stalled_timeout, 30);
     assert_int_equal(s.attempts, 3);
+    assert_int_equal(s.narinfo_timeout, 4);
     cli_settings_release(&s);
 
     static const struct {
@@ -221,6 +223,7 @@ static void test_cli_settings_numbers(void **state)
         {"\nhttp-connections = 1025\n", "runix.conf:2: 'http-connections'"},
         {"connect-timeout = -1\n", "'connect-timeout' must be a number from 0 to 86400"},
         {"stalled-download-timeout = 0\n", "'stalled-download-timeout' must be a number from 1"},
+        {"narinfo-timeout = 0\n", "'narinfo-timeout' must be a number from 1 to 86400"},
         {"download-attempts = 3x\n", "'download-attempts' must be a number from 1 to 100"},
         {"download-attempts =\n", "'download-attempts'"},
     };

@@ -32,9 +32,15 @@ path (e.g. /fail500x2/cache-xz/nar/...):
                      of up to 200 ms, so that concurrent clients first take
                      what they want and then finish in a shuffled order;
                      other files after a random pause of up to 20 ms
+    /silent/...      read the request, then never answer (the connection
+                     stays open until the client gives up)
 "Range: bytes=N-" is honoured (206) in the modes ok, fail500x2 and
 truncate-once, and logged as "GET PATH range=N".  A request with basic
 credentials is logged with " auth=USER".
+
+HTTPD_PROTOCOL=HTTP/1.0 makes it close the connection after every answer,
+as a plain HTTP/1.0 server does, and HTTPD_BACKLOG=N gives its listening
+socket a backlog of N connections (default 128; Python's http.server has 5).
 
 With HTTPD_TLS_CERT and HTTPD_TLS_KEY set (PEM files), it serves HTTPS;
 requests on a connection that resumed an earlier TLS session are logged
@@ -59,7 +65,7 @@ all_active = 0
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+    protocol_version = os.environ.get("HTTPD_PROTOCOL", "HTTP/1.1")
     disable_nagle_algorithm = True  # as nginx does (tcp_nodelay on)
 
     def log_message(self, fmt, *args):
@@ -103,6 +109,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if len(parts) != 2:
             return self.send_error(404)
         mode, rel = parts
+        if mode == "silent":
+            time.sleep(3600)
+            return
         if mode == "redirect":
             return redirect(self, rel)
         if mode == "latency":
@@ -227,7 +236,7 @@ def redirect(handler, rel):
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 128  # many connections open at once
+    request_queue_size = int(os.environ.get("HTTPD_BACKLOG", "128"))  # many connections open at once
 
     def handle_error(self, request, client_address):
         pass  # clients that hang up (timeouts, kill -9) are part of the tests
