@@ -192,7 +192,7 @@ char *cli_absolute_path(const char *path, const char *base, bool tilde, const ch
     const char *start = "";
     if (tilde && path[0] == '~') {
         if (path[1] != '\0' && path[1] != '/') {
-            rx_error_set(err, RX_EFORMAT,
+            rx_error_set(err, RX_EUSAGE,
                          "%s: '%s' names another user's home, which runix does not look up; "
                          "write the directory out in full",
                          what, path);

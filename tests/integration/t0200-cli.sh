@@ -160,6 +160,8 @@ ok "  ...names the CA file's problem and where the setting came from" bash -c \
   'grep -q "^CA certificates: from NIX_SSL_CERT_FILE" <<<"$1" && grep -q "problem: .*gone.pem.* cannot be read" <<<"$1"' _ "$out"
 ok "  ...and goes on: the cache, the keys, the engines" bash -c \
   'grep -qF "$2: answers" <<<"$1" && grep -q "^trusted keys" <<<"$1" && grep -q "^engines:" <<<"$1" && grep -q "^auto chooses: " <<<"$1"' _ "$out" "$cache"
+ok "  ...a store that does not exist yet: says so" grep -qF "store: $D: no store there yet" <<<"$out"
+"$RUNIX" --store "$D" --cache "$cache" --trusted-key "$key" fetch -q "$top" >/dev/null
 rc=0
 out=$(unset NIX_SSL_CERT_FILE SSL_CERT_FILE RUNIX_CONFIG; XDG_CONFIG_HOME=$TEST_TMP/noconf doc --trusted-key "$key" 2>&1) || rc=$?
 is "$rc" 0 "doctor where everything works: exit 0"

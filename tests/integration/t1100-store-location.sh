@@ -43,8 +43,11 @@ ok "and doctor made nothing there" test ! -e "$home/st"
 echo 'store = ~' >"$conf"
 ok "a lone '~' is \$HOME" grep -qxF "store: $home: no store there yet ('runix fetch' makes it)" <<<"$(rx "$TEST_TMP/a" doctor 2>&1)"
 echo 'store = ~root/st' >"$conf"
-fails "'~user' is refused, naming the setting" 1 "'store' in $conf: '~root/st' names another user's home" \
-  rx "$TEST_TMP/a" doctor
+fails "'~user' is refused, naming the setting" 2 "'store' in $conf: '~root/st' names another user's home" \
+  rx "$TEST_TMP/a" fetch --dry-run "$hello"
+out=$(rx "$TEST_TMP/a" doctor 2>&1) && rc=0 || rc=$?
+ok "doctor reports it as a problem of the config file (exit 1)" bash -c \
+  '[ "$1" = 1 ] && grep -qF "problem: '"'"'store'"'"' in $2: '"'"'~root/st'"'"' names another user'"'"'s home" <<<"$3"' _ "$rc" "$conf" "$out"
 
 echo 'store = ./st//rel/.' >"$conf"
 ok "a relative 'store =' fetches into the config file's directory" rx "$TEST_TMP/a" fetch -q "$hello"

@@ -49,7 +49,7 @@ out=$("$RUNIX" doctor --store "$R" --cache "$HTTP/ok/cache-zstd" 2>&1)
 rc=$?
 is "$rc" 1 "doctor exits 1 when a registered path is missing"
 ok "  ...and names it, with what to do" bash -c 'grep -q "store consistency: 1 registered path is missing or damaged on disk" <<<"$1" &&
-  grep -qx "  $2" <<<"$1" && grep -q "runix fetch PATH" <<<"$1"' _ "$out" "$glibc"
+  grep -qx "    $2" <<<"$1" && grep -q "runix fetch PATH" <<<"$1"' _ "$out" "$glibc"
 
 fails "fetch --offline reports the missing path instead of 'complete'" 1 \
   "$glibc is registered but missing or damaged in $R/nix/store, and --offline forbids fetching it" \
@@ -61,7 +61,7 @@ fails "run --offline does not run from an incomplete closure" 1 "$glibc is regis
 # missing path and what needs it unregistered, the rest as it was.
 cp -r "$FX/cache-zstd" "$TEST_TMP/no-glibc"
 rm "$TEST_TMP/no-glibc/$(basename "$glibc" | cut -c1-32).narinfo"
-fails "a missing path no cache has: fetch fails, naming it" 1 "cannot fetch '$glibc': no cache could provide it" \
+fails "a missing path no cache has: fetch fails, naming it" 1 "cannot fetch '$glibc' (a reference of '$hello'): no cache could provide it" \
   "$RUNIX" fetch --trusted-key "$key" --store "$R" --cache "file://$TEST_TMP/no-glibc" "$hello"
 fails "  ...and the path asked for that needs it" 1 "'$hello' is incomplete, as it needs that" \
   "$RUNIX" fetch --trusted-key "$key" --store "$R" --cache "file://$TEST_TMP/no-glibc" "$hello"
@@ -92,7 +92,7 @@ is "$(closure_of "$R" "$hello")" "$want" "  ...with the whole closure"
 rm_path "$libgreet"
 mkfifo "$R$libgreet"
 out=$("$RUNIX" doctor --store "$R" --cache "$HTTP/ok/cache-zstd" 2>&1)
-ok "doctor lists a path replaced by a FIFO" grep -qx "  $libgreet" <<<"$out"
+ok "doctor lists a path replaced by a FIFO" grep -qx "    $libgreet" <<<"$out"
 out=$(r fetch "$hello" 2>"$TEST_TMP/err")
 is "$out" "$hello" "fetch replaces the FIFO with the path"
 ok "  ...saying so, and what else it fetches again" grep -qF \
