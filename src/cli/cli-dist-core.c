@@ -20,6 +20,7 @@
 
 #include "cache.h"
 #include "cli-dist.h"
+#include "cli-settings-internal.h"
 #include "cli-settings.h"
 #include "cli.h"
 #include "crypto-hash.h"
@@ -33,13 +34,7 @@
 /* ${XDG_CONFIG_HOME:-~/.config}/runix/trusted: one file per trusted content hash. */
 static char *trust_dir(void)
 {
-    const char *x = getenv("XDG_CONFIG_HOME");
-    if (x && x[0] == '/')
-        return xasprintf("%s/runix/trusted", x);
-    const char *home = getenv("HOME");
-    if (!home || home[0] != '/')
-        return NULL;
-    return xasprintf("%s/.config/runix/trusted", home);
+    return cli_xdg_path("XDG_CONFIG_HOME", ".config", "runix/trusted");
 }
 
 static void content_hash(const struct cli_dist *cd, char hex[65])
@@ -61,29 +56,12 @@ static bool trusted_before(const struct cli_dist *cd)
     return lstat(f, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* mkdir -p, each level 0700. */
-static int make_dirs(const char *dir, struct rx_error **err)
-{
-    _cleanup_free_ char *p = xstrdup(dir);
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != '\0')
-            continue;
-        char c = *s;
-        *s = '\0';
-        if (mkdir(p, 0700) < 0 && errno != EEXIST)
-            return rx_error_errno(err, "cannot create '%s'", p);
-        *s = c;
-        if (!c)
-            return 0;
-    }
-}
-
 static int remember(const struct cli_dist *cd, struct rx_error **err)
 {
     _cleanup_free_ char *dir = trust_dir();
     if (!dir)
         return rx_error_set(err, RX_ENOTFOUND, "cannot remember the trust: HOME is not set");
-    if (make_dirs(dir, err) < 0)
+    if (mkdir_p_mode(dir, 0700, err) < 0)
         return -1;
     char hex[65];
     content_hash(cd, hex);

@@ -29,10 +29,12 @@
 #include <unistd.h>
 
 #include "cli-dist.h"
+#include "cli-settings-internal.h"
 #include "cli-settings.h"
 #include "cli.h"
 #include "crypto-hash.h"
 #include "fetch.h"
+#include "util-fs.h"
 #include "util-io.h"
 #include "util-mem.h"
 
@@ -143,14 +145,8 @@ static int parse_ref(const char *cmd, const char *arg, const struct cli_settings
 
 static char *cache_dir(const char *url)
 {
-    const char *x = getenv("XDG_CACHE_HOME");
-    const char *home = getenv("HOME");
-    char *top;
-    if (x && x[0] == '/')
-        top = xasprintf("%s/runix/refs", x);
-    else if (home && home[0] == '/')
-        top = xasprintf("%s/.cache/runix/refs", home);
-    else
+    char *top = cli_xdg_path("XDG_CACHE_HOME", ".cache", "runix/refs");
+    if (!top)
         return NULL;
     struct hash h;
     sha256_buf(url, strlen(url), &h);
@@ -159,22 +155,6 @@ static char *cache_dir(const char *url)
     char *dir = xasprintf("%s/%s", top, hex);
     free(top);
     return dir;
-}
-
-static int mkdirs(const char *dir)
-{
-    _cleanup_free_ char *p = xstrdup(dir);
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != '\0')
-            continue;
-        char c = *s;
-        *s = '\0';
-        if (mkdir(p, 0700) < 0 && errno != EEXIST)
-            return -1;
-        *s = c;
-        if (!c)
-            return 0;
-    }
 }
 
 /* meta: "url U\netag E\nlast-modified L\nfetched T\n" (the last three optional). */
@@ -281,7 +261,7 @@ static int download(const char *cmd, const char *label, const struct ref *r, con
             xasprintf("url %s\n%s%s%s%s%s%sfetched %lld\n", r->url, etag ? "etag " : "",
                       etag ? etag : "", etag ? "\n" : "", lm ? "last-modified " : "", lm ? lm : "",
                       lm ? "\n" : "", (long long)time(NULL));
-        if (mkdirs(dir) < 0 || write_atomic(dir, "file", doc.body.data ? doc.body.data : "",
+        if (mkdir_p_mode(dir, 0700, NULL) < 0 || write_atomic(dir, "file", doc.body.data ? doc.body.data : "",
                                             doc.body.len) < 0 ||
             write_atomic(dir, "meta", meta, strlen(meta)) < 0) {
             cli_cmd_error(cmd, "cannot keep the download of '%s' in '%s': %s", label, dir,

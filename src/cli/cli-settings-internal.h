@@ -42,6 +42,13 @@ void cli_conf_release(struct cli_conf *c);
 char *cli_absolute_path(const char *path, const char *base, bool tilde, const char *what,
                         struct rx_error **err);
 
+/*
+ * ${env}/rel when env is set to an absolute path, else $HOME/home_rel/rel
+ * (XDG base directories: cli_xdg_path("XDG_CONFIG_HOME", ".config", ...)).
+ * NULL without either.  The caller frees it.
+ */
+char *cli_xdg_path(const char *env, const char *home_rel, const char *rel);
+
 void cli_strv_push(struct strv *v, const char *s);
 /* Split s at blanks and append each word. */
 void cli_strv_push_words(struct strv *v, const char *s);

@@ -148,7 +148,7 @@ static int on_setting(void *ctx, const char *name, const char *value, const char
     return 0;
 }
 
-static char *xdg_path(const char *env, const char *home_rel, const char *rel)
+char *cli_xdg_path(const char *env, const char *home_rel, const char *rel)
 {
     const char *x = getenv(env);
     if (x && x[0] == '/')
@@ -248,7 +248,7 @@ int cli_conf_read(struct cli_conf *c, struct cli_settings *s, struct rx_error **
     if (rc && *rc)
         c->path = xstrdup(rc);
     else
-        c->path = xdg_path("XDG_CONFIG_HOME", ".config", "runix/runix.conf");
+        c->path = cli_xdg_path("XDG_CONFIG_HOME", ".config", "runix/runix.conf");
     if (c->path && conf_parse_file(c->path, !(rc && *rc), on_setting, c, err) < 0) {
         /* A bad setting is the user's to fix, as a bad option is: exit 2. */
         if (err && *err)
@@ -290,7 +290,7 @@ int cli_settings_finish(struct cli_settings *s, struct rx_error **err)
         _cleanup_free_ char *dir = conf_dir(c.store_file, err);
         s->store = dir ? cli_absolute_path(c.store, dir, true, what, err) : NULL;
     } else {
-        s->store = xdg_path("XDG_DATA_HOME", ".local/share", "runix");
+        s->store = cli_xdg_path("XDG_DATA_HOME", ".local/share", "runix");
         if (!s->store)
             rx_error_set(err, RX_EUSAGE, "no store location: set HOME, RUNIX_STORE or --store");
     }

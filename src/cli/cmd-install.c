@@ -36,20 +36,9 @@
 /* Every launcher starts so; only such a file is ever replaced or removed. */
 #define LAUNCHER_MARK "# runix launcher"
 
-static char *home_path(const char *env, const char *rel, const char *sub)
-{
-    const char *x = getenv(env);
-    if (x && x[0] == '/')
-        return xasprintf("%s/%s", x, sub);
-    const char *home = getenv("HOME");
-    if (!home || home[0] != '/')
-        return NULL;
-    return xasprintf("%s/%s/%s", home, rel, sub);
-}
-
 static char *installed_dir(void)
 {
-    return home_path("XDG_STATE_HOME", ".local/state", "runix/installed");
+    return cli_xdg_path("XDG_STATE_HOME", ".local/state", "runix/installed");
 }
 
 static char *bin_dir(const char *flag, const struct cli_settings *s)
@@ -60,22 +49,6 @@ static char *bin_dir(const char *flag, const struct cli_settings *s)
         return xstrdup(s->bin_dir);
     const char *home = getenv("HOME");
     return home && home[0] == '/' ? xasprintf("%s/.local/bin", home) : NULL;
-}
-
-static int mkdirs(const char *dir, mode_t mode)
-{
-    _cleanup_free_ char *p = xstrdup(dir);
-    for (char *q = p + 1;; q++) {
-        if (*q != '/' && *q != '\0')
-            continue;
-        char c = *q;
-        *q = '\0';
-        if (mkdir(p, mode) < 0 && errno != EEXIST)
-            return -1;
-        *q = c;
-        if (!c)
-            return 0;
-    }
 }
 
 static int write_file(const char *path, const char *data, size_t len, mode_t mode)
@@ -151,7 +124,7 @@ static int write_launchers(const char *name, const char *dir, const struct cli_d
     if (rx_install_find(RX_INSTALL_FRONT, front, sizeof front, &err) == 0)
         runix = front;
     rx_error_clear(&err);
-    if (mkdirs(bindir, 0755) < 0) {
+    if (mkdir_p_mode(bindir, 0755, NULL) < 0) {
         cli_cmd_error("install", "cannot create '%s': %s", bindir, strerror(errno));
         return EXIT_FAIL;
     }
@@ -344,7 +317,7 @@ int cmd_install(int argc, char **argv)
         char real[PATH_MAX];
         ref_text = xasprintf("%s\n", realpath(cd.file, real) ? real : cd.file);
     }
-    if (mkdirs(dir, 0700) < 0 || write_file(copy, cd.raw, cd.rawlen, 0644) < 0) {
+    if (mkdir_p_mode(dir, 0700, NULL) < 0 || write_file(copy, cd.raw, cd.rawlen, 0644) < 0) {
         cli_cmd_error("install", "cannot keep the file in '%s': %s", dir, strerror(errno));
         goto out;
     }

@@ -584,21 +584,11 @@ static int parse_root(struct run_ctx *c, const char *arg, const char **sub)
 /* The front hands a run of a remote reference to runix-core, whole. */
 static int run_in_core(int argc, char **argv)
 {
-    char core[PATH_MAX];
-    struct rx_error *err = NULL;
-    if (cli_core_path(core, sizeof core, &err) < 0) {
-        cli_error("%s; reinstall runix", err->msg);
-        rx_error_free(err);
-        return EXIT_FAIL;
-    }
-    char **av = xcalloc((size_t)argc + 2, sizeof *av);
-    av[0] = core;
+    _cleanup_free_ char **av = xcalloc((size_t)argc + 2, sizeof *av);
+    av[0] = (char *)cli_progname;
     for (int i = 0; i < argc; i++)
         av[i + 1] = argv[i];
-    execv(core, av);
-    cli_error("cannot run %s: %s", core, strerror(errno));
-    free(av);
-    return EXIT_FAIL;
+    return cli_run_core_command(NULL, argc, argv, av);
 }
 
 /* A distributable's roots: its paths for this system. */

@@ -847,29 +847,47 @@ static size_t discard(char *p, size_t size, size_t n, void *ctx)
     return size * n;
 }
 
-int fetch_cache_probe(const struct cache *c, const struct fetch_opts *o, struct rx_error **err)
+/*
+ * A handle for one request on its own (not on the multi handle): url, the
+ * protocols allowed, o's connect timeout (5 s when unset), CA file and
+ * netrc, a whole-request limit of timeout_s, errors into errbuf.
+ */
+static CURL *single_easy(const char *url, const char *protocols, const struct fetch_opts *o,
+                         long timeout_s, char *errbuf, struct rx_error **err)
 {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return rx_error_set(err, RX_ENET, "cannot initialise libcurl");
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        rx_error_set(err, RX_ENET, "cannot initialise libcurl");
+        return NULL;
+    }
     CURL *h = curl_easy_init();
-    if (!h)
-        return rx_error_set(err, RX_ENET, "cannot initialise libcurl");
-    _cleanup_free_ char *u = cache_file_url(c, "nix-cache-info");
-    char errbuf[CURL_ERROR_SIZE] = "";
-    set_url(h, u);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https,file");
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+    if (!h) {
+        rx_error_set(err, RX_ENET, "cannot initialise libcurl");
+        return NULL;
+    }
+    set_url(h, url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, protocols);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, o->connect_timeout > 0 ? o->connect_timeout : 5L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 15L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
     if (o->ca_file)
         curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
     if (o->netrc_file) {
         curl_easy_setopt(h, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
         curl_easy_setopt(h, CURLOPT_NETRC_FILE, o->netrc_file);
     }
+    return h;
+}
+
+int fetch_cache_probe(const struct cache *c, const struct fetch_opts *o, struct rx_error **err)
+{
+    _cleanup_free_ char *u = cache_file_url(c, "nix-cache-info");
+    char errbuf[CURL_ERROR_SIZE] = "";
+    CURL *h = single_easy(u, "http,https,file", o, 15L, errbuf, err);
+    if (!h)
+        return -1;
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
     CURLcode rc = curl_easy_perform(h);
     long code = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
@@ -937,13 +955,11 @@ static size_t doc_header(char *line, size_t size, size_t n, void *ctx)
 int fetch_document(const char *url, const struct fetch_opts *o, struct fetch_document *doc,
                    struct rx_error **err)
 {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return rx_error_set(err, RX_ENET, "cannot initialise libcurl");
-    CURL *h = curl_easy_init();
-    if (!h)
-        return rx_error_set(err, RX_ENET, "cannot initialise libcurl");
-    struct doc_ctx d = { .body = &doc->body };
     char errbuf[CURL_ERROR_SIZE] = "";
+    CURL *h = single_easy(url, "http,https", o, 60L, errbuf, err);
+    if (!h)
+        return -1;
+    struct doc_ctx d = { .body = &doc->body };
     struct curl_slist *headers = NULL;
     if (doc->etag) {
         _cleanup_free_ char *hd = xasprintf("If-None-Match: %s", doc->etag);
@@ -953,23 +969,12 @@ int fetch_document(const char *url, const struct fetch_opts *o, struct fetch_doc
         _cleanup_free_ char *hd = xasprintf("If-Modified-Since: %s", doc->last_modified);
         headers = curl_slist_append(headers, hd);
     }
-    set_url(h, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, doc_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &d);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, doc_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &d);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, o->connect_timeout > 0 ? o->connect_timeout : 5L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
-    if (o->ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
-    if (o->netrc_file) {
-        curl_easy_setopt(h, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
-        curl_easy_setopt(h, CURLOPT_NETRC_FILE, o->netrc_file);
-    }
     CURLcode rc = curl_easy_perform(h);
     long code = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);

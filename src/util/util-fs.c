@@ -138,16 +138,21 @@ int mkdir_p_at(int dirfd, const char *rel, int *out_fd, struct rx_error **err)
 
 int mkdir_p(const char *path, struct rx_error **err)
 {
+    return mkdir_p_mode(path, 0755, err);
+}
+
+int mkdir_p_mode(const char *path, mode_t mode, struct rx_error **err)
+{
     _cleanup_free_ char *copy = xstrdup(path);
     for (char *p = copy + 1; *p; p++) {
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(copy, 0755) < 0 && errno != EEXIST)
+        if (mkdir(copy, mode) < 0 && errno != EEXIST)
             return rx_error_errno(err, "cannot create '%s'", copy);
         *p = '/';
     }
-    if (mkdir(copy, 0755) < 0 && errno != EEXIST)
+    if (mkdir(copy, mode) < 0 && errno != EEXIST)
         return rx_error_errno(err, "cannot create '%s'", copy);
     return 0;
 }

@@ -2,6 +2,7 @@
 /* File-system helpers that work relative to directory fds. */
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "util-error.h"
 
@@ -32,3 +33,5 @@ int mkdir_p_at(int dirfd, const char *rel, int *out_fd, struct rx_error **err);
 
 /* Create the directory `path` and its missing parents (0755), as mkdir -p. */
 int mkdir_p(const char *path, struct rx_error **err);
+/* The same with the new directories' mode (before the umask). */
+int mkdir_p_mode(const char *path, mode_t mode, struct rx_error **err);
