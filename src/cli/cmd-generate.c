@@ -19,6 +19,7 @@
 #include "cli-settings-internal.h"
 #include "cli-settings.h"
 #include "cli.h"
+#include "crypto-hash.h"
 #include "dist.h"
 #include "fetch.h"
 #include "store.h"
@@ -52,7 +53,12 @@ static const char generate_usage[] =
     "      --embed-narinfos      also embed the signed narinfos (implies --closure)\n"
     "      --system SYSTEM       the system the paths are for (default: this one's)\n"
     "      --add-system SYSTEM   merge SYSTEM's paths into the existing -o FILE\n"
-    "  -f, --file FILE           build installables from this Nix file (nix build -f)\n" CLI_SETTINGS_USAGE
+    "  -f, --file FILE           build installables from this Nix file (nix build -f)\n"
+    "      --bootstrap URL       write a sh script instead, which downloads runix\n"
+    "                            (a .tar.gz of an installed tree, or one binary) from\n"
+    "                            URL when runix is not on PATH, checking its sha256\n"
+    "      --bootstrap-sha256 HEX  that sha256 (default: URL is downloaded now to\n"
+    "                            compute it)\n" CLI_SETTINGS_USAGE
     "  -h, --help                show this help\n"
     "\n"
     "Examples:\n"
@@ -63,7 +69,7 @@ static const char generate_usage[] =
     "  runix generate --add-system aarch64-linux -o jq.runix /nix/store/...-jq-1.7.1-bin\n";
 
 enum { OPT_NAME = 0x300, OPT_DESC, OPT_APP, OPT_DCACHE, OPT_KEY, OPT_CLOSURE, OPT_EMBED,
-       OPT_SYSTEM, OPT_ADD_SYSTEM };
+       OPT_SYSTEM, OPT_ADD_SYSTEM, OPT_BOOTSTRAP, OPT_BOOTSTRAP_SHA };
 
 struct gen_cache {
     char *url;
@@ -72,6 +78,7 @@ struct gen_cache {
 
 struct gen {
     const char *output, *name, *description, *system, *nix_file;
+    const char *bootstrap, *bootstrap_sha; /* --bootstrap URL, its sha256 (hex) */
     bool closure, embed, add_system;
     struct strv apps;
     struct gen_cache *caches;
@@ -308,9 +315,15 @@ static json_t *merge_into(const char *file, const char *system, json_t *sys)
         cli_fail(err);
         return NULL;
     }
-    const char *json = strchr(b.data, '\n') + 1; /* dist_load checked the first line */
+    const char *json = NULL;
+    size_t jlen = 0;
+    if (dist_payload(file, b.data, b.len, &json, &jlen, &err) < 0) { /* dist_load read it */
+        rx_buf_release(&b);
+        cli_fail(err);
+        return NULL;
+    }
     json_error_t jerr;
-    json_t *top = json_loads(json, 0, &jerr);
+    json_t *top = json_loadb(json, jlen, 0, &jerr);
     rx_buf_release(&b);
     if (!top) {
         cli_cmd_error("generate", "--add-system: '%s': %s", file, jerr.text);
@@ -320,10 +333,115 @@ static json_t *merge_into(const char *file, const char *system, json_t *sys)
     return top;
 }
 
-static int write_out(const char *output, json_t *top)
+/* 'text' in single quotes for sh. */
+static char *sh_quote(const char *text)
+{
+    struct rx_buf b = RX_BUF_INIT((size_t)-1);
+    int r = rx_buf_append(&b, "'", 1);
+    for (const char *p = text; *p; p++)
+        r |= *p == '\'' ? rx_buf_append(&b, "'\\''", 4) : rx_buf_append(&b, p, 1);
+    r |= rx_buf_append(&b, "'", 1);
+    (void)r;
+    return rx_buf_detach(&b, NULL);
+}
+
+/*
+ * The self-bootstrapping form (docs/distributable.md): the JSON in a
+ * here-document sh ignores, then a script that runs runix from PATH, or
+ * downloads it from url (checking sha256) into the user's data directory.
+ */
+static char *bootstrap_text(const char *json, const char *url, const char *sha256)
+{
+    _cleanup_free_ char *q_url = sh_quote(url);
+    return xasprintf(
+        "#!/bin/sh\n"
+        ": <<'RUNIX_JSON'\n"
+        "%s\n"
+        "RUNIX_JSON\n"
+        "# A runix distributable: run by runix when it is on PATH; otherwise runix is\n"
+        "# downloaded once (its sha256 checked) into the user's data directory.\n"
+        "url=%s\n"
+        "sha256=%s\n"
+        "if command -v runix >/dev/null 2>&1; then exec runix run \"$0\" -- \"$@\"; fi\n"
+        "top=\"${XDG_DATA_HOME:-$HOME/.local/share}/runix/bootstrap\"\n"
+        "dir=\"$top/$sha256\"\n"
+        "runix=$(find \"$dir\" -path '*/bin/runix' -type f 2>/dev/null | head -n 1)\n"
+        "if [ -z \"$runix\" ]; then\n"
+        "  mkdir -p \"$top\" || exit 1\n"
+        "  tmp=$(mktemp \"$top/.download.XXXXXX\") || exit 1\n"
+        "  if command -v curl >/dev/null 2>&1; then curl -fsSL -o \"$tmp\" \"$url\"\n"
+        "  else wget -q -O \"$tmp\" \"$url\"; fi || {\n"
+        "    rm -f \"$tmp\"; echo \"$0: cannot download runix from $url\" >&2; exit 1; }\n"
+        "  sum=$( (sha256sum \"$tmp\" 2>/dev/null || shasum -a 256 \"$tmp\") | cut -d' ' -f1)\n"
+        "  if [ \"$sum\" != \"$sha256\" ]; then\n"
+        "    rm -f \"$tmp\"\n"
+        "    echo \"$0: refusing the runix downloaded from $url: its sha256 is $sum, not $sha256\" >&2\n"
+        "    exit 1\n"
+        "  fi\n"
+        "  new=$(mktemp -d \"$top/.unpack.XXXXXX\") || { rm -f \"$tmp\"; exit 1; }\n"
+        "  if [ \"$(head -c 2 \"$tmp\" | od -An -tx1 | tr -d ' ')\" = 1f8b ]; then\n"
+        "    tar -xzf \"$tmp\" -C \"$new\" || { rm -rf \"$tmp\" \"$new\"; exit 1; }\n"
+        "  else\n"
+        "    mkdir -p \"$new/bin\" && mv \"$tmp\" \"$new/bin/runix\" && chmod 755 \"$new/bin/runix\"\n"
+        "  fi\n"
+        "  rm -f \"$tmp\"\n"
+        "  mv \"$new\" \"$dir\" 2>/dev/null || rm -rf \"$new\"\n"
+        "  runix=$(find \"$dir\" -path '*/bin/runix' -type f | head -n 1)\n"
+        "  [ -n \"$runix\" ] || { echo \"$0: no bin/runix in what $url gave\" >&2; exit 1; }\n"
+        "fi\n"
+        "exec \"$runix\" run \"$0\" -- \"$@\"\n",
+        json, q_url, sha256);
+}
+
+/* The sha256 of what url serves, in hex (--bootstrap without --bootstrap-sha256). */
+static int url_sha256(struct gen *g, const char *url, char hex[65])
+{
+    struct fetch_opts o;
+    cli_settings_fetch_opts(&g->s, &o);
+    struct fetch_document doc = { .body = RX_BUF_INIT(512 * 1024 * 1024) };
+    struct rx_error *err = NULL;
+    int ret = EXIT_OK;
+    if (fetch_document(url, &o, &doc, &err) < 0) {
+        cli_cmd_error("generate", "--bootstrap: cannot download '%s': %s", url, err->msg);
+        rx_error_free(err);
+        ret = EXIT_FAIL;
+    } else {
+        struct hash h;
+        sha256_buf(doc.body.data ? doc.body.data : "", doc.body.len, &h);
+        hex_encode(h.bytes, 32, hex);
+    }
+    rx_buf_release(&doc.body);
+    free(doc.etag);
+    free(doc.last_modified);
+    return ret;
+}
+
+static bool sha256_hex_valid(const char *s)
+{
+    if (strlen(s) != 64)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return false;
+    return true;
+}
+
+static int write_out(struct gen *g, const char *output, json_t *top)
 {
     char *json = json_dumps(top, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    _cleanup_free_ char *text = xasprintf("#!/usr/bin/env runix\n%s\n", json);
+    _cleanup_free_ char *text = NULL;
+    if (g->bootstrap) {
+        char hex[65];
+        if (g->bootstrap_sha) {
+            snprintf(hex, sizeof hex, "%s", g->bootstrap_sha);
+        } else if (url_sha256(g, g->bootstrap, hex) != EXIT_OK) {
+            free(json);
+            return EXIT_FAIL;
+        }
+        text = bootstrap_text(json, g->bootstrap, hex);
+    } else {
+        text = xasprintf("#!/usr/bin/env runix\n%s\n", json);
+    }
     free(json);
     /* What we write must read back: the same checks as every reader's. */
     struct dist d;
@@ -364,6 +482,8 @@ int cmd_generate(int argc, char **argv)
         {"embed-narinfos", no_argument, NULL, OPT_EMBED},
         {"system", required_argument, NULL, OPT_SYSTEM},
         {"add-system", required_argument, NULL, OPT_ADD_SYSTEM},
+        {"bootstrap", required_argument, NULL, OPT_BOOTSTRAP},
+        {"bootstrap-sha256", required_argument, NULL, OPT_BOOTSTRAP_SHA},
         {"file", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -391,6 +511,8 @@ int cmd_generate(int argc, char **argv)
         case OPT_CLOSURE: g.closure = true; break;
         case OPT_EMBED: g.embed = true; break;
         case OPT_SYSTEM: g.system = optarg; break;
+        case OPT_BOOTSTRAP: g.bootstrap = optarg; break;
+        case OPT_BOOTSTRAP_SHA: g.bootstrap_sha = optarg; break;
         case OPT_ADD_SYSTEM:
             g.system = optarg;
             g.add_system = true;
@@ -422,6 +544,17 @@ int cmd_generate(int argc, char **argv)
     }
     if (optind == argc) {
         cli_usage_error("generate", "expected at least one STOREPATH or INSTALLABLE");
+        goto out;
+    }
+    if (g.bootstrap_sha && !sha256_hex_valid(g.bootstrap_sha)) {
+        cli_usage_error("generate", "--bootstrap-sha256 takes 64 lower-case hex digits, not '%s'",
+                        g.bootstrap_sha);
+        goto out;
+    }
+    if (g.bootstrap && strncmp(g.bootstrap, "https://", 8) != 0 &&
+        strncmp(g.bootstrap, "http://", 7) != 0) {
+        cli_usage_error("generate", "--bootstrap takes an https:// or http:// URL, not '%s'",
+                        g.bootstrap);
         goto out;
     }
     if (g.add_system && !g.output) {
@@ -460,7 +593,7 @@ int cmd_generate(int argc, char **argv)
     top = g.add_system ? merge_into(g.output, g.system, sys) : build_file(&g, paths, sys);
     if (g.add_system)
         json_decref(sys);
-    ret = top ? write_out(g.output, top) : EXIT_FAIL;
+    ret = top ? write_out(&g, g.output, top) : EXIT_FAIL;
 out:
     json_decref(top);
     json_decref(g.closure_paths);

@@ -672,6 +672,14 @@ static int payload(struct parse *p, const char *text, size_t len, const char **s
     return 0;
 }
 
+int dist_payload(const char *label, const char *text, size_t len, const char **json,
+                 size_t *jlen, struct rx_error **err)
+{
+    struct parse p = { .label = label, .err = err };
+    int line0;
+    return payload(&p, text, len, json, jlen, &line0);
+}
+
 int dist_parse(const char *label, const char *text, size_t len, struct dist *out,
                struct rx_error **err)
 {

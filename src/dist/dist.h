@@ -96,6 +96,10 @@ bool dist_sniff(const char *head, size_t len);
 int dist_parse(const char *label, const char *text, size_t len, struct dist *out,
                struct rx_error **err);
 
+/* Where the JSON is in the file text (after the first line, or in the sh form's here-document). */
+int dist_payload(const char *label, const char *text, size_t len, const char **json,
+                 size_t *jlen, struct rx_error **err);
+
 /* Read and parse a file (at most DIST_FILE_MAX bytes). */
 int dist_load(const char *file, struct dist *out, struct rx_error **err);
 

@@ -343,6 +343,43 @@ case $out in *"hi: github:alice/tools#greet changed"*"hi: upgraded"*) ok "upgrad
   *) ok "upgrade fetches what changed and switches to it ($out)" false ;; esac
 is "$("$bin/hi")" "hello from a store library, from-the-new-app" "... the launcher runs the new file"
 
+# --- the bootstrap form: a sh script that fetches runix when it is missing ---
+export RUNIX_STORE=$TEST_TMP/boot-store RUNIX_CACHES=$CACHE RUNIX_TRUSTED_KEYS=$key
+if [ -n "${RUNIX_BUILD_DIR:-}" ] && command -v meson >/dev/null; then
+  meson install -C "$RUNIX_BUILD_DIR" --no-rebuild --quiet --destdir "$TEST_TMP/release" >/dev/null
+  tar -czf "$web/files/runix.tar.gz" -C "$TEST_TMP/release" .
+  boot=$TEST_TMP/boot.sh
+  ok "generate --bootstrap URL writes the sh form (the sha256 from URL)" \
+    "$RUNIX" generate -o "$boot" --bootstrap "$HTTP/ok/files/runix.tar.gz" --cache "$CACHE" \
+    --key "$key" --app default=bin/hello "$hello"
+  is "$(head -c 2 "$boot")" "#!" "... a script"
+  sha=$(sha256sum "$web/files/runix.tar.gz" | cut -d' ' -f1)
+  ok "... that pins the sha256 of what URL serves" grep -qx "sha256=$sha" "$boot"
+  is "$("$RUNIX" run -q "$boot" 2>&1)" "hello from a store library, world" "runix run reads the sh form"
+  : >"$HTTP_LOG"
+  out=$(env -u RUNIX PATH=/usr/bin:/bin XDG_DATA_HOME=$TEST_TMP/data "$boot" 2>&1)
+  is "$out" "hello from a store library, world" "without runix on PATH, the script downloads runix and runs the tool"
+  is "$(grep -c 'files/runix.tar.gz' "$HTTP_LOG")" 1 "... downloading runix once"
+  ok "... into the user's data directory" test -x "$(find "$TEST_TMP/data/runix/bootstrap/$sha" -path '*/bin/runix' -type f | head -n 1)"
+  out=$(PATH=/usr/bin:/bin XDG_DATA_HOME=$TEST_TMP/data "$boot" 2>&1)
+  is "$out" "hello from a store library, world" "... and the second time uses that copy"
+  is "$(grep -c 'files/runix.tar.gz' "$HTTP_LOG")" 1 "... without downloading again"
+  sed "s/^sha256=.*/sha256=$(printf '0%.0s' $(seq 64))/" "$boot" >"$TEST_TMP/bad-boot.sh"
+  chmod +x "$TEST_TMP/bad-boot.sh"
+  out=$(PATH=/usr/bin:/bin XDG_DATA_HOME=$TEST_TMP/data2 "$TEST_TMP/bad-boot.sh" 2>&1) && rc=0 || rc=$?
+  is "$rc" 1 "a wrong sha256 refuses the download"
+  case $out in *"refusing the runix downloaded from $HTTP/ok/files/runix.tar.gz: its sha256 is $sha, not 000"*) ok "... saying why" true ;;
+    *) ok "... saying why ($out)" false ;; esac
+  is "$(find "$TEST_TMP/data2/runix/bootstrap" -mindepth 1 | wc -l)" 0 "... and leaves nothing behind"
+  sed "s|^url=.*|url='http://127.0.0.1:9/none'|" "$boot" >"$TEST_TMP/path-boot.sh"
+  chmod +x "$TEST_TMP/path-boot.sh"
+  out=$(PATH=$bindir:/usr/bin:/bin XDG_DATA_HOME=$TEST_TMP/data3 "$TEST_TMP/path-boot.sh" 2>&1)
+  is "$out" "hello from a store library, world" "with runix on PATH, the script runs it and downloads nothing"
+else
+  echo "Bail out! the bootstrap tests need RUNIX_BUILD_DIR and meson"
+  exit 1
+fi
+
 # --- the shared store: a file's own key plants nothing for anyone else ----
 # A hostile cache serves other content for the very store path of hello,
 # signed by its own key; a distributable names that cache and key.
