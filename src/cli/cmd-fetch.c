@@ -173,13 +173,62 @@ static int open_store(const char *root, bool dry_run, bool offline,
     return 0;
 }
 
+/*
+ * A path no key in force vouches for may still be the very path a cache in
+ * force has, signed: then that signature is registered with it and it is
+ * used.  1 when it was, 0 when no cache vouches for it, -1 after saying why
+ * it must not be used (a cache in force says it has other contents).
+ */
+static int vouch(struct store *st, const struct fetch_opts *fo, const struct store_path *bad,
+                 const struct store_path *root)
+{
+    struct rx_error *err = NULL;
+    struct hash h;
+    char *sig = NULL, *why = NULL;
+    if (store_query_nar_hash(st, bad, &h, &err) < 0 || fetch_vouch(fo, bad, &h, &sig, &why, &err) < 0)
+        return cli_fail(err), -1;
+    int r = 0;
+    char full[STORE_PATH_MAX + 1], top[STORE_PATH_MAX + 1];
+    store_path_format(bad, full);
+    store_path_format(root, top);
+    if (why) {
+        cli_cmd_error("fetch", "'%s' (in the closure of '%s') in the store was installed under a "
+                               "key this command does not trust, and %s: it is not used; to "
+                               "repair it, remove it (chmod -R u+w %s/nix/store/%s-%s && rm -rf "
+                               "%s/nix/store/%s-%s) and fetch again",
+                      full, top, why, store_root(st), bad->hash, bad->name, store_root(st),
+                      bad->hash, bad->name);
+        r = -1;
+    } else if (sig && store_add_sig(st, bad, sig, &err) < 0) {
+        cli_fail(err);
+        r = -1;
+    } else if (sig) {
+        r = 1;
+    }
+    free(sig);
+    free(why);
+    return r;
+}
+
 static int index_checked(struct store *st, const struct store_path *p, const char *tag,
-                         const struct trusted_keys *keys)
+                         const struct trusted_keys *keys, const struct fetch_opts *fo)
 {
     struct rx_error *err = NULL;
     struct store_path bad;
     char *sigs = NULL;
-    int r = store_index_write_checked(st, p, tag, keys, &bad, &sigs, &err);
+    int r;
+    /* Each pass either writes the index or vouches for one more path, or stops. */
+    while ((r = store_index_write_checked(st, p, tag, keys, &bad, &sigs, &err)) > 0) {
+        struct fetch_opts o = *fo;
+        o.keys = keys;
+        int v = vouch(st, &o, &bad, p);
+        if (v == 0)
+            break;
+        free(sigs);
+        sigs = NULL;
+        if (v < 0)
+            return -1;
+    }
     if (r < 0)
         return cli_fail(err), -1;
     if (r > 0) {
@@ -213,12 +262,24 @@ static int index_checked(struct store *st, const struct store_path *p, const cha
 
 /* Which keys vouch for paths[i], and the tag of its index: the distributable it came from. */
 struct index_plan {
+    const struct fetch_opts *fo;          /* the caches in force */
     size_t nplain;                        /* paths[0..nplain) were named by the user */
     const struct cli_dist *dists;         /* the rest come from these, in order */
     const struct trusted_keys *user_keys; /* the user's own */
     const struct trusted_keys *all_keys;  /* with the distributables' */
     bool insecure;                        /* --insecure-no-verify: no check */
 };
+
+/* The tag of paths[i]'s index: none for a path named by the user, else its distributable's. */
+static const char *index_tag(const struct index_plan *plan, size_t i)
+{
+    if (i < plan->nplain)
+        return NULL;
+    size_t d = 0;
+    for (size_t before = plan->nplain; before + plan->dists[d].sys->npaths <= i; d++)
+        before += plan->dists[d].sys->npaths;
+    return plan->dists[d].tag;
+}
 
 /*
  * Write the closure index of every path asked for that is valid (what a warm
@@ -236,17 +297,10 @@ static int write_indexes(struct store *st, const struct store_path *paths, size_
             return cli_fail(*err), *err = NULL, -1;
         if (v == 0)
             continue; /* the fetch said why */
-        const char *tag = NULL;
-        const struct trusted_keys *keys = plan->user_keys;
-        if (i >= plan->nplain) {
-            size_t d = 0;
-            for (size_t before = plan->nplain; before + plan->dists[d].sys->npaths <= i; d++)
-                before += plan->dists[d].sys->npaths;
-            tag = plan->dists[d].tag;
-            keys = plan->all_keys;
-        }
+        const char *tag = index_tag(plan, i);
+        const struct trusted_keys *keys = i < plan->nplain ? plan->user_keys : plan->all_keys;
         if (store_writable(st) &&
-            index_checked(st, &paths[i], tag, plan->insecure ? NULL : keys) < 0) {
+            index_checked(st, &paths[i], tag, plan->insecure ? NULL : keys, plan->fo) < 0) {
             ret = -1;
             continue;
         }
@@ -399,10 +453,27 @@ int cmd_fetch(int argc, char **argv)
         memcpy(paths + n, sys->paths, sys->npaths * sizeof *paths);
         n += sys->npaths;
     }
-    struct index_plan plan = { .nplain = nplain, .dists = dists, .user_keys = &user_keys,
-                               .all_keys = &s.keys, .insecure = s.insecure };
+    struct fetch_opts vouch_opts;
+    cli_settings_fetch_opts(&s, &vouch_opts);
+    struct index_plan plan = { .fo = &vouch_opts, .nplain = nplain, .dists = dists,
+                               .user_keys = &user_keys, .all_keys = &s.keys,
+                               .insecure = s.insecure };
     if ((ret = open_store(s.store, dry_run, offline, paths, n, &st)) != EXIT_OK)
         goto out;
+    /* A closure index still to write may need signatures registered first
+     * (vouch()): that is a write to the database. */
+    for (size_t i = 0; !dry_run && !offline && store_writable(st) && i < n; i++) {
+        int v = store_is_valid(st, &paths[i], NULL);
+        if (v > 0 && !store_index_holds(st, &paths[i], index_tag(&plan, i))) {
+            store_close(st);
+            st = NULL;
+            if (store_open(s.store, &st, &err) < 0) {
+                ret = cli_fail(err);
+                goto out;
+            }
+            break;
+        }
+    }
     ret = EXIT_FAIL;
     if (!offline) {
         struct fetch_opts fo;

@@ -178,3 +178,54 @@ int store_index_write_checked(struct store *s, const struct store_path *p, const
     free(cl);
     return r;
 }
+
+int store_query_nar_hash(struct store *s, const struct store_path *p, struct hash *out,
+                         struct rx_error **err)
+{
+    sqlite3_stmt *st;
+    if (store_db_prepare(s, "select hash from ValidPaths where path = ?", &st, err) < 0)
+        return -1;
+    char full[STORE_PATH_MAX + 1];
+    store_path_format(p, full);
+    sqlite3_bind_text(st, 1, full, -1, SQLITE_TRANSIENT);
+    int r = sqlite3_step(st), ret = 0;
+    const char *h = r == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    enum hash_algo want = HASH_SHA256;
+    if (r != SQLITE_ROW)
+        ret = r == SQLITE_DONE ? rx_error_set(err, RX_ENOTFOUND, "'%s' is not valid", full)
+                               : store_db_error(s, err, "reading a path's hash");
+    else if (!h || hash_parse(h, strlen(h), &want, out, err) < 0)
+        ret = rx_error_wrap(err, "store database of '%s': hash of '%s'", s->root, full);
+    sqlite3_finalize(st);
+    return ret;
+}
+
+int store_add_sig(struct store *s, const struct store_path *p, const char *sig,
+                  struct rx_error **err)
+{
+    sqlite3_stmt *st;
+    if (store_db_prepare(s,
+                         "update ValidPaths set sigs = case when sigs is null or sigs = '' then ?1 "
+                         "else sigs || ' ' || ?1 end where path = ?2",
+                         &st, err) < 0)
+        return -1;
+    char full[STORE_PATH_MAX + 1];
+    store_path_format(p, full);
+    sqlite3_bind_text(st, 1, sig, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, full, -1, SQLITE_TRANSIENT);
+    int r = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (r != SQLITE_DONE)
+        return store_db_error(s, err, "adding a signature");
+    return 0;
+}
+
+bool store_index_holds(struct store *s, const struct store_path *p, const char *tag)
+{
+    struct store_path *cl;
+    size_t n;
+    if (store_index_read_tagged(s->root_fd, s->root, tag, p, &cl, &n, NULL) != 0)
+        return false;
+    free(cl);
+    return true;
+}

@@ -198,6 +198,17 @@ int store_check_sigs(struct store *s, const struct store_path *paths, size_t n,
                      const struct trusted_keys *keys, struct store_path *bad, char **bad_sigs,
                      struct rx_error **err);
 
+/* Does p's closure index (plain, or tagged) exist and still hold? */
+bool store_index_holds(struct store *s, const struct store_path *p, const char *tag);
+
+/* The NarHash registered for valid path p. */
+int store_query_nar_hash(struct store *s, const struct store_path *p, struct hash *out,
+                         struct rx_error **err);
+
+/* Register one more signature ("name:base64") for valid path p, as Nix keeps them. */
+int store_add_sig(struct store *s, const struct store_path *p, const char *sig,
+                  struct rx_error **err);
+
 /*
  * Write p's closure index, plain (tag NULL) or tagged (store-index.h), once
  * `keys` vouch for every path of the closure (store_check_sigs(); keys NULL:

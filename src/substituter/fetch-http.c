@@ -1000,3 +1000,52 @@ int fetch_document(const char *url, const struct fetch_opts *o, struct fetch_doc
     curl_easy_cleanup(h);
     return ret;
 }
+
+int fetch_vouch(const struct fetch_opts *o, const struct store_path *p, const struct hash *nar_hash,
+                char **sig, char **why, struct rx_error **err)
+{
+    *sig = NULL;
+    *why = NULL;
+    char rel[STORE_HASH_LEN + 16];
+    snprintf(rel, sizeof rel, "%s.narinfo", p->hash);
+    for (size_t i = 0; i < o->ncaches && !*sig && !*why; i++) {
+        _cleanup_free_ char *url = cache_file_url(&o->caches[i], rel);
+        char errbuf[CURL_ERROR_SIZE] = "";
+        CURL *h = single_easy(url, "http,https,file", o, 30L, errbuf, err);
+        if (!h)
+            return -1;
+        struct rx_buf body = RX_BUF_INIT(NARINFO_MAX);
+        struct doc_ctx d = { .body = &body };
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, doc_body);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &d);
+        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+        CURLcode rc = curl_easy_perform(h);
+        long code = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_cleanup(h);
+        struct narinfo ni = NARINFO_INIT;
+        bool file = strncmp(o->caches[i].url, "file:", 5) == 0;
+        if (rc == CURLE_OK && (file || code == 200) && !d.too_big &&
+            narinfo_parse(body.data ? body.data : "", body.len, &ni, NULL) == 0 &&
+            store_path_cmp(&ni.path, p) == 0) {
+            _cleanup_free_ char *fp = narinfo_fingerprint(&ni);
+            for (size_t k = 0; k < ni.nsigs; k++) {
+                struct signature s;
+                if (signature_parse(ni.sigs[k], strlen(ni.sigs[k]), &s, NULL) < 0 ||
+                    !trusted_keys_verify(o->keys, &s, fp, strlen(fp)))
+                    continue;
+                /* Signed by a key in force: it says what the path is. */
+                if (hash_equal(&ni.nar_hash, nar_hash))
+                    *sig = xstrdup(ni.sigs[k]);
+                else
+                    *why = xasprintf("%s says it has other contents (another NarHash), signed "
+                                     "by '%s'",
+                                     o->caches[i].url, s.name);
+                break;
+            }
+        }
+        narinfo_release(&ni);
+        rx_buf_release(&body);
+    }
+    return 0;
+}

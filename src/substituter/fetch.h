@@ -143,6 +143,16 @@ int fetch_closure(struct store *s, const struct fetch_opts *o, const struct stor
                   size_t n, struct rx_error **err);
 
 /*
+ * Does a cache of o vouch for valid path p, whose registered NarHash is
+ * nar_hash?  Each cache's narinfo of p is read in turn; the first that a
+ * key of o->keys signs decides: the same NarHash gives that signature in
+ * *sig (free it), another gives why in *why (free it).  Both NULL when no
+ * cache has a narinfo signed by a key of o->keys.  -1 on error.
+ */
+int fetch_vouch(const struct fetch_opts *o, const struct store_path *p, const struct hash *nar_hash,
+                char **sig, char **why, struct rx_error **err);
+
+/*
  * A small document (a distributable) by http:// or https://, revalidated:
  * with etag or last_modified set (from an earlier answer), a 304 answer sets
  * not_modified and leaves body empty.  Otherwise body gets the document (at
