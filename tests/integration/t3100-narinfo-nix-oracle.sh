@@ -66,7 +66,7 @@ printf 'trusted-public-keys = %s\n' "$key" > "$T/runix1.conf"
 ok "verify uses the config file's trusted-public-keys" env -u RUNIX_TRUSTED_KEYS RUNIX_CONFIG="$T/runix1.conf" "$RUNIX" narinfo verify "$app_ni"
 fails "narinfo sign with the public key file says so" 1 "runix narinfo sign: '$T/pk' is a public key; sign with the secret key file" "$RUNIX" narinfo sign -k "$T/pk" "$app_ni"
 ok "narinfo sign with the secret key file still signs" bash -c '"$RUNIX" narinfo sign -k "$1" "$2" | grep -q "^Sig: runix-it-1:"' _ "$T/sk" "$app_ni"
-fails "a bad RUNIX_TRUSTED_KEYS is reported" 1 "RUNIX_TRUSTED_KEYS: trusted key 'garbage'" env RUNIX_TRUSTED_KEYS=garbage "$RUNIX" narinfo verify "$app_ni"
+fails "a bad RUNIX_TRUSTED_KEYS is reported (exit 2, as a bad option value)" 2 "RUNIX_TRUSTED_KEYS: trusted key 'garbage'" env RUNIX_TRUSTED_KEYS=garbage "$RUNIX" narinfo verify "$app_ni"
 
 # Change one byte of the signature, of the NarHash and of a reference.
 flip() { # flip FILE FIELD: change one character of FIELD's value
