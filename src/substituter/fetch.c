@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
 #include "store.h"
@@ -225,6 +226,14 @@ static int run(struct fetch *f, struct rx_error **err)
      * taken in only once the cache is known to be usable.  (With several,
      * which to ask first depends on their priorities.)
      */
+    /*
+     * A distributable's embedded narinfos are signed answers of its cache:
+     * that cache needs no nix-cache-info first, since the signatures (over
+     * the full store paths), not its StoreDir, say what the paths are.
+     */
+    for (size_t i = 0; o->nembedded && o->embedded_cache && i < o->ncaches; i++)
+        if (!o->caches[i].why && strcmp(o->caches[i].url, o->embedded_cache) == 0)
+            o->caches[i].usable = true;
     if (o->ncaches == 1) {
         f->infos_pending = true;
         for (size_t i = 0; i < f->nitems; i++)

@@ -263,6 +263,7 @@ export RUNIX_STORE=$TEST_TMP/hint-store
 out=$("$RUNIX" run -q "$gen#greet" 2>&1 </dev/null)
 is "$out" "hello from a store library, world" "a cold run of a file with embedded narinfos"
 is "$(grep -c '\.narinfo' "$HTTP_LOG")" 0 "... asks the cache for no narinfo"
+is "$(grep -c 'nix-cache-info' "$HTTP_LOG")" 0 "... nor for its nix-cache-info"
 ok "... and downloads the NARs" grep -q "^GET /ok/cache-zstd/nar/" "$HTTP_LOG"
 # Embedded narinfos are checked as downloaded ones are: a forged one is refused.
 forged=$TEST_TMP/forged.runix
