@@ -330,7 +330,8 @@ static void dist_hints(const struct cli_dist *dists, size_t n, const struct cli_
     for (size_t i = 0; i < n; i++) {
         const struct dist_system *sys = dists[i].sys;
         *paths = xrealloc(*paths, (np + sys->nclosure + 1) * sizeof **paths);
-        memcpy(*paths + np, sys->closure, sys->nclosure * sizeof **paths);
+        if (sys->nclosure)
+            memcpy(*paths + np, sys->closure, sys->nclosure * sizeof **paths);
         np += sys->nclosure;
         *emb = xrealloc(*emb, (ne + sys->nnarinfos + 1) * sizeof **emb);
         for (size_t j = 0; j < sys->nnarinfos; j++)
@@ -444,7 +445,8 @@ int cmd_fetch(int argc, char **argv)
     size_t nplain = n;
     user_keys.n = s.keys.n;
     user_keys.keys = xmalloc((s.keys.n ? s.keys.n : 1) * sizeof *user_keys.keys);
-    memcpy(user_keys.keys, s.keys.keys, s.keys.n * sizeof *user_keys.keys);
+    if (s.keys.n)
+        memcpy(user_keys.keys, s.keys.keys, s.keys.n * sizeof *user_keys.keys);
     for (size_t i = 0; i < ndists; i++) {
         if ((ret = cli_dist_trust("fetch", &dists[i], &s, trust)) != EXIT_OK)
             goto out;
