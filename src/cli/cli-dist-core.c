@@ -66,19 +66,9 @@ static int remember(const struct cli_dist *cd, struct rx_error **err)
     char hex[65];
     content_hash(cd, hex);
     _cleanup_free_ char *f = xasprintf("%s/%s", dir, hex);
-    _cleanup_free_ char *tmp = xasprintf("%s/.%s.tmp%d", dir, hex, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return rx_error_errno(err, "cannot write '%s'", tmp);
     _cleanup_free_ char *text = xasprintf("name %s\nfile %s\n", cd->d.name, cd->label);
-    int r = write_all(fd, text, strlen(text));
-    if (close(fd) < 0)
-        r = -1;
-    if (r < 0 || rename(tmp, f) < 0) {
-        rx_error_errno(err, "cannot write '%s'", f);
-        unlink(tmp);
+    if (write_data_atomic_at(AT_FDCWD, f, text, strlen(text), 0600, false, err) < 0)
         return -1;
-    }
     return 0;
 }
 

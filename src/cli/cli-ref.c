@@ -202,19 +202,8 @@ static bool meta_read(const char *dir, struct meta *m)
 /* Write name in dir atomically (a temporary file, then rename). */
 static int write_atomic(const char *dir, const char *name, const char *data, size_t len)
 {
-    _cleanup_free_ char *tmp = xasprintf("%s/.%s.%d", dir, name, (int)getpid());
     _cleanup_free_ char *f = xasprintf("%s/%s", dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return -1;
-    int r = write_all(fd, data, len);
-    if (close(fd) < 0)
-        r = -1;
-    if (r < 0 || rename(tmp, f) < 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    return write_data_atomic_at(AT_FDCWD, f, data, len, 0600, false, NULL);
 }
 
 static bool valid_header_value(const char *v)

@@ -333,18 +333,6 @@ static json_t *merge_into(const char *file, const char *system, json_t *sys)
     return top;
 }
 
-/* 'text' in single quotes for sh. */
-static char *sh_quote(const char *text)
-{
-    struct rx_buf b = RX_BUF_INIT((size_t)-1);
-    int r = rx_buf_append(&b, "'", 1);
-    for (const char *p = text; *p; p++)
-        r |= *p == '\'' ? rx_buf_append(&b, "'\\''", 4) : rx_buf_append(&b, p, 1);
-    r |= rx_buf_append(&b, "'", 1);
-    (void)r;
-    return rx_buf_detach(&b, NULL);
-}
-
 /*
  * The self-bootstrapping form (docs/distributable.md): the JSON in a
  * here-document sh ignores, then a script that runs runix from PATH, or
@@ -454,16 +442,10 @@ static int write_out(struct gen *g, const char *output, json_t *top)
     dist_release(&d);
     if (!output)
         return fputs(text, stdout) >= 0 && fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
-    _cleanup_free_ char *tmp = xasprintf("%s.tmp%d", output, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0755);
-    if (fd < 0)
-        return cli_cmd_error("generate", "cannot write '%s': %s", tmp, strerror(errno)), EXIT_FAIL;
-    int r = write_all(fd, text, strlen(text));
-    if (fchmod(fd, 0755) < 0 || close(fd) < 0)
-        r = -1;
-    if (r < 0 || rename(tmp, output) < 0) {
-        cli_cmd_error("generate", "cannot write '%s': %s", output, strerror(errno));
-        unlink(tmp);
+    struct rx_error *werr = NULL;
+    if (write_data_atomic_at(AT_FDCWD, output, text, strlen(text), 0755, false, &werr) < 0) {
+        cli_cmd_error("generate", "cannot write '%s': %s", output, werr->msg);
+        rx_error_free(werr);
         return EXIT_FAIL;
     }
     return EXIT_OK;

@@ -53,20 +53,7 @@ static char *bin_dir(const char *flag, const struct cli_settings *s)
 
 static int write_file(const char *path, const char *data, size_t len, mode_t mode)
 {
-    _cleanup_free_ char *tmp = xasprintf("%s.tmp%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-    if (fd < 0)
-        return -1;
-    int r = write_all(fd, data, len);
-    if (fchmod(fd, mode) < 0 || close(fd) < 0)
-        r = -1;
-    if (r < 0 || rename(tmp, path) < 0) {
-        int e = errno;
-        unlink(tmp);
-        errno = e;
-        return -1;
-    }
-    return 0;
+    return write_data_atomic_at(AT_FDCWD, path, data, len, mode, false, NULL);
 }
 
 static bool is_launcher(const char *path)
@@ -81,18 +68,6 @@ static bool is_launcher(const char *path)
         return false;
     head[n] = '\0';
     return strstr(head, "\n" LAUNCHER_MARK) != NULL;
-}
-
-/* 'text' in single quotes for sh. */
-static char *sh_quote(const char *text)
-{
-    struct rx_buf b = RX_BUF_INIT((size_t)-1);
-    int r = rx_buf_append(&b, "'", 1);
-    for (const char *p = text; *p; p++)
-        r |= *p == '\'' ? rx_buf_append(&b, "'\\''", 4) : rx_buf_append(&b, p, 1);
-    r |= rx_buf_append(&b, "'", 1);
-    (void)r;
-    return rx_buf_detach(&b, NULL);
 }
 
 static bool on_path(const char *dir)

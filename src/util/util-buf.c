@@ -49,3 +49,14 @@ char *rx_buf_detach(struct rx_buf *b, size_t *len)
     b->len = b->cap = 0;
     return p;
 }
+
+char *sh_quote(const char *text)
+{
+    struct rx_buf b = RX_BUF_INIT((size_t)-1);
+    int r = rx_buf_append(&b, "'", 1);
+    for (const char *p = text; *p; p++)
+        r |= *p == '\'' ? rx_buf_append(&b, "'\\''", 4) : rx_buf_append(&b, p, 1);
+    r |= rx_buf_append(&b, "'", 1);
+    (void)r; /* the buffer has no limit */
+    return rx_buf_detach(&b, NULL);
+}

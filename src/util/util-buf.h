@@ -31,3 +31,6 @@ void rx_buf_release(struct rx_buf *b);
 
 /* Take the contents (NUL-terminated, never NULL); the buffer is left empty. */
 char *rx_buf_detach(struct rx_buf *b, size_t *len);
+
+/* text in single quotes for sh ('it'\''s'); the caller frees it. */
+char *sh_quote(const char *text);

@@ -77,6 +77,12 @@ int rm_rf_at(int dirfd, const char *name, struct rx_error **err)
 int write_file_atomic_at(int dirfd, const char *name, const char *text, bool durable,
                          struct rx_error **err)
 {
+    return write_data_atomic_at(dirfd, name, text, strlen(text), 0644, durable, err);
+}
+
+int write_data_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                         bool durable, struct rx_error **err)
+{
     char tmp[PATH_MAX];
     int fd = -1;
     for (int i = 0; i < TMP_TRIES && fd < 0; i++) {
@@ -94,7 +100,7 @@ int write_file_atomic_at(int dirfd, const char *name, const char *text, bool dur
     }
     if (fd < 0)
         return rx_error_errno(err, "cannot create a file beside '%s'", name);
-    if (write_all(fd, text, strlen(text)) < 0 || (durable && fsync(fd) < 0)) {
+    if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 || (durable && fsync(fd) < 0)) {
         rx_error_errno(err, "cannot write '%s'", tmp);
         close(fd);
         unlinkat(dirfd, tmp, 0);

@@ -22,6 +22,9 @@ int rm_rf_at(int dirfd, const char *name, struct rx_error **err);
  */
 int write_file_atomic_at(int dirfd, const char *name, const char *text, bool durable,
                          struct rx_error **err);
+/* The same for len bytes of data, the file getting mode (the umask aside). */
+int write_data_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                         bool durable, struct rx_error **err);
 
 /*
  * Create the directories of the relative path `rel` under dirfd, each
