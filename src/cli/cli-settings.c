@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "util-conf.h"
 #include "util-mem.h"
+#include "util-units.h"
 
 #include "banned.h"
 
@@ -138,6 +139,12 @@ static int on_setting(void *ctx, const char *name, const char *value, const char
     } else if (strcmp(name, "github-url") == 0) {
         free(c->s->github_url);
         c->s->github_url = xstrdup(value);
+    } else if (strcmp(name, "min-free") == 0 || strcmp(name, "max-free") == 0) {
+        /* Sizes as runix gc takes them (500M, 2G); Nix's plain byte counts too. */
+        _cleanup_free_ char *what = xasprintf("%s:%u: '%s'", file, line, name);
+        if (parse_size(value, what, name[1] == 'i' ? &c->s->min_free : &c->s->max_free, err) <
+            0)
+            return -1;
     } else if (strcmp(name, "netrc-file") == 0) {
         free(c->s->netrc_file);
         c->s->netrc_file = value[0] ? xstrdup(value) : NULL;

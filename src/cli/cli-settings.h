@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cache.h"
 #include "crypto-sig.h"
@@ -79,6 +80,8 @@ struct cli_settings {
     char *ssl_cert_file; /* owned or NULL: CA bundle for https:// */
     char *github_url;    /* owned or NULL: the config's github-url */
     char *bin_dir;       /* owned or NULL: the config's bin-dir (runix install) */
+    uint64_t min_free;   /* min-free: collect garbage below this much free space; 0: never */
+    uint64_t max_free;   /* max-free: until this much is free; 0: as much as can go */
 };
 
 /* Returns 1 if c was a shared option (and took it), 0 if not. */

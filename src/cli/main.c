@@ -54,6 +54,8 @@ static const char main_examples[] =
 #pragma weak cmd_install
 #pragma weak cmd_uninstall
 #pragma weak cmd_upgrade
+#pragma weak cmd_gc
+#pragma weak cmd_store
 
 static void print_version(void)
 {
@@ -97,6 +99,8 @@ static const struct cli_command commands[] = {
     {"uninstall", cmd_uninstall, "remove an installed tool's commands", CMD_CORE},
     {"upgrade", cmd_upgrade, "download installed tools again and switch to what changed",
      CMD_CORE},
+    {"gc", cmd_gc, "delete the store paths nothing keeps alive", CMD_CORE},
+    {"store", cmd_store, "delete store paths by hand, or the whole store", CMD_CORE | CMD_GROUP},
     {"version", cmd_version, "print runix's version", 0},
 };
 

@@ -312,6 +312,27 @@ static int open_dir_rw(struct store *s, const char *rel, struct rx_error **err)
     return -1;
 }
 
+/*
+ * Hold the gc lock shared for as long as the store is open (store.h): the
+ * collector takes it exclusively, so nothing this process writes into the
+ * store is collected before it is rooted, and no path is deleted under it.
+ */
+static int lock_gc_shared(struct store *s, struct rx_error **err)
+{
+    s->gc_lock_fd =
+        openat(s->root_fd, STORE_GC_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (s->gc_lock_fd < 0)
+        return rx_error_errno(err, "cannot open '%s/" STORE_GC_LOCK "'", s->root);
+    if (store_flock(s->gc_lock_fd, LOCK_SH | LOCK_NB) == 0)
+        return 0;
+    if (errno == EWOULDBLOCK) {
+        fprintf(stderr, "runix: waiting for garbage collection to finish in %s\n", s->root);
+        if (store_flock(s->gc_lock_fd, LOCK_SH) == 0)
+            return 0;
+    }
+    return rx_error_errno(err, "cannot lock '%s/" STORE_GC_LOCK "'", s->root);
+}
+
 int store_open(const char *root, struct store **out, struct rx_error **err)
 {
     if (!root || !*root)
@@ -321,7 +342,7 @@ int store_open(const char *root, struct store **out, struct rx_error **err)
         return rx_error_wrap(err, "store root");
 
     struct store *s = xcalloc(1, sizeof *s);
-    s->root_fd = s->store_fd = s->tmp_parent_fd = s->tmp_fd = -1;
+    s->root_fd = s->store_fd = s->tmp_parent_fd = s->tmp_fd = s->gc_lock_fd = -1;
     s->root_fd = store_root_open(root, &s->root, err);
     if (s->root_fd < 0)
         goto fail;
@@ -338,6 +359,8 @@ int store_open(const char *root, struct store **out, struct rx_error **err)
     /* A store someone else made for us to read (root's, prefetched) is said to be one. */
     if (check_writable(s, s->store_fd, "nix/store", err) < 0 ||
         check_writable(s, s->tmp_parent_fd, "nix/var/runix/tmp", err) < 0)
+        goto fail;
+    if (lock_gc_shared(s, err) < 0)
         goto fail;
     /* Work dirs of runs that died (kill -9): gone as soon as anyone opens the store,
      * even a run that has nothing to download. */
@@ -443,7 +466,7 @@ int store_open_readonly(const char *root, struct store **out, struct rx_error **
     if (!root || !*root)
         return rx_error_set(err, RX_EUSAGE, "empty store root");
     struct store *s = xcalloc(1, sizeof *s);
-    s->root_fd = s->store_fd = s->tmp_parent_fd = s->tmp_fd = -1;
+    s->root_fd = s->store_fd = s->tmp_parent_fd = s->tmp_fd = s->gc_lock_fd = -1;
     s->readonly = true;
     struct rx_error *e = NULL;
     _cleanup_close_ int dbdir = -1;
@@ -480,7 +503,7 @@ int store_open_readonly(const char *root, struct store **out, struct rx_error **
 struct store *store_new_empty(const char *root)
 {
     struct store *s = xcalloc(1, sizeof *s);
-    s->root_fd = s->store_fd = s->tmp_parent_fd = s->tmp_fd = -1;
+    s->root_fd = s->store_fd = s->tmp_parent_fd = s->tmp_fd = s->gc_lock_fd = -1;
     s->readonly = true;
     s->root = xstrdup(root);
     if (sqlite3_open_v2(":memory:", &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL) !=
@@ -525,6 +548,8 @@ void store_close(struct store *s)
         close(s->tmp_fd);
     }
     free(s->tmp_name);
+    if (s->gc_lock_fd >= 0)
+        close(s->gc_lock_fd);
     for (int *fd = &s->root_fd; fd <= &s->tmp_parent_fd; fd++)
         if (*fd >= 0)
             close(*fd);

@@ -27,6 +27,7 @@ struct store {
     int tmp_fd;        /* our own work dir in it (locked), or -1 */
     char *tmp_name;    /* owned */
     unsigned trash_seq;
+    int gc_lock_fd; /* R/nix/var/runix/gc.lock, held shared (exclusive while collecting), or -1 */
     bool readonly; /* opened by store_open_readonly() or store_new_empty() */
     sqlite3 *db;
     sqlite3_stmt *q_id;     /* select id of a path */
@@ -46,6 +47,12 @@ int store_db_prepare(struct store *s, const char *sql, sqlite3_stmt **st, struct
  * process holds it and !wait, -1 with errno set on error.
  */
 int store_lock_dir(int parent, const char *name, bool wait);
+
+/*
+ * flock(fd, op), retried on EINTR unless a signal asked runix to stop.
+ * 0, or -1 with errno (EWOULDBLOCK with LOCK_NB when another holds it).
+ */
+int store_flock(int fd, int op);
 
 /* Remove the work dirs of processes that died; errors are ignored. */
 void store_tmp_clean_stale(struct store *s);

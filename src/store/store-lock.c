@@ -75,6 +75,14 @@ void store_unlock_path(struct store *s, const struct store_path *p, int fd)
     close(fd);
 }
 
+int store_flock(int fd, int op)
+{
+    int r;
+    while ((r = flock(fd, op)) < 0 && errno == EINTR && !rx_interrupted)
+        ;
+    return r;
+}
+
 int store_lock_dir(int parent, const char *name, bool wait)
 {
     int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -11,6 +11,10 @@
  *                                 locked while the process lives
  *   R/nix/var/runix/closures/<basename>
  *                                 closure indexes (store-index.h)
+ *   R/nix/var/runix/gc.lock       held shared by every process that has the
+ *                                 store open to write (store_open()),
+ *                                 exclusively by the collector (store-gc.h)
+ *   R/nix/var/runix/last-gc       "<time> <paths> <bytes>" of the last collection
  *
  * Invariants (nix-formats.md section 7):
  *  - a path is registered in ValidPaths only once it is complete on disk,
@@ -71,9 +75,13 @@ struct store_info {
     const char *ca; /* or NULL */
 };
 
+#define STORE_GC_LOCK "nix/var/runix/gc.lock"
+
 /*
  * Open the store rooted at `root`, creating the layout and the database if
- * they do not exist.  Refuses a database of another schema version, and a
+ * they do not exist.  Holds the gc lock shared until store_close(): while a
+ * collection runs, says so on stderr ("waiting for garbage collection to
+ * finish in R") and waits for it.  Refuses a database of another schema version, and a
  * store that is not safe to trust (above; the error has code EPERM).
  */
 int store_open(const char *root, struct store **out, struct rx_error **err);
