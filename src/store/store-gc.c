@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -397,34 +398,110 @@ static int unregister(struct gc_plan *p, const uint32_t *nodes, size_t n, struct
     return ret;
 }
 
-/* Remove nix/store/<base> (unregistered now): renamed into the work dir, removed there. */
-static int remove_files(struct store *s, const struct store_path *sp, struct rx_error **err)
+/* Remove the lock file of sp, unless someone holds it (Nix's own, say). */
+static void remove_lock_file(struct store *s, const struct store_path *sp, const char *base)
 {
-    char base[STORE_BASENAME_MAX + 1];
-    store_path_basename(sp, base);
-    struct stat st;
-    if (fstatat(s->store_fd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        char trash[64];
-        snprintf(trash, sizeof trash, "gc-%u", s->trash_seq++);
-        /* Moving a directory to another parent rewrites its "..": it must be writable. */
-        if (S_ISDIR(st.st_mode) && (st.st_mode & 0700) != 0700)
-            fchmodat(s->store_fd, base, 0700, 0);
-        if (renameat(s->store_fd, base, s->tmp_fd, trash) < 0)
-            return rx_error_errno(err, "cannot remove '%s/nix/store/%s'", s->root, base);
-        if (rm_rf_at(s->tmp_fd, trash, err) < 0)
-            return -1;
-    } else if (errno != ENOENT) {
-        return rx_error_errno(err, "cannot stat '%s/nix/store/%s'", s->root, base);
-    }
-    /* Its lock file, unless someone holds it (Nix's own, say). */
     char lock[STORE_BASENAME_MAX + 8];
     snprintf(lock, sizeof lock, "%s.lock", base);
+    struct stat st;
     if (fstatat(s->store_fd, lock, &st, AT_SYMLINK_NOFOLLOW) == 0) {
         int lfd;
         if (store_lock_path(s, sp, false, &lfd, NULL) == 1)
             store_unlock_path(s, sp, lfd);
     }
+}
+
+/* Move nix/store/<base of sp> (unregistered now) into the directory dfd. */
+static int move_aside(struct store *s, const struct store_path *sp, int dfd,
+                      struct rx_error **err)
+{
+    char base[STORE_BASENAME_MAX + 1];
+    store_path_basename(sp, base);
+    struct stat st;
+    if (fstatat(s->store_fd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        /* Moving a directory to another parent rewrites its "..": it must be writable. */
+        if (S_ISDIR(st.st_mode) && (st.st_mode & 0700) != 0700)
+            fchmodat(s->store_fd, base, 0700, 0);
+        if (renameat(s->store_fd, base, dfd, base) < 0)
+            return rx_error_errno(err, "cannot move '%s/nix/store/%s' aside to delete it",
+                                  s->root, base);
+    } else if (errno != ENOENT) {
+        return rx_error_errno(err, "cannot stat '%s/nix/store/%s'", s->root, base);
+    }
+    remove_lock_file(s, sp, base);
     return 0;
+}
+
+/*
+ * Removing files is bound by the file system's latency, not the CPU, and
+ * removals in different directories proceed in parallel: so the paths of a
+ * batch are spread over REMOVERS directories, each emptied by a thread.
+ */
+#define REMOVERS 8
+
+struct remover {
+    int dfd;
+    pthread_t thread;
+    bool started;
+};
+
+static void *remover_main(void *arg)
+{
+    struct remover *r = arg;
+    int d = fcntl(r->dfd, F_DUPFD_CLOEXEC, 0);
+    DIR *dir = d >= 0 ? fdopendir(d) : NULL;
+    if (!dir) {
+        if (d >= 0)
+            close(d);
+        return NULL;
+    }
+    struct dirent *e;
+    while ((e = readdir(dir)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            rm_rf_at(r->dfd, e->d_name, NULL);
+    closedir(dir);
+    return NULL;
+}
+
+/* Remove the files of nodes[0..n), unregistered now: moved aside, removed there. */
+static int remove_files(struct gc_plan *p, const uint32_t *nodes, size_t n, struct rx_error **err)
+{
+    struct store *s = p->s;
+    char name[64];
+    snprintf(name, sizeof name, "gc-%u", s->trash_seq++);
+    if (mkdirat(s->tmp_fd, name, 0700) < 0)
+        return rx_error_errno(err, "cannot create '%s' in the work dir of '%s'", name, s->root);
+    _cleanup_close_ int bfd = openat(s->tmp_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (bfd < 0)
+        return rx_error_errno(err, "cannot open '%s' in the work dir of '%s'", name, s->root);
+    struct remover rm[REMOVERS];
+    size_t k = n < REMOVERS ? n : REMOVERS;
+    int ret = 0;
+    for (size_t i = 0; i < k; i++) {
+        char sub[8];
+        snprintf(sub, sizeof sub, "%zu", i);
+        rm[i] = (struct remover){.dfd = -1};
+        if (mkdirat(bfd, sub, 0700) < 0 ||
+            (rm[i].dfd = openat(bfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+            for (size_t j = 0; j < i; j++)
+                close(rm[j].dfd);
+            return rx_error_errno(err, "cannot create a directory in the work dir of '%s'",
+                                  s->root);
+        }
+    }
+    for (size_t i = 0; i < n && ret == 0; i++)
+        ret = move_aside(s, &p->g.nodes[nodes[i]].path, rm[i % k].dfd, err);
+    for (size_t i = 0; i < k; i++)
+        rm[i].started = pthread_create(&rm[i].thread, NULL, remover_main, &rm[i]) == 0;
+    for (size_t i = 0; i < k; i++) {
+        if (rm[i].started)
+            pthread_join(rm[i].thread, NULL);
+        close(rm[i].dfd);
+    }
+    /* What a thread could not start on (or left) goes here. */
+    if (rm_rf_at(s->tmp_fd, name, ret == 0 ? err : NULL) < 0)
+        ret = -1;
+    return ret;
 }
 
 /* The statvfs free bytes of the store's file system (for unprivileged users), or 0. */
@@ -507,10 +584,11 @@ static int delete_dead(struct gc_plan *p, const struct goal *gl, bool dry_run,
         size_t k = n - at < gl->batch ? n - at : gl->batch;
         if (unregister(p, p->order + at, k, err) < 0)
             return -1;
+        /* Unregistered: should this fail, the next collection removes what is left. */
+        if (remove_files(p, p->order + at, k, err) < 0)
+            return -1;
         for (size_t i = at; i < at + k; i++) {
             const struct store_graph_node *v = &p->g.nodes[p->order[i]];
-            if (remove_files(s, &v->path, err) < 0)
-                return -1; /* unregistered: the next collection removes what is left */
             if (on_path)
                 on_path(ctx, &v->path, v->nar_size);
             res->npaths++;
