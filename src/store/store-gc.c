@@ -612,6 +612,28 @@ static void record(struct store *s, const struct store_gc_result *res)
     close(d);
 }
 
+/*
+ * Nix's hard-link farm (nix-store --optimise): a file there that nothing in
+ * the store links to any more is garbage too, as Nix's collector says.
+ */
+static void clean_links(struct store *s)
+{
+    int fd = openat(s->store_fd, ".links", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    struct dirent *e;
+    struct stat st;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.' && fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode) && st.st_nlink == 1)
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+}
+
 /* Before collecting: what killed collections and fetches left behind. */
 static int clean(struct store *s, struct rx_error **err)
 {
@@ -652,6 +674,8 @@ int store_gc(struct store *s, const struct store_gc_opts *o, struct store_gc_res
     struct goal gl = {.max_freed = o->max_freed, .keep_size = o->keep_size, .batch = BATCH};
     if (delete_dead(&p, &gl, o->dry_run, o->on_path, o->ctx, res, err) < 0)
         goto out;
+    if (!o->dry_run)
+        clean_links(s);
     ret = 0;
 out:
     if (!o->dry_run && (ret == 0 || res->npaths))
