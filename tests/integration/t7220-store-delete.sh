@@ -29,6 +29,12 @@ verified() {
     return 1
   fi
 }
+# hold FILE MODE: a process holding flock MODE (-s, -x) on FILE, as $holder.
+hold() {
+  ( exec 9<"$1"; flock "$2" 9; exec sleep 60 ) &
+  holder=$!
+  sleep 0.2
+}
 mkroot() {
   local d=$R/nix/var/nix/gcroots/runix/$1/$2 p
   mkdir -p "$d"
@@ -64,8 +70,7 @@ ok "  ...in a store real Nix verifies" verified "$R"
 
 # glibc: referenced by hello (rooted) and more; --force takes all and drops the root.
 r fetch -q "$busybox" >/dev/null
-flock -s "$R/nix/var/runix/closures/$(basename "$busybox")" sleep 60 &
-holder=$!
+hold "$R/nix/var/runix/closures/$(basename "$busybox")" -s
 fails "--force still refuses a path a running program uses" 1 \
   "'$busybox' is in use by a running program (closure index '$(basename "$busybox")')" del --force "$busybox"
 kill $holder; wait $holder 2>/dev/null
@@ -82,15 +87,11 @@ r fetch -q "$top" >/dev/null
 fails "store destroy without a terminal and without --yes refuses" 1 "pass --yes" \
   "$RUNIX" store destroy --store "$R" </dev/null
 ok "  ...leaving the store" valid "$top"
-flock -s "$R/nix/var/runix/gc.lock" sleep 60 &
-holder=$!
-sleep 0.2
+hold "$R/nix/var/runix/gc.lock" -s
 fails "store destroy while another runix process uses the store refuses" 1 "other runix processes are using the store" \
   "$RUNIX" store destroy --store "$R" --yes
 kill $holder; wait $holder 2>/dev/null
-flock -s "$R/nix/var/runix/closures/$(basename "$top")" sleep 60 &
-holder=$!
-sleep 0.2
+hold "$R/nix/var/runix/closures/$(basename "$top")" -s
 fails "store destroy while a program runs from it refuses" 1 "a program is running from the store" \
   "$RUNIX" store destroy --store "$R" --yes
 kill $holder; wait $holder 2>/dev/null
