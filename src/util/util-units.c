@@ -29,7 +29,15 @@ int parse_size(const char *s, const char *what, uint64_t *out, struct rx_error *
 {
     double d;
     const char *e;
-    if (leading_number(s, &d, &e) == 0) {
+    if (*s && strspn(s, "0123456789") == strlen(s)) {
+        /* Plain byte counts stay exact beyond a double's 53 bits. */
+        errno = 0;
+        unsigned long long n = strtoull(s, NULL, 10);
+        if (errno == 0) {
+            *out = n;
+            return 0;
+        }
+    } else if (leading_number(s, &d, &e) == 0) {
         uint64_t mult = 1;
         switch (*e) {
         case 'k': case 'K': mult = 1ULL << 10; e++; break;
@@ -44,18 +52,8 @@ int parse_size(const char *s, const char *what, uint64_t *out, struct rx_error *
             e++;
         double v = d * (double)mult;
         if (*e == '\0' && v < 18446744073709549568.0) {
-            /* Plain byte counts stay exact beyond a double's 53 bits. */
-            if (mult == 1 && strspn(s, "0123456789") == strlen(s)) {
-                errno = 0;
-                unsigned long long n = strtoull(s, NULL, 10);
-                if (errno == 0) {
-                    *out = n;
-                    return 0;
-                }
-            } else {
-                *out = (uint64_t)v;
-                return 0;
-            }
+            *out = (uint64_t)v;
+            return 0;
         }
     }
     return rx_error_set(err, RX_EUSAGE,
