@@ -86,6 +86,8 @@ struct gc_plan {
     uint32_t *order; /* the dead, in the order they may go */
     size_t norder;
     uint64_t total; /* NAR bytes of every valid path */
+    uint32_t *temp; /* nodes of Nix's temporary roots (live Nix processes) */
+    size_t ntemp;
 };
 
 static void plan_release(struct gc_plan *p)
@@ -104,6 +106,7 @@ static void plan_release(struct gc_plan *p)
     free(p->alive);
     free(p->last);
     free(p->order);
+    free(p->temp);
     store_graph_release(&p->g);
     memset(p, 0, sizeof *p);
     p->ixdir = -1;
@@ -202,6 +205,58 @@ static int scan_indexes(struct gc_plan *p, struct rx_error **err)
     return 0;
 }
 
+/*
+ * Nix's temporary roots: nix/var/nix/temproots/<pid>, NUL-separated store
+ * paths a running Nix process is making or using, locked while it lives
+ * (a lock we get means its owner is gone), as Nix's collector reads them.
+ */
+static void scan_temp_roots(struct gc_plan *p)
+{
+    struct store *s = p->s;
+    int fd = openat(s->root_fd, "nix/var/nix/temproots", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!dir) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    size_t cap = 0;
+    struct dirent *de;
+    while ((de = readdir(dir))) {
+        if (de->d_name[0] == '.')
+            continue;
+        int f = openat(dirfd(dir), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (f < 0)
+            continue;
+        if (store_flock(f, LOCK_EX | LOCK_NB) == 0) {
+            close(f); /* stale */
+            continue;
+        }
+        struct rx_buf b = RX_BUF_INIT(64 << 20);
+        if (read_fd(f, de->d_name, &b, NULL) == 0 && b.data) {
+            for (size_t at = 0; at < b.len;) {
+                const char *q = b.data + at;
+                const char *z = memchr(q, '\0', b.len - at);
+                size_t len = z ? (size_t)(z - q) : b.len - at;
+                struct store_path sp;
+                long node;
+                if (store_path_parse(q, len, &sp, NULL) == 0 &&
+                    (node = store_graph_find(&p->g, &sp)) >= 0) {
+                    if (p->ntemp == cap) {
+                        cap = cap ? 2 * cap : 16;
+                        p->temp = xrealloc(p->temp, cap * sizeof *p->temp);
+                    }
+                    p->temp[p->ntemp++] = (uint32_t)node;
+                }
+                at += len + 1;
+            }
+        }
+        rx_buf_release(&b);
+        close(f);
+    }
+    closedir(dir);
+}
+
 static int plan_load(struct gc_plan *p, struct store *s, struct rx_error **err)
 {
     memset(p, 0, sizeof *p);
@@ -215,6 +270,7 @@ static int plan_load(struct gc_plan *p, struct store *s, struct rx_error **err)
     p->last = xcalloc(p->g.n + 1, sizeof *p->last);
     for (size_t i = 0; i < p->g.n; i++)
         p->total += p->g.nodes[i].nar_size;
+    scan_temp_roots(p);
     return scan_indexes(p, err);
 }
 
@@ -237,6 +293,7 @@ static void plan_mark(struct gc_plan *p, const struct store_path *keep, size_t n
         if (!p->dropped[i])
             mark_paths(p, p->roots[i].targets, p->roots[i].ntargets);
     mark_paths(p, keep, nkeep);
+    store_graph_mark(&p->g, p->temp, p->ntemp, p->alive);
     for (size_t i = 0; i < p->nix; i++) {
         struct gc_index *x = &p->ix[i];
         if (!x->in_use)

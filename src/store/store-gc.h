@@ -4,9 +4,11 @@
  *
  * Alive is what a root keeps (store-roots.h: runix's own, and Nix's under
  * gcroots/ and profiles/, each with its closure), what a running program
- * uses (a closure index someone holds flock(LOCK_SH) on, store-index.h) and
- * what the caller adds (the paths a fetch was asked for).  Everything else
- * valid is dead.
+ * uses (a closure index someone holds flock(LOCK_SH) on, store-index.h),
+ * the temporary roots of running Nix processes (nix/var/nix/temproots/, as
+ * Nix's collector reads them; not the paths Nix would find open in /proc)
+ * and what the caller adds (the paths a fetch was asked for).  Everything
+ * else valid is dead.
  *
  * Locking.  The collector holds R/nix/var/runix/gc.lock exclusively for its
  * whole run (STORE_GC_LOCK; every process that writes the store holds it

@@ -232,6 +232,33 @@ static void test_gc_in_use_index(void **state)
     free(root);
 }
 
+static void test_gc_nix_temp_roots(void **state)
+{
+    (void)state;
+    char *root = td_tmpdir();
+    struct store *s = make_store(root);
+    char *dir = xasprintf("%s/nix/var/nix/temproots", root), *f = xasprintf("%s/4242", dir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    int fd = open(f, O_RDWR | O_CREAT, 0644);
+    assert_true(fd >= 0);
+    static const char paths[] = P_APP "\0" P_OTHER "\0";
+    assert_int_equal(write(fd, paths, sizeof paths - 1), (ssize_t)(sizeof paths - 1));
+    assert_int_equal(flock(fd, LOCK_SH), 0); /* a live Nix process */
+    struct store_gc_opts o = {.older_than = -1, .max_freed = STORE_GC_NO_LIMIT,
+                              .keep_size = STORE_GC_NO_LIMIT};
+    struct store_gc_result res;
+    assert_int_equal(store_gc(s, &o, &res, NULL), 0);
+    assert_int_equal(res.npaths, 0);
+    close(fd); /* it died */
+    assert_int_equal(store_gc(s, &o, &res, NULL), 0);
+    assert_int_equal(res.npaths, 2);
+    store_close(s);
+    td_rmtree(root);
+    free(f);
+    free(dir);
+    free(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +266,7 @@ int main(void)
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_gc),
         cmocka_unit_test(test_gc_in_use_index),
+        cmocka_unit_test(test_gc_nix_temp_roots),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
