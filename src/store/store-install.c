@@ -123,10 +123,21 @@ int store_clean_leftovers(struct store *s, struct rx_error **err)
     while ((e = readdir(d))) {
         struct store_path p;
         size_t len = strlen(e->d_name);
-        /* Lock files are named like store paths plus ".lock"; Nix skips them too. */
-        if (e->d_name[0] == '.' || (len > 5 && strcmp(e->d_name + len - 5, ".lock") == 0) ||
-            store_path_parse_basename(e->d_name, len, &p, NULL) < 0)
+        bool lock = len > 5 && strcmp(e->d_name + len - 5, ".lock") == 0;
+        if (e->d_name[0] == '.' ||
+            store_path_parse_basename(e->d_name, lock ? len - 5 : len, &p, NULL) < 0)
             continue;
+        if (lock) {
+            /* The lock file of a path that is neither there nor being made: stale. */
+            char base[STORE_BASENAME_MAX + 1];
+            store_path_basename(&p, base);
+            struct stat st;
+            int lfd;
+            if (fstatat(s->store_fd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT &&
+                store_is_valid(s, &p, NULL) == 0 && store_lock_path(s, &p, false, &lfd, NULL) == 1)
+                store_unlock_path(s, &p, lfd);
+            continue;
+        }
         int v = store_is_valid(s, &p, err);
         if (v != 0) {
             if (v < 0) {

@@ -170,7 +170,9 @@ int store_remove_invalid(struct store *s, const struct store_path *p, struct rx_
 
 /*
  * Remove every unregistered store path that nobody holds a lock on: the
- * leftovers of runs that were killed between install and registration.
+ * leftovers of runs that were killed between install and registration (or
+ * of collections killed between unregistering and removing), and the lock
+ * files nobody holds of paths that are not there.
  */
 int store_clean_leftovers(struct store *s, struct rx_error **err);
 

@@ -141,6 +141,11 @@ static void test_gc(void **state)
     (void)state;
     char *root = td_tmpdir();
     struct store *s = make_store(root);
+    /* A lock file nobody holds, of a path that is not there: a killed fetch's. */
+    char *stale = xasprintf("%s/nix/store/22222222222222222222222222222222-gone.lock", root);
+    int sfd = open(stale, O_RDWR | O_CREAT, 0600);
+    assert_true(sfd >= 0);
+    close(sfd);
     struct seen seen = {0};
     struct store_gc_opts o = {.older_than = -1, .max_freed = STORE_GC_NO_LIMIT,
                               .keep_size = STORE_GC_NO_LIMIT, .dry_run = true,
@@ -156,6 +161,8 @@ static void test_gc(void **state)
     assert_string_equal(seen.names[1], P_APP);
     assert_true(exists(root, P_APP));
 
+    assert_true(access(stale, F_OK) == 0); /* a dry run removes nothing */
+
     /* --max-freed 1: one path. */
     seen.n = 0;
     o.dry_run = false;
@@ -164,6 +171,8 @@ static void test_gc(void **state)
     assert_int_equal(res.npaths, 1);
     assert_false(exists(root, P_OTHER));
     assert_true(exists(root, P_APP));
+    assert_false(access(stale, F_OK) == 0);
+    free(stale);
     o.max_freed = STORE_GC_NO_LIMIT;
     assert_int_equal(store_gc(s, &o, &res, NULL), 0);
     assert_int_equal(res.npaths, 1);
