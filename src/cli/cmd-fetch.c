@@ -12,8 +12,8 @@
 #include "cli-settings.h"
 #include "cli.h"
 #include "fetch.h"
-#include "store-path.h"
 #include "store-gc.h"
+#include "store-path.h"
 #include "store.h"
 #include "util-mem.h"
 #include "util-signal.h"
@@ -465,9 +465,11 @@ int cmd_fetch(int argc, char **argv)
         goto out;
     /* min-free: make room first, keeping what this fetch is for (store-gc.h). */
     struct store_gc_result gc_res;
-    if (!dry_run && !offline && store_gc_auto(st, s.min_free, s.max_free, paths, n, &gc_res, &err) < 0)
-        cli_cmd_error("fetch", "warning: automatic garbage collection failed: %s", err->msg),
-            rx_error_clear(&err);
+    if (!dry_run && !offline &&
+        store_gc_auto(st, s.min_free, s.max_free, paths, n, &gc_res, &err) < 0) {
+        cli_cmd_error("fetch", "warning: automatic garbage collection failed: %s", err->msg);
+        rx_error_clear(&err);
+    }
     /* A closure index still to write may need signatures registered first
      * (vouch()): that is a write to the database. */
     for (size_t i = 0; !dry_run && !offline && store_writable(st) && i < n; i++) {
