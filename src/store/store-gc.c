@@ -145,6 +145,15 @@ static void read_index(struct gc_plan *p, struct gc_index *x)
     rx_buf_release(&b);
 }
 
+/* The temporary file of an index being written: "<name>.<16 hex digits>.tmp" (util-fs.h). */
+static bool is_tmp_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n < 22 || strcmp(name + n - 4, ".tmp") != 0 || name[n - 21] != '.')
+        return false;
+    return strspn(name + n - 20, "0123456789abcdef") >= 16;
+}
+
 /*
  * Every closure index, each locked exclusively if nobody else holds it (a
  * running program does).  An unreadable one is taken to be in use.
@@ -176,7 +185,7 @@ static int scan_indexes(struct gc_plan *p, struct rx_error **err)
     struct dirent *de;
     while ((de = readdir(dir))) {
         const char *name = de->d_name;
-        if (name[0] == '.' || strstr(name, ".tmp"))
+        if (name[0] == '.' || is_tmp_name(name))
             continue;
         size_t blen = strcspn(name, "@");
         struct store_path top;
