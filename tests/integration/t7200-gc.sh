@@ -121,6 +121,9 @@ mkroot auto c "$dash"
 touch -d '50 days ago' "$R/nix/var/nix/gcroots/runix/auto/a"
 touch -d '40 days ago' "$R/nix/var/nix/gcroots/runix/auto/b"
 touch -d '35 days ago' "$R/nix/var/nix/gcroots/runix/auto/c"
+json=$(gc --older-than 30d --dry-run --json)
+is "$(jq -r '.rootsDropped[] | "\(.kind) \(.name)"' <<<"$json" | sort | tr '\n' ' ')" "auto a auto b auto c " \
+  "--json names the roots --older-than would drop"
 out=$(gc --older-than 30d --max-freed $(($(nar_size "$busybox") + 1)) 2>"$TEST_TMP/err")
 is "$out" "$(printf '%s\n' "$busybox" "$greeting")" \
   "--max-freed: the path of the root used longest ago goes first, then the next, until enough is freed"
