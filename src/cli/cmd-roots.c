@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "cli-human.h"
 #include "cli-settings.h"
 #include "cli.h"
 #include "store-graph.h"
@@ -134,50 +135,6 @@ static const char list_usage[] =
 enum { OPT_JSON = 0x200 };
 
 /* ---- formatting ------------------------------------------------------- */
-
-/* "512 B", "3.4 KiB", "12.0 MiB", "1.2 GiB". */
-static void human_size(uint64_t n, char *out, size_t outsz)
-{
-    static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
-    if (n < 1024) {
-        snprintf(out, outsz, "%" PRIu64 " B", n);
-        return;
-    }
-    double v = (double)n / 1024.0;
-    size_t u = 0;
-    while (v >= 1024.0 && u + 1 < ARRAY_SIZE(units)) {
-        v /= 1024.0;
-        u++;
-    }
-    snprintf(out, outsz, "%.1f %s", v, units[u]);
-}
-
-/* "just now", "5 minutes ago", "3 days ago", "never" (t 0). */
-static void human_ago(int64_t now, int64_t t, char *out, size_t outsz)
-{
-    if (t <= 0) {
-        snprintf(out, outsz, "never");
-        return;
-    }
-    int64_t d = now - t;
-    static const struct {
-        int64_t secs;
-        const char *unit;
-    } steps[] = {
-        {365 * 86400, "year"}, {30 * 86400, "month"}, {7 * 86400, "week"},
-        {86400, "day"},        {3600, "hour"},        {60, "minute"},
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
-        /* Weeks and months only once there are two or more of them. */
-        int64_t min = i < 3 ? 2 * steps[i].secs : steps[i].secs;
-        if (d >= min) {
-            int64_t k = d / steps[i].secs;
-            snprintf(out, outsz, "%" PRId64 " %s%s ago", k, steps[i].unit, k == 1 ? "" : "s");
-            return;
-        }
-    }
-    snprintf(out, outsz, "just now");
-}
 
 /* s with tabs, newlines, backslashes and control bytes escaped, for one text field. */
 static void put_field(const char *s, FILE *f)
@@ -343,9 +300,9 @@ static void roots_table(const struct view *v)
     for (size_t i = 0; i < v->nroots; i++) {
         const struct store_root *r = &v->roots[i];
         char ago[64], cs[32], us[32];
-        human_ago(v->now, r->last_used, ago, sizeof ago);
-        human_size(v->u.roots[i].closure_bytes, cs, sizeof cs);
-        human_size(v->u.roots[i].unique_bytes, us, sizeof us);
+        cli_human_ago(v->now, r->last_used, ago, sizeof ago);
+        cli_human_size(v->u.roots[i].closure_bytes, cs, sizeof cs);
+        cli_human_size(v->u.roots[i].unique_bytes, us, sizeof us);
         put_padded(r->name, wname, stdout);
         printf("  %-9s  %-16s  %10s  %10s", store_root_kind_name(r->kind), ago, cs, us);
         for (size_t t = 0; t < r->ntargets; t++) {
@@ -814,12 +771,12 @@ static void list_text(const struct view *v, const struct list_row *rows, size_t 
         size_t a = v->u.kept_at[r->node], b = v->u.kept_at[r->node + 1];
         if (v->tty) {
             char ns[32], cs[32], ago[64], last[80];
-            human_size(node->nar_size, ns, sizeof ns);
+            cli_human_size(node->nar_size, ns, sizeof ns);
             if (r->top)
-                human_size(r->closure, cs, sizeof cs);
+                cli_human_size(r->closure, cs, sizeof cs);
             else
                 snprintf(cs, sizeof cs, "-");
-            human_ago(v->now, r->last, ago, sizeof ago);
+            cli_human_ago(v->now, r->last, ago, sizeof ago);
             snprintf(last, sizeof last, "%s%s", r->used ? "" : "registered ", ago);
             printf("%-*s  %10s  %10s  %-27s  ", (int)wpath, full, ns, cs, last);
             if (a == b)
@@ -894,8 +851,8 @@ int cmd_list(int argc, char **argv)
         ret = finish_output(EXIT_OK);
         if (ret == EXIT_OK && !v.s.quiet) {
             char total[32], dead[32];
-            human_size(v.u.bytes, total, sizeof total);
-            human_size(v.u.dead_bytes, dead, sizeof dead);
+            cli_human_size(v.u.bytes, total, sizeof total);
+            cli_human_size(v.u.dead_bytes, dead, sizeof dead);
             fprintf(stderr, "%zu path%s, %s; %zu of them (%s) kept by no root, which "
                     "'runix gc' would delete\n", v.u.paths, v.u.paths == 1 ? "" : "s", total,
                     v.u.dead_paths, dead);
