@@ -245,6 +245,31 @@ static int finish_output(int ret)
 
 /* ---- runix roots ------------------------------------------------------ */
 
+/*
+ * s as a JSON string.  Names are bytes (file names, decoded), and JSON
+ * strings are UTF-8: a name that is not UTF-8 has its bytes above 0x7f
+ * written as "\xHH", so the output stays valid JSON.
+ */
+static json_t *jstr(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    size_t len = strlen(s);
+    _cleanup_free_ char *esc = xmalloc(4 * len + 1);
+    size_t o = 0;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c < 0x80) {
+            esc[o++] = (char)*c;
+        } else {
+            snprintf(esc + o, 5, "\\x%02x", *c);
+            o += 4;
+        }
+    }
+    esc[o] = '\0';
+    return json_string(esc);
+}
+
 static json_t *roots_json(const struct view *v)
 {
     json_t *arr = json_array();
@@ -259,9 +284,9 @@ static json_t *roots_json(const struct view *v)
             if (store_graph_find(&v->g, &r->targets[t]) < 0)
                 json_array_append_new(gone, json_string(full));
         }
-        json_object_set_new(o, "name", json_string(r->name));
+        json_object_set_new(o, "name", jstr(r->name));
         json_object_set_new(o, "kind", json_string(store_root_kind_name(r->kind)));
-        json_object_set_new(o, "where", json_string(r->where));
+        json_object_set_new(o, "where", jstr(r->where));
         json_object_set_new(o, "targets", targets);
         json_object_set_new(o, "not_in_store", gone);
         json_object_set_new(o, "last_used",
@@ -733,7 +758,7 @@ static void list_json(const struct view *v, const struct list_row *rows, size_t 
             const struct store_root *root = &v->roots[v->u.kept[j]];
             json_t *ro = json_object();
             json_object_set_new(ro, "kind", json_string(store_root_kind_name(root->kind)));
-            json_object_set_new(ro, "name", json_string(root->name));
+            json_object_set_new(ro, "name", jstr(root->name));
             json_array_append_new(keep, ro);
         }
         json_object_set_new(o, "roots", keep);

@@ -216,6 +216,15 @@ is "$(nix_roots | grep -c 'manual/a%20b%2Fc/')" 1 "  ...as real Nix sees"
 is "$(r roots | awk -F'\t' '$1 == "dash" || $1 == "keep-dash" { print $1, $5 }')" "keep-dash 0
 dash 0" "a path two roots keep is unique to neither"
 
+# A name that is not UTF-8 (or holds a control character) stays one field, and valid JSON.
+mkroot manual 'bad%FF%1Bname' "$hello"
+is "$(r roots | awk -F'\t' '$1 ~ /^bad/ { print $1 }' | od -An -c | tr -s ' ')" \
+  "$(printf 'bad\377\\x1bname\n' | od -An -c | tr -s ' ')" "roots: a control byte in a name is escaped"
+is "$(r roots --json | python3 -c 'import json,sys; print(any(r["name"] == "bad\\xff\x1bname" for r in json.load(sys.stdin)["roots"]))')" \
+  True "  ...and a name that is not UTF-8 still makes valid JSON (its bytes as \\xHH)"
+r roots remove $'bad\xff\x1bname'
+ok "  ...and removes by its decoded name" test ! -e "$G/runix/manual/bad%FF%1Bname"
+
 # ---- roots remove ------------------------------------------------------
 fails "roots remove: an installed root is refused" 1 "'dash' is an installed tool's root; use 'runix uninstall dash'" \
   r roots remove dash
