@@ -682,21 +682,56 @@ static int cmp_by_name(const void *a, const void *b)
     return c ? c : strcmp(x->hash, y->hash);
 }
 
-/* The NAR sizes of node i's closure; seen[] == stamp marks what this walk has reached. */
-static uint64_t closure_bytes(const struct store_graph *g, uint32_t i, uint32_t *seen,
-                              uint32_t stamp, uint32_t *stack)
+/*
+ * The graph's sizes and edges in arrays of their own: walking many closures
+ * then touches a few small arrays instead of every node's whole record.
+ */
+struct walk {
+    uint64_t *size;
+    const uint32_t **refs;
+    uint32_t *nrefs;
+    uint32_t *seen; /* == stamp: reached by the current walk */
+    uint32_t *stack;
+};
+
+static void walk_init(struct walk *w, const struct store_graph *g)
+{
+    w->size = xmalloc((g->n + 1) * sizeof *w->size);
+    w->refs = xmalloc((g->n + 1) * sizeof *w->refs);
+    w->nrefs = xmalloc((g->n + 1) * sizeof *w->nrefs);
+    w->seen = xcalloc(g->n + 1, sizeof *w->seen);
+    w->stack = xmalloc((g->n + 1) * sizeof *w->stack);
+    for (size_t i = 0; i < g->n; i++) {
+        w->size[i] = g->nodes[i].nar_size;
+        w->refs[i] = g->nodes[i].refs;
+        w->nrefs[i] = g->nodes[i].nrefs;
+    }
+}
+
+static void walk_release(struct walk *w)
+{
+    free(w->size);
+    free(w->refs);
+    free(w->nrefs);
+    free(w->seen);
+    free(w->stack);
+}
+
+/* The NAR sizes of node i's closure; stamp is new for each call. */
+static uint64_t closure_bytes(struct walk *w, uint32_t i, uint32_t stamp)
 {
     uint64_t sum = 0;
     size_t top = 0;
-    seen[i] = stamp;
-    stack[top++] = i;
+    w->seen[i] = stamp;
+    w->stack[top++] = i;
     while (top) {
-        const struct store_graph_node *v = &g->nodes[stack[--top]];
-        sum += v->nar_size;
-        for (uint32_t k = 0; k < v->nrefs; k++)
-            if (seen[v->refs[k]] != stamp) {
-                seen[v->refs[k]] = stamp;
-                stack[top++] = v->refs[k];
+        uint32_t v = w->stack[--top];
+        sum += w->size[v];
+        const uint32_t *refs = w->refs[v];
+        for (uint32_t k = 0; k < w->nrefs[v]; k++)
+            if (w->seen[refs[k]] != stamp) {
+                w->seen[refs[k]] = stamp;
+                w->stack[top++] = refs[k];
             }
     }
     return sum;
@@ -721,8 +756,8 @@ static void list_rows(const struct view *v, struct list_row **out, size_t *nout)
     sort_graph = g;
     if (n)
         qsort(ix, n, sizeof *ix, cmp_by_name);
-    _cleanup_free_ uint32_t *seen = xcalloc(g->n + 1, sizeof *seen);
-    _cleanup_free_ uint32_t *stack = xmalloc((g->n + 1) * sizeof *stack);
+    struct walk w;
+    walk_init(&w, g);
     struct list_row *rows = xcalloc(n + 1, sizeof *rows);
     uint32_t stamp = 0;
     for (size_t k = 0; k < n; k++) {
@@ -731,10 +766,11 @@ static void list_rows(const struct view *v, struct list_row **out, size_t *nout)
         r->node = i;
         r->top = g->nodes[i].nreferrers == 0;
         if (r->top)
-            r->closure = closure_bytes(g, i, seen, ++stamp, stack);
+            r->closure = closure_bytes(&w, i, ++stamp);
         r->used = v->u.last_used[i] > 0;
         r->last = r->used ? v->u.last_used[i] : g->nodes[i].registered;
     }
+    walk_release(&w);
     *out = rows;
     *nout = n;
 }
