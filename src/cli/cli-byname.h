@@ -1,0 +1,73 @@
+/* Running by name: NAME#ATTR references, the indexes they resolve in, ',' PROGRAM. */
+#pragma once
+/*
+ * An index is a nix-index database (src/index/nixdb.h) that maps attribute
+ * names and the files of packages to store paths, so that no evaluator is
+ * needed:
+ *
+ *   ${XDG_CACHE_HOME:-~/.cache}/runix/index/<NAME>/files   the database
+ *   ${XDG_CACHE_HOME:-~/.cache}/runix/index/<NAME>/meta    where it came from
+ *
+ * NAME is "nixpkgs" (downloaded from index-url, by default
+ * nix-community/nix-index-database's release) or one configured as
+ * index.NAME.url.  'runix index update' downloads them.
+ *
+ * 'runix , PROGRAM' remembers what it ran in
+ * ${XDG_STATE_HOME:-~/.local/state}/runix/comma/<PROGRAM>: the attribute,
+ * the store path and the identity (device, inode, size, mtime) of the
+ * index it was found in.  While that index is unchanged the front runs the
+ * store path without reading the index, as fast as 'runix run STOREPATH'.
+ *
+ * This half uses libc only (the front links it); the lookups are
+ * runix-core's (cmd-index.c).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "store-path.h"
+
+#define CLI_DEFAULT_INDEX "nixpkgs"
+/* The longest attribute name runix looks up. */
+#define CLI_ATTR_MAX 256
+
+/*
+ * Is arg "NAME#ATTR" (NAME of letters, digits, '-' and '_'; ATTR of
+ * letters, digits and "_-.'+") and not a file that exists (a
+ * distributable "FILE#APP")?
+ */
+bool cli_byname_is_ref(const char *arg);
+
+/* Is name a valid index NAME (and PROGRAM a valid program name for ',')? */
+bool cli_index_name_valid(const char *name);
+bool cli_program_name_valid(const char *name);
+
+/* The database file of index `name`, or NULL without HOME.  The caller frees it. */
+char *cli_index_file(const char *name);
+
+/* The state file of ',' for `prog`, or NULL without HOME.  The caller frees it. */
+char *cli_comma_state_file(const char *prog);
+
+/* "DEV INO SIZE MTIME_S MTIME_NS" of the file, in id (64 bytes); false if it cannot be read. */
+bool cli_index_identity(const char *file, char id[64]);
+
+/*
+ * What ',' remembered for prog: the attribute (attr, CLI_ATTR_MAX + 1
+ * bytes) and the store path, and whether the index it came from is still
+ * the same file.  false when nothing (valid) is remembered.
+ */
+bool cli_comma_recall(const char *prog, char *attr, struct store_path *path, bool *index_same);
+
+/*
+ * ',' in runix-core: find prog in the index, choose, remember, and print
+ * or run.  argv as cmd_comma's.  Weak in the front, which hands ',' to
+ * runix-core when what it remembers does not hold.
+ */
+int cli_comma_core(int argc, char **argv);
+
+/*
+ * runix-core: the store path of "NAME#ATTR" in index NAME, for command
+ * `cmd`.  Prints why not (no index, no such attribute and the closest
+ * names) and returns an exit code (0: *out set).
+ */
+int cli_byname_resolve(const char *cmd, const char *ref, struct store_path *out);
