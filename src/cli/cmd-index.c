@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1247,7 +1248,8 @@ static int tree_from_listing(const struct cache *c, const struct fetch_opts *fo,
     snprintf(rel, sizeof rel, "%s.ls", it->path.hash);
     _cleanup_free_ char *url = cache_file_url(c, rel);
     struct rx_buf body = RX_BUF_INIT(LISTING_MAX);
-    struct fetch_stream fs = { .sink = buf_sink, .ctx = &body };
+    /* Listings are uploaded compressed and served so whatever is asked (S3): xz too. */
+    struct fetch_stream fs = { .sink = buf_sink, .ctx = &body, .raw_encodings = "zstd, br, xz" };
     struct rx_error *e = NULL;
     int ret = -1;
     if (fetch_stream(url, fo, &fs, &e) < 0) {
@@ -1260,9 +1262,12 @@ static int tree_from_listing(const struct cache *c, const struct fetch_opts *fo,
         }
         goto out;
     }
-    /* An encoding libcurl does not decode (xz, from an S3 upload) is ours to undo. */
     const char *enc = fs.content_encoding;
-    if (enc && body.len && body.data[0] != '{' && decompress_supported(enc)) {
+    if (enc && strcasecmp(enc, "identity") != 0 && strcasecmp(enc, "none") != 0) {
+        if (!decompress_supported(enc)) {
+            rx_error_set(err, RX_EUNSUPPORTED, "%s: unsupported Content-Encoding '%s'", rel, enc);
+            goto out;
+        }
         struct rx_buf plain = RX_BUF_INIT(LISTING_MAX);
         struct decompressor *d = decompressor_new(enc, buf_sink, &plain, err);
         if (!d || decompressor_feed(d, body.data, body.len, err) < 0 ||

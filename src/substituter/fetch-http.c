@@ -1086,8 +1086,6 @@ static size_t stream_header(char *line, size_t size, size_t n, void *ctx)
 static size_t stream_body(char *p, size_t size, size_t n, void *ctx)
 {
     struct stream_ctx *c = ctx;
-    long code = 0;
-    (void)code;
     if (c->s->sink(c->s->ctx, p, size * n, &c->sink_err) < 0)
         return 0;
     return size * n;
@@ -1124,7 +1122,9 @@ int fetch_stream(const char *url, const struct fetch_opts *o, struct fetch_strea
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, s->raw_encodings ? s->raw_encodings : "");
+    if (s->raw_encodings)
+        curl_easy_setopt(h, CURLOPT_HTTP_CONTENT_DECODING, 0L);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "runix/" RUNIX_VERSION);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,

@@ -186,6 +186,12 @@ struct fetch_stream {
     void *ctx;
     const char *etag, *last_modified; /* validators to send, or NULL */
     long timeout_s;                   /* the whole request; 0: none */
+    /*
+     * Or, when set: the Accept-Encoding to send, and the body is handed over
+     * as sent, its Content-Encoding (xz, which libcurl does not know, as
+     * well as zstd and br) left to the caller.
+     */
+    const char *raw_encodings;
     /* the answer */
     char *resp_etag;        /* owned, or NULL */
     char *resp_last_modified; /* owned, or NULL */
