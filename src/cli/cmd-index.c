@@ -134,10 +134,41 @@ static int read_failed(const char *cmd, const char *name, struct rx_error *err)
     return EXIT_FAIL;
 }
 
-/* Is package p for this machine (nix-index writes null when it does not know)? */
-static bool for_this_system(const struct nixdb_package *p)
+/*
+ * Map the sidecar ext (".bins" or ".attrs", nixdb.h) of index name, making
+ * both from the database when they are missing or stale.  Prints why not
+ * and returns an exit code, as open_index().
+ */
+static int open_side(const char *cmd, const char *name, const char *ext, struct nixdb_side *side,
+                     char **file_out)
 {
-    return !p->system || strcmp(p->system, dist_host_system()) == 0;
+    _cleanup_free_ char *file = cli_index_file(name);
+    char id[64];
+    if (!file || !cli_index_identity(file, id)) {
+        struct nixdb_reader *r;
+        int ret = open_index(cmd, name, &r, NULL); /* says why */
+        nixdb_close(r);
+        return ret == EXIT_OK ? EXIT_FAIL : ret;
+    }
+    _cleanup_free_ char *path = xasprintf("%s%s", file, ext);
+    struct rx_error *err = NULL;
+    int r = nixdb_side_open(path, id, side, &err);
+    if (r == 0) {
+        _cleanup_free_ char *bins = xasprintf("%s.bins", file);
+        _cleanup_free_ char *attrs = xasprintf("%s.attrs", file);
+        if (nixdb_side_build(file, bins, attrs, id, &err) < 0)
+            return read_failed(cmd, name, err);
+        r = nixdb_side_open(path, id, side, &err);
+    }
+    if (r <= 0) {
+        if (r == 0)
+            rx_error_set(&err, RX_EFORMAT, "'%s' changed while it was read", file);
+        return read_failed(cmd, name, err);
+    }
+    warn_if_old(cmd, name, file);
+    if (file_out)
+        *file_out = steal_pointer(&file);
+    return EXIT_OK;
 }
 
 /* Edit distance of a and b, capped at 4. */
@@ -198,26 +229,58 @@ static void guess_add(struct guess *g, size_t *n, const char *want, const char *
         (*n)++;
 }
 
-/* The attribute of a package line without parsing the JSON, into out; false if none. */
-static bool quick_attr(const struct nixdb_line *l, char out[CLI_ATTR_MAX + 1])
-{
-    static const char key[] = "\"attr\":\"";
-    const char *k = memmem(l->json, l->json_len, key, sizeof key - 1);
-    if (!k)
-        return false;
-    const char *v = k + sizeof key - 1, *end = l->json + l->json_len;
-    const char *q = memchr(v, '"', (size_t)(end - v));
-    if (!q || q - v > CLI_ATTR_MAX || memchr(v, '\\', (size_t)(q - v)))
-        return false;
-    memcpy(out, v, (size_t)(q - v));
-    out[q - v] = '\0';
-    return true;
-}
-
 /* How much a package's output is preferred for NAME#ATTR: bin, then out, then the rest. */
 static int output_rank(const char *output)
 {
     return strcmp(output, "bin") == 0 ? 0 : strcmp(output, "out") == 0 ? 1 : 2;
+}
+
+struct resolve {
+    const char *attr, *output; /* output: wanted ("jq.bin"), or NULL: the best */
+    int best_rank;
+    struct store_path best;
+    bool bad;
+};
+
+static bool system_field_ok(const char *sys)
+{
+    return !*sys || strcmp(sys, dist_host_system()) == 0;
+}
+
+/* An .attrs line: ATTR OUTPUT SYSTEM STOREPATH. */
+static int on_attr(void *ctx, char **f, size_t n)
+{
+    struct resolve *r = ctx;
+    struct store_path p;
+    if (n != 4 || store_path_parse(f[3], strlen(f[3]), &p, NULL) < 0) {
+        r->bad = true;
+        return 1;
+    }
+    if (!system_field_ok(f[2]))
+        return 0;
+    int rank = r->output ? (strcmp(f[1], r->output) == 0 ? 0 : 99) : output_rank(f[1]);
+    if (rank < r->best_rank) {
+        r->best_rank = rank;
+        r->best = p;
+    }
+    return 0;
+}
+
+struct guesses {
+    struct guess g[5];
+    size_t n;
+    const char *want;
+    char last[CLI_ATTR_MAX + 1];
+};
+
+static int on_guess(void *ctx, char **f, size_t n)
+{
+    struct guesses *g = ctx;
+    if (n < 1 || strlen(f[0]) > CLI_ATTR_MAX || strcmp(f[0], g->last) == 0)
+        return 0;
+    snprintf(g->last, sizeof g->last, "%s", f[0]);
+    guess_add(g->g, &g->n, g->want, f[0]);
+    return 0;
 }
 
 int cli_byname_resolve(const char *cmd, const char *ref, struct store_path *out)
@@ -225,62 +288,34 @@ int cli_byname_resolve(const char *cmd, const char *ref, struct store_path *out)
     const char *hash = strchr(ref, '#');
     _cleanup_free_ char *name = xstrndup(ref, (size_t)(hash - ref));
     const char *attr = hash + 1;
-    size_t alen = strlen(attr);
-    /* "jq.bin": attribute jq, output bin, when no attribute is called "jq.bin". */
-    const char *dot = strrchr(attr, '.');
-    size_t base_len = dot ? (size_t)(dot - attr) : 0;
-    struct nixdb_reader *r;
-    int ret = open_index(cmd, name, &r, NULL);
+    struct nixdb_side side;
+    int ret = open_side(cmd, name, ".attrs", &side, NULL);
     if (ret != EXIT_OK)
         return ret;
-    struct nixdb_line l;
-    struct rx_error *err = NULL;
-    int best_rank = 99, best_dotted = 99, k;
-    struct store_path best = { 0 }, dotted = { 0 };
-    while ((k = nixdb_next(r, &l, &err)) > 0) {
-        if (l.kind != NIXDB_PACKAGE)
-            continue;
-        bool whole = nixdb_line_may_have_attr(&l, attr, alen);
-        bool part = base_len && nixdb_line_may_have_attr(&l, attr, base_len);
-        if (!whole && !part)
-            continue;
-        struct nixdb_package p;
-        if (nixdb_package_parse(r, &l, &p, &err) < 0) {
-            k = -1;
-            break;
-        }
-        if (p.toplevel && for_this_system(&p)) {
-            if (strcmp(p.attr, attr) == 0 && output_rank(p.output) < best_rank) {
-                best_rank = output_rank(p.output);
-                best = p.path;
-            } else if (part && strlen(p.attr) == base_len &&
-                       strncmp(p.attr, attr, base_len) == 0 &&
-                       strcmp(p.output, dot + 1) == 0) {
-                best_dotted = 0;
-                dotted = p.path;
-            }
-        }
-        nixdb_package_release(&p);
+    struct resolve r = { .attr = attr, .best_rank = 99 };
+    nixdb_side_find(&side, attr, true, on_attr, &r);
+    /* "jq.bin": attribute jq, output bin, when no attribute is called "jq.bin". */
+    const char *dot = strrchr(attr, '.');
+    if (r.best_rank == 99 && !r.bad && dot) {
+        _cleanup_free_ char *base = xstrndup(attr, (size_t)(dot - attr));
+        r.output = dot + 1;
+        nixdb_side_find(&side, base, true, on_attr, &r);
     }
-    nixdb_close(r);
-    if (k < 0)
-        return read_failed(cmd, name, err);
-    if (best_rank < 99 || best_dotted < 99) {
-        *out = best_rank < 99 ? best : dotted;
+    if (r.bad) {
+        nixdb_side_close(&side);
+        cli_cmd_error(cmd, "the sidecar of the index '%s' is damaged; run 'runix index update'",
+                      name);
+        return EXIT_FAIL;
+    }
+    if (r.best_rank < 99) {
+        nixdb_side_close(&side);
+        *out = r.best;
         return EXIT_OK;
     }
-    /* Not there: the closest names, for the message (a second pass, only now). */
-    struct guess g[5];
-    size_t ng = 0;
-    if (open_index(cmd, name, &r, NULL) == EXIT_OK) {
-        char a[CLI_ATTR_MAX + 1];
-        while (nixdb_next(r, &l, NULL) > 0)
-            if (l.kind == NIXDB_PACKAGE && quick_attr(&l, a) &&
-                memmem(l.json, l.json_len, "\"toplevel\":true", 15))
-                guess_add(g, &ng, attr, a);
-        nixdb_close(r);
-    }
-    if (ng == 0) {
+    struct guesses g = { .want = attr };
+    nixdb_side_find(&side, "", false, on_guess, &g);
+    nixdb_side_close(&side);
+    if (g.n == 0) {
         cli_cmd_error(cmd, "'%s': the index '%s' has no top-level attribute '%s' for %s; "
                            "'runix locate' finds packages by their files",
                       ref, name, attr, dist_host_system());
@@ -288,8 +323,8 @@ int cli_byname_resolve(const char *cmd, const char *ref, struct store_path *out)
         cli_cmd_error(cmd, "'%s': the index '%s' has no top-level attribute '%s'; the closest "
                            "names:",
                       ref, name, attr);
-        for (size_t i = 0; i < ng; i++)
-            fprintf(stderr, "  %s#%s\n", name, g[i].name);
+        for (size_t i = 0; i < g.n; i++)
+            fprintf(stderr, "  %s#%s\n", name, g.g[i].name);
     }
     return EXIT_FAIL;
 }
@@ -358,6 +393,74 @@ static void size_commas(uint64_t v, char out[32])
     out[k] = '\0';
 }
 
+struct locate_out;
+static int locate_done(struct locate_out *lo, bool json, bool top, const char *name,
+                       const char *pat);
+
+struct locate_out {
+    const char *pat;
+    size_t plen;
+    bool top;
+    json_t *arr; /* --json, or NULL */
+    size_t found;
+    bool bad;
+};
+
+static void print_match(struct locate_out *lo, const char *attr, const char *output, bool top,
+                        const char *full, const char *path, char type, uint64_t size)
+{
+    lo->found++;
+    if (lo->arr) {
+        char t[2] = { type, 0 };
+        json_array_append_new(lo->arr, json_pack("{s:s, s:s, s:b, s:I, s:s, s:s, s:s}", "attr",
+                                                 attr, "output", output, "toplevel", top, "size",
+                                                 (json_int_t)size, "type", t, "store_path", full,
+                                                 "path", path));
+        return;
+    }
+    _cleanup_free_ char *a = xasprintf(top ? "%s.%s" : "(%s.%s)", attr, output);
+    char sz[32];
+    size_commas(size, sz);
+    printf("%-40s %14s %c %s%s\n", a, sz, type, full, path);
+}
+
+/* A .bins line (on_bin's fields) that the literal pattern may match. */
+static int on_locate_bin(void *ctx, char **f, size_t n)
+{
+    struct locate_out *lo = ctx;
+    if (n != 9 || f[2][0] == '\0' || f[2][1] != '\0') {
+        lo->bad = true;
+        return 1;
+    }
+    size_t len = strlen(f[1]);
+    long end = last_match_end(f[1], len, lo->pat, lo->plen, NULL);
+    bool top = strcmp(f[4], "1") == 0;
+    if (end < 0 || memchr(f[1] + end, '/', len - (size_t)end) || (lo->top && !top))
+        return 0;
+    print_match(lo, f[5], f[6], top, f[8], f[1], f[2][0], strtoull(f[3], NULL, 10));
+    return 0;
+}
+
+/* Print the JSON array, if any; the exit code. */
+static int locate_done(struct locate_out *lo, bool json, bool top, const char *name,
+                       const char *pat)
+{
+    if (json) {
+        char *text = json_dumps(lo->arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        puts(text);
+        free(text);
+        json_decref(lo->arr);
+    }
+    if (fflush(stdout) != 0)
+        return EXIT_FAIL;
+    if (lo->found == 0) {
+        cli_cmd_error("locate", "no %spackage in the index '%s' has a file matching '%s'",
+                      top ? "top-level " : "", name, pat);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
 int cmd_locate(int argc, char **argv)
 {
     enum { OPT_TOP = 0x300, OPT_JSON, OPT_REGEX, OPT_INDEX };
@@ -398,6 +501,33 @@ int cmd_locate(int argc, char **argv)
             return cli_usage_error("locate", "bad --regex '%s': %s", pat, msg);
         }
     }
+    /*
+     * A literal pattern ending in "/NAME...": the match's last component
+     * starts with NAME, so the sorted .bins has every candidate, when it
+     * has every entry (a small index).
+     */
+    const char *slash = strrchr(pat, '/');
+    if (!use_re && slash && slash[1]) {
+        struct nixdb_side side;
+        int ret = open_side("locate", name, ".bins", &side, NULL);
+        if (ret != EXIT_OK)
+            return ret;
+        if (side.small && side.complete) {
+            struct locate_out lo = { .pat = pat, .plen = plen, .top = top,
+                                     .arr = json ? json_array() : NULL };
+            nixdb_side_find(&side, slash + 1, false, on_locate_bin, &lo);
+            nixdb_side_close(&side);
+            if (lo.bad) {
+                json_decref(lo.arr);
+                cli_cmd_error("locate", "the sidecar of the index '%s' is damaged; run 'runix "
+                                        "index update'",
+                              name);
+                return EXIT_FAIL;
+            }
+            return locate_done(&lo, json, top, name, pat);
+        }
+        nixdb_side_close(&side);
+    }
     struct nixdb_reader *r;
     int ret = open_index("locate", name, &r, NULL);
     if (ret != EXIT_OK) {
@@ -406,8 +536,9 @@ int cmd_locate(int argc, char **argv)
         return ret;
     }
     struct match *pending = NULL;
-    size_t npending = 0, nfound = 0;
-    json_t *arr = json ? json_array() : NULL;
+    size_t npending = 0;
+    struct locate_out lo = { .pat = pat, .plen = plen, .top = top,
+                             .arr = json ? json_array() : NULL };
     struct nixdb_line l;
     struct rx_error *err = NULL;
     int k;
@@ -431,26 +562,10 @@ int cmd_locate(int argc, char **argv)
         char full[STORE_PATH_MAX + 1];
         store_path_format(&p.path, full);
         for (size_t i = 0; i < npending; i++) {
-            if (!top || p.toplevel) {
-                nfound++;
-                if (json) {
-                    char t[2] = { (char)pending[i].type, 0 };
-                    json_array_append_new(
-                        arr, json_pack("{s:s, s:s, s:b, s:I, s:s, s:s, s:s}", "attr", p.attr,
-                                       "output", p.output, "toplevel", p.toplevel, "size",
-                                       (json_int_t)(pending[i].type == NIXDB_SYMLINK
-                                                        ? 0
-                                                        : pending[i].size),
-                                       "type", t, "store_path", full, "path", pending[i].path));
-                } else {
-                    _cleanup_free_ char *a = xasprintf(p.toplevel ? "%s.%s" : "(%s.%s)", p.attr,
-                                                       p.output);
-                    char sz[32];
-                    size_commas(pending[i].type == NIXDB_SYMLINK ? 0 : pending[i].size, sz);
-                    printf("%-40s %14s %c %s%s\n", a, sz, (char)pending[i].type, full,
-                           pending[i].path);
-                }
-            }
+            if (!top || p.toplevel)
+                print_match(&lo, p.attr, p.output, p.toplevel, full, pending[i].path,
+                            (char)pending[i].type,
+                            pending[i].type == NIXDB_SYMLINK ? 0 : pending[i].size);
             free(pending[i].path);
         }
         npending = 0;
@@ -463,23 +578,10 @@ int cmd_locate(int argc, char **argv)
     if (use_re)
         regfree(&re);
     if (k < 0) {
-        json_decref(arr);
+        json_decref(lo.arr);
         return read_failed("locate", name, err);
     }
-    if (json) {
-        char *s = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        puts(s);
-        free(s);
-        json_decref(arr);
-    }
-    if (fflush(stdout) != 0)
-        return EXIT_FAIL;
-    if (nfound == 0) {
-        cli_cmd_error("locate", "no %spackage in the index '%s' has a file matching '%s'",
-                      top ? "top-level " : "", name, pat);
-        return EXIT_FAIL;
-    }
-    return EXIT_OK;
+    return locate_done(&lo, json, top, name, pat);
 }
 
 /* ---- runix , PROGRAM: the lookup ---- */
@@ -498,49 +600,54 @@ static void candidates_free(struct candidate *c, size_t n)
     free(c);
 }
 
+struct bin_search {
+    const char *path; /* "/bin/PROG" */
+    struct candidate *c;
+    size_t n;
+    bool bad;
+};
+
+/* A .bins line: BASENAME PATH TYPE SIZE TOPLEVEL ATTR OUTPUT SYSTEM STOREPATH. */
+static int on_bin(void *ctx, char **f, size_t n)
+{
+    struct bin_search *b = ctx;
+    struct store_path p;
+    if (n != 9 || store_path_parse(f[8], strlen(f[8]), &p, NULL) < 0) {
+        b->bad = true;
+        return 1;
+    }
+    if (strcmp(f[1], b->path) != 0 || f[2][0] == 'd' || strcmp(f[4], "1") != 0 ||
+        !system_field_ok(f[7]))
+        return 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (strcmp(b->c[i].attr, f[5]) == 0)
+            return 0;
+    b->c = xrealloc(b->c, (b->n + 1) * sizeof *b->c);
+    b->c[b->n++] = (struct candidate){ xstrdup(f[5]), xstrdup(f[6]), p };
+    return 0;
+}
+
 /* The top-level packages of the index with bin/prog, for this system. */
 static int find_program_packages(const char *prog, struct candidate **out, size_t *nout,
                                  char **file)
 {
     *out = NULL;
     *nout = 0;
-    struct nixdb_reader *r;
-    int ret = open_index(",", CLI_DEFAULT_INDEX, &r, file);
+    struct nixdb_side side;
+    int ret = open_side(",", CLI_DEFAULT_INDEX, ".bins", &side, file);
     if (ret != EXIT_OK)
         return ret;
     _cleanup_free_ char *want = xasprintf("/bin/%s", prog);
-    size_t wlen = strlen(want);
-    bool hit = false;
-    struct nixdb_line l;
-    struct rx_error *err = NULL;
-    int k;
-    while ((k = nixdb_next(r, &l, &err)) > 0) {
-        if (l.kind == NIXDB_FILE) {
-            if (l.path_len == wlen && l.type != NIXDB_DIRECTORY && memcmp(l.path, want, wlen) == 0)
-                hit = true;
-            continue;
-        }
-        if (!hit)
-            continue;
-        hit = false;
-        struct nixdb_package p;
-        if (nixdb_package_parse(r, &l, &p, &err) < 0) {
-            k = -1;
-            break;
-        }
-        bool dup = false;
-        for (size_t i = 0; i < *nout; i++)
-            dup |= strcmp((*out)[i].attr, p.attr) == 0;
-        if (p.toplevel && for_this_system(&p) && !dup) {
-            *out = xrealloc(*out, (*nout + 1) * sizeof **out);
-            (*out)[(*nout)++] =
-                (struct candidate){ steal_pointer(&p.attr), steal_pointer(&p.output), p.path };
-        }
-        nixdb_package_release(&p);
+    struct bin_search b = { .path = want };
+    nixdb_side_find(&side, prog, true, on_bin, &b);
+    nixdb_side_close(&side);
+    *out = b.c;
+    *nout = b.n;
+    if (b.bad) {
+        cli_cmd_error(",", "the sidecar of the nixpkgs index is damaged; run 'runix index "
+                           "update'");
+        return EXIT_FAIL;
     }
-    nixdb_close(r);
-    if (k < 0)
-        return read_failed(",", CLI_DEFAULT_INDEX, err);
     return EXIT_OK;
 }
 
@@ -817,6 +924,19 @@ static int file_sha256(const char *file, struct hash *h)
     return 0;
 }
 
+/* Make the sidecars now, so that the first lookup does not (nixdb.h). */
+static void make_sidecars(const char *cmd, const char *file)
+{
+    char id[64];
+    _cleanup_free_ char *bins = xasprintf("%s.bins", file);
+    _cleanup_free_ char *attrs = xasprintf("%s.attrs", file);
+    struct rx_error *err = NULL;
+    if (cli_index_identity(file, id) && nixdb_side_build(file, bins, attrs, id, &err) < 0) {
+        cli_cmd_error(cmd, "warning: %s", err->msg);
+        rx_error_free(err);
+    }
+}
+
 static int update_one(struct cli_settings *s, const char *name, bool full)
 {
     const char *cmd = "index update";
@@ -892,6 +1012,7 @@ static int update_one(struct cli_settings *s, const char *name, bool full)
             ret = EXIT_FAIL;
         } else {
             utimensat(AT_FDCWD, file, NULL, 0); /* it is as fresh as a new download */
+            make_sidecars(cmd, file);
             if (!s->quiet)
                 cli_cmd_error(cmd, "the index '%s' is up to date (%s)", name, shown);
         }
@@ -925,6 +1046,7 @@ static int update_one(struct cli_settings *s, const char *name, bool full)
                 cli_cmd_error(cmd, "warning: cannot write '%s': %s", metaf, err->msg);
                 rx_error_free(err);
             }
+            make_sidecars(cmd, file);
             if (!s->quiet)
                 cli_cmd_error(cmd, "downloaded the index '%s' (%.1f MiB) from %s", name,
                               (double)d.bytes / 1048576.0, shown);

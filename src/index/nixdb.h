@@ -180,3 +180,53 @@ int nixdb_writer_add(struct nixdb_writer *w, const struct nixdb_package *p,
 /* End the zstd stream and write what is left.  0, or -1 with err. */
 int nixdb_writer_finish(struct nixdb_writer *w, struct rx_error **err);
 void nixdb_writer_free(struct nixdb_writer *w);
+
+/* ---- sidecars: what lookups by program and by attribute read instead ---- */
+
+/*
+ * Decompressing a whole database takes longer than a lookup may (the small
+ * index of nixpkgs is 20 MB decompressed), so runix keeps two sorted text
+ * files beside it, made in one pass over the database and tied to it by
+ * its identity (device, inode, size, mtime: a new database makes them
+ * stale):
+ *
+ *   <db>.bins   "BASENAME\tPATH\tTYPE\tSIZE\tTOPLEVEL\tATTR\tOUTPUT\tSYSTEM\tSTOREPATH"
+ *               for every file entry under /bin/ (TOPLEVEL 1 or 0, SYSTEM
+ *               empty when unknown), sorted by line
+ *   <db>.attrs  "ATTR\tOUTPUT\tSYSTEM\tSTOREPATH" for every top-level
+ *               package, sorted by line
+ *
+ * after a header line "runix index sidecar 1 <small|full> <complete|partial>
+ * <identity>".  "small" says that every entry of the database is under
+ * /bin/ (so .bins has them all); "partial" that some entry could not be
+ * written (a field with a control character) and a lookup must read the
+ * database itself.  A lookup bisects the file with a few reads of
+ * NIXDB_SIDE_CHUNK bytes (not a mapping: the kernel may map far more of a
+ * file than is touched), in microseconds.
+ */
+#define NIXDB_SIDE_CHUNK 16384
+struct nixdb_side {
+    int fd;
+    uint64_t len;
+    uint64_t body; /* where the lines start */
+    bool small, complete;
+    char *chunk; /* NIXDB_SIDE_CHUNK bytes of the file, from chunk_off */
+    uint64_t chunk_off;
+    size_t chunk_len;
+};
+
+/* Read db and write both sidecars (atomically), tied to identity.  0, or -1 with err. */
+int nixdb_side_build(const char *db, const char *bins, const char *attrs, const char *identity,
+                     struct rx_error **err);
+/* Open file if it is a sidecar of identity: 1, 0 when missing or stale, -1 with err. */
+int nixdb_side_open(const char *file, const char *identity, struct nixdb_side *s,
+                    struct rx_error **err);
+void nixdb_side_close(struct nixdb_side *s);
+/*
+ * Call fn with the fields of each line whose first field is key (exact) or
+ * starts with it; fn returns 0 to go on, 1 to stop, -1 for an error.
+ * fields[] point into a copy that lives during the call.
+ */
+typedef int (*nixdb_side_fn)(void *ctx, char **fields, size_t n);
+int nixdb_side_find(struct nixdb_side *s, const char *key, bool exact, nixdb_side_fn fn,
+                    void *ctx);
