@@ -347,6 +347,95 @@ static void test_nixdb_tree_order(void **state)
     rx_error_free(err);
 }
 
+static int count_line(void *ctx, char **f, size_t n)
+{
+    size_t *k = ctx;
+    assert_true(n == 9 || n == 4);
+    (void)f;
+    (*k)++;
+    return 0;
+}
+
+/* The sidecars: every /bin/ entry and every top-level attribute, found by bisection. */
+static void test_nixdb_sidecars(void **state)
+{
+    (void)state;
+    char *dir = td_tmpdir();
+    char *db = xasprintf("%s/files", dir), *bins = xasprintf("%s/files.bins", dir),
+         *attrs = xasprintf("%s/files.attrs", dir);
+    int fd = open(db, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    struct nixdb_writer *w = nixdb_writer_new(fd, db, 3, NULL);
+    struct nixdb_file jq[] = { { (char *)"/bin", NIXDB_DIRECTORY, 2, NULL },
+                               { (char *)"/bin/jq-x", NIXDB_EXECUTABLE, 9, NULL },
+                               { (char *)"/bin/jq", NIXDB_EXECUTABLE, 7, NULL } };
+    struct nixdb_file rg[] = { { (char *)"/share/x", NIXDB_REGULAR, 1, NULL },
+                               { (char *)"/bin/rg", NIXDB_SYMLINK, 0, (char *)"x" } };
+    /* many packages, so that the bisection has room */
+    for (int i = 0; i < 3000; i++) {
+        char name[64], attr[32], path[32];
+        snprintf(name, sizeof name, "/nix/store/" HASH_A "-pkg%04d-1", i);
+        snprintf(attr, sizeof attr, "pkg%04d", i);
+        snprintf(path, sizeof path, "/bin/pkg%04d", i);
+        struct nixdb_package p = { .attr = attr, .output = (char *)"out", .toplevel = true };
+        assert_int_equal(store_path_parse(name, strlen(name), &p.path, NULL), 0);
+        struct nixdb_file f = { path, NIXDB_EXECUTABLE, 1, NULL };
+        assert_int_equal(nixdb_writer_add(w, &p, &f, 1, NULL), 0);
+    }
+    struct nixdb_package p = { .attr = (char *)"jq", .output = (char *)"bin", .toplevel = true };
+    static const char jqp[] = "/nix/store/" HASH_A "-jq-1.7-bin";
+    assert_int_equal(store_path_parse(jqp, strlen(jqp), &p.path, NULL), 0);
+    assert_int_equal(nixdb_writer_add(w, &p, jq, 3, NULL), 0);
+    p.toplevel = false;
+    assert_int_equal(nixdb_writer_add(w, &p, jq + 2, 1, NULL), 0);
+    p.toplevel = true;
+    p.attr = (char *)"ripgrep";
+    assert_int_equal(nixdb_writer_add(w, &p, rg, 2, NULL), 0);
+    assert_int_equal(nixdb_writer_finish(w, NULL), 0);
+    nixdb_writer_free(w);
+    close(fd);
+
+    assert_int_equal(nixdb_side_build(db, bins, attrs, "ID1", NULL), 0);
+    struct nixdb_side s;
+    assert_int_equal(nixdb_side_open(bins, "ID2", &s, NULL), 0); /* stale */
+    assert_int_equal(nixdb_side_open(bins, "ID1", &s, NULL), 1);
+    assert_false(s.small); /* /share/x */
+    assert_true(s.complete);
+    size_t k = 0;
+    assert_int_equal(nixdb_side_find(&s, "jq", true, count_line, &k), 0);
+    assert_int_equal(k, 2);
+    k = 0;
+    assert_int_equal(nixdb_side_find(&s, "jq", false, count_line, &k), 0);
+    assert_int_equal(k, 3);
+    k = 0;
+    assert_int_equal(nixdb_side_find(&s, "pkg1234", true, count_line, &k), 0);
+    assert_int_equal(k, 1);
+    k = 0;
+    assert_int_equal(nixdb_side_find(&s, "pkg0", false, count_line, &k), 0);
+    assert_int_equal(k, 1000);
+    k = 0;
+    assert_int_equal(nixdb_side_find(&s, "", false, count_line, &k), 0);
+    assert_int_equal(k, 3000 + 4);
+    k = 0;
+    assert_int_equal(nixdb_side_find(&s, "zz", false, count_line, &k), 0);
+    assert_int_equal(k, 0);
+    nixdb_side_close(&s);
+    assert_int_equal(nixdb_side_open(attrs, "ID1", &s, NULL), 1);
+    k = 0;
+    assert_int_equal(nixdb_side_find(&s, "jq", true, count_line, &k), 0);
+    assert_int_equal(k, 1); /* the top-level one only */
+    k = 0;
+    assert_int_equal(nixdb_side_find(&s, "ripgrep", true, count_line, &k), 0);
+    assert_int_equal(k, 1);
+    nixdb_side_close(&s);
+    /* a sidecar cut short is not believed */
+    assert_int_equal(truncate(attrs, 100), 0);
+    assert_int_equal(nixdb_side_open(attrs, "ID1", &s, NULL), 0);
+    free(db);
+    free(bins);
+    free(attrs);
+    td_tmpdir_free(dir, -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -358,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_nixdb_refuses_bad_packages),
         cmocka_unit_test(test_nixdb_refuses_missing_file),
         cmocka_unit_test(test_nixdb_tree_order),
+        cmocka_unit_test(test_nixdb_sidecars),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
