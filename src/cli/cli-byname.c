@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli-settings-internal.h"
+#include "cli.h"
 #include "util-buf.h"
 #include "util-io.h"
 #include "util-mem.h"
@@ -126,4 +128,15 @@ bool cli_comma_recall(const char *prog, char *attr, struct store_path *path, boo
     char id[64];
     *index_same = index && cli_index_identity(db, id) && strcmp(id, index) == 0;
     return true;
+}
+
+void cli_index_warn_old(const char *cmd, const char *name, const char *file)
+{
+    struct stat st;
+    if (!file || stat(file, &st) != 0)
+        return;
+    long long days = ((long long)time(NULL) - (long long)st.st_mtim.tv_sec) / 86400;
+    if (days > 30)
+        cli_cmd_error(cmd, "warning: the index '%s' is %lld days old; run 'runix index update'",
+                      name, days);
 }

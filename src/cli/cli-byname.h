@@ -51,6 +51,9 @@ char *cli_comma_state_file(const char *prog);
 /* "DEV INO SIZE MTIME_S MTIME_NS" of the file, in id (64 bytes); false if it cannot be read. */
 bool cli_index_identity(const char *file, char id[64]);
 
+/* Say on stderr, for cmd, that index name (its database file) is older than 30 days, if it is. */
+void cli_index_warn_old(const char *cmd, const char *name, const char *file);
+
 /*
  * What ',' remembered for prog: the attribute (attr, CLI_ATTR_MAX + 1
  * bytes) and the store path, and whether the index it came from is still

@@ -79,6 +79,8 @@ int cmd_comma(int argc, char **argv)
     if (i == 1 && !print && cli_comma_recall(prog, attr, &p, &same) && same) {
         char full[STORE_PATH_MAX + 1];
         store_path_format(&p, full);
+        _cleanup_free_ char *db = cli_index_file(CLI_DEFAULT_INDEX);
+        cli_index_warn_old(",", CLI_DEFAULT_INDEX, db);
         _cleanup_free_ char *exe = xasprintf("%s/bin/%s", full, prog);
         char **av = xcalloc((size_t)argc + 2, sizeof *av);
         av[0] = (char *)"run";

@@ -41,7 +41,6 @@
 
 #include "banned.h"
 
-#define INDEX_OLD_DAYS 30
 #define LISTING_MAX (256u * 1024 * 1024)
 #define DEFAULT_INDEX_BASE "https://github.com/nix-community/nix-index-database/releases/latest/download"
 
@@ -82,13 +81,7 @@ static const char *index_url_of(const struct cli_settings *s, const char *name, 
 
 static void warn_if_old(const char *cmd, const char *name, const char *file)
 {
-    struct stat st;
-    if (stat(file, &st) != 0)
-        return;
-    long long days = ((long long)time(NULL) - (long long)st.st_mtim.tv_sec) / 86400;
-    if (days > INDEX_OLD_DAYS)
-        cli_cmd_error(cmd, "warning: the index '%s' is %lld days old; run 'runix index update'",
-                      name, days);
+    cli_index_warn_old(cmd, name, file);
 }
 
 /* Open index `name` for cmd; prints why not and returns an exit code. */

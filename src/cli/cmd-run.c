@@ -720,8 +720,13 @@ int cmd_run(int argc, char **argv)
     } else if (optind < argc && argv[optind][0] == '-') {
         default_prog = true;
     }
-    if ((ret = prepare(&c)) != EXIT_OK)
+    if ((ret = prepare(&c)) != EXIT_OK) {
+        if (ret == EXIT_FAIL && cli_byname_is_ref(target))
+            cli_cmd_error("run", "'%s' is %s/%s-%s in the index; if no cache above has it, "
+                                 "name one with --cache, or run 'runix index update'",
+                          target, STORE_DIR, c.roots[0].hash, c.roots[0].name);
         goto out;
+    }
 
     char full[STORE_PATH_MAX + 1];
     store_path_format(&c.roots[0], full);

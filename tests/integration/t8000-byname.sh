@@ -127,7 +127,9 @@ is "$("$RUNIX" generate nixpkgs#python3 | python3 -c 'import json,sys; t=sys.std
 # a path the index has but no configured cache
 mkdir -p "$srv/empty"
 printf 'StoreDir: /nix/store\n' >"$srv/empty/nix-cache-info"
-fails "an attribute whose path is in no configured cache" 1 "$HTTP/ok/empty" \
+fails "an attribute whose path is in no configured cache names the caches asked" 1 "$HTTP/ok/empty" \
+  "$RUNIX" run --store "$TEST_TMP/store2" --cache "$HTTP/ok/empty" nixpkgs#python3 -c 1
+fails "... and the path the index gave" 1 "'nixpkgs#python3' is $PY in the index" \
   "$RUNIX" run --store "$TEST_TMP/store2" --cache "$HTTP/ok/empty" nixpkgs#python3 -c 1
 
 # hostile or broken indexes
