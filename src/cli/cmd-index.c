@@ -815,9 +815,15 @@ struct download {
     const char *name;
 };
 
+/* The full index of nixpkgs is about 30 MB: more than this is not an index. */
+#define INDEX_DOWNLOAD_MAX (2ull * 1024 * 1024 * 1024)
+
 static int download_sink(void *ctx, const void *data, size_t len, struct rx_error **err)
 {
     struct download *d = ctx;
+    if (d->bytes + len > INDEX_DOWNLOAD_MAX)
+        return rx_error_set(err, RX_EFORMAT, "larger than %llu bytes",
+                            (unsigned long long)INDEX_DOWNLOAD_MAX);
     if (write_all(d->fd, data, len) < 0)
         return rx_error_errno(err, "write");
     sha256_update(&d->sha, data, len);
@@ -1331,7 +1337,9 @@ static int tree_from_nar(const struct cache *c, const struct fetch_opts *fo,
     t.reader = nar_reader_new(&v, &t);
     struct decompressor *d = decompressor_new(ni.compression, nar_sink, &t, err);
     int ret = -1;
-    if (d) {
+    if (d && !cache_file_resolves_inside(c, ni.url)) {
+        rx_error_set(err, RX_EFORMAT, "its NAR '%s' resolves outside the cache", ni.url);
+    } else if (d) {
         _cleanup_free_ char *url = cache_file_url(c, ni.url);
         struct fetch_stream fs = { .sink = decomp_sink, .ctx = d };
         if (fetch_stream(url, fo, &fs, err) == 0 && decompressor_finish(d, err) == 0 &&
@@ -1361,6 +1369,8 @@ static int tree_from_listing(const struct cache *c, const struct fetch_opts *fo,
 {
     char rel[STORE_HASH_LEN + 8];
     snprintf(rel, sizeof rel, "%s.ls", it->path.hash);
+    if (!cache_file_resolves_inside(c, rel))
+        return rx_error_set(err, RX_EFORMAT, "'%s' resolves outside the cache", rel);
     _cleanup_free_ char *url = cache_file_url(c, rel);
     struct rx_buf body = RX_BUF_INIT(LISTING_MAX);
     /* Listings are uploaded compressed and served so whatever is asked (S3): xz too. */
