@@ -134,8 +134,9 @@ static int nix_build(const struct gen *g, const char *arg, struct store_path **p
         av[k] = NULL;
         execvp("nix", (char **)av);
         fprintf(stderr, "%s generate: cannot run 'nix' (%s): '%s' is not a store path, and "
-                        "building it needs Nix\n",
-                cli_progname, strerror(errno), arg);
+                        "building it needs Nix%s\n",
+                cli_progname, strerror(errno), arg,
+                strchr(arg, '#') ? " (or, for NAME#ATTR, an index: 'runix index update')" : "");
         _exit(127);
     }
     close(fds[1]);
@@ -186,22 +187,12 @@ static int nix_build(const struct gen *g, const char *arg, struct store_path **p
     return ret;
 }
 
-/* Is NAME#ATTR for the index (which exists, or there is no Nix to build it with)? */
-static bool index_or_no_nix(const char *ref)
+/* Is there an index for NAME#ATTR (else Nix builds it, as any installable)? */
+static bool have_index(const char *ref)
 {
     _cleanup_free_ char *name = xstrndup(ref, strcspn(ref, "#"));
     _cleanup_free_ char *file = cli_index_file(name);
-    if (file && access(file, R_OK) == 0)
-        return true;
-    const char *path = getenv("PATH");
-    for (const char *p = path ? path : ""; *p;) {
-        size_t k = strcspn(p, ":");
-        _cleanup_free_ char *nix = xasprintf("%.*s/nix", (int)k, p);
-        if (k && access(nix, X_OK) == 0)
-            return false;
-        p += k + (p[k] == ':');
-    }
-    return true;
+    return file && access(file, R_OK) == 0;
 }
 
 /* The closure from the caches' narinfos: a dry run into an empty scratch store. */
@@ -583,7 +574,7 @@ int cmd_generate(int argc, char **argv)
                 goto out;
             }
             n++;
-        } else if (cli_byname_is_ref(a) && !g.nix_file && index_or_no_nix(a)) {
+        } else if (cli_byname_is_ref(a) && !g.nix_file && have_index(a)) {
             /* NAME#ATTR from the index NAME, with no evaluator */
             paths = xrealloc(paths, (n + 1) * sizeof *paths);
             if ((ret = cli_byname_resolve("generate", a, &paths[n])) != EXIT_OK)
