@@ -93,10 +93,12 @@ echo "== lookups, median of $RUNS runs (target < 50 ms, < 16 MB)"
 bench "$tmp/lookup" "$RUNS" \
   "locate=$RUNIX locate bin/bench-needle" \
   "comma=$RUNIX , --print bench-needle" \
-  "scan=$RUNIX locate --regex bin/bench-needle"
+  "scan=$RUNIX locate --regex bin/bench-needle" \
+  "core=$(dirname "$RUNIX")/runix-core version"
 show "$tmp/lookup" locate "runix locate bin/bench-needle"
 show "$tmp/lookup" comma "runix , --print bench-needle"
 show "$tmp/lookup" scan "locate --regex (reads the whole database)"
+show "$tmp/lookup" core "runix-core version (its start alone)"
 
 echo "== warm start, median of $((RUNS * 5)) runs (target: within 5 ms)"
 bench "$tmp/warm" "$((RUNS * 5))" \
