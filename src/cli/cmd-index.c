@@ -141,7 +141,9 @@ static int open_side(const char *cmd, const char *name, const char *ext, struct 
         struct nixdb_reader *r;
         int ret = open_index(cmd, name, &r, NULL); /* says why */
         nixdb_close(r);
-        return ret == EXIT_OK ? EXIT_FAIL : ret;
+        if (ret == EXIT_OK)
+            cli_cmd_error(cmd, "the index '%s' is not a regular file", file);
+        return EXIT_FAIL;
     }
     _cleanup_free_ char *path = xasprintf("%s%s", file, ext);
     struct rx_error *err = NULL;
