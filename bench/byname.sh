@@ -60,7 +60,7 @@ t0=$(date +%s.%N)
 printf 'first lookup (writes the sidecars): %.0f ms\n' "$(echo "($(date +%s.%N) - $t0) * 1000" | bc -l)"
 "$RUNIX" , hello-alt >/dev/null 2>&1 # fetches the closure, remembers the choice
 
-# bench OUT RUNS NAME=CMD...: "NAME median_wall median_cpu max_rss_kb" lines in OUT.
+# bench OUT RUNS NAME=CMD...: "NAME median_wall median_cpu" lines in OUT.
 bench() {
   python3 - "$@" <<'PY'
 import os, subprocess, sys, time
@@ -68,7 +68,6 @@ out, runs, specs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 cmds = [(s.split("=", 1)[0], s.split("=", 1)[1]) for s in specs]
 wall = {n: [] for n, _ in cmds}
 cpu = {n: [] for n, _ in cmds}
-rss = {n: 0 for n, _ in cmds}
 for i in range(runs):
     for name, cmd in (cmds if i % 2 == 0 else reversed(cmds)):
         t = time.perf_counter()
@@ -76,17 +75,22 @@ for i in range(runs):
         _, status, ru = os.wait4(p.pid, 0)
         wall[name].append(time.perf_counter() - t)
         cpu[name].append(ru.ru_utime + ru.ru_stime)
-        rss[name] = max(rss[name], ru.ru_maxrss)
         if os.waitstatus_to_exitcode(status) != 0:
             sys.exit(f"{name} failed: {cmd}")
 med = lambda v: sorted(v)[len(v) // 2]
 with open(out, "w") as f:
     for name, _ in cmds:
-        f.write(f"{name} {med(wall[name]):.6f} {med(cpu[name]):.6f} {rss[name]}\n")
+        f.write(f"{name} {med(wall[name]):.6f} {med(cpu[name]):.6f}\n")
 PY
 }
 show() { # show FILE NAME LABEL
-  awk -v n="$2" -v l="$3" '$1 == n { printf "%-44s %7.2f ms   cpu %6.2f ms   max rss %5.1f MB\n", l, $2 * 1000, $3 * 1000, $4 / 1024 }' "$1"
+  awk -v n="$2" -v l="$3" '$1 == n { printf "%-44s %7.2f ms   cpu %6.2f ms\n", l, $2 * 1000, $3 * 1000 }' "$1"
+}
+maxrss() { # maxrss LABEL CMD...: the largest resident set of CMD (GNU time; no Python fork in it)
+  local kb
+  /usr/bin/time -f '%M' -o "$tmp/rss" "${@:2}" >/dev/null 2>&1
+  kb=$(tail -n 1 "$tmp/rss")
+  printf '%-44s max rss %5.1f MB\n' "$1" "$(echo "$kb / 1024" | bc -l)"
 }
 
 echo "== lookups, median of $RUNS runs (target < 50 ms, < 16 MB)"
@@ -99,6 +103,9 @@ show "$tmp/lookup" locate "runix locate bin/bench-needle"
 show "$tmp/lookup" comma "runix , --print bench-needle"
 show "$tmp/lookup" scan "locate --regex (reads the whole database)"
 show "$tmp/lookup" core "runix-core version (its start alone)"
+maxrss "runix locate bin/bench-needle" "$RUNIX" locate bin/bench-needle
+maxrss "runix , --print bench-needle" "$RUNIX" , --print bench-needle
+maxrss "locate --regex (reads the whole database)" "$RUNIX" locate --regex bin/bench-needle
 
 echo "== warm start, median of $((RUNS * 5)) runs (target: within 5 ms)"
 bench "$tmp/warm" "$((RUNS * 5))" \

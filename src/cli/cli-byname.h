@@ -18,8 +18,9 @@
  * index it was found in.  While that index is unchanged the front runs the
  * store path without reading the index, as fast as 'runix run STOREPATH'.
  *
- * This half uses libc only (the front links it); the lookups are
- * runix-core's (cmd-index.c).
+ * This half uses libc only (the front links it), as do ',' (cmd-comma.c)
+ * and the sidecars it reads; decompressing a database, to make them, and
+ * every other lookup are runix-core's (cmd-index.c).
  */
 
 #include <stdbool.h>
@@ -62,11 +63,12 @@ void cli_index_warn_old(const char *cmd, const char *name, const char *file);
 bool cli_comma_recall(const char *prog, char *attr, struct store_path *path, bool *index_same);
 
 /*
- * ',' in runix-core: find prog in the index, choose, remember, and print
- * or run.  argv as cmd_comma's.  Weak in the front, which hands ',' to
- * runix-core when what it remembers does not hold.
+ * runix-core: make the sidecars of index name (nixdb.h) if they are missing
+ * or stale, for cmd.  Prints why not (no index, a broken one) and returns
+ * an exit code.  Weak in the front, which reads fresh sidecars itself and
+ * hands the rest to runix-core.
  */
-int cli_comma_core(int argc, char **argv);
+int cli_index_side_ready(const char *cmd, const char *name);
 
 /*
  * runix-core: the store path of "NAME#ATTR" in index NAME, for command

@@ -5,7 +5,7 @@
  *   runix index update   download the nixpkgs index (and configured ones)
  *   runix index build    write one for store paths, from a cache
  *   runix locate         which packages have a file
- *   runix , PROGRAM      (the lookup half: cli_comma_core)
+ *   runix , PROGRAM      (the sidecar it reads: cli_index_side_ready)
  *   NAME#ATTR            (cli_byname_resolve, for run, shell and generate)
  */
 #include "config.h"
@@ -579,206 +579,15 @@ int cmd_locate(int argc, char **argv)
     return locate_done(&lo, json, top, name, pat);
 }
 
-/* ---- runix , PROGRAM: the lookup ---- */
+/* ---- runix , PROGRAM: the sidecar it reads ---- */
 
-struct candidate {
-    char *attr, *output; /* owned */
-    struct store_path path;
-};
-
-static void candidates_free(struct candidate *c, size_t n)
+int cli_index_side_ready(const char *cmd, const char *name)
 {
-    for (size_t i = 0; i < n; i++) {
-        free(c[i].attr);
-        free(c[i].output);
-    }
-    free(c);
-}
-
-struct bin_search {
-    const char *path; /* "/bin/PROG" */
-    struct candidate *c;
-    size_t n;
-    bool bad;
-};
-
-/* A .bins line: BASENAME PATH TYPE SIZE TOPLEVEL ATTR OUTPUT SYSTEM STOREPATH. */
-static int on_bin(void *ctx, char **f, size_t n)
-{
-    struct bin_search *b = ctx;
-    struct store_path p;
-    if (n != 9 || store_path_parse(f[8], strlen(f[8]), &p, NULL) < 0) {
-        b->bad = true;
-        return 1;
-    }
-    if (strcmp(f[1], b->path) != 0 || f[2][0] == 'd' || strcmp(f[4], "1") != 0 ||
-        !system_field_ok(f[7]))
-        return 0;
-    for (size_t i = 0; i < b->n; i++)
-        if (strcmp(b->c[i].attr, f[5]) == 0)
-            return 0;
-    b->c = xrealloc(b->c, (b->n + 1) * sizeof *b->c);
-    b->c[b->n++] = (struct candidate){ xstrdup(f[5]), xstrdup(f[6]), p };
-    return 0;
-}
-
-/* The top-level packages of the index with bin/prog, for this system. */
-static int find_program_packages(const char *prog, struct candidate **out, size_t *nout,
-                                 char **file)
-{
-    *out = NULL;
-    *nout = 0;
     struct nixdb_side side;
-    int ret = open_side(",", CLI_DEFAULT_INDEX, ".bins", &side, file);
-    if (ret != EXIT_OK)
-        return ret;
-    _cleanup_free_ char *want = xasprintf("/bin/%s", prog);
-    struct bin_search b = { .path = want };
-    nixdb_side_find(&side, prog, true, on_bin, &b);
-    nixdb_side_close(&side);
-    *out = b.c;
-    *nout = b.n;
-    if (b.bad) {
-        cli_cmd_error(",", "the sidecar of the nixpkgs index is damaged; run 'runix index "
-                           "update'");
-        return EXIT_FAIL;
-    }
-    return EXIT_OK;
-}
-
-static void remember(const char *prog, const char *attr, const struct store_path *p,
-                     const char *index_file)
-{
-    _cleanup_free_ char *f = cli_comma_state_file(prog);
-    char id[64], full[STORE_PATH_MAX + 1];
-    if (!f || !cli_index_identity(index_file, id))
-        return;
-    store_path_format(p, full);
-    _cleanup_free_ char *dir = xstrndup(f, (size_t)(strrchr(f, '/') - f));
-    _cleanup_free_ char *text = xasprintf("attr %s\npath %s\nindex %s\n", attr, full, id);
-    struct rx_error *err = NULL;
-    if (mkdir_p_mode(dir, 0700, &err) < 0 ||
-        write_data_atomic_at(AT_FDCWD, f, text, strlen(text), 0600, false, &err) < 0) {
-        cli_cmd_error(",", "warning: cannot remember the choice for '%s': %s", prog, err->msg);
-        rx_error_free(err);
-    }
-}
-
-/* Ask on the terminal which of the candidates; -1 when no answer. */
-static int ask(const char *prog, const struct candidate *c, size_t n)
-{
-    fprintf(stderr, "%s: several packages have bin/%s:\n", cli_progname, prog);
-    for (size_t i = 0; i < n; i++) {
-        char full[STORE_PATH_MAX + 1];
-        store_path_format(&c[i].path, full);
-        fprintf(stderr, "  %zu) %s.%s  %s\n", i + 1, c[i].attr, c[i].output, full);
-    }
-    for (int tries = 0; tries < 3; tries++) {
-        fprintf(stderr, "which one (1-%zu)? ", n);
-        fflush(stderr);
-        char line[64];
-        if (!fgets(line, sizeof line, stdin))
-            return -1;
-        char *end;
-        long v = strtol(line, &end, 10);
-        if (end != line && (*end == '\n' || *end == '\0') && v >= 1 && (size_t)v <= n)
-            return (int)(v - 1);
-    }
-    return -1;
-}
-
-extern const char cli_comma_usage[];
-
-int cli_comma_core(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        CLI_SETTINGS_OPTIONS, {"print", no_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    bool print = false;
-    struct cli_settings s = { 0 };
-    struct strv pass = { 0 }; /* settings options, for runix run */
-    _cleanup_free_ char *file = NULL;
-    int o, ret = EXIT_USAGE, prev = 1;
-    optind = 0;
-    while ((o = getopt_long(argc, argv, "+:qh", opts, NULL)) != -1) {
-        if (o == 'h') {
-            ret = cli_print_help(cli_comma_usage);
-            goto out;
-        }
-        if (o == 'p') {
-            print = true;
-        } else if (cli_settings_option(&s, o, optarg)) {
-            for (int i = prev; i < optind; i++) /* the elements it took, for runix run */
-                cli_strv_push(&pass, argv[i]);
-        } else {
-            ret = cli_option_error(",", o, argv, opts);
-            goto out;
-        }
-        prev = optind;
-    }
-    if (optind >= argc) {
-        ret = cli_usage_error(",", "expected a PROGRAM to run");
-        goto out;
-    }
-    const char *prog = argv[optind];
-    struct candidate *c = NULL;
-    size_t n = 0;
-    ret = find_program_packages(prog, &c, &n, &file);
-    if (ret != EXIT_OK)
-        goto out;
-    char attr[CLI_ATTR_MAX + 1];
-    struct store_path was;
-    bool same;
-    int pick = -1;
-    if (n > 1 && cli_comma_recall(prog, attr, &was, &same))
-        for (size_t i = 0; i < n && pick < 0; i++)
-            if (strcmp(c[i].attr, attr) == 0)
-                pick = (int)i;
-    if (n == 0) {
-        cli_cmd_error(",", "no top-level package in the nixpkgs index has bin/%s; 'runix "
-                           "locate %s' lists every file called so",
-                      prog, prog);
-        ret = EXIT_FAIL;
-    } else if (n == 1) {
-        pick = 0;
-    } else if (pick < 0 && isatty(STDIN_FILENO) && isatty(STDERR_FILENO)) {
-        pick = ask(prog, c, n);
-        if (pick < 0) {
-            cli_cmd_error(",", "nothing chosen: nothing run");
-            ret = EXIT_FAIL;
-        }
-    } else if (pick < 0) {
-        cli_cmd_error(",", "several packages have bin/%s; run one of them:", prog);
-        for (size_t i = 0; i < n; i++)
-            fprintf(stderr, "  runix run %s#%s %s\n", CLI_DEFAULT_INDEX, c[i].attr, prog);
-        ret = EXIT_FAIL;
-    }
-    if (pick >= 0) {
-        remember(prog, c[pick].attr, &c[pick].path, file);
-        char full[STORE_PATH_MAX + 1];
-        store_path_format(&c[pick].path, full);
-        if (print) {
-            printf("%s\n", full);
-            ret = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
-        } else {
-            _cleanup_free_ char *exe = xasprintf("%s/bin/%s", full, prog);
-            int ac = 0;
-            char **av = xcalloc(pass.n + (size_t)(argc - optind) + 3, sizeof *av);
-            av[ac++] = (char *)"run";
-            for (size_t i = 0; i < pass.n; i++)
-                av[ac++] = pass.v[i];
-            av[ac++] = exe;
-            for (int i = optind + 1; i < argc; i++)
-                av[ac++] = argv[i];
-            ret = cmd_run(ac, av);
-            free(av);
-        }
-    }
-    candidates_free(c, n);
-out:
-    cli_strv_clear(&pass);
-    cli_settings_release(&s);
-    return ret;
+    int r = open_side(cmd, name, ".bins", &side, NULL);
+    if (r == EXIT_OK)
+        nixdb_side_close(&side);
+    return r;
 }
 
 /* ---- runix index update ---- */

@@ -205,6 +205,7 @@ void nixdb_writer_free(struct nixdb_writer *w);
  * file than is touched), in microseconds.
  */
 #define NIXDB_SIDE_CHUNK 16384
+#define NIXDB_SIDE_MAGIC "runix index sidecar 1 "
 struct nixdb_side {
     int fd;
     uint64_t len;
@@ -215,7 +216,11 @@ struct nixdb_side {
     size_t chunk_len;
 };
 
-/* Read db and write both sidecars (atomically), tied to identity.  0, or -1 with err. */
+/*
+ * Read db and write both sidecars (atomically), tied to identity.  0, or -1
+ * with err.  (nixdb-side-build.c; the rest of the sidecar code,
+ * nixdb-side.c, needs libc only.)
+ */
 int nixdb_side_build(const char *db, const char *bins, const char *attrs, const char *identity,
                      struct rx_error **err);
 /* Open file if it is a sidecar of identity: 1, 0 when missing or stale, -1 with err. */

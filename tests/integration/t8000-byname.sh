@@ -88,6 +88,13 @@ is "$("$TEST_TMP/," hello-alt 2>/dev/null)" "hello from a store library, world" 
 strace -f -e trace=execve -o "$TEST_TMP/trace" "$RUNIX" , hello-alt >/dev/null 2>&1
 is "$(grep -c 'runix-core' "$TEST_TMP/trace")" 0 "a warm ', PROGRAM' runs without runix-core"
 is "$("$RUNIX" , --print hello-alt)" "$TOP" "', --print PROGRAM' prints the store path"
+# With the index's sidecar made, a lookup needs no runix-core either.
+rm -f "$XDG_STATE_HOME/runix/comma/hello-alt"
+strace -f -e trace=execve -o "$TEST_TMP/trace" "$RUNIX" , --print hello-alt >/dev/null 2>&1
+is "$(grep -c 'runix-core' "$TEST_TMP/trace")" 0 "a ', PROGRAM' lookup reads the sidecar in the front"
+rm -f "$INDEX.bins" "$INDEX.attrs"
+is "$("$RUNIX" , --print hello-alt)" "$TOP" "a missing sidecar is made again (by runix-core)"
+is "$(head -c 22 "$INDEX.bins")" "runix index sidecar 1 " "... and written beside the index"
 fails "', PROGRAM' with several packages off a terminal lists them" 1 "runix run nixpkgs#python3 python3" \
   "$RUNIX" , python3 -c 'print(1)'
 fails "', PROGRAM' that no package has" 1 "no top-level package in the nixpkgs index has bin/nosuch" \
