@@ -4,7 +4,7 @@
 # fixture closure's own packages at the end:
 #
 #   1. 'runix locate bin/PROGRAM' and the lookup of ', PROGRAM'
-#      (', --print PROGRAM', runix-core's start included): target < 50 ms,
+#      (', --print PROGRAM', in the front while the sidecar is fresh): target < 50 ms,
 #      < 16 MB; the same locate reading the whole database, for reference;
 #   2. the warm ', PROGRAM' against 'runix run STOREPATH PROGRAM': target
 #      within 5 ms.

@@ -23,8 +23,11 @@
  * every other lookup are runix-core's (cmd-index.c).
  */
 
+#include <jansson.h>
+#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store-path.h"
 
@@ -76,3 +79,27 @@ int cli_index_side_ready(const char *cmd, const char *name);
  * names) and returns an exit code (0: *out set).
  */
 int cli_byname_resolve(const char *cmd, const char *ref, struct store_path *out);
+
+/* ---- runix locate (cmd-locate.c; the scan of a whole database, cmd-index.c) ---- */
+
+struct cli_locate {
+    const char *pat;
+    size_t plen;
+    bool top;     /* --top-level */
+    json_t *arr;  /* --json: the matches, or NULL: print lines */
+    size_t found; /* matches printed */
+    bool bad;     /* a sidecar line that does not parse */
+};
+
+/* The end of the last match of pat (re, or the literal pat[0..plen)) in path, or -1. */
+long cli_locate_match_end(const char *path, size_t len, const char *pat, size_t plen,
+                          const regex_t *re);
+/* Print one match (a line as nix-locate's, or a JSON object in lo->arr). */
+void cli_locate_print(struct cli_locate *lo, const char *attr, const char *output, bool top,
+                      const char *full, const char *path, char type, uint64_t size);
+/*
+ * runix-core: print every match of lo in the database of index name (re
+ * when --regex).  Returns an exit code after saying why not; weak in the
+ * front, which hands such a locate to runix-core.
+ */
+int cli_locate_scan(const char *name, struct cli_locate *lo, const regex_t *re);

@@ -55,7 +55,6 @@ static const char main_examples[] =
 #pragma weak cmd_uninstall
 #pragma weak cmd_upgrade
 #pragma weak cmd_index
-#pragma weak cmd_locate
 
 static void print_version(void)
 {
@@ -101,7 +100,7 @@ static const struct cli_command commands[] = {
      CMD_CORE},
     {"index", cmd_index, "download or build indexes of packages by name and file",
      CMD_CORE | CMD_GROUP},
-    {"locate", cmd_locate, "list the packages of the index that have a file", CMD_CORE},
+    {"locate", cmd_locate, "list the packages of the index that have a file", 0},
     {",", cmd_comma, "run a program by its name, from the package the index has it in", 0},
     {"version", cmd_version, "print runix's version", 0},
 };

@@ -62,6 +62,14 @@ is "$("$RUNIX" locate --top-level --json bin/python3 |
       python3 -c 'import json,sys; print(" ".join(sorted(m["attr"]+":"+m["path"] for m in json.load(sys.stdin))))')" \
   "hello:/bin/python3 python3:/bin/python3 python3:/bin/python3.11" "--json gives attribute and path of each match"
 is "$("$RUNIX" locate --regex 'bin/python3\.[0-9]+$' | awk '{print $NF}')" "$PY/bin/python3.11" "--regex matches a POSIX extended expression"
+# A small index (only what is under /bin/, as nix-index-database's): locate reads its sidecar, in the front.
+build -q --filter-prefix /bin/ -o "$TEST_TMP/db-small" --cache "$HTTP/ok/cache-xz" --attr hello=$TOP "$TOP" "$PY"
+install_index "$TEST_TMP/db-small"
+is "$("$RUNIX" locate bin/hello | sort)" "$(sort <<<"$out")" "a small index lists the same /bin/ matches"
+is "$("$RUNIX" locate --regex '.*' | grep -vc ' /nix/store/[^/]*/bin/')" 0 "a small index has only what is under /bin/"
+strace -f -e trace=execve -o "$TEST_TMP/trace" "$RUNIX" locate bin/hello >/dev/null 2>&1
+is "$(grep -c 'runix-core' "$TEST_TMP/trace")" 0 "locate of a small index reads the sidecar in the front"
+install_index "$TEST_TMP/db-nar"
 fails "locate of a file no package has" 1 "no package in the index 'nixpkgs' has a file matching 'bin/nosuch'" \
   "$RUNIX" locate bin/nosuch
 fails "locate --regex with a bad expression" 2 "bad --regex" "$RUNIX" locate --regex 'a('
