@@ -135,6 +135,8 @@ int cmd_generate(int argc, char **argv);
 int cmd_install(int argc, char **argv);
 int cmd_uninstall(int argc, char **argv);
 int cmd_upgrade(int argc, char **argv);
+int cmd_roots(int argc, char **argv);
+int cmd_list(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_locate(int argc, char **argv);
 int cmd_comma(int argc, char **argv);

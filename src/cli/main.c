@@ -54,6 +54,8 @@ static const char main_examples[] =
 #pragma weak cmd_install
 #pragma weak cmd_uninstall
 #pragma weak cmd_upgrade
+#pragma weak cmd_roots
+#pragma weak cmd_list
 #pragma weak cmd_index
 
 static void print_version(void)
@@ -98,6 +100,10 @@ static const struct cli_command commands[] = {
     {"uninstall", cmd_uninstall, "remove an installed tool's commands", CMD_CORE},
     {"upgrade", cmd_upgrade, "download installed tools again and switch to what changed",
      CMD_CORE},
+    {"roots", cmd_roots, "list the roots that keep store paths alive; add and remove them",
+     CMD_CORE},
+    {"list", cmd_list, "list the store's paths, their sizes and what keeps them", CMD_CORE},
+    {"ls", cmd_list, "the same as list", CMD_CORE},
     {"index", cmd_index, "download or build indexes of packages by name and file",
      CMD_CORE | CMD_GROUP},
     {"locate", cmd_locate, "list the packages of the index that have a file", 0},
