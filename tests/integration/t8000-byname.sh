@@ -195,7 +195,36 @@ cmp -s "$INDEX" "$TEST_TMP/db-nar"
 is "$?" 0 "a broken download leaves the old index in place"
 RUNIX_INDEX_URL="$HTTP/etag/no-such" fails "index update of a URL with nothing there" 1 "no such file there" \
   "$RUNIX" index update
+# On a terminal, a progress line (cleared when done).
+rm -f "$XDG_CACHE_HOME/runix/index/nixpkgs/meta"
+pty_out=$(python3 - "$RUNIX" <<'EOF' 2>&1
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "index", "update"])
+out = b""
+while True:
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+EOF
+)
+is "$(grep -c "downloading the index 'nixpkgs'" <<<"$pty_out")" 1 "index update shows its progress on a terminal"
 unset RUNIX_INDEX_URL
+# The default: nix-index-database's latest release for this system (a proxy that refuses
+# every connection keeps the test off the network).
+sys="$(uname -m)-linux"
+https_proxy=http://127.0.0.1:9 fails "the default index is nix-index-database's small one" 1 \
+  "https://github.com/nix-community/nix-index-database/releases/latest/download/index-$sys-small" \
+  "$RUNIX" index update
+https_proxy=http://127.0.0.1:9 fails "--full is nix-index-database's full one" 1 \
+  "/releases/latest/download/index-$sys:" "$RUNIX" index update --full
 printf 'index-url = %s\n' "$HTTP/etag/index-small" >"$RUNIX_CONFIG"
 cp "$TEST_TMP/db-ls" "$srv/index-small"
 ok "index update from the config file's index-url" "$RUNIX" index update
