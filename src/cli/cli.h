@@ -137,3 +137,6 @@ int cmd_uninstall(int argc, char **argv);
 int cmd_upgrade(int argc, char **argv);
 int cmd_roots(int argc, char **argv);
 int cmd_list(int argc, char **argv);
+int cmd_index(int argc, char **argv);
+int cmd_locate(int argc, char **argv);
+int cmd_comma(int argc, char **argv);
