@@ -12,10 +12,10 @@
 
 #include "banned.h"
 
-static int cmp_node_path(const void *a, const void *b)
+static int cmp_node_ptr(const void *a, const void *b)
 {
-    const struct store_graph_node *x = a, *y = b;
-    return store_path_cmp(&x->path, &y->path);
+    const struct store_graph_node *const *x = a, *const *y = b;
+    return store_path_cmp(&(*x)->path, &(*y)->path);
 }
 
 /* Node index by ValidPaths.id: ids sorted, with the node each belongs to. */
@@ -76,8 +76,18 @@ static int load(struct store *s, struct store_graph *g, struct rx_error **err)
     sqlite3_finalize(st);
     if (r != SQLITE_DONE)
         return store_db_error(s, err, "reading the valid paths");
-    if (g->n)
-        qsort(g->nodes, g->n, sizeof *g->nodes, cmp_node_path);
+    if (g->n > 1) {
+        /* Sort pointers, not the nodes (a store path is some 250 bytes), then lay them out. */
+        _cleanup_free_ struct store_graph_node **order = xmalloc(g->n * sizeof *order);
+        for (size_t i = 0; i < g->n; i++)
+            order[i] = &g->nodes[i];
+        qsort(order, g->n, sizeof *order, cmp_node_ptr);
+        struct store_graph_node *sorted = xmalloc(g->n * sizeof *sorted);
+        for (size_t i = 0; i < g->n; i++)
+            sorted[i] = *order[i];
+        free(g->nodes);
+        g->nodes = sorted;
+    }
 
     _cleanup_free_ struct id_ix *ids = xcalloc(g->n + 1, sizeof *ids);
     for (size_t i = 0; i < g->n; i++)
