@@ -148,8 +148,10 @@ static int fetch_file(const char *file, const char *label, bool trust, const cha
     av[k++] = (char *)"--quiet";
     if (trust)
         av[k++] = (char *)"--trust";
-    av[k++] = (char *)"--installed-root";
-    av[k++] = (char *)tool;
+    if (tool) {
+        av[k++] = (char *)"--installed-root";
+        av[k++] = (char *)tool;
+    }
     av[k++] = (char *)"--dist-label";
     av[k++] = (char *)label;
     av[k++] = (char *)"--";
@@ -463,7 +465,46 @@ static bool has_line(const char *text, const char *line, size_t len)
     return false;
 }
 
-static int upgrade_one(const char *top, const char *name)
+/*
+ * Keep the old paths and the new under the installed root of tool while an
+ * upgrade fetches the new ones: until the copy is switched, launchers run
+ * the old.  The fetch of the new copy then leaves only the new.
+ */
+static int hold_both(const struct cli_settings *s, const char *tool, const struct cli_dist *old,
+                     const struct cli_dist *new)
+{
+    struct rx_error *err = NULL;
+    char name[STORE_ROOT_NAME_MAX + 1];
+    if (store_root_name_encode(tool, name, &err) < 0)
+        return cli_fail(err);
+    size_t n = 0;
+    _cleanup_free_ struct store_path *paths =
+        xcalloc(old->sys->npaths + new->sys->npaths, sizeof *paths);
+    memcpy(paths, old->sys->paths, old->sys->npaths * sizeof *paths);
+    n += old->sys->npaths;
+    for (size_t i = 0; i < new->sys->npaths; i++) {
+        size_t j = 0;
+        while (j < n && store_path_cmp(&paths[j], &new->sys->paths[i]) != 0)
+            j++;
+        if (j == n)
+            paths[n++] = new->sys->paths[i];
+    }
+    _cleanup_free_ char *root = NULL;
+    _cleanup_close_ int root_fd = store_root_open(s->store, &root, &err);
+    if (root_fd < 0 && err->code == ENOENT) { /* no store: nothing in it to keep */
+        rx_error_free(err);
+        return EXIT_OK;
+    }
+    if (root_fd < 0 || store_root_set(root_fd, root, STORE_ROOT_INSTALLED, name, paths, n,
+                                      &err) < 0) {
+        cli_cmd_error("upgrade", "%s", err->msg);
+        rx_error_free(err);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+static int upgrade_one(const struct cli_settings *s, const char *top, const char *name)
 {
     _cleanup_free_ char *dir = xasprintf("%s/%s", top, name);
     _cleanup_free_ char *reff = xasprintf("%s/ref", dir), *copy = xasprintf("%s/file", dir);
@@ -499,7 +540,8 @@ static int upgrade_one(const char *top, const char *name)
         if (!has_line(a, p, strcspn(p, "\n")))
             printf("  + %.*s\n", (int)strcspn(p, "\n"), p);
     /* The new closure first; the old copy (and so its closure) stays until then. */
-    if ((ret = fetch_file(new.file, new.label, false, name)) != EXIT_OK)
+    if ((ret = hold_both(s, name, &old, &new)) != EXIT_OK ||
+        (ret = fetch_file(new.file, new.label, false, NULL)) != EXIT_OK)
         goto out;
     if (write_file(copy, new.raw, new.rawlen, 0644) < 0) {
         cli_cmd_error("upgrade", "cannot write '%s': %s", copy, strerror(errno));
@@ -522,17 +564,24 @@ int cmd_upgrade(int argc, char **argv)
     _cleanup_free_ char *top = installed_dir();
     if (!top)
         return cli_cmd_error("upgrade", "HOME is not set"), EXIT_FAIL;
+    struct cli_settings s = { 0 };
+    struct rx_error *err = NULL;
+    if (cli_settings_finish(&s, &err) < 0) {
+        cli_settings_release(&s);
+        return cli_fail(err);
+    }
     int ret = EXIT_OK;
     if (argc > 1) {
         for (int i = 1; i < argc; i++)
-            if (upgrade_one(top, argv[i]) != EXIT_OK)
+            if (upgrade_one(&s, top, argv[i]) != EXIT_OK)
                 ret = EXIT_FAIL;
+        cli_settings_release(&s);
         return ret;
     }
     struct dirent **ents;
     int n = scandir(top, &ents, NULL, alphasort);
     for (int i = 0; i < n; i++) {
-        if (ents[i]->d_name[0] != '.' && upgrade_one(top, ents[i]->d_name) != EXIT_OK)
+        if (ents[i]->d_name[0] != '.' && upgrade_one(&s, top, ents[i]->d_name) != EXIT_OK)
             ret = EXIT_FAIL;
         free(ents[i]);
     }
@@ -540,5 +589,6 @@ int cmd_upgrade(int argc, char **argv)
         free(ents);
     else
         printf("nothing installed\n");
+    cli_settings_release(&s);
     return ret;
 }

@@ -195,6 +195,13 @@ touch -d '2 hours ago' "$G/installed/rt"
 is "$("$bin/rt")" "hello from a store library, world" "the launcher runs"
 ok "... refreshing the installed root" fresh "$G/installed/rt"
 is "$(ls "$G/auto" | wc -l)" "$nauto" "... and making no automatic one"
+missing=/nix/store/00000000000000000000000000000000-missing-1.0
+dist "$inst" bin/dash "$dash" "$missing"
+fails "an upgrade whose new closure cannot be fetched fails" 1 "$missing" "$RUNIX" upgrade rt
+is "$(targets installed rt)" "$(sorted "$hello" "$dash" "$missing")" \
+  "... and the installed root keeps the old paths with the new"
+is "$("$bin/rt")" "hello from a store library, world" "... the launcher still runs the old tool"
+is "$(targets installed rt)" "$hello" "... and its run sets the root back to the old paths"
 dist "$inst" bin/dash "$dash"
 "$RUNIX" upgrade rt >/dev/null
 is "$(targets installed rt)" "$dash" "upgrade moves the installed root to the new paths"
