@@ -419,7 +419,8 @@ static int make_roots(const char *store, const struct root_plan *plan,
         r = make_root(root_fd, root, STORE_ROOT_AUTO, base, &paths[i], 1, true, &err);
     }
     if (r < 0) {
-        cli_error("warning: %s; until a run can make it, a collection may remove what runs",
+        cli_error("warning: cannot keep a GC root for what runs: %s; until one can be made, "
+                  "a collection may remove it",
                   err->msg);
         rx_error_free(err);
     }

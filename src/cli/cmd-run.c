@@ -71,6 +71,12 @@ static const char run_usage[] =
     "each system, its apps and its caches.  APP picks one of its apps (default:\n"
     "'default'); ARGS come after the app's own arguments.  A distributable runs\n"
     "directly too ('./tool.runix ARGS'), through its first line.\n"
+    "\n"
+    "What runs is kept from garbage collection: the run makes (or refreshes) the\n"
+    "GC root auto/NAME, NAME being the store path's basename, the file's absolute\n"
+    "name or the reference as given (without #APP); an installed tool's launcher\n"
+    "refreshes its installed root instead.  The program holds its closure locked\n"
+    "while it runs, so no collection removes it.\n"
     "\n" RUN_OPTIONS_USAGE CLI_SETTINGS_USAGE
     "      --list                list a distributable's apps, systems and caches\n"
     "  -h, --help                show this help\n"
@@ -97,6 +103,8 @@ static const char shell_usage[] =
     "\n"
     "Fetch the closures if needed, then start $SHELL (or CMD) with every\n"
     "STOREPATH's bin/ at the front of PATH, in the same view as 'runix run'.\n"
+    "Each STOREPATH is kept by the GC root auto/<its basename>, as 'runix run'\n"
+    "keeps it.\n"
     "\n" RUN_OPTIONS_USAGE CLI_SETTINGS_USAGE
     "  -c, --command CMD ARGS... run this instead of $SHELL (ends the options)\n"
     "  -h, --help                show this help\n"
@@ -335,7 +343,8 @@ static void use_roots(const struct run_ctx *c, int root_fd)
         }
     }
     if (r < 0) {
-        cli_error("warning: %s; until a run can make it, a collection may remove what runs",
+        cli_error("warning: cannot keep a GC root for what runs: %s; until one can be made, "
+                  "a collection may remove it",
                   err->msg);
         rx_error_free(err);
     }
@@ -345,9 +354,10 @@ static void use_roots(const struct run_ctx *c, int root_fd)
  * Is every root's closure complete?  Read from the closure indexes that
  * runix fetch writes (store-index.h): a warm start opens no database.
  * Returns 1 when it is, 0 when the database must tell, and -1 with an error
- * when the store is not safe to use (store.h): nothing of it may run.
+ * when the store is not safe to use (store.h): nothing of it may run.  With
+ * `roots`, the roots of what runs are made or refreshed (use_roots()).
  */
-static int closure_complete(struct run_ctx *c, struct rx_error **err)
+static int closure_complete(struct run_ctx *c, bool roots, struct rx_error **err)
 {
     unlock_closures(c);
     free(c->root);
@@ -393,7 +403,8 @@ static int closure_complete(struct run_ctx *c, struct rx_error **err)
     }
     free(c->store_dir);
     c->store_dir = xasprintf("%s/nix/store", c->root);
-    use_roots(c, root_fd);
+    if (roots)
+        use_roots(c, root_fd);
     return 1;
 }
 
@@ -461,7 +472,7 @@ static int prepare(struct run_ctx *c)
     }
     if (c->is_dist && name_dist_root(c) < 0)
         return EXIT_FAIL;
-    int ok = closure_complete(c, &err);
+    int ok = closure_complete(c, true, &err);
     if (ok != 0)
         return ok > 0 ? EXIT_OK : cli_fail(err);
     /* runix-core checks the database (and with --offline, only that), fetches
@@ -471,7 +482,7 @@ static int prepare(struct run_ctx *c)
         return cli_fail(err);
     if (r > 0)
         return r; /* EXIT_FAIL, or EXIT_USAGE for a bad option's value */
-    ok = closure_complete(c, &err);
+    ok = closure_complete(c, false, &err); /* the fetch made the roots */
     if (ok != 0)
         return ok > 0 ? EXIT_OK : cli_fail(err);
     cli_error("the closure is still incomplete after fetching (store %s)", c->s.store);
