@@ -13,7 +13,9 @@
 #include "cli.h"
 #include "fetch.h"
 #include "store-gc.h"
+#include "store-index.h"
 #include "store-path.h"
+#include "store-roots.h"
 #include "store.h"
 #include "util-mem.h"
 #include "util-signal.h"
@@ -34,7 +36,10 @@ static const char fetch_usage[] =
     "  -n, --dry-run             print what would be downloaded, with sizes\n"
     "      --offline             download nothing: only check that the closures are\n"
     "                            complete in the store\n"
-    "      --trust               trust a distributable's own caches and keys, once\n" CLI_SETTINGS_USAGE
+    "      --trust               trust a distributable's own caches and keys, once\n"
+    "      --root NAME           keep the paths asked for under the GC root NAME\n"
+    "                            (kind manual), made before they are registered;\n"
+    "                            failing to make it fails the fetch\n" CLI_SETTINGS_USAGE
     "  -h, --help                show this help\n"
     "\n"
     "Settings in ~/.config/runix/runix.conf (nix.conf syntax): store, substituters,\n"
@@ -59,7 +64,8 @@ static const char fetch_usage[] =
     "  runix fetch /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10\n"
     "  runix fetch --dry-run /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10\n"
     "  runix fetch --store /tmp/store --cache https://cache.nixos.org /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10\n"
-    "  runix fetch --offline /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10/bin/hello\n";
+    "  runix fetch --offline /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10/bin/hello\n"
+    "  runix fetch --root hello /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10\n";
 
 /*
  * How many of the paths are valid in st (their closures then are too);
@@ -356,6 +362,72 @@ static void dist_hints(const struct cli_dist *dists, size_t n, const struct cli_
     }
 }
 
+/* The GC roots to make (store-roots.h): --root, and what run and install ask for. */
+struct root_plan {
+    const char *manual;    /* --root NAME */
+    const char *automatic; /* --auto-root REF: runix run of a distributable */
+    bool auto_each;        /* --auto-root-each: runix run or shell of store paths */
+    const char *installed; /* --installed-root NAME: runix install and upgrade */
+};
+
+/* Make one root, NAME encoded from ref; `use`: refresh it when it already holds paths. */
+static int make_root(int root_fd, const char *root, enum store_root_kind kind, const char *ref,
+                     const struct store_path *paths, size_t n, bool use, struct rx_error **err)
+{
+    char name[STORE_ROOT_NAME_MAX + 1];
+    if (store_root_name_encode(ref, name, err) < 0)
+        return -1;
+    return use ? store_root_use(root_fd, root, kind, name, paths, n, err)
+               : store_root_set(root_fd, root, kind, name, paths, n, err);
+}
+
+/*
+ * Make the roots of plan for paths[0..n) (paths[0..nplain) named as store
+ * paths), before any of them is registered, so that no collection can take
+ * them between the fetch and their use.  A manual or installed root that
+ * cannot be made fails the command (-1, said); an automatic one is a
+ * warning, and none is made in a store the user cannot write.
+ */
+static int make_roots(const char *store, const struct root_plan *plan,
+                      const struct store_path *paths, size_t n, size_t nplain)
+{
+    if (!plan->manual && !plan->automatic && !plan->auto_each && !plan->installed)
+        return 0;
+    if (n == 0)
+        return 0;
+    struct rx_error *err = NULL;
+    _cleanup_free_ char *root = NULL;
+    _cleanup_close_ int root_fd = store_root_open(store, &root, &err);
+    if (root_fd < 0)
+        return cli_fail(err), -1;
+    if (plan->manual && make_root(root_fd, root, STORE_ROOT_MANUAL, plan->manual, paths, n,
+                                  false, &err) < 0) {
+        cli_cmd_error("fetch", "%s; nothing was fetched (use --store DIR for a store of your "
+                               "own, or fetch without --root)",
+                      err->msg);
+        rx_error_free(err);
+        return -1;
+    }
+    if (plan->installed && make_root(root_fd, root, STORE_ROOT_INSTALLED, plan->installed,
+                                     paths, n, true, &err) < 0)
+        return cli_fail(err), -1;
+    int r = 0;
+    if (plan->automatic)
+        r = make_root(root_fd, root, STORE_ROOT_AUTO, plan->automatic, paths, n, true, &err);
+    for (size_t i = 0; plan->auto_each && r == 0 && i < nplain; i++) {
+        char base[STORE_BASENAME_MAX + 1];
+        store_path_basename(&paths[i], base);
+        r = make_root(root_fd, root, STORE_ROOT_AUTO, base, &paths[i], 1, true, &err);
+    }
+    if (r < 0) {
+        cli_error("warning: cannot keep a GC root for what runs: %s; until one can be made, "
+                  "a collection may remove it",
+                  err->msg);
+        rx_error_free(err);
+    }
+    return 0;
+}
+
 /* Long: options, paths, settings, the fetch, the index and the output, in that order. */
 int cmd_fetch(int argc, char **argv)
 {
@@ -365,12 +437,17 @@ int cmd_fetch(int argc, char **argv)
         {"offline", no_argument, NULL, 'o'},
         {"trust", no_argument, NULL, 't'},
         {"dist-label", required_argument, NULL, 'L'},
+        {"root", required_argument, NULL, 'R'},
+        {"auto-root", required_argument, NULL, 'A'},
+        {"auto-root-each", no_argument, NULL, 'E'},
+        {"installed-root", required_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct cli_settings s = {0};
     bool dry_run = false, offline = false, trust = false;
     const char *label = NULL;
+    struct root_plan roots = {0};
     int c, ret = EXIT_FAIL;
     optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
     while ((c = getopt_long(argc, argv, "+:nqh", opts, NULL)) != -1) {
@@ -388,6 +465,22 @@ int cmd_fetch(int argc, char **argv)
             break;
         case 'L': /* runix run: what the user called the distributable */
             label = optarg;
+            break;
+        case 'R':
+            if (!*optarg) {
+                cli_settings_release(&s);
+                return cli_usage_error("fetch", "--root needs a NAME");
+            }
+            roots.manual = optarg;
+            break;
+        case 'A': /* runix run: its automatic root */
+            roots.automatic = optarg;
+            break;
+        case 'E':
+            roots.auto_each = true;
+            break;
+        case 'I': /* runix install and upgrade */
+            roots.installed = optarg;
             break;
         case 'h':
             cli_settings_release(&s);
@@ -485,6 +578,8 @@ int cmd_fetch(int argc, char **argv)
         }
     }
     ret = EXIT_FAIL;
+    if (!dry_run && make_roots(s.store, &roots, paths, n, nplain) < 0)
+        goto out;
     if (!offline) {
         struct fetch_opts fo;
         struct cli_progress progress;

@@ -26,6 +26,8 @@
 #include "cli-settings-internal.h"
 #include "cli-settings.h"
 #include "cli.h"
+#include "store-index.h"
+#include "store-roots.h"
 #include "util-fs.h"
 #include "util-install.h"
 #include "util-io.h"
@@ -133,15 +135,23 @@ static int write_launchers(const char *name, const char *dir, const struct cli_d
     return EXIT_OK;
 }
 
-/* runix fetch, in this process: the closure of the copy, trusted or not. */
-static int fetch_file(const char *file, const char *label, bool trust)
+/*
+ * runix fetch, in this process: the closure of the copy, trusted or not,
+ * kept by the installed root `tool` (made before the paths are registered;
+ * an upgrade moves it to the new paths, keeping the old until then).
+ */
+static int fetch_file(const char *file, const char *label, bool trust, const char *tool)
 {
-    char *av[8];
+    char *av[10];
     int k = 0;
     av[k++] = (char *)"fetch";
     av[k++] = (char *)"--quiet";
     if (trust)
         av[k++] = (char *)"--trust";
+    if (tool) {
+        av[k++] = (char *)"--installed-root";
+        av[k++] = (char *)tool;
+    }
     av[k++] = (char *)"--dist-label";
     av[k++] = (char *)label;
     av[k++] = (char *)"--";
@@ -228,6 +238,35 @@ static int list_installed(void)
     return EXIT_OK;
 }
 
+/*
+ * Remove the installed root of tool from the store in s, if there is one.
+ * A store that is not there (or not ours to write) has none to remove.
+ */
+static int remove_root(const struct cli_settings *s, const char *tool)
+{
+    struct rx_error *err = NULL;
+    char name[STORE_ROOT_NAME_MAX + 1];
+    if (store_root_name_encode(tool, name, &err) < 0)
+        return cli_fail(err);
+    _cleanup_free_ char *root = NULL;
+    _cleanup_close_ int root_fd = store_root_open(s->store, &root, &err);
+    if (root_fd < 0) {
+        if (err->code == ENOENT) {
+            rx_error_free(err);
+            return EXIT_OK;
+        }
+        return cli_fail(err);
+    }
+    if (store_root_remove(root_fd, root, STORE_ROOT_INSTALLED, name, &err) < 0) {
+        cli_cmd_error("uninstall", "%s; remove it by hand, or leave it: it only keeps the "
+                                   "tool's closure in the store",
+                      err->msg);
+        rx_error_free(err);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
 int cmd_install(int argc, char **argv)
 {
     enum { OPT_AS = 0x400, OPT_BIN, OPT_TRUST_I, OPT_LIST_I };
@@ -269,6 +308,8 @@ int cmd_install(int argc, char **argv)
     _cleanup_free_ char *dir = NULL, *copy = NULL, *ref_text = NULL, *reff = NULL, *lf = NULL;
     struct cli_dist cd = { 0 };
     struct strv written = { 0 };
+    bool fresh = false;
+    const char *tool = NULL;
     int ret = local_copy("install", ref, &local);
     if (ret == EXIT_OK)
         ret = cli_dist_open_as("install", local, cli_dist_is_remote(ref) ? ref : NULL, false, &cd);
@@ -282,8 +323,11 @@ int cmd_install(int argc, char **argv)
     const char *name = as ? as : (cd.app_name ? cd.app_name : cd.d.name);
     dir = xasprintf("%s/%s", top, name);
     copy = xasprintf("%s/file", dir);
+    struct stat before;
+    fresh = lstat(dir, &before) < 0; /* a failed install leaves no root of its own */
+    tool = name;
     /* The closure first: nothing is installed that cannot run. */
-    if ((ret = fetch_file(cd.file, cd.label, trust)) != EXIT_OK)
+    if ((ret = fetch_file(cd.file, cd.label, trust, name)) != EXIT_OK)
         goto out;
     ret = EXIT_FAIL;
     if (cli_dist_is_remote(ref)) {
@@ -297,7 +341,7 @@ int cmd_install(int argc, char **argv)
         goto out;
     }
     /* The copy is the file now: fetch once more so its own closure index exists. */
-    if ((ret = fetch_file(copy, cd.label, true)) != EXIT_OK)
+    if ((ret = fetch_file(copy, cd.label, true, name)) != EXIT_OK)
         goto out;
     reff = xasprintf("%s/ref", dir);
     if (write_file(reff, ref_text, strlen(ref_text), 0644) < 0) {
@@ -324,6 +368,8 @@ int cmd_install(int argc, char **argv)
                       bindir, bindir);
     ret = EXIT_OK;
 out:
+    if (ret != EXIT_OK && fresh && tool)
+        remove_root(&s, tool);
     cli_strv_clear(&written);
     cli_dist_release(&cd);
     cli_settings_release(&s);
@@ -333,8 +379,8 @@ out:
 static const char uninstall_usage[] =
     "usage: runix uninstall NAME...\n"
     "\n"
-    "Remove an installed tool's launchers and its record.  Its closure stays in\n"
-    "the store.\n"
+    "Remove an installed tool's launchers, its record and its GC root.  Its\n"
+    "closure stays in the store until a collection finds nothing else keeps it.\n"
     "\n"
     "Examples:\n"
     "  runix install --list\n"
@@ -347,6 +393,12 @@ int cmd_uninstall(int argc, char **argv)
     if (argc < 2)
         return cli_usage_error("uninstall", "expected the NAME of an installed tool");
     _cleanup_free_ char *top = installed_dir();
+    struct cli_settings s = { 0 };
+    struct rx_error *err = NULL;
+    if (cli_settings_finish(&s, &err) < 0) {
+        cli_settings_release(&s);
+        return cli_fail(err);
+    }
     int ret = EXIT_OK;
     for (int i = 1; i < argc; i++) {
         const char *name = argv[i];
@@ -372,8 +424,11 @@ int cmd_uninstall(int argc, char **argv)
         if (rm_rf_at(AT_FDCWD, dir, NULL) < 0) {
             cli_cmd_error("uninstall", "cannot remove '%s'", dir);
             ret = EXIT_FAIL;
+        } else if (remove_root(&s, name) != EXIT_OK) {
+            ret = EXIT_FAIL;
         }
     }
+    cli_settings_release(&s);
     return ret;
 }
 
@@ -410,7 +465,46 @@ static bool has_line(const char *text, const char *line, size_t len)
     return false;
 }
 
-static int upgrade_one(const char *top, const char *name)
+/*
+ * Keep the old paths and the new under the installed root of tool while an
+ * upgrade fetches the new ones: until the copy is switched, launchers run
+ * the old.  The fetch of the new copy then leaves only the new.
+ */
+static int hold_both(const struct cli_settings *s, const char *tool, const struct cli_dist *old,
+                     const struct cli_dist *new)
+{
+    struct rx_error *err = NULL;
+    char name[STORE_ROOT_NAME_MAX + 1];
+    if (store_root_name_encode(tool, name, &err) < 0)
+        return cli_fail(err);
+    size_t n = 0;
+    _cleanup_free_ struct store_path *paths =
+        xcalloc(old->sys->npaths + new->sys->npaths, sizeof *paths);
+    memcpy(paths, old->sys->paths, old->sys->npaths * sizeof *paths);
+    n += old->sys->npaths;
+    for (size_t i = 0; i < new->sys->npaths; i++) {
+        size_t j = 0;
+        while (j < n && store_path_cmp(&paths[j], &new->sys->paths[i]) != 0)
+            j++;
+        if (j == n)
+            paths[n++] = new->sys->paths[i];
+    }
+    _cleanup_free_ char *root = NULL;
+    _cleanup_close_ int root_fd = store_root_open(s->store, &root, &err);
+    if (root_fd < 0 && err->code == ENOENT) { /* no store: nothing in it to keep */
+        rx_error_free(err);
+        return EXIT_OK;
+    }
+    if (root_fd < 0 || store_root_set(root_fd, root, STORE_ROOT_INSTALLED, name, paths, n,
+                                      &err) < 0) {
+        cli_cmd_error("upgrade", "%s", err->msg);
+        rx_error_free(err);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+static int upgrade_one(const struct cli_settings *s, const char *top, const char *name)
 {
     _cleanup_free_ char *dir = xasprintf("%s/%s", top, name);
     _cleanup_free_ char *reff = xasprintf("%s/ref", dir), *copy = xasprintf("%s/file", dir);
@@ -446,14 +540,15 @@ static int upgrade_one(const char *top, const char *name)
         if (!has_line(a, p, strcspn(p, "\n")))
             printf("  + %.*s\n", (int)strcspn(p, "\n"), p);
     /* The new closure first; the old copy (and so its closure) stays until then. */
-    if ((ret = fetch_file(new.file, new.label, false)) != EXIT_OK)
+    if ((ret = hold_both(s, name, &old, &new)) != EXIT_OK ||
+        (ret = fetch_file(new.file, new.label, false, NULL)) != EXIT_OK)
         goto out;
     if (write_file(copy, new.raw, new.rawlen, 0644) < 0) {
         cli_cmd_error("upgrade", "cannot write '%s': %s", copy, strerror(errno));
         ret = EXIT_FAIL;
         goto out;
     }
-    ret = fetch_file(copy, new.label, true);
+    ret = fetch_file(copy, new.label, true, name);
     if (ret == EXIT_OK)
         printf("%s: upgraded\n", name);
 out:
@@ -469,17 +564,24 @@ int cmd_upgrade(int argc, char **argv)
     _cleanup_free_ char *top = installed_dir();
     if (!top)
         return cli_cmd_error("upgrade", "HOME is not set"), EXIT_FAIL;
+    struct cli_settings s = { 0 };
+    struct rx_error *err = NULL;
+    if (cli_settings_finish(&s, &err) < 0) {
+        cli_settings_release(&s);
+        return cli_fail(err);
+    }
     int ret = EXIT_OK;
     if (argc > 1) {
         for (int i = 1; i < argc; i++)
-            if (upgrade_one(top, argv[i]) != EXIT_OK)
+            if (upgrade_one(&s, top, argv[i]) != EXIT_OK)
                 ret = EXIT_FAIL;
+        cli_settings_release(&s);
         return ret;
     }
     struct dirent **ents;
     int n = scandir(top, &ents, NULL, alphasort);
     for (int i = 0; i < n; i++) {
-        if (ents[i]->d_name[0] != '.' && upgrade_one(top, ents[i]->d_name) != EXIT_OK)
+        if (ents[i]->d_name[0] != '.' && upgrade_one(&s, top, ents[i]->d_name) != EXIT_OK)
             ret = EXIT_FAIL;
         free(ents[i]);
     }
@@ -487,5 +589,6 @@ int cmd_upgrade(int argc, char **argv)
         free(ents);
     else
         printf("nothing installed\n");
+    cli_settings_release(&s);
     return ret;
 }

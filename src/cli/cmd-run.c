@@ -23,11 +23,13 @@
 
 #include "cli-byname.h"
 #include "cli-dist.h"
+#include "cli-settings-internal.h"
 #include "cli-settings.h"
 #include "cli.h"
 #include "run-engine.h"
 #include "store-path.h"
 #include "store-index.h"
+#include "store-roots.h"
 #include "util-mem.h"
 #include "util-signal.h"
 
@@ -73,6 +75,12 @@ static const char run_usage[] =
     "each system, its apps and its caches.  APP picks one of its apps (default:\n"
     "'default'); ARGS come after the app's own arguments.  A distributable runs\n"
     "directly too ('./tool.runix ARGS'), through its first line.\n"
+    "\n"
+    "What runs is kept from garbage collection: the run makes (or refreshes) the\n"
+    "GC root auto/NAME, NAME being the store path's basename, the file's absolute\n"
+    "name or the reference as given (without #APP); an installed tool's launcher\n"
+    "refreshes its installed root instead.  The program holds its closure locked\n"
+    "while it runs, so no collection removes it.\n"
     "\n" RUN_OPTIONS_USAGE CLI_SETTINGS_USAGE
     "      --list                list a distributable's apps, systems and caches\n"
     "  -h, --help                show this help\n"
@@ -99,6 +107,8 @@ static const char shell_usage[] =
     "\n"
     "Fetch the closures if needed, then start $SHELL (or CMD) with every\n"
     "STOREPATH's bin/ at the front of PATH, in the same view as 'runix run'.\n"
+    "Each STOREPATH is kept by the GC root auto/<its basename>, as 'runix run'\n"
+    "keeps it.\n"
     "\n" RUN_OPTIONS_USAGE CLI_SETTINGS_USAGE
     "  -c, --command CMD ARGS... run this instead of $SHELL (ends the options)\n"
     "  -h, --help                show this help\n"
@@ -121,10 +131,30 @@ struct run_ctx {
     bool is_dist, trust;
     struct cli_dist dist; /* when is_dist */
     int fail;             /* parse_root's exit code, when not a usage error */
+    /*
+     * The root that keeps what runs: one "auto" root per store path, named
+     * by its basename (!root_name), or the distributable's root_kind/root_name.
+     */
+    enum store_root_kind root_kind;
+    char root_name[STORE_ROOT_NAME_MAX + 1]; /* encoded; "" for a store path run */
+    char *root_ref;                          /* what root_name encodes */
+    int *locks; /* the closure indexes, open and locked shared (store-index.h) */
+    size_t nlocks;
 };
+
+static void unlock_closures(struct run_ctx *c)
+{
+    for (size_t i = 0; i < c->nlocks; i++)
+        close(c->locks[i]);
+    free(c->locks);
+    c->locks = NULL;
+    c->nlocks = 0;
+}
 
 static void ctx_release(struct run_ctx *c)
 {
+    unlock_closures(c);
+    free(c->root_ref);
     free(c->root);
     free(c->roots);
     free(c->closure);
@@ -175,7 +205,7 @@ static int settings_fail(const char *cmd, struct rx_error *err)
 static char **fetch_argv(const struct run_ctx *c, char *core, char (**full)[STORE_PATH_MAX + 1])
 {
     const struct cli_settings *s = &c->s;
-    size_t n = 7 + 2 * (s->flag_caches.n + s->flag_extra_caches.n + s->flag_keys.n) + 5 +
+    size_t n = 7 + 2 * (s->flag_caches.n + s->flag_extra_caches.n + s->flag_keys.n) + 7 +
                c->nroots;
     char **av = xcalloc(n + 1, sizeof *av);
     size_t k = 0;
@@ -207,6 +237,14 @@ static char **fetch_argv(const struct run_ctx *c, char *core, char (**full)[STOR
     if (c->is_dist && strcmp(c->dist.label, c->dist.file) != 0) {
         av[k++] = (char *)"--dist-label";
         av[k++] = c->dist.label;
+    }
+    /* The root, made in the process that registers the paths, before it does. */
+    if (!c->root_name[0]) {
+        av[k++] = (char *)"--auto-root-each";
+    } else {
+        av[k++] = (char *)(c->root_kind == STORE_ROOT_INSTALLED ? "--installed-root"
+                                                                : "--auto-root");
+        av[k++] = c->root_ref;
     }
     av[k++] = (char *)"--";
     *full = xcalloc(c->nroots, sizeof **full);
@@ -291,13 +329,42 @@ static int cmp_path(const void *a, const void *b)
 }
 
 /*
+ * Make or refresh the root of what runs (a no-op, in a few syscalls, when it
+ * is there and was used less than a minute ago).  A store the user cannot
+ * write gets none; a failure is a warning: the program runs all the same.
+ */
+static void use_roots(const struct run_ctx *c, int root_fd)
+{
+    struct rx_error *err = NULL;
+    int r = 0;
+    if (c->root_name[0]) {
+        r = store_root_use(root_fd, c->root, c->root_kind, c->root_name, c->roots, c->nroots,
+                           &err);
+    } else {
+        for (size_t i = 0; i < c->nroots && r == 0; i++) {
+            char base[STORE_BASENAME_MAX + 1];
+            store_path_basename(&c->roots[i], base);
+            r = store_root_use(root_fd, c->root, STORE_ROOT_AUTO, base, &c->roots[i], 1, &err);
+        }
+    }
+    if (r < 0) {
+        cli_error("warning: cannot keep a GC root for what runs: %s; until one can be made, "
+                  "a collection may remove it",
+                  err->msg);
+        rx_error_free(err);
+    }
+}
+
+/*
  * Is every root's closure complete?  Read from the closure indexes that
  * runix fetch writes (store-index.h): a warm start opens no database.
  * Returns 1 when it is, 0 when the database must tell, and -1 with an error
- * when the store is not safe to use (store.h): nothing of it may run.
+ * when the store is not safe to use (store.h): nothing of it may run.  With
+ * `roots`, the roots of what runs are made or refreshed (use_roots()).
  */
-static int closure_complete(struct run_ctx *c, struct rx_error **err)
+static int closure_complete(struct run_ctx *c, bool roots, struct rx_error **err)
 {
+    unlock_closures(c);
     free(c->root);
     c->root = NULL;
     free(c->closure);
@@ -313,14 +380,19 @@ static int closure_complete(struct run_ctx *c, struct rx_error **err)
         *err = e;
         return -1;
     }
+    c->locks = xcalloc(c->nroots, sizeof *c->locks);
     for (size_t i = 0; i < c->nroots; i++) {
         struct store_path *cl;
         size_t n;
-        /* A distributable's closure has its own index: its keys may vouch for it. */
-        int r = store_index_read_tagged(root_fd, c->root, c->is_dist ? c->dist.tag : NULL,
-                                        &c->roots[i], &cl, &n, err);
-        if (r != 0)
+        /* A distributable's closure has its own index: its keys may vouch for it.
+         * Locked: no collector removes the closure while the program runs. */
+        int r = store_index_read_locked(root_fd, c->root, c->is_dist ? c->dist.tag : NULL,
+                                        &c->roots[i], &cl, &n, &c->locks[c->nlocks], err);
+        if (r != 0) {
+            unlock_closures(c);
             return r < 0 ? -1 : 0;
+        }
+        c->nlocks++;
         c->closure = xrealloc(c->closure, (c->nclosure + n) * sizeof *c->closure);
         memcpy(c->closure + c->nclosure, cl, n * sizeof *cl);
         c->nclosure += n;
@@ -336,7 +408,54 @@ static int closure_complete(struct run_ctx *c, struct rx_error **err)
     }
     free(c->store_dir);
     c->store_dir = xasprintf("%s/nix/store", c->root);
+    if (roots)
+        use_roots(c, root_fd);
     return 1;
+}
+
+/*
+ * The root a distributable's run keeps its paths under: the installed root
+ * NAME when the file is an installed copy (cmd-install.c:
+ * <state>/runix/installed/NAME/file, what launchers run), else an automatic
+ * one named by the file's absolute, symlink-free name, or by the remote
+ * reference as typed, without "#APP".
+ */
+static int name_dist_root(struct run_ctx *c)
+{
+    struct rx_error *err = NULL;
+    _cleanup_free_ char *ref = NULL;
+    c->root_kind = STORE_ROOT_AUTO;
+    if (cli_dist_is_remote(c->dist.label)) {
+        const char *hash = strrchr(c->dist.label, '#');
+        ref = hash ? xstrndup(c->dist.label, (size_t)(hash - c->dist.label))
+                   : xstrdup(c->dist.label);
+    } else {
+        ref = realpath(c->dist.file, NULL);
+        if (!ref)
+            ref = xstrdup(c->dist.file);
+        const char *slash = strrchr(ref, '/');
+        if (slash && strcmp(slash, "/file") == 0 && slash > ref) {
+            _cleanup_free_ char *top = cli_xdg_path("XDG_STATE_HOME", ".local/state",
+                                                    "runix/installed");
+            _cleanup_free_ char *real_top = top ? realpath(top, NULL) : NULL;
+            const char *name = slash;
+            while (name > ref && name[-1] != '/')
+                name--;
+            size_t tl = real_top ? strlen(real_top) : 0;
+            if (real_top && name > ref && (size_t)(name - 1 - ref) == tl &&
+                strncmp(ref, real_top, tl) == 0 && name < slash) {
+                char *tool = xstrndup(name, (size_t)(slash - name));
+                free(ref);
+                ref = tool;
+                c->root_kind = STORE_ROOT_INSTALLED;
+            }
+        }
+    }
+    if (store_root_name_encode(ref, c->root_name, &err) < 0)
+        return cli_fail(err), -1;
+    c->root_ref = ref;
+    ref = NULL;
+    return 0;
 }
 
 /* Make the closures complete (fetching in a child if needed), remember them. */
@@ -356,7 +475,9 @@ static int prepare(struct run_ctx *c)
             c->engine = (enum engine_kind)k;
         }
     }
-    int ok = closure_complete(c, &err);
+    if (c->is_dist && name_dist_root(c) < 0)
+        return EXIT_FAIL;
+    int ok = closure_complete(c, true, &err);
     if (ok != 0)
         return ok > 0 ? EXIT_OK : cli_fail(err);
     /* runix-core checks the database (and with --offline, only that), fetches
@@ -366,7 +487,7 @@ static int prepare(struct run_ctx *c)
         return cli_fail(err);
     if (r > 0)
         return r; /* EXIT_FAIL, or EXIT_USAGE for a bad option's value */
-    ok = closure_complete(c, &err);
+    ok = closure_complete(c, false, &err); /* the fetch made the roots */
     if (ok != 0)
         return ok > 0 ? EXIT_OK : cli_fail(err);
     cli_error("the closure is still incomplete after fetching (store %s)", c->s.store);
@@ -551,6 +672,9 @@ static int launch(struct run_ctx *c, const char *prog, char **argv)
         fprintf(stderr, "%s: engine: %s\n", cli_progname, what);
         engine.notice = run_notice;
     }
+    /* The closures' locks go with the program: they last as long as it does. */
+    for (size_t i = 0; i < c->nlocks; i++)
+        fcntl(c->locks[i], F_SETFD, 0);
     engine_exec(&engine, c->store_dir, prog, argv, &err);
     engine_choice_release(&engine);
     if (!err)

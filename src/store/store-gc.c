@@ -610,8 +610,13 @@ static void drop_indexes(struct gc_plan *p, size_t n, bool dry_run)
         bool hit = x->top < 0 || going[x->top];
         for (size_t k = 0; !hit && k < x->nlisted; k++)
             hit = going[x->listed[k]];
-        if (hit && !dry_run)
-            unlinkat(p->ixdir, x->name, 0); /* still locked: no program starts from it */
+        /* Still locked: no program starts from it.  Unless a fetch has replaced it since
+         * (another inode under the name), which is not ours to remove. */
+        struct stat a, b;
+        if (hit && !dry_run && fstat(x->fd, &a) == 0 &&
+            fstatat(p->ixdir, x->name, &b, AT_SYMLINK_NOFOLLOW) == 0 && a.st_ino == b.st_ino &&
+            a.st_dev == b.st_dev)
+            unlinkat(p->ixdir, x->name, 0);
         close(x->fd);
         x->fd = -1;
     }

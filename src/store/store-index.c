@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,11 +35,11 @@ static uid_t my_uid(void)
     return u;
 }
 
-int store_check_fd(int fd, const char *root, const char *rel, struct rx_error **err)
+/* The trust rule for an object whose fstat is st (store_check_fd()). */
+static int check_stat(const struct stat *sp, const char *root, const char *rel,
+                      struct rx_error **err)
 {
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return rx_error_errno(err, "cannot stat '%s%s%s'", root, *rel ? "/" : "", rel);
+    const struct stat st = *sp;
     uid_t me = my_uid();
     if (st.st_uid != me && st.st_uid != 0)
         return rx_error_set(err, EPERM,
@@ -64,6 +65,14 @@ int store_check_fd(int fd, const char *root, const char *rel, struct rx_error **
                             st.st_mode & S_IWOTH ? "other users" : "its group",
                             (unsigned)(st.st_mode & 07777), root, *rel ? "/" : "", rel);
     return 0;
+}
+
+int store_check_fd(int fd, const char *root, const char *rel, struct rx_error **err)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return rx_error_errno(err, "cannot stat '%s%s%s'", root, *rel ? "/" : "", rel);
+    return check_stat(&st, root, rel, err);
 }
 
 int store_root_open(const char *root, char **real, struct rx_error **err)
@@ -218,8 +227,27 @@ int store_index_read_tagged(int root_fd, const char *root, const char *tag,
                             const struct store_path *p, struct store_path **out, size_t *n,
                             struct rx_error **err)
 {
+    return store_index_read_locked(root_fd, root, tag, p, out, n, NULL, err);
+}
+
+/* Move fd (close-on-exec) to STORE_INDEX_LOCK_FD_MIN or above, if it can be. */
+static int move_high(int fd)
+{
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, STORE_INDEX_LOCK_FD_MIN);
+    if (high < 0) /* a low RLIMIT_NOFILE: the fd stays where it is */
+        return fd;
+    close(fd);
+    return high;
+}
+
+int store_index_read_locked(int root_fd, const char *root, const char *tag,
+                            const struct store_path *p, struct store_path **out, size_t *n,
+                            int *lock_fd, struct rx_error **err)
+{
     *out = NULL;
     *n = 0;
+    if (lock_fd)
+        *lock_fd = -1;
     struct rx_error *e = NULL;
     /* nix/ once, for both: the warm start pays for every syscall. */
     _cleanup_close_ int nfd = store_dir_open(root_fd, root, "nix", false, &e);
@@ -246,13 +274,26 @@ int store_index_read_tagged(int root_fd, const char *root, const char *tag,
     char base[INDEX_NAME_MAX];
     index_name(p, tag, base, sizeof base);
     _cleanup_close_ int fd = openat(dfd, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd >= 0) {
-        _cleanup_free_ char *rel = xasprintf(STORE_INDEX_DIR "/%s", base);
-        if (store_check_fd(fd, root, rel, err) < 0)
-            return -1;
-    }
+    if (fd < 0)
+        return 1;
+    /*
+     * The lock before the content: once it is held, no collector deletes
+     * what the index lists (the protocol above).  One a collector holds is
+     * being collected; one it unlinked after we opened it may be gone.
+     * A file system without flock (ENOLCK) protects nothing but still runs.
+     */
+    if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno != ENOLCK && errno != EOPNOTSUPP)
+        return 1;
+    struct stat st;
+    _cleanup_free_ char *rel = xasprintf(STORE_INDEX_DIR "/%s", base);
+    if (fstat(fd, &st) < 0)
+        return rx_error_errno(err, "cannot stat '%s/%s'", root, rel);
+    if (check_stat(&st, root, rel, err) < 0)
+        return -1;
+    if (st.st_nlink == 0)
+        return 1;
     struct rx_buf b = RX_BUF_INIT(INDEX_MAX);
-    if (fd < 0 || read_fd(fd, base, &b, NULL) < 0 || b.len == 0) {
+    if (read_fd(fd, base, &b, NULL) < 0 || b.len == 0) {
         rx_buf_release(&b);
         return 1;
     }
@@ -290,6 +331,10 @@ int store_index_read_tagged(int root_fd, const char *root, const char *tag,
     }
     *out = v;
     *n = count;
+    if (lock_fd) {
+        *lock_fd = move_high(fd);
+        fd = -1;
+    }
     return 0;
 }
 

@@ -18,6 +18,29 @@
  * Format 2: the header line, then "<basename> <dev> <ino> <ctime s> <ctime
  * ns>\n" per path, in decimal.
  *
+ * In use: a program runs from its closure under a lock on the index.
+ *
+ *  - Every reader opens an index and takes flock(LOCK_SH | LOCK_NB) on it
+ *    before it reads a byte; an index it cannot lock so (a collector holds
+ *    it) or that fstat says is unlinked (st_nlink == 0: a collector removed
+ *    it after the open) cannot be used: the caller goes the slow way,
+ *    through the database (runix-core, which waits for the collector to be
+ *    done and fetches again what it removed).
+ *  - runix run keeps the index open and locked for the program's whole
+ *    life: the fds are moved to STORE_INDEX_LOCK_FD_MIN or above, out of
+ *    the program's way, and lose FD_CLOEXEC just before the exec, so the
+ *    program (and whatever it starts that keeps them) holds the lock.
+ *  - The collector holds R/nix/var/runix/gc.lock exclusively while it
+ *    collects (runix-core processes that write the store hold it shared).
+ *    Before it deletes a path that an index lists, it takes
+ *    flock(LOCK_EX | LOCK_NB) on that index; failing means a program runs
+ *    from it, and every path it lists stays.  Holding the lock, it checks
+ *    that the index's name still is the inode it locked (fstatat against
+ *    fstat: a fetch may have replaced it), and unlinks it before deleting
+ *    any path, still holding the lock.
+ *
+ * A file system without flock (ENOLCK) runs programs unprotected.
+ *
  * This file uses libc and util only, so the runix front can link it alone:
  * the writer takes the closure as given rather than asking the database.
  */
@@ -64,12 +87,26 @@ int store_dir_open(int root_fd, const char *root, const char *rel, bool create,
  * store_root_open(); root is its resolved name) and check that every path in
  * it is present and unchanged.  Returns 0 with the closure (sorted as
  * written, p included) in *out (free it), 1 when the index cannot be used
- * (absent, malformed, not naming p, or a path is missing or was replaced),
+ * (absent, malformed, not naming p, a path is missing or was replaced, or a
+ * collector holds it or removed it: the protocol above),
  * or -1 with an error when nix/store, the index's directories or the index
  * are not safe to trust (store_check_fd()): that store must not be used.
  */
 int store_index_read(int root_fd, const char *root, const struct store_path *p,
                      struct store_path **out, size_t *n, struct rx_error **err);
+
+/*
+ * store_index_read_tagged() (tag NULL: the plain index) that, on success
+ * (0), leaves the index open and locked shared in *lock_fd, at
+ * STORE_INDEX_LOCK_FD_MIN or above when RLIMIT_NOFILE allows, close-on-exec:
+ * the run's hold on its closure (the protocol above); the caller closes it.
+ * *lock_fd is -1 otherwise, or with lock_fd NULL the lock is released as
+ * store_index_read_tagged() does (every reader locks).
+ */
+#define STORE_INDEX_LOCK_FD_MIN 100
+int store_index_read_locked(int root_fd, const char *root, const char *tag,
+                            const struct store_path *p, struct store_path **out, size_t *n,
+                            int *lock_fd, struct rx_error **err);
 
 /*
  * Write the index of p, whose closure (p included) is closure[0..n), into

@@ -157,7 +157,10 @@ static bool in_paths(const char *base, const struct store_path *paths, size_t n)
     return false;
 }
 
-/* Does the root dir open as nfd hold exactly paths[0..n)? */
+/*
+ * Does the root dir open as nfd hold exactly paths[0..n)?  A readlink per
+ * path, then the entries read straight into a buffer: what a warm run pays.
+ */
 static bool holds_exactly(int nfd, const struct store_path *paths, size_t n)
 {
     char target[STORE_PATH_MAX + 1], base[STORE_BASENAME_MAX + 1];
@@ -166,6 +169,25 @@ static bool holds_exactly(int nfd, const struct store_path *paths, size_t n)
         if (!link_is(nfd, base, target))
             return false;
     }
+    /* Every path has its link; any other entry means the root holds more. */
+    size_t entries = 0;
+#ifdef __linux__
+    union {
+        struct dirent64 d;
+        char bytes[4096];
+    } buf;
+    ssize_t got;
+    while ((got = getdents64(nfd, buf.bytes, sizeof buf.bytes)) > 0) {
+        for (ssize_t off = 0; off < got;) {
+            const struct dirent64 *e = (const struct dirent64 *)(buf.bytes + off);
+            if (e->d_name[0] != '.') /* ".", "..", and a store_root_set() under way */
+                entries++;
+            off += e->d_reclen;
+        }
+    }
+    if (got < 0)
+        return false;
+#else
     int d = fcntl(nfd, F_DUPFD_CLOEXEC, 0);
     DIR *dir = d >= 0 ? fdopendir(d) : NULL;
     if (!dir) {
@@ -173,14 +195,20 @@ static bool holds_exactly(int nfd, const struct store_path *paths, size_t n)
             close(d);
         return false;
     }
-    bool exact = true;
     struct dirent *e;
-    while (exact && (e = readdir(dir)))
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
-            !in_paths(e->d_name, paths, n))
-            exact = false;
+    while ((e = readdir(dir)))
+        if (e->d_name[0] != '.')
+            entries++;
     closedir(dir);
-    return exact;
+#endif
+    size_t distinct = 0; /* paths[] may name a path twice */
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < i && store_path_cmp(&paths[j], &paths[i]) != 0)
+            j++;
+        distinct += j == i;
+    }
+    return entries == distinct;
 }
 
 int store_root_set(int root_fd, const char *root, enum store_root_kind kind, const char *name,
@@ -229,7 +257,7 @@ int store_root_set(int root_fd, const char *root, enum store_root_kind kind, con
             !in_paths(e->d_name, paths, n) && strncmp(e->d_name, ".new-", 5) != 0)
             unlinkat(nfd, e->d_name, 0);
     closedir(dir);
-    if (utimensat(kfd, name, NULL, 0) < 0)
+    if (utimensat(kfd, name, NULL, AT_SYMLINK_NOFOLLOW) < 0)
         return rx_error_errno(err, "cannot mark root '%s/" STORE_ROOTS_DIR "/%s/%s' as used",
                               root, kn, name);
     return 0;
@@ -238,28 +266,34 @@ int store_root_set(int root_fd, const char *root, enum store_root_kind kind, con
 int store_root_use(int root_fd, const char *root, enum store_root_kind kind, const char *name,
                    const struct store_path *paths, size_t n, struct rx_error **err)
 {
+    bool holds = false;
+    if (kind != STORE_ROOT_NIX && store_root_name_valid(name)) {
+        /*
+         * Reading only, in a handful of syscalls: the checked walk down the
+         * store (store_dir_open()) is for when something is to be written.
+         */
+        char rel[sizeof STORE_ROOTS_DIR + 16 + STORE_ROOT_NAME_MAX];
+        snprintf(rel, sizeof rel, STORE_ROOTS_DIR "/%s/%s", store_root_kind_name(kind), name);
+        _cleanup_close_ int nfd =
+            openat(root_fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (nfd >= 0 && fstat(nfd, &st) == 0 && holds_exactly(nfd, paths, n)) {
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            if (now.tv_sec - st.st_mtim.tv_sec < STORE_ROOT_REFRESH_S &&
+                now.tv_sec >= st.st_mtim.tv_sec)
+                return 0;
+            holds = true;
+        }
+    }
     if (faccessat(root_fd, "nix/var/nix", W_OK, AT_EACCESS) < 0 && errno != ENOENT)
         return 0; /* someone else's store (a prefetched one): nothing of ours to keep */
-    struct rx_error *e = NULL;
-    _cleanup_close_ int kfd = kind_dir_open(root_fd, root, kind, false, &e);
-    if (kfd < 0) {
-        if (e->code != ENOENT) {
-            *err = e;
-            return -1;
-        }
-        rx_error_free(e);
+    if (!holds)
         return store_root_set(root_fd, root, kind, name, paths, n, err);
-    }
-    _cleanup_close_ int nfd = openat(kfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    struct stat st;
-    if (nfd < 0 || fstat(nfd, &st) < 0 || !holds_exactly(nfd, paths, n))
-        return store_root_set(root_fd, root, kind, name, paths, n, err);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    if (now.tv_sec - st.st_mtim.tv_sec < STORE_ROOT_REFRESH_S &&
-        now.tv_sec >= st.st_mtim.tv_sec)
-        return 0;
-    if (utimensat(kfd, name, NULL, 0) < 0)
+    _cleanup_close_ int kfd = kind_dir_open(root_fd, root, kind, false, err);
+    if (kfd < 0)
+        return -1;
+    if (utimensat(kfd, name, NULL, AT_SYMLINK_NOFOLLOW) < 0)
         return rx_error_errno(err, "cannot mark root '%s/" STORE_ROOTS_DIR "/%s/%s' as used",
                               root, store_root_kind_name(kind), name);
     return 0;

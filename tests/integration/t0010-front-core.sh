@@ -41,7 +41,7 @@ ok "runix shell --help is answered by runix" bash -c \
 ok "runix --help is answered by runix" bash -c \
   '"$1" --help | grep -q "^  fetch " && ! "$1" --help | grep -q core:' _ "$front"
 is "$("$front" run --store "$TEST_TMP/store" --offline /nix/store/00000000000000000000000000000000-x 2>&1 | head -n 1)" \
-  "core: fetch --store $TEST_TMP/store --offline -- /nix/store/00000000000000000000000000000000-x" \
+  "core: fetch --store $TEST_TMP/store --offline --auto-root-each -- /nix/store/00000000000000000000000000000000-x" \
   "runix run asks runix-core to fetch a missing closure"
 
 rm "$TEST_TMP/bin/runix-core"

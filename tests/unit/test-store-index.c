@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "test-helpers.h"
@@ -465,6 +467,86 @@ static void test_store_index_too_large(void **state)
     free(leaf);
 }
 
+/*
+ * The collector's side, provoked: this flock() stands in for libc's (the
+ * store library calls it) and, when unlink_before_lock names a file,
+ * removes it first, as a collector that deleted the index between the
+ * reader's open and its lock would have.
+ */
+static const char *unlink_before_lock;
+
+int flock(int fd, int op)
+{
+    if (unlink_before_lock) {
+        assert_int_equal(unlink(unlink_before_lock), 0);
+        unlink_before_lock = NULL;
+    }
+    return (int)syscall(SYS_flock, fd, op);
+}
+
+/* Can the index of app be locked exclusively by someone else right now? */
+static bool lockable(const struct fixture *f)
+{
+    char *path = index_path(f, B_APP);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    free(path);
+    assert_true(fd >= 0);
+    bool ok = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    close(fd);
+    return ok;
+}
+
+static void test_store_index_locked(void **state)
+{
+    struct fixture *f = *state;
+    put_good(f);
+    struct store_path *out;
+    size_t n;
+    int lock = -1;
+    struct rx_error *err = NULL;
+    if (store_index_read_locked(f->root_fd, f->root, NULL, &f->app, &out, &n, &lock, &err) != 0)
+        fail_msg("the index was not believed: %s", err ? err->msg : "1");
+    free(out);
+    /* Held shared, out of a program's low fds, close-on-exec until the run clears it. */
+    assert_true(lock >= STORE_INDEX_LOCK_FD_MIN);
+    assert_int_equal(fcntl(lock, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    assert_false(lockable(f));
+    /* Others may read it meanwhile: a shared lock each. */
+    assert_believed(f, (struct store_path[]){f->app, f->lib, f->leaf}, 3);
+    close(lock);
+    assert_true(lockable(f));
+    /* The plain read releases its lock. */
+    assert_believed(f, (struct store_path[]){f->app, f->lib, f->leaf}, 3);
+    assert_true(lockable(f));
+}
+
+static void test_store_index_collected(void **state)
+{
+    struct fixture *f = *state;
+    put_good(f);
+    /* A collector holds it: the reader goes the slow way, and keeps no fd. */
+    char *path = index_path(f, B_APP);
+    int held = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(held >= 0);
+    assert_int_equal(flock(held, LOCK_EX | LOCK_NB), 0);
+    assert_refused(f, "an index a collector holds");
+    struct store_path *out;
+    size_t n;
+    int lock = 7;
+    assert_int_equal(
+        store_index_read_locked(f->root_fd, f->root, NULL, &f->app, &out, &n, &lock, NULL), 1);
+    assert_int_equal(lock, -1);
+    close(held);
+    assert_believed(f, (struct store_path[]){f->app, f->lib, f->leaf}, 3);
+    /* Removed by a collector after the open, before the lock: not believed. */
+    unlink_before_lock = path;
+    assert_int_equal(
+        store_index_read_locked(f->root_fd, f->root, NULL, &f->app, &out, &n, &lock, NULL), 1);
+    assert_null(unlink_before_lock);
+    assert_int_equal(lock, -1);
+    free(path);
+}
+
 /* Each test in a fresh store root. */
 #define TEST(name) cmocka_unit_test_setup_teardown(test_store_index_##name, setup, teardown)
 
@@ -483,6 +565,8 @@ int main(void)
         TEST(not_naming_its_path),
         TEST(not_a_plain_file),
         TEST(too_large),
+        TEST(locked),
+        TEST(collected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -194,6 +194,56 @@ static void test_set_use_remove(void **state)
     rx_error_free(err);
 }
 
+/* The mtime of the root directory rel, in seconds. */
+static time_t mtime_of(const char *root, const char *rel)
+{
+    char *p = xasprintf("%s/%s", root, rel);
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    free(p);
+    return st.st_mtim.tv_sec;
+}
+
+static void test_use_exactly(void **state)
+{
+    struct fixture *f = *state;
+    struct store_path two[] = {f->app, f->lib};
+    assert_int_equal(store_root_use(f->root_fd, f->root, STORE_ROOT_AUTO, "t", two, 2, NULL), 0);
+    char *dir = xasprintf("%s/" AUTO_DIR "t", f->root);
+    struct timespec recent[2] = {{.tv_sec = time(NULL) - 5}, {.tv_sec = time(NULL) - 5}};
+
+    /* A link to another path beside them: the root holds more, and is set right. */
+    char *extra = xasprintf("%s/75hrvzq7mk4aqldmdyqnfz5gilklskr5-spec-leaf-1.0", dir);
+    assert_int_equal(symlink(P_LEAF, extra), 0);
+    assert_int_equal(utimensat(AT_FDCWD, dir, recent, 0), 0);
+    assert_int_equal(store_root_use(f->root_fd, f->root, STORE_ROOT_AUTO, "t", two, 2, NULL), 0);
+    assert_false(exists(f->root, AUTO_DIR "t/75hrvzq7mk4aqldmdyqnfz5gilklskr5-spec-leaf-1.0"));
+
+    /* The same path named twice, and a link another process is making: still exact. */
+    struct store_path twice[] = {f->app, f->lib, f->app};
+    char *tmp = xasprintf("%s/.new-1-75hrvzq7mk4aqldmdyqnfz5gilklskr5-spec-leaf-1.0", dir);
+    assert_int_equal(symlink(P_LEAF, tmp), 0);
+    assert_int_equal(utimensat(AT_FDCWD, dir, recent, 0), 0);
+    assert_int_equal(store_root_use(f->root_fd, f->root, STORE_ROOT_AUTO, "t", twice, 3, NULL),
+                     0);
+    assert_int_equal(mtime_of(f->root, AUTO_DIR "t"), recent[1].tv_sec);
+    assert_true(exists(f->root, AUTO_DIR "t/.new-1-75hrvzq7mk4aqldmdyqnfz5gilklskr5-spec-leaf-1.0"));
+
+    /* One of them missing: made again. */
+    char *app = xasprintf("%s/s4ypaci9m2alq96p9xk8raxsnqc1bgv8-spec-app-1.0", dir);
+    assert_int_equal(unlink(app), 0);
+    assert_int_equal(store_root_use(f->root_fd, f->root, STORE_ROOT_AUTO, "t", two, 2, NULL), 0);
+    char *l = link_at(f->root, AUTO_DIR "t/s4ypaci9m2alq96p9xk8raxsnqc1bgv8-spec-app-1.0");
+    assert_non_null(l);
+    assert_string_equal(l, P_APP);
+    free(l);
+
+    free(app);
+    free(tmp);
+    free(extra);
+    free(dir);
+}
+
 /* Run a shell command with $R set to the store root. */
 static void sh(const char *cmd, const char *root)
 {
@@ -261,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_kinds),
         cmocka_unit_test_setup_teardown(test_set_use_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_use_exactly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
