@@ -66,6 +66,11 @@ for p in "$dash" "$busybox" "$scripts" "$hello"; do
   flock -s "$R/nix/var/runix/closures/$(basename "$p")" "$R$busybox/bin/busybox" sleep 120 &
   pids+=($!)
 done
+# And a real run, which makes its root and holds its index as long as the program lives.
+setsid "$RUNIX" run --trusted-key "$key" --store "$R" --cache "$HTTP/ok/cache-zstd" -q "$dash" \
+  dash -c 'sleep 120' </dev/null >/dev/null 2>&1 &
+runpg=$!
+for i in $(seq 100); do [ -d "$R/nix/var/nix/gcroots/runix/auto" ] && break; sleep 0.1; done
 # Two fetches, whose downloads wait at the gate, of paths their roots name (fetch --root).
 mkroot manual fa "$python"
 mkroot manual fb "$glibcAlt"
@@ -88,12 +93,15 @@ is "$rca:$rcb:$(cat "$TEST_TMP/fa.out" "$TEST_TMP/fb.out")" "0:0:$python
 $glibcAlt" "both fetches complete"
 is "$rcg" 0 "gc completes"
 ok "  ...having said what it waited for" grep -q "runix: waiting for other runix processes using $R" "$TEST_TMP/gc.err"
-ok "  ...keeping the closures of the four running programs" whole "$dash" "$busybox" "$scripts" "$hello"
+ok "  ...keeping the closures of the five running programs" whole "$dash" "$busybox" "$scripts" "$hello"
+ok "  ...the real run still running" kill -0 "$runpg"
 ok "  ...and their indexes" bash -c 'for p in "${@:2}"; do test -e "$1/nix/var/runix/closures/$(basename "$p")" || exit 1; done' _ "$R" "$dash" "$busybox" "$scripts" "$hello"
 ok "  ...and what the fetches fetched" whole "$python" "$glibcAlt"
 ok "  ...while deleting what nothing uses" grep -q -- '-hello-linked-2.12$' "$TEST_TMP/gc.out"
 ok "  ...in a store real Nix verifies" verified "$R"
 stop_all
+kill -- -"$runpg" 2>/dev/null
+wait "$runpg" 2>/dev/null
 out=$(gc)
 ok "once the programs are gone, their closures are garbage" grep -qx "$scripts" <<<"$out"
 is "$(nix-store --store "$R" --gc --print-dead 2>/dev/null | grep '^/nix/store/')" "" "  ...and real Nix agrees nothing more is dead"
@@ -102,8 +110,8 @@ is "$(nix-store --store "$R" --gc --print-dead 2>/dev/null | grep '^/nix/store/'
 flock -x "$R/nix/var/runix/gc.lock" sleep 1.5 &
 holder=$!
 sleep 0.2
-out=$(r fetch -q "$dash" 2>"$TEST_TMP/err")
-is "$out" "$dash" "a fetch during a collection completes"
+out=$(r fetch -q "$scripts" 2>"$TEST_TMP/err")
+is "$out" "$scripts" "a fetch during a collection completes"
 ok "  ...having waited for it, saying so" grep -qx "runix: waiting for garbage collection to finish in $R" "$TEST_TMP/err"
 wait $holder
 
