@@ -224,10 +224,26 @@ static int index_checked(struct store *st, const struct store_path *p, const cha
     struct store_path bad;
     char *sigs = NULL;
     int r;
+    struct store_path vouched;
+    bool have_vouched = false;
     /* Each pass either writes the index or vouches for one more path, or stops. */
     while ((r = store_index_write_checked(st, p, tag, keys, &bad, &sigs, &err)) > 0) {
+        if (have_vouched && store_path_cmp(&vouched, &bad) == 0) {
+            /* The signature the cache vouched with still does not verify: the
+             * database no longer says what was signed (its references, say). */
+            char full[STORE_PATH_MAX + 1];
+            store_path_format(&bad, full);
+            cli_cmd_error("fetch", "'%s' in store '%s' does not match what its cache signed (its "
+                                   "registered references or hash differ): the store's database "
+                                   "is damaged; run 'runix verify --repair %s'",
+                          full, store_root(st), full);
+            free(sigs);
+            return -1;
+        }
         struct fetch_opts o = *fo;
         o.keys = keys;
+        vouched = bad;
+        have_vouched = true;
         int v = vouch(st, &o, &bad, p);
         if (v == 0)
             break;
