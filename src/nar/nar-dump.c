@@ -26,7 +26,26 @@ struct dumper {
     unsigned char *buf; /* owned, OUT_BUF_SIZE */
     size_t len;
     unsigned char *chunk; /* owned, FILE_CHUNK */
+    nar_node_fn node;     /* or NULL */
+    void *node_ctx;
+    char *rel; /* owned when node is set: the current node's path below the root */
+    size_t rel_len, rel_cap;
 };
+
+/* Append "/name" (or "name" at the root) to d->rel; returns the old length. */
+static size_t rel_push(struct dumper *d, const char *name)
+{
+    size_t old = d->rel_len, n = strlen(name), need = old + n + 2;
+    if (need > d->rel_cap) {
+        d->rel_cap = need * 2;
+        d->rel = xrealloc(d->rel, d->rel_cap);
+    }
+    if (old)
+        d->rel[d->rel_len++] = '/';
+    memcpy(d->rel + d->rel_len, name, n + 1);
+    d->rel_len += n;
+    return old;
+}
 
 static int flush(struct dumper *d, struct rx_error **err)
 {
@@ -184,11 +203,16 @@ static int dump_directory(struct dumper *d, int parent_fd, const char *name, int
         ret = PUT(d, "type", err) < 0 || PUT(d, "directory", err) < 0 ? -1 : 0;
     }
     for (size_t i = 0; ret == 0 && i < n; i++) {
+        size_t old = d->node ? rel_push(d, names[i]) : 0;
         if (PUT(d, "entry", err) < 0 || PUT(d, "(", err) < 0 || PUT(d, "name", err) < 0 ||
             put_str(d, names[i], strlen(names[i]), err) < 0 || PUT(d, "node", err) < 0 ||
             dump_node(d, dirfd(dir), names[i], depth + 1, err) < 0 || PUT(d, ")", err) < 0) {
             rx_error_wrap(err, "%s", name);
             ret = -1;
+        }
+        if (d->node) {
+            d->rel_len = old;
+            d->rel[old] = '\0';
         }
     }
     for (size_t i = 0; i < n; i++)
@@ -204,6 +228,8 @@ static int dump_node(struct dumper *d, int dirfd, const char *name, int depth,
     struct stat st;
     if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
         return rx_error_errno(err, "cannot stat '%s'", name);
+    if (d->node)
+        d->node(d->node_ctx, d->rel, &st);
     if (PUT(d, "(", err) < 0)
         return -1;
     int r;
@@ -225,7 +251,18 @@ static int dump_node(struct dumper *d, int dirfd, const char *name, int depth,
 int nar_dump_at(int dirfd, const char *name, nar_sink_fn sink, void *ctx,
                 struct rx_error **err)
 {
-    struct dumper d = {.sink = sink, .ctx = ctx};
+    return nar_dump_at_visit(dirfd, name, sink, ctx, NULL, NULL, err);
+}
+
+int nar_dump_at_visit(int dirfd, const char *name, nar_sink_fn sink, void *ctx, nar_node_fn node,
+                      void *node_ctx, struct rx_error **err)
+{
+    struct dumper d = {.sink = sink, .ctx = ctx, .node = node, .node_ctx = node_ctx};
+    if (node) {
+        d.rel_cap = 256;
+        d.rel = xmalloc(d.rel_cap);
+        d.rel[0] = '\0';
+    }
     d.buf = xmalloc(OUT_BUF_SIZE);
     d.chunk = xmalloc(FILE_CHUNK);
     int r = PUT(&d, NAR_MAGIC, err);
@@ -235,6 +272,7 @@ int nar_dump_at(int dirfd, const char *name, nar_sink_fn sink, void *ctx,
         r = flush(&d, err);
     free(d.buf);
     free(d.chunk);
+    free(d.rel);
     return r;
 }
 
