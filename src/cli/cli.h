@@ -135,3 +135,4 @@ int cmd_generate(int argc, char **argv);
 int cmd_install(int argc, char **argv);
 int cmd_uninstall(int argc, char **argv);
 int cmd_upgrade(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
