@@ -162,6 +162,15 @@ is "$?" 1 "  ...even unsigned narinfos allowed: exit 1"
 ok "  ...refused for its NarHash" grep -qF "file://$C.2: it has other contents (NarHash $other, but the store registered" <<<"$out"
 is "$(tree_sum "$R$hello")" "$before" "  ...leaving the path as it was"
 
+# A narinfo signed by no key the user trusts, and not with the registered signature.
+cp -r "$FX/cache-zstd" "$C.3"
+ni=$C.3/$(basename "$hello" | cut -c1-32).narinfo
+sed -i "s|^Sig: .*|Sig: other-1:$(head -c 64 /dev/zero | base64 -w0)|" "$ni"
+out=$("$RUNIX" verify --trusted-key "$key" --store "$R" --cache "file://$C.3" --repair 2>&1)
+is "$?" 1 "a narinfo no trusted key signs: exit 1"
+ok "  ...refused" grep -qF "file://$C.3: its narinfo is not signed by a trusted key" <<<"$out"
+is "$(tree_sum "$R$hello")" "$before" "  ...leaving the path as it was"
+
 # ---- a deleted file ------------------------------------------------------
 fresh
 writable "$R$greeting/share" rm "$R$greeting/share/greeting.txt"
