@@ -206,6 +206,9 @@ static void handle(struct verify *v, struct store_verify_result *r)
             store_unlock_path(v->st, &r->path, lock);
         return;
     }
+    /* Without --repair, a copy is only of use to name what changed. */
+    if (!v->repair && r->status != STORE_VERIFY_CORRUPTED)
+        return;
     if (!v->use_caches) {
         if (v->repair || r->status == STORE_VERIFY_CORRUPTED)
             set_note(r, "%s", v->fo.ncaches ? "no cache was asked (--offline)"

@@ -694,6 +694,9 @@ int store_verify_compare(struct store *s, struct store_verify_result *r, const c
 
 static const struct timespec mtime_one[2] = {{1, 0}, {1, 0}};
 
+static int fix_node(int dirfd, const char *name, uid_t owner, bool may_chown, int depth,
+                    struct rx_error **err);
+
 int store_verify_swap(struct store *s, const struct store_path *p, const char *name,
                       struct rx_error **err)
 {
@@ -702,6 +705,10 @@ int store_verify_swap(struct store *s, const struct store_path *p, const char *n
         return -1;
     char base[STORE_BASENAME_MAX + 1];
     store_path_basename(p, base);
+    /* Root repairs a user's store: the new tree is the store owner's too. */
+    uid_t owner = store_owner(s);
+    if (geteuid() == 0 && owner != 0 && fix_node(tmp, name, owner, true, 0, err) < 0)
+        return -1;
     /* The new tree is on disk before it takes the old one's place. */
     if (store_sync(s, err) < 0)
         return -1;

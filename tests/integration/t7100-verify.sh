@@ -206,6 +206,22 @@ chmod -R u+w "$R$dash" && rm -rf "$R$dash"
 check_case "a deleted path" "$dash" "missing" \
   "$dash: missing: registered, but not on disk"
 
+# ---- a kill during a repair leaves the damaged tree whole ------------------
+fresh
+chmod +x "$R$python/$rel"
+before=$(tree_sum "$R$python")
+"$RUNIX" verify --trusted-key "$key" --store "$R" --cache "$HTTP/slow/cache-zstd" --repair >/dev/null 2>&1 &
+pid=$!
+for i in $(seq 200); do grep -q "GET /slow/cache-zstd/nar/" "$HTTP_LOG" && break; sleep 0.05; done
+sleep 0.5
+kill -9 "$pid"
+wait "$pid" 2>/dev/null
+is "$(tree_sum "$R$python")" "$before" "killed while repairing: the damaged tree is there, whole"
+is "$(nix_bad "$R")" "$python" "  ...real Nix sees just that path corrupted"
+ok "  ...a repair then succeeds" v --repair
+ok "  ...real Nix verifies the store" nix_clean "$R"
+ok "  ...and no work files are left" bash -c '! find "$1/nix/var/runix/tmp" -mindepth 1 | grep -q .' _ "$R"
+
 # ---- paths given by name ---------------------------------------------------
 fresh
 writable "$R$greeting/share" rm "$R$greeting/share/greeting.txt"
