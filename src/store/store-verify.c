@@ -628,11 +628,14 @@ static int cmp_node(struct cmp *c, int gdir, const char *good, int bdir, const c
     while (ret == 0 && (i < ngn || k < nbn)) {
         int o = i >= ngn ? 1 : k >= nbn ? -1 : strcmp(gn[i], bn[k]);
         size_t old = cmp_push(c, o <= 0 ? gn[i] : bn[k]);
+        struct stat est;
         if (o < 0) {
-            cmp_note(c, STORE_PROBLEM_DELETED, "deleted");
+            bool ok = fstatat(gfd, gn[i], &est, AT_SYMLINK_NOFOLLOW) == 0;
+            cmp_note(c, STORE_PROBLEM_DELETED, "%s", ok ? type_name(est.st_mode) : "");
             i++;
         } else if (o > 0) {
-            cmp_note(c, STORE_PROBLEM_ADDED, "added, not in the store path");
+            bool ok = fstatat(bfd, bn[k], &est, AT_SYMLINK_NOFOLLOW) == 0;
+            cmp_note(c, STORE_PROBLEM_ADDED, "%s", ok ? type_name(est.st_mode) : "");
             k++;
         } else {
             ret = cmp_node(c, gfd, gn[i], bfd, bn[k], depth + 1, err);
@@ -675,7 +678,7 @@ int store_verify_compare(struct store *s, struct store_verify_result *r, const c
     int ret = 0;
     struct stat st;
     if (fstatat(s->store_fd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
-        cmp_note(&c, STORE_PROBLEM_DELETED, "the whole path is missing");
+        cmp_note(&c, STORE_PROBLEM_DELETED, "the whole path");
     else
         ret = cmp_node(&c, tmp, name, s->store_fd, base, 0, err);
     free(c.rel);

@@ -175,13 +175,13 @@ is "$(tree_sum "$R$hello")" "$before" "  ...leaving the path as it was"
 fresh
 writable "$R$greeting/share" rm "$R$greeting/share/greeting.txt"
 check_case "a deleted file" "$greeting" "corrupted,deleted share/greeting.txt" \
-  "  deleted: share/greeting.txt: deleted"
+  "  deleted: share/greeting.txt: a regular file"
 
 # ---- an added file -------------------------------------------------------
 fresh
 writable "$R$libgreet/lib" sh -c 'echo extra >"$1" && chmod 444 "$1" && touch -d @1 "$1"' _ "$R$libgreet/lib/extra"
 check_case "an added file" "$libgreet" "corrupted,added lib/extra" \
-  "  added: lib/extra: added, not in the store path"
+  "  added: lib/extra: a regular file"
 
 # ---- chmod +x on a file that is not executable ----------------------------
 fresh
