@@ -46,7 +46,7 @@ static const char verify_usage[] =
     "                            them in place atomically; make paths with changed\n"
     "                            modes canonical again\n"
     "      --json                print one JSON document with every path checked\n"
-    "  -j, --jobs N              check N paths at once (default: the online CPUs)\n"
+    "  -j, --jobs N              check N paths at once (default: the CPUs it may use)\n"
     "      --offline             download nothing: no comparison, no repair from a\n"
     "                            cache\n" CLI_SETTINGS_USAGE
     "  -h, --help                show this help\n"

@@ -89,7 +89,7 @@ struct store_verify_events {
 /*
  * Check paths[0..n) (each must be valid; else an error naming it, code
  * RX_ENOTFOUND), or every valid path when paths is NULL, with `jobs`
- * threads (0: the online CPUs), one path per job.  Returns 0 with one
+ * threads (0: the CPUs this process may use), one path per job.  Returns 0 with one
  * result per path, sorted by path, in *out (free with
  * store_verify_results_free()); -1 with err when the database cannot be read.
  * What is wrong with a path is in its result, never an error.
