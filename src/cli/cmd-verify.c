@@ -82,23 +82,44 @@ static double now_s(void)
 
 struct progress {
     bool shown;
+    bool color;      /* escape sequences allowed (NO_COLOR unset) */
+    size_t shown_len; /* to blank the line without them */
 };
+
+/* Take the status line away. */
+static void clear_progress(struct progress *p)
+{
+    if (!p->shown)
+        return;
+    if (p->color)
+        fputs("\r\033[K", stderr);
+    else
+        fprintf(stderr, "\r%*s\r", (int)p->shown_len, "");
+    fflush(stderr);
+    p->shown = false;
+}
+
+/* Show one status line, replacing the last. */
+static void status_line(struct progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void status_line(struct progress *p, const char *fmt, ...)
+{
+    char line[STORE_PATH_MAX + 128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    clear_progress(p);
+    fputs(line, stderr);
+    fflush(stderr);
+    p->shown = true;
+    p->shown_len = n < 0 ? 0 : (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+}
 
 static void show_progress(void *ctx, size_t done, size_t total, uint64_t bytes,
                           uint64_t bytes_total)
 {
-    struct progress *p = ctx;
-    fprintf(stderr, "\rverifying %zu/%zu paths, %.1f/%.1f MiB ", done, total,
-            (double)bytes / (1024.0 * 1024.0), (double)bytes_total / (1024.0 * 1024.0));
-    fflush(stderr);
-    p->shown = true;
-}
-
-static void clear_progress(struct progress *p)
-{
-    if (p->shown)
-        fputs("\r\033[K", stderr);
-    p->shown = false;
+    status_line(ctx, "verifying %zu/%zu paths, %.1f/%.1f MiB", done, total,
+                (double)bytes / (1024.0 * 1024.0), (double)bytes_total / (1024.0 * 1024.0));
 }
 
 /* ---- checking against a cache, and repairing ---- */
@@ -108,6 +129,7 @@ struct verify {
     struct fetch_opts fo;
     bool use_caches; /* caches configured, not --offline, and a work dir to download to */
     bool repair;
+    struct progress *tty; /* or NULL: show what is being downloaded on stderr */
 };
 
 static const char *status_word(enum store_verify_status s)
@@ -220,6 +242,12 @@ static void handle(struct verify *v, struct store_verify_result *r)
     _cleanup_free_ char *name = xasprintf("verify-%s", base);
     int lock = -1;
     struct rx_error *err = NULL;
+    if (v->tty) {
+        char full[STORE_PATH_MAX + 1];
+        store_path_format(&r->path, full);
+        status_line(v->tty, "%s %s ...", v->repair ? "repairing" : "comparing with a cache's copy:",
+                    full);
+    }
     if (v->repair && store_lock_path(v->st, &r->path, true, &lock, &err) < 0) {
         set_note(r, "cannot lock it: %s", err ? err->msg : "unknown error");
         rx_error_free(err);
@@ -245,6 +273,8 @@ static void handle(struct verify *v, struct store_verify_result *r)
     }
     if (lock >= 0)
         store_unlock_path(v->st, &r->path, lock);
+    if (v->tty)
+        clear_progress(v->tty);
 }
 
 /* ---- output ---- */
@@ -446,10 +476,11 @@ int cmd_verify(int argc, char **argv)
     v.st = st;
     v.use_caches = want_caches && writable;
 
-    struct progress prog = {0};
+    struct progress prog = {.color = !getenv("NO_COLOR")};
     const char *term = getenv("TERM");
     bool tty = !s.quiet && isatty(STDERR_FILENO) && !(term && strcmp(term, "dumb") == 0);
     struct store_verify_events ev = {.ctx = &prog, .progress = show_progress};
+    v.tty = tty ? &prog : NULL;
     rx_catch_interrupts();
     double t0 = now_s();
     int r = store_verify(st, n ? paths : NULL, n, jobs, tty ? &ev : NULL, &res, &nres, &err);

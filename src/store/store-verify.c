@@ -337,8 +337,9 @@ static void *pool_main(void *arg)
             break;
         check_path(p->s, p->owner, &p->v[p->order[k]], &p->bytes_done);
         pthread_mutex_lock(&p->mu);
-        p->done++;
-        pthread_cond_signal(&p->cond);
+        /* The reporting thread wakes every 200 ms, and at the end. */
+        if (++p->done == p->n)
+            pthread_cond_signal(&p->cond);
         pthread_mutex_unlock(&p->mu);
     }
     return NULL;
@@ -413,6 +414,8 @@ int store_verify(struct store *s, const struct store_path *paths, size_t n, unsi
             }
             pthread_cond_timedwait(&p.cond, &p.mu, &ts);
             size_t done = p.done;
+            if (done == nv)
+                break;
             pthread_mutex_unlock(&p.mu);
             ev->progress(ev->ctx, done, nv, atomic_load(&p.bytes_done), total);
             pthread_mutex_lock(&p.mu);

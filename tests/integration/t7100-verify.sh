@@ -259,6 +259,18 @@ is "$?" 0 "several damaged paths are repaired at once"
 ok "  ...all three" grep -q "3 repaired" <<<"$out"
 ok "  ...and real Nix verifies the store" nix_clean "$R"
 
+# ---- a terminal sees what happens; a pipe does not ----------------------------
+fresh
+chmod +x "$R$python/$rel"
+tty_out=$(NO_COLOR=1 script -qec "$(printf '%q ' "$RUNIX" verify --trusted-key "$key" --store "$R" --cache "$CACHE" --repair)" /dev/null)
+ok "on a terminal, a repair is shown as it happens" grep -qF "repairing $python ..." <<<"$tty_out"
+ok "  ...without escape sequences under NO_COLOR" bash -c '! grep -q $'"'"'\033'"'"' <<<"$1"' _ "$tty_out"
+ok "  ...and it repaired" nix_clean "$R"
+fresh
+chmod +x "$R$python/$rel"
+v --repair >/dev/null 2>"$TEST_TMP/err"
+is "$(grep -c "repairing" "$TEST_TMP/err")" 0 "on a pipe, no status line"
+
 # ---- --help ----------------------------------------------------------------
 out=$("$RUNIX" verify --help)
 is "$?" 0 "--help exits 0"
