@@ -162,17 +162,26 @@ static void set_note(struct store_verify_result *r, const char *fmt, ...)
     r->note = n;
 }
 
-/* Check r's path again after a repair; r->repaired when it is right now. */
-static void recheck(struct verify *v, struct store_verify_result *r)
+/* Is r's path right now?  (Checked again, leaving r's problems as they were found.) */
+static bool right_now(struct verify *v, const struct store_verify_result *r,
+                      enum store_verify_status *status)
 {
     struct store_verify_result again = {.path = r->path,
                                         .want_hash = r->want_hash,
                                         .want_size = r->want_size};
     store_verify_one(v->st, &again, NULL);
-    r->repaired = again.status == STORE_VERIFY_OK;
-    if (!r->repaired)
-        set_note(r, "still %s after the repair", status_word(again.status));
+    *status = again.status;
     store_verify_result_clear(&again);
+    return *status == STORE_VERIFY_OK;
+}
+
+/* Check r's path again after a repair; r->repaired when it is right now. */
+static void recheck(struct verify *v, struct store_verify_result *r)
+{
+    enum store_verify_status st;
+    r->repaired = right_now(v, r, &st);
+    if (!r->repaired)
+        set_note(r, "still %s after the repair", status_word(st));
 }
 
 /*
@@ -253,7 +262,11 @@ static void handle(struct verify *v, struct store_verify_result *r)
         rx_error_free(err);
         return;
     }
-    if (download(v, r, name) == 0) {
+    /* Another process may have repaired it while we waited for the lock. */
+    enum store_verify_status now;
+    if (v->repair && right_now(v, r, &now)) {
+        r->repaired = true;
+    } else if (download(v, r, name) == 0) {
         if (r->status == STORE_VERIFY_CORRUPTED && store_verify_compare(v->st, r, name, &err) < 0) {
             set_note(r, "cannot compare it with the cache's copy: %s",
                      err ? err->msg : "unknown error");

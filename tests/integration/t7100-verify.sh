@@ -222,6 +222,20 @@ ok "  ...a repair then succeeds" v --repair
 ok "  ...real Nix verifies the store" nix_clean "$R"
 ok "  ...and no work files are left" bash -c '! find "$1/nix/var/runix/tmp" -mindepth 1 | grep -q .' _ "$R"
 
+# ---- two repairs at once ---------------------------------------------------
+fresh
+chmod +x "$R$python/$rel"
+chmod -R u+w "$R$dash" && rm -rf "$R$dash"
+v --repair >"$TEST_TMP/o1" 2>&1 &
+p1=$!
+v --repair >"$TEST_TMP/o2" 2>&1
+rc2=$?
+wait "$p1"
+rc1=$?
+is "$rc1:$rc2" "0:0" "two repairs at once both succeed"
+ok "  ...and real Nix verifies the store" nix_clean "$R"
+ok "  ...and so does runix verify" v --offline
+
 # ---- paths given by name ---------------------------------------------------
 fresh
 writable "$R$greeting/share" rm "$R$greeting/share/greeting.txt"
