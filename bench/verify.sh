@@ -53,15 +53,18 @@ files=$(find "$work/runix/nix/store" -type f | wc -l)
 largest=$(sqlite3 "$work/runix/nix/var/nix/db/db.sqlite" "select max(narSize) from ValidPaths")
 echo "store: $paths paths, $files files, NarSize $((narsize / 1000000)) MB (largest path $((largest / 1000000)) MB), $(nproc) cores"
 
-# secs CMD...: wall time in seconds (the command must succeed).
+# secs CMD...: wall time in seconds (the command must succeed); its CPU
+# time (user + system) goes to $work/cpu.
 secs() {
-  python3 - "$@" <<'PY'
-import subprocess, sys, time
+  python3 - "$work/cpu" "$@" <<'PY'
+import resource, subprocess, sys, time
 t = time.monotonic()
-r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+r = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 d = time.monotonic() - t
 if r.returncode != 0:
-    sys.exit(f"failed ({r.returncode}): {' '.join(sys.argv[1:])}")
+    sys.exit(f"failed ({r.returncode}): {' '.join(sys.argv[2:])}")
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write(f"{u.ru_utime + u.ru_stime:.3f}\n")
 print(f"{d:.3f}")
 PY
 }
@@ -70,14 +73,17 @@ median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 # Warm the page cache for both copies, then alternate.
 secs "$RUNIX" verify -q --offline --store "$work/runix" >/dev/null
 secs nix-store --store "$work/nix" --verify --check-contents >/dev/null
-: >"$work/r"; : >"$work/r1"; : >"$work/n"
+: >"$work/r"; : >"$work/r1"; : >"$work/n"; : >"$work/rc"; : >"$work/nc"
 for i in $(seq "$RUNS"); do
   secs "$RUNIX" verify -q --offline --store "$work/runix" >>"$work/r"
+  cat "$work/cpu" >>"$work/rc"
   secs "$RUNIX" verify -q --offline --jobs 1 --store "$work/runix" >>"$work/r1"
   secs nix-store --store "$work/nix" --verify --check-contents >>"$work/n"
+  cat "$work/cpu" >>"$work/nc"
 done
 r=$(median <"$work/r"); r1=$(median <"$work/r1"); n=$(median <"$work/n")
 echo "runix verify ${r}s (--jobs 1: ${r1}s), nix-store --verify --check-contents ${n}s (medians of $RUNS)"
+echo "CPU time (user + system): runix $(median <"$work/rc")s, nix-store $(median <"$work/nc")s; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "runs: runix $(paste -sd' ' "$work/r"); nix-store $(paste -sd' ' "$work/n")"
 echo "nix-store / runix = $(python3 -c "print(f'{$n / $r:.2f}')")x   (goal >= 1.6x)"
 echo "nix-store / runix --jobs 1 = $(python3 -c "print(f'{$n / $r1:.2f}')")x"
