@@ -128,6 +128,7 @@ struct verify {
     struct store *st;
     struct fetch_opts fo;
     bool use_caches; /* caches configured, not --offline, and a work dir to download to */
+    const char *no_cache; /* why not, when not */
     bool repair;
     struct progress *tty; /* or NULL: show what is being downloaded on stderr */
 };
@@ -241,9 +242,7 @@ static void handle(struct verify *v, struct store_verify_result *r)
     if (!v->repair && r->status != STORE_VERIFY_CORRUPTED)
         return;
     if (!v->use_caches) {
-        if (v->repair || r->status == STORE_VERIFY_CORRUPTED)
-            set_note(r, "%s", v->fo.ncaches ? "no cache was asked (--offline)"
-                                            : "no cache is configured to compare with");
+        set_note(r, "%s", v->no_cache);
         return;
     }
     char base[STORE_BASENAME_MAX + 1];
@@ -260,6 +259,8 @@ static void handle(struct verify *v, struct store_verify_result *r)
     if (v->repair && store_lock_path(v->st, &r->path, true, &lock, &err) < 0) {
         set_note(r, "cannot lock it: %s", err ? err->msg : "unknown error");
         rx_error_free(err);
+        if (v->tty)
+            clear_progress(v->tty);
         return;
     }
     /* Another process may have repaired it while we waited for the lock. */
@@ -488,6 +489,10 @@ int cmd_verify(int argc, char **argv)
     }
     v.st = st;
     v.use_caches = want_caches && writable;
+    v.no_cache = offline         ? "no cache was asked (--offline)"
+                 : !v.fo.ncaches ? "no cache is configured to compare with"
+                                 : "the store is not writable by you, so no copy can be "
+                                   "downloaded into it";
 
     struct progress prog = {.color = !getenv("NO_COLOR")};
     const char *term = getenv("TERM");
