@@ -339,6 +339,29 @@ static void print_text(const struct store_verify_result *r)
         printf("  repaired\n");
 }
 
+/* A JSON string of s; names in a NAR may be any bytes, and JSON wants UTF-8. */
+static json_t *json_text(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    /* Not UTF-8: each byte outside ASCII becomes U+FFFD. */
+    size_t n = strlen(s);
+    char *t = xmalloc(3 * n + 1), *q = t;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x80) {
+            *q++ = (char)*p;
+        } else {
+            memcpy(q, "\xef\xbf\xbd", 3);
+            q += 3;
+        }
+    }
+    *q = '\0';
+    j = json_string(t);
+    free(t);
+    return j;
+}
+
 static json_t *json_result(const struct store_verify_result *r)
 {
     char full[STORE_PATH_MAX + 1], h[HASH_STR_MAX];
@@ -358,15 +381,15 @@ static json_t *json_result(const struct store_verify_result *r)
     for (size_t i = 0; i < r->nproblems; i++) {
         json_t *p = json_object();
         json_object_set_new(p, "kind", json_string(store_problem_kind_name(r->problems[i].kind)));
-        json_object_set_new(p, "file", json_string(r->problems[i].file));
-        json_object_set_new(p, "detail", json_string(r->problems[i].detail));
+        json_object_set_new(p, "file", json_text(r->problems[i].file));
+        json_object_set_new(p, "detail", json_text(r->problems[i].detail));
         json_array_append_new(probs, p);
     }
     json_object_set_new(o, "problems", probs);
     json_object_set_new(o, "detailed", json_boolean(r->detailed));
     json_object_set_new(o, "repaired", json_boolean(r->repaired));
     if (r->note)
-        json_object_set_new(o, "note", json_string(r->note));
+        json_object_set_new(o, "note", json_text(r->note));
     return o;
 }
 

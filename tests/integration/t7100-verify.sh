@@ -183,6 +183,12 @@ writable "$R$libgreet/lib" sh -c 'echo extra >"$1" && chmod 444 "$1" && touch -d
 check_case "an added file" "$libgreet" "corrupted,added lib/extra" \
   "  added: lib/extra: a regular file"
 
+# A name that is not UTF-8 still makes valid JSON.
+fresh
+writable "$R$libgreet/lib" sh -c 'echo x >"$1" && chmod 444 "$1" && touch -d @1 "$1"' _ "$R$libgreet/lib/"$'\xff'
+v --json >"$TEST_TMP/j" 2>/dev/null
+is "$(json_problems "$TEST_TMP/j" "$libgreet" | paste -sd,)" "corrupted,added lib/"$'\xef\xbf\xbd' "a file name that is not UTF-8 is in --json, as U+FFFD"
+
 # ---- chmod +x on a file that is not executable ----------------------------
 fresh
 rel=lib/python3.11/fileinput.py
