@@ -1074,7 +1074,7 @@ static bool narinfo_vouched(const struct fetch_opts *o, const struct narinfo *ni
 }
 
 /* GET a cache's narinfo of p; 0 with it in *ni, else -1 with why in *why. */
-static int get_narinfo(const struct fetch_opts *o, const struct cache *c,
+static int get_narinfo(const struct fetch_opts *o, struct cache *c,
                        const struct store_path *p, struct narinfo *ni, char **why,
                        struct rx_error **err)
 {
@@ -1098,10 +1098,16 @@ static int get_narinfo(const struct fetch_opts *o, const struct cache *c,
     bool file = strncmp(c->url, "file:", 5) == 0;
     struct rx_error *pe = NULL;
     int ret = -1;
-    if (rc != CURLE_OK)
-        *why = xasprintf("%s", file && rc == CURLE_FILE_COULDNT_READ_FILE
-                                   ? "no narinfo"
-                                   : (errbuf[0] ? errbuf : curl_easy_strerror(rc)));
+    /* A cache that cannot be reached is not asked again for the next paths. */
+    if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+        rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_OPERATION_TIMEDOUT) {
+        free(c->why);
+        c->why = xstrdup(errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    }
+    if (rc != CURLE_OK && file && rc == CURLE_FILE_COULDNT_READ_FILE)
+        *why = xstrdup("no narinfo");
+    else if (rc != CURLE_OK)
+        *why = xstrdup(errbuf[0] ? errbuf : curl_easy_strerror(rc));
     else if (!file && code != 200)
         *why = code == 404 ? xstrdup("no narinfo") : xasprintf("narinfo: HTTP %ld", code);
     else if (d.too_big)
@@ -1229,10 +1235,12 @@ int fetch_nar_into(const struct fetch_opts *o, const struct store_path *p,
     char *answers = NULL; /* "cache: answer; cache: answer" */
     int ret = 1;
     for (size_t i = 0; ret == 1 && i < o->ncaches && !rx_interrupted; i++) {
-        const struct cache *c = &o->caches[i];
+        struct cache *c = &o->caches[i];
         struct narinfo ni = NARINFO_INIT;
         char *what = NULL;
-        int r = get_narinfo(o, c, p, &ni, &what, err);
+        int r = c->why ? 1 : get_narinfo(o, c, p, &ni, &what, err);
+        if (c->why && !what)
+            what = xstrdup(c->why);
         if (r < 0) {
             ret = -1;
         } else if (r > 0) {

@@ -160,7 +160,8 @@ int fetch_vouch(const struct fetch_opts *o, const struct store_path *p, const st
  * against them as a fetch checks it, and unpacked canonically (its root
  * left writable, to be moved) as dir_fd/name.  0 when it is there; 1 when
  * no cache could provide it, with every cache's answer in *why (free it);
- * -1 with err when the store cannot take it or on interruption.
+ * -1 with err when the store cannot take it or on interruption.  A cache
+ * that cannot be reached gets its why set, and is not asked again.
  */
 int fetch_nar_into(const struct fetch_opts *o, const struct store_path *p,
                    const struct hash *nar_hash, uint64_t nar_size, const char *const *sigs,
