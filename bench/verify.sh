@@ -87,3 +87,6 @@ echo "CPU time (user + system): runix $(median <"$work/rc")s, nix-store $(median
 echo "runs: runix $(paste -sd' ' "$work/r"); nix-store $(paste -sd' ' "$work/n")"
 echo "nix-store / runix = $(python3 -c "print(f'{$n / $r:.2f}')")x   (goal >= 1.6x)"
 echo "nix-store / runix --jobs 1 = $(python3 -c "print(f'{$n / $r1:.2f}')")x"
+# The fastest runs, the least disturbed by other load on the machine.
+rmin=$(sort -n "$work/r" | head -1); nmin=$(sort -n "$work/n" | head -1)
+echo "fastest runs: runix ${rmin}s, nix-store ${nmin}s, ratio $(python3 -c "print(f'{$nmin / $rmin:.2f}')")x"
