@@ -102,8 +102,16 @@ if CC=clang setup build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,unde
   printf '\x01\x00\x40\0\0\0\0\0\0\0\x01\0\0\0\x03\x10\0\0\0\0\0\0\0\x20\0\0\0\0\0\0\0%s\0' "$ld" > "$seeds/runmap/elf64-wrap"
   printf 'substituters = https://cache.nixos.org file:///srv/c?priority=3\n# c\ninclude x\n' > "$seeds/config/a"
   printf 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n' > "$seeds/config/b"
+  # nix-index databases (fuzz/fuzz-index.c): frcode lines ('F'), a whole file, a listing ('L').
+  mkdir -p "$seeds/index"
+  pkg='{"store_dir":"/nix/store","hash":"0i2jd68mp5g6h2sa5k9c85rb80sn8hi9","name":"hello-2.10","origin":{"attr":"hello","output":"out","toplevel":true,"system":"x86_64-linux"}}'
+  lines="2d\0\0\n1d\0\0/bin\n5x\0\004/hello\n/x/s\0\001s\np\0\373$pkg\n"
+  printf "F$lines" > "$seeds/index/lines"
+  { printf 'NIXI\1\0\0\0\0\0\0\0'; printf "$lines" | zstd -qc; } > "$seeds/index/db"
+  printf 'L{"version":1,"root":{"type":"directory","entries":{"bin":{"type":"directory","entries":{"a":{"type":"regular","size":3,"executable":true},"b":{"type":"symlink","target":"a"}}}}}}' > "$seeds/index/ls"
   for f in nar-reader:nar:65536 narinfo:narinfo:16384 nix32:nix32:256 \
-           decompress:decompress:65536 config:config:4096 run-map:runmap:8192 dist:dist:16384; do
+           decompress:decompress:65536 config:config:4096 run-map:runmap:8192 dist:dist:16384 \
+           index:index:16384; do
     IFS=: read -r name seed maxlen <<< "$f"
     log=build-fuzz/fuzz-$name.log
     if build-fuzz/fuzz/fuzz-$name -max_total_time="$fuzz_seconds" -max_len="$maxlen" \

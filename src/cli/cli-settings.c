@@ -138,6 +138,19 @@ static int on_setting(void *ctx, const char *name, const char *value, const char
     } else if (strcmp(name, "github-url") == 0) {
         free(c->s->github_url);
         c->s->github_url = xstrdup(value);
+    } else if (strcmp(name, "index-url") == 0) {
+        free(c->s->index_url);
+        c->s->index_url = value[0] ? xstrdup(value) : NULL;
+    } else if (strcmp(name, "index-sha256") == 0) {
+        free(c->s->index_sha256);
+        c->s->index_sha256 = value[0] ? xstrdup(value) : NULL;
+        free(c->s->index_config);
+        c->s->index_config = xstrdup(file);
+    } else if (strncmp(name, "index.", 6) == 0 && strlen(name) > 10 &&
+               strcmp(name + strlen(name) - 4, ".url") == 0) {
+        _cleanup_free_ char *entry =
+            xasprintf("%.*s %s", (int)(strlen(name) - 10), name + 6, value);
+        cli_strv_push(&c->s->index_urls, entry);
     } else if (strcmp(name, "netrc-file") == 0) {
         free(c->s->netrc_file);
         c->s->netrc_file = value[0] ? xstrdup(value) : NULL;
@@ -314,4 +327,8 @@ void cli_settings_release(struct cli_settings *s)
     free(s->ssl_cert_file);
     free(s->github_url);
     free(s->bin_dir);
+    free(s->index_url);
+    free(s->index_sha256);
+    free(s->index_config);
+    cli_strv_clear(&s->index_urls);
 }

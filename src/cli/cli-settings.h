@@ -79,6 +79,10 @@ struct cli_settings {
     char *ssl_cert_file; /* owned or NULL: CA bundle for https:// */
     char *github_url;    /* owned or NULL: the config's github-url */
     char *bin_dir;       /* owned or NULL: the config's bin-dir (runix install) */
+    char *index_url;     /* owned or NULL: the config's index-url (runix index update) */
+    char *index_sha256;  /* owned or NULL: the config's index-sha256 */
+    char *index_config;  /* owned or NULL: the file that set index-sha256, for messages */
+    struct strv index_urls; /* the config's index.NAME.url, as "NAME URL" */
 };
 
 /* Returns 1 if c was a shared option (and took it), 0 if not. */

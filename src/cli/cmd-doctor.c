@@ -3,6 +3,8 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <getopt.h>
 #include <gnu/libc-version.h>
 #include <limits.h>
@@ -12,13 +14,19 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "cli-human.h"
 #include "cli-settings-internal.h"
 #include "cli-settings.h"
 #include "cli.h"
 #include "fetch.h"
 #include "run-engine.h"
+#include "store-graph.h"
+#include "store-index.h"
+#include "store-roots.h"
+#include "store-usage.h"
 #include "store.h"
 #include "util-mem.h"
 
@@ -28,8 +36,9 @@ static const char doctor_usage[] =
     "usage: runix doctor [OPTIONS]\n"
     "\n"
     "Report, section by section: the platform; the config file read; the store\n"
-    "(location, size, number of paths, registered paths missing on disk) and how\n"
-    "to remove it; whether the host\n"
+    "(location, size, number of paths, its roots, what 'runix gc' could free now\n"
+    "and when it last ran, registered paths missing on disk) and how to remove\n"
+    "it; whether the host\n"
     "has a /nix/store; each configured cache and whether it answers; the trusted\n"
     "keys; the CA certificates for https:// and where they come from; and each\n"
     "engine and whether it works here, with the cause and the fix when it does\n"
@@ -45,6 +54,9 @@ static const char doctor_usage[] =
     "  runix doctor\n"
     "  runix doctor --cache https://cache.nixos.org\n"
     "  runix --store /tmp/store doctor\n";
+
+/* Where the collector records its last run (runix gc). */
+#define STORE_LAST_GC_FILE "nix/var/runix/last-gc"
 
 /* What the sections share. */
 struct doctor {
@@ -132,6 +144,106 @@ static bool report_missing(struct store *st)
     return false;
 }
 
+/*
+ * R/nix/var/runix/last-gc, which the collector writes: "<unix time> <paths
+ * deleted> <bytes freed>\n".  1 with the values, 0 when absent, -1 when it
+ * cannot be read or is not that line.
+ */
+static int read_last_gc(int root_fd, int64_t *when, uint64_t *paths, uint64_t *bytes)
+{
+    int fd = openat(root_fd, STORE_LAST_GC_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -1;
+    char buf[128];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0 || buf[n - 1] != '\n')
+        return -1;
+    buf[n] = '\0';
+    unsigned long long v[3];
+    const char *c = buf;
+    for (int i = 0; i < 3; i++) {
+        if (*c < '0' || *c > '9')
+            return -1;
+        char *end;
+        errno = 0;
+        v[i] = strtoull(c, &end, 10);
+        if (errno || *end != (i < 2 ? ' ' : '\n'))
+            return -1;
+        c = end + 1;
+    }
+    if (*c || v[0] > INT64_MAX)
+        return -1;
+    *when = (int64_t)v[0];
+    *paths = v[1];
+    *bytes = v[2];
+    return 1;
+}
+
+/* The roots, what no root keeps (what gc could free now) and the last gc. */
+static void report_usage(struct store *st)
+{
+    struct rx_error *err = NULL;
+    struct store_graph g;
+    if (store_graph_load(st, &g, &err) < 0) {
+        printf("  collectable: cannot tell: %s\n", err->msg);
+        rx_error_free(err);
+        return;
+    }
+    char *real = NULL;
+    int root_fd = store_root_open(store_root(st), &real, &err);
+    free(real);
+    if (root_fd < 0) {
+        printf("  collectable: cannot tell: %s\n", err->msg);
+        rx_error_free(err);
+        store_graph_release(&g);
+        return;
+    }
+    struct store_root *roots = NULL;
+    size_t nroots = 0;
+    if (store_roots_scan(root_fd, store_root(st), &roots, &nroots, &err) < 0) {
+        printf("  collectable: cannot tell: %s\n", err->msg);
+        rx_error_clear(&err);
+    } else {
+        size_t kinds[STORE_ROOT_NIX + 1] = {0};
+        for (size_t i = 0; i < nroots; i++)
+            kinds[roots[i].kind]++;
+        printf("  roots: %zu (%zu auto, %zu manual, %zu installed, %zu of Nix's; see "
+               "'runix roots')\n",
+               nroots, kinds[STORE_ROOT_AUTO], kinds[STORE_ROOT_MANUAL],
+               kinds[STORE_ROOT_INSTALLED], kinds[STORE_ROOT_NIX]);
+        struct store_usage u;
+        store_usage_compute(&g, roots, nroots, false, &u);
+        char size[32];
+        cli_human_size(u.dead_bytes, size, sizeof size);
+        printf("  collectable now: %zu path%s, %s (kept by no root; 'runix gc' deletes them)\n",
+               u.dead_paths, u.dead_paths == 1 ? "" : "s", size);
+        store_usage_release(&u);
+    }
+    int64_t when;
+    uint64_t paths, bytes;
+    int r = read_last_gc(root_fd, &when, &paths, &bytes);
+    if (r == 0) {
+        printf("  last gc: never\n");
+    } else if (r < 0) {
+        printf("  last gc: unknown (%s/%s cannot be read as '<time> <paths> <bytes>')\n",
+               store_root(st), STORE_LAST_GC_FILE);
+    } else {
+        char ago[64], size[32], date[64];
+        cli_human_ago((int64_t)time(NULL), when, ago, sizeof ago);
+        cli_human_size(bytes, size, sizeof size);
+        time_t t = (time_t)when;
+        struct tm tm;
+        if (!gmtime_r(&t, &tm) || !strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", &tm))
+            snprintf(date, sizeof date, "%" PRId64, when);
+        printf("  last gc: %s (%s), deleted %" PRIu64 " path%s, freed %s\n", ago, date, paths,
+               paths == 1 ? "" : "s", size);
+    }
+    close(root_fd);
+    store_roots_free(roots, nroots);
+    store_graph_release(&g);
+}
+
 static void section_store(struct doctor *d)
 {
     if (!d->have_settings || !d->s.store) {
@@ -162,6 +274,7 @@ static void section_store(struct doctor *d)
                (unsigned long long)npaths, (double)bytes / (1024.0 * 1024.0),
                store_writable(st) ? "" : "; read-only to you: runs, fetches nothing");
     }
+    report_usage(st);
     if (!report_missing(st))
         d->broken = true;
     /* Store paths are read-only directories, as Nix makes them. */

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli-byname.h"
 #include "cli-settings-internal.h"
 #include "cli-settings.h"
 #include "cli.h"
@@ -34,10 +35,11 @@ static const char generate_usage[] =
     "\n"
     "Write a distributable (docs/distributable.md) that runs the first path's\n"
     "programs, for this system (or --system).  Store paths are taken as they are;\n"
-    "anything else is built with 'nix build --no-link --json', so that\n"
-    "needs Nix.  The closure is read from the caches' narinfos, which also checks\n"
-    "that the caches have every path of it: the missing ones are listed and\n"
-    "nothing is written.\n"
+    "NAME#ATTR is looked up in the index NAME ('runix index update'), with no\n"
+    "evaluator, when there is one; anything else is built with 'nix build\n"
+    "--no-link --json', so that needs Nix.  The closure is read from the caches'\n"
+    "narinfos, which also checks that the caches have every path of it: the\n"
+    "missing ones are listed and nothing is written.\n"
     "\n"
     "  -o, --output FILE         write FILE (mode 0755) instead of standard output\n"
     "      --name NAME           the tool's name (default: the first path's package)\n"
@@ -132,8 +134,9 @@ static int nix_build(const struct gen *g, const char *arg, struct store_path **p
         av[k] = NULL;
         execvp("nix", (char **)av);
         fprintf(stderr, "%s generate: cannot run 'nix' (%s): '%s' is not a store path, and "
-                        "building it needs Nix\n",
-                cli_progname, strerror(errno), arg);
+                        "building it needs Nix%s\n",
+                cli_progname, strerror(errno), arg,
+                strchr(arg, '#') ? " (or, for NAME#ATTR, an index: 'runix index update')" : "");
         _exit(127);
     }
     close(fds[1]);
@@ -182,6 +185,14 @@ static int nix_build(const struct gen *g, const char *arg, struct store_path **p
                                   "with store paths",
                       arg);
     return ret;
+}
+
+/* Is there an index for NAME#ATTR (else Nix builds it, as any installable)? */
+static bool have_index(const char *ref)
+{
+    _cleanup_free_ char *name = xstrndup(ref, strcspn(ref, "#"));
+    _cleanup_free_ char *file = cli_index_file(name);
+    return file && access(file, R_OK) == 0;
 }
 
 /* The closure from the caches' narinfos: a dry run into an empty scratch store. */
@@ -562,6 +573,12 @@ int cmd_generate(int argc, char **argv)
                 ret = EXIT_USAGE;
                 goto out;
             }
+            n++;
+        } else if (cli_byname_is_ref(a) && !g.nix_file && have_index(a)) {
+            /* NAME#ATTR from the index NAME, with no evaluator */
+            paths = xrealloc(paths, (n + 1) * sizeof *paths);
+            if ((ret = cli_byname_resolve("generate", a, &paths[n])) != EXIT_OK)
+                goto out;
             n++;
         } else if ((ret = nix_build(&g, a, &paths, &n)) != EXIT_OK) {
             goto out;

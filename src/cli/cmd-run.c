@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli-byname.h"
 #include "cli-dist.h"
 #include "cli-settings.h"
 #include "cli.h"
@@ -31,6 +32,9 @@
 #include "util-signal.h"
 
 #include "banned.h"
+
+/* Indexes are runix-core's: the front has no cli_byname_resolve(). */
+#pragma weak cli_byname_resolve
 
 /* Shells report these when a command cannot be found or run. */
 enum { EXIT_NOT_EXECUTABLE = 126, EXIT_NOT_FOUND = 127 };
@@ -116,6 +120,7 @@ struct run_ctx {
     size_t nclosure;
     bool is_dist, trust;
     struct cli_dist dist; /* when is_dist */
+    int fail;             /* parse_root's exit code, when not a usage error */
 };
 
 static void ctx_release(struct run_ctx *c)
@@ -564,6 +569,14 @@ static int parse_root(struct run_ctx *c, const char *arg, const char **sub)
 {
     struct rx_error *err = NULL;
     c->roots = xrealloc(c->roots, (c->nroots + 1) * sizeof *c->roots);
+    if (cli_byname_is_ref(arg)) { /* NAME#ATTR: runix-core's (the front handed it over) */
+        if (!cli_byname_resolve ||
+            (c->fail = cli_byname_resolve(c->cmd, arg, &c->roots[c->nroots])) != EXIT_OK)
+            return -1;
+        *sub = "";
+        c->nroots++;
+        return 0;
+    }
     if (store_path_parse_with_subpath(arg, strlen(arg), &c->roots[c->nroots], sub, &err) < 0) {
         cli_usage_error(c->cmd, "%s", err->msg);
         rx_error_free(err);
@@ -679,11 +692,12 @@ int cmd_run(int argc, char **argv)
     }
     const char *target = argv[optind++];
     const char *sub = "";
-    if (cli_dist_is_remote(target) && !cli_ref_resolve) {
+    if ((cli_dist_is_remote(target) && !cli_ref_resolve) ||
+        (cli_byname_is_ref(target) && !cli_byname_resolve)) {
         ctx_release(&c);
         return run_in_core(argc, argv);
     }
-    if (cli_dist_is_ref(target)) {
+    if (cli_dist_is_ref(target) && !cli_byname_is_ref(target)) {
         if ((ret = open_dist(&c, target, list)) != EXIT_OK)
             goto out;
         if (list) {
@@ -695,6 +709,7 @@ int cmd_run(int argc, char **argv)
         ret = cli_usage_error("run", "--list takes a distributable FILE, not a store path");
         goto out;
     } else if (parse_root(&c, target, &sub) < 0) {
+        ret = c.fail ? c.fail : EXIT_USAGE;
         goto out;
     }
     /* After STOREPATH: "--" or an option means the default program's arguments follow. */
@@ -705,8 +720,13 @@ int cmd_run(int argc, char **argv)
     } else if (optind < argc && argv[optind][0] == '-') {
         default_prog = true;
     }
-    if ((ret = prepare(&c)) != EXIT_OK)
+    if ((ret = prepare(&c)) != EXIT_OK) {
+        if (ret == EXIT_FAIL && cli_byname_is_ref(target))
+            cli_cmd_error("run", "'%s' is %s/%s-%s in the index; if no cache above has it, "
+                                 "name one with --cache, or run 'runix index update'",
+                          target, STORE_DIR, c.roots[0].hash, c.roots[0].name);
         goto out;
+    }
 
     char full[STORE_PATH_MAX + 1];
     store_path_format(&c.roots[0], full);
@@ -766,6 +786,14 @@ int cmd_shell(int argc, char **argv)
     struct run_ctx c = {.cmd = "shell"};
     int ret = EXIT_USAGE;
     int first_cmd = -1;
+    for (int i = 1; i < argc && !cli_byname_resolve; i++) { /* NAME#ATTR: runix-core's */
+        if (strcmp(argv[i], "--command") == 0 || strcmp(argv[i], "-c") == 0)
+            break;
+        if (cli_byname_is_ref(argv[i])) {
+            ctx_release(&c);
+            return run_in_core(argc, argv);
+        }
+    }
     /* Options and paths may mix; --command (or -c) ends both. */
     optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
     for (;;) {
@@ -782,8 +810,10 @@ int cmd_shell(int argc, char **argv)
         }
         if (o == 1) {
             const char *sub;
-            if (parse_root(&c, optarg, &sub) < 0)
+            if (parse_root(&c, optarg, &sub) < 0) {
+                ret = c.fail ? c.fail : EXIT_USAGE;
                 goto out;
+            }
             continue;
         }
         int t = run_option(&c, o, optarg);
@@ -797,8 +827,10 @@ int cmd_shell(int argc, char **argv)
     if (first_cmd < 0)
         for (int i = optind; i < argc; i++) {
             const char *sub;
-            if (parse_root(&c, argv[i], &sub) < 0)
+            if (parse_root(&c, argv[i], &sub) < 0) {
+                ret = c.fail ? c.fail : EXIT_USAGE;
                 goto out;
+            }
         }
     if (c.nroots == 0) {
         cli_usage_error("shell", "expected at least one STOREPATH");

@@ -54,6 +54,9 @@ static const char main_examples[] =
 #pragma weak cmd_install
 #pragma weak cmd_uninstall
 #pragma weak cmd_upgrade
+#pragma weak cmd_roots
+#pragma weak cmd_list
+#pragma weak cmd_index
 #pragma weak cmd_verify
 
 static void print_version(void)
@@ -100,6 +103,14 @@ static const struct cli_command commands[] = {
     {"uninstall", cmd_uninstall, "remove an installed tool's commands", CMD_CORE},
     {"upgrade", cmd_upgrade, "download installed tools again and switch to what changed",
      CMD_CORE},
+    {"roots", cmd_roots, "list the roots that keep store paths alive; add and remove them",
+     CMD_CORE},
+    {"list", cmd_list, "list the store's paths, their sizes and what keeps them", CMD_CORE},
+    {"ls", cmd_list, "the same as list", CMD_CORE},
+    {"index", cmd_index, "download or build indexes of packages by name and file",
+     CMD_CORE | CMD_GROUP},
+    {"locate", cmd_locate, "list the packages of the index that have a file", 0},
+    {",", cmd_comma, "run a program by its name, from the package the index has it in", 0},
     {"version", cmd_version, "print runix's version", 0},
 };
 
@@ -484,6 +495,18 @@ int main(int argc, char **argv)
             shebang[i + 2] = argv[i];
         argc += 2;
         argv = shebang;
+    }
+    /* Installed or linked as ',' (as comma is): ', PROGRAM ARGS' is 'runix , PROGRAM ARGS'. */
+    _cleanup_free_ char **comma = NULL;
+    const char *base = strrchr(argv[0], '/');
+    if (strcmp(base ? base + 1 : argv[0], ",") == 0) {
+        comma = xcalloc((size_t)argc + 2, sizeof *comma);
+        comma[0] = argv[0];
+        comma[1] = (char *)",";
+        for (int i = 1; i < argc; i++)
+            comma[i + 1] = argv[i];
+        argc++;
+        argv = comma;
     }
     char **av = NULL;
     int r = global_options(argc, argv, &av);

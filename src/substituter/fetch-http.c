@@ -1276,3 +1276,127 @@ int fetch_nar_into(const struct fetch_opts *o, const struct store_path *p,
     free(answers);
     return ret;
 }
+
+/* ---- one streamed file: fetch_stream() ---- */
+
+struct stream_ctx {
+    struct fetch_stream *s;
+    struct rx_error *sink_err;
+    long code; /* of the response whose headers came last */
+};
+
+static size_t stream_header(char *line, size_t size, size_t n, void *ctx)
+{
+    struct stream_ctx *c = ctx;
+    struct fetch_stream *s = c->s;
+    size_t len = size * n;
+    if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) { /* a new response, after a redirect */
+        free(s->resp_etag);
+        free(s->resp_last_modified);
+        free(s->content_encoding);
+        s->resp_etag = s->resp_last_modified = s->content_encoding = NULL;
+    }
+    char *v;
+    if ((v = header_value(line, len, "ETag"))) {
+        free(s->resp_etag);
+        s->resp_etag = v;
+    } else if ((v = header_value(line, len, "Last-Modified"))) {
+        free(s->resp_last_modified);
+        s->resp_last_modified = v;
+    } else if ((v = header_value(line, len, "Content-Encoding"))) {
+        free(s->content_encoding);
+        s->content_encoding = v;
+    }
+    return len;
+}
+
+static size_t stream_body(char *p, size_t size, size_t n, void *ctx)
+{
+    struct stream_ctx *c = ctx;
+    if (c->s->sink(c->s->ctx, p, size * n, &c->sink_err) < 0)
+        return 0;
+    return size * n;
+}
+
+static int stream_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                           curl_off_t ulnow)
+{
+    (void)ultotal;
+    (void)ulnow;
+    struct stream_ctx *c = ctx;
+    if (c->s->progress && dlnow > 0)
+        c->s->progress(c->s->ctx, (uint64_t)dlnow, dltotal > 0 ? (uint64_t)dltotal : 0);
+    return rx_interrupted ? 1 : 0;
+}
+
+int fetch_stream(const char *url, const struct fetch_opts *o, struct fetch_stream *s,
+                 struct rx_error **err)
+{
+    char errbuf[CURL_ERROR_SIZE] = "";
+    CURL *h = single_easy(url, "http,https,file", o, s->timeout_s, errbuf, err);
+    if (!h)
+        return -1;
+    struct stream_ctx c = { .s = s };
+    struct curl_slist *headers = NULL;
+    if (s->etag) {
+        _cleanup_free_ char *hd = xasprintf("If-None-Match: %s", s->etag);
+        headers = curl_slist_append(headers, hd);
+    }
+    if (s->last_modified) {
+        _cleanup_free_ char *hd = xasprintf("If-Modified-Since: %s", s->last_modified);
+        headers = curl_slist_append(headers, hd);
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, s->raw_encodings ? s->raw_encodings : "");
+    if (s->raw_encodings)
+        curl_easy_setopt(h, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "runix/" RUNIX_VERSION);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
+                     o->stalled_timeout > 0 ? o->stalled_timeout : (long)FETCH_DEFAULT_STALL);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, stream_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &c);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, stream_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &c);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, stream_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &c);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    /* Errors come back as codes, so that a body is never taken for the file. */
+    curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
+    CURLcode rc = curl_easy_perform(h);
+    long code = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    bool file = strncmp(url, "file:", 5) == 0;
+    int ret = 0;
+    if (c.sink_err) {
+        if (err) {
+            rx_error_free(*err);
+            *err = c.sink_err;
+        } else {
+            rx_error_free(c.sink_err);
+        }
+        ret = -1;
+    } else if (rc == CURLE_FILE_COULDNT_READ_FILE ||
+               (rc == CURLE_HTTP_RETURNED_ERROR && (code == 404 || code == 403 || code == 410))) {
+        ret = rx_error_set(err, RX_ENOTFOUND, "%s", file ? "no such file" : errbuf);
+    } else if (rc != CURLE_OK) {
+        ret = rx_error_set(err, RX_ENET, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    } else if (code == 304 && (s->etag || s->last_modified)) {
+        s->not_modified = true;
+    } else if (!file && code != 200) {
+        ret = rx_error_set(err, RX_ENET, "HTTP %ld", code);
+    }
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(h);
+    return ret;
+}
+
+void fetch_stream_release(struct fetch_stream *s)
+{
+    free(s->resp_etag);
+    free(s->resp_last_modified);
+    free(s->content_encoding);
+    s->resp_etag = s->resp_last_modified = s->content_encoding = NULL;
+}

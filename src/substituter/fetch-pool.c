@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 #include "cache.h"
 #include "decompress.h"
+#include "nar-dump.h"
 #include "store.h"
 #include "util-fs.h"
 #include "util-mem.h"
@@ -64,6 +66,88 @@ static enum outcome install(struct fetch *f, struct nar_pipeline *p, const struc
     return OUT_OK;
 }
 
+static uint64_t job_size(const struct job *j)
+{
+    return j->want.has_file_size ? j->want.file_size : j->want.nar_size;
+}
+
+/*
+ * Is the tree name in dfd as canonicalisation leaves it: directories 0555,
+ * files 0444 or 0555, everything with mtime 1 and ours?
+ */
+static bool tree_canonical(int dfd, const char *name, uid_t me, int depth)
+{
+    struct stat st;
+    if (depth > 256 || fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_uid != me ||
+        st.st_mtim.tv_sec != 1)
+        return false;
+    mode_t m = st.st_mode & 07777;
+    if (S_ISLNK(st.st_mode))
+        return true;
+    if (S_ISREG(st.st_mode))
+        return m == 0444 || m == 0555;
+    if (!S_ISDIR(st.st_mode) || m != 0555)
+        return false;
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    bool ok = true;
+    struct dirent *e;
+    while (ok && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            ok = tree_canonical(dirfd(d), e->d_name, me, depth + 1);
+    closedir(d);
+    return ok;
+}
+
+struct nar_count {
+    struct sha256_ctx h;
+    uint64_t size;
+};
+
+static int count_sink(void *ctx, const void *data, size_t len, struct rx_error **err)
+{
+    (void)err;
+    struct nar_count *c = ctx;
+    sha256_update(&c->h, data, len);
+    c->size += len;
+    return 0;
+}
+
+/*
+ * A tree already in nix/store under our lock is what a run left that was
+ * killed between installing and registering it (or one unregistered since,
+ * because a path it needs had gone).  When it is exactly the NAR the
+ * narinfo names, in canonical form, it is kept rather than downloaded
+ * again: 1.  0 when there is none or it is not that (it is removed then),
+ * -1 when it cannot be removed.
+ */
+static int reuse_leftover(struct fetch *f, struct job *j, struct rx_error **err)
+{
+    int sfd = store_dir_fd(f->store);
+    struct store_path sp;
+    if (store_path_parse_basename(j->base, strlen(j->base), &sp, err) < 0)
+        return -1;
+    struct stat st;
+    if (fstatat(sfd, j->base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return 0;
+    if (tree_canonical(sfd, j->base, geteuid(), 0)) {
+        struct nar_count c = {.size = 0};
+        sha256_init(&c.h);
+        struct hash h;
+        if (nar_dump_at(sfd, j->base, count_sink, &c, NULL) == 0) {
+            sha256_final(&c.h, &h);
+            if (c.size == j->want.nar_size && hash_equal(&h, &j->want.nar_hash))
+                return 1;
+        }
+    }
+    return store_remove_invalid(f->store, &sp, err) < 0 ? -1 : 0;
+}
+
 /* Download and unpack one NAR; decp is the thread's decompressor, kept across jobs. */
 static void run_job(struct fetch *f, struct fetch_http_conn *c, struct job *j,
                     struct decompressor **decp)
@@ -72,6 +156,13 @@ static void run_job(struct fetch *f, struct fetch_http_conn *c, struct job *j,
     unsigned attempts = o->attempts ? o->attempts : FETCH_DEFAULT_ATTEMPTS;
     if (rx_interrupted) {
         j->outcome = OUT_PERMANENT;
+        return;
+    }
+    int kept = reuse_leftover(f, j, &j->err);
+    if (kept != 0) {
+        j->outcome = kept > 0 ? OUT_OK : OUT_LOCAL;
+        if (kept > 0)
+            atomic_fetch_add(&f->bytes_done, job_size(j));
         return;
     }
     int tmp_fd = store_tmp_fd(f->store, NULL);
@@ -142,11 +233,6 @@ static void job_free(struct job *j)
     free(j->cache_url);
     rx_error_free(j->err);
     free(j);
-}
-
-static uint64_t job_size(const struct job *j)
-{
-    return j->want.has_file_size ? j->want.file_size : j->want.nar_size;
 }
 
 /*

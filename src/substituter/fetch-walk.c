@@ -88,9 +88,7 @@ int fetch_claim(struct fetch *f, size_t idx, struct rx_error **err)
         if (v != 0)
             return v < 0 ? -1 : 0;
     }
-    /* Ours now; anything already there was left by a crash. */
-    if (store_remove_invalid(f->store, &it->path, err) < 0)
-        return -1;
+    /* Ours now; whatever is already there the job keeps, if it is this very NAR, or removes. */
     fetch_job_submit(f, idx);
     return 0;
 }

@@ -249,7 +249,9 @@ static int run(struct fetch *f, struct rx_error **err)
             it->cache++;
     }
     if (!o->dry_run) {
-        if (store_tmp_fd(f->store, err) < 0 || store_clean_leftovers(f->store, err) < 0)
+        /* Unregistered trees in nix/store are looked at when a path is claimed
+         * (fetch-pool.c keeps one that is the very NAR) or by the collector. */
+        if (store_tmp_fd(f->store, err) < 0)
             return -1;
         if (fetch_workers_start(f, err) < 0)
             return -1;

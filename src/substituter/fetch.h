@@ -185,6 +185,39 @@ int fetch_document(const char *url, const struct fetch_opts *o, struct fetch_doc
                    struct rx_error **err);
 
 /*
+ * One file by http://, https:// or file://, streamed to s->sink as it
+ * arrives (a database, a NAR, a listing).  Content encodings libcurl knows
+ * (br, zstd, gzip) are decoded on the way; another one is left to the
+ * caller, who finds it in s->content_encoding.  With s->etag or
+ * s->last_modified set, a 304 answer sets not_modified and sends nothing.
+ * s->progress, when set, is called as bytes arrive.  A redirect may not
+ * leave https://.  -1 with err: RX_ENOTFOUND when the server has no such
+ * file (HTTP 404, 403 or 410, or a missing file://), RX_ENET otherwise, or
+ * the sink's error.
+ */
+struct fetch_stream {
+    int (*sink)(void *ctx, const void *data, size_t len, struct rx_error **err);
+    void (*progress)(void *ctx, uint64_t done, uint64_t total); /* total 0: unknown */
+    void *ctx;
+    const char *etag, *last_modified; /* validators to send, or NULL */
+    long timeout_s;                   /* the whole request; 0: none */
+    /*
+     * Or, when set: the Accept-Encoding to send, and the body is handed over
+     * as sent, its Content-Encoding (xz, which libcurl does not know, as
+     * well as zstd and br) left to the caller.
+     */
+    const char *raw_encodings;
+    /* the answer */
+    char *resp_etag;        /* owned, or NULL */
+    char *resp_last_modified; /* owned, or NULL */
+    char *content_encoding; /* owned, or NULL */
+    bool not_modified;
+};
+int fetch_stream(const char *url, const struct fetch_opts *o, struct fetch_stream *s,
+                 struct rx_error **err);
+void fetch_stream_release(struct fetch_stream *s);
+
+/*
  * Is cache c there?  GET its nix-cache-info once (with the URL's
  * credentials, if any), with o's connect timeout (5 s when unset), CA file
  * and netrc, and at most 15 s in all: 0 when it answers, else -1 with the

@@ -145,4 +145,45 @@ out=$(r fetch -q "$top" 2>&1)
 is "$out" "$top" "the same fetch from a good cache completes the closure"
 ok "  ...and real Nix verifies it" verified "$R"
 
+# A tree left in nix/store unregistered (a fetch killed between installing
+# and registering it, or a path unregistered because one it needs had gone)
+# is kept when it is exactly the signed NAR, in canonical form, instead of
+# being downloaded again; anything else about it, and it is downloaded.
+R=$TEST_TMP/store-leftover
+r fetch -q "$top" >/dev/null 2>&1
+unregister() { # unregister P: as a killed fetch leaves it, the tree stays
+  db "delete from Refs where referrer = (select id from ValidPaths where path = '$1');
+      delete from ValidPaths where path = '$1';"
+}
+nar_of() { sed -n 's/^URL: //p' "$FX/cache-zstd/$(basename "$1" | cut -c1-32).narinfo"; }
+unregister "$top"
+: >"$HTTP_LOG"
+out=$(r fetch -q "$top" 2>&1)
+is "$out" "$top" "an unregistered tree that is the very NAR: fetch completes"
+ok "  ...without downloading it again" bash -c "! grep -q '$(nar_of "$top")' '$HTTP_LOG'"
+ok "  ...and real Nix verifies the store" verified "$R"
+# Its content changed: downloaded, and the store verifies.
+file=$(find "$R$hello" -type f | head -1)
+unregister "$top"
+unregister "$hello"
+chmod u+w "$file" "$(dirname "$file")"
+printf 'X' | dd of="$file" bs=1 seek=0 conv=notrunc status=none
+chmod a-w "$file" "$(dirname "$file")"
+touch -h -d @1 "$file" "$(dirname "$file")"
+: >"$HTTP_LOG"
+out=$(r fetch -q "$top" 2>&1)
+is "$out" "$top" "an unregistered tree with other contents: fetch completes"
+ok "  ...downloading it again" grep -q "$(nar_of "$hello")" "$HTTP_LOG"
+ok "  ...and real Nix verifies the store" verified "$R"
+# The same contents, but not canonical (writable): downloaded again too.
+unregister "$top"
+unregister "$hello"
+chmod u+w "$file"
+: >"$HTTP_LOG"
+out=$(r fetch -q "$top" 2>&1)
+is "$out" "$top" "an unregistered tree with a writable file: fetch completes"
+ok "  ...downloading it again" grep -q "$(nar_of "$hello")" "$HTTP_LOG"
+ok "  ...leaving it canonical" bash -c "[ \$(stat -c %a '$file') != 644 ] && [ \$(stat -c %a '$file') != 755 ]"
+ok "  ...and real Nix verifies the store" verified "$R"
+
 done_testing

@@ -11,6 +11,7 @@
 
 #include "test-helpers.h"
 
+#include "store-graph.h"
 #include "store.h"
 #include "util-mem.h"
 
@@ -255,6 +256,62 @@ static void test_store_missing_unregistered_with_referrers(void **state)
     free(root);
 }
 
+static void test_store_graph(void **state)
+{
+    (void)state;
+    char *root = td_tmpdir();
+    struct store *s;
+    assert_int_equal(store_open(root, &s, NULL), 0);
+    struct store_path leaf = sp(P_LEAF), mid = sp(P_MID), app = sp(P_APP), other = sp(P_OTHER);
+    struct store_path mid_refs[] = {leaf, mid}, app_refs[] = {mid, leaf, app};
+    struct store_info infos[] = {
+        {.path = leaf, .nar_size = 1},
+        {.path = mid, .refs = mid_refs, .nrefs = 2, .nar_size = 10},
+        {.path = app, .refs = app_refs, .nrefs = 3, .nar_size = 100},
+        {.path = other, .nar_size = 1000},
+    };
+    put(root, P_LEAF);
+    put(root, P_MID);
+    put(root, P_APP);
+    put(root, P_OTHER);
+    assert_int_equal(store_register(s, infos, 4, NULL), 0);
+
+    struct store_graph g;
+    struct rx_error *err = NULL;
+    if (store_graph_load(s, &g, &err) < 0)
+        fail_msg("%s", err->msg);
+    assert_int_equal(g.n, 4);
+    for (size_t i = 1; i < g.n; i++)
+        assert_true(store_path_cmp(&g.nodes[i - 1].path, &g.nodes[i].path) < 0);
+    long il = store_graph_find(&g, &leaf), im = store_graph_find(&g, &mid);
+    long ia = store_graph_find(&g, &app), io = store_graph_find(&g, &other);
+    assert_true(il >= 0 && im >= 0 && ia >= 0 && io >= 0);
+    struct store_path none = sp("/nix/store/00000000000000000000000000000000-none");
+    assert_int_equal(store_graph_find(&g, &none), -1);
+    /* Self-references are left out; both directions are there. */
+    assert_int_equal(g.nodes[ia].nrefs, 2);
+    assert_int_equal(g.nodes[im].nrefs, 1);
+    assert_int_equal(g.nodes[im].refs[0], il);
+    assert_int_equal(g.nodes[il].nreferrers, 2);
+    assert_int_equal(g.nodes[io].nrefs + g.nodes[io].nreferrers, 0);
+    assert_int_equal(g.nodes[ia].nar_size, 100);
+    assert_true(g.nodes[ia].registered > 0);
+
+    uint32_t start = (uint32_t)im, *cl;
+    size_t n = store_graph_closure(&g, &start, 1, &cl);
+    assert_int_equal(n, 2);
+    assert_true((cl[0] == il && cl[1] == im) || (cl[0] == im && cl[1] == il));
+    free(cl);
+    bool mark[4] = {false};
+    start = (uint32_t)ia;
+    store_graph_mark(&g, &start, 1, mark);
+    assert_true(mark[il] && mark[im] && mark[ia] && !mark[io]);
+    store_graph_release(&g);
+    store_close(s);
+    td_rmtree(root);
+    free(root);
+}
+
 static void test_store_locks_and_leftovers(void **state)
 {
     (void)state;
@@ -323,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_store_register),
         cmocka_unit_test(test_store_locks_and_leftovers),
         cmocka_unit_test(test_store_missing_unregistered_with_referrers),
+        cmocka_unit_test(test_store_graph),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,6 +32,9 @@ path (e.g. /fail500x2/cache-xz/nar/...):
                      of up to 200 ms, so that concurrent clients first take
                      what they want and then finish in a shuffled order;
                      other files after a random pause of up to 20 ms
+    /encoded/...     a file X is sent as the bytes of X.zst, X.xz or X.br when
+                     one exists, with Content-Encoding zstd, xz or br whatever
+                     the client accepts (as S3 serves pre-compressed uploads)
     /silent/...      read the request, then never answer (the connection
                      stays open until the client gives up)
 "Range: bytes=N-" is honoured (206) in the modes ok, fail500x2 and
@@ -128,6 +131,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 time.sleep(random.random() * 0.02)
             mode = "ok"
         path = os.path.realpath(os.path.join(ROOT, rel))
+        if mode == "encoded":
+            for ext, enc in ((".zst", "zstd"), (".xz", "xz"), (".br", "br")):
+                if path.startswith(os.path.realpath(ROOT) + os.sep) and os.path.isfile(path + ext):
+                    with open(path + ext, "rb") as f:
+                        data = f.read()
+                    self.send_response(200)
+                    self.send_header("Content-Encoding", enc)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    if not head:
+                        self.wfile.write(data)
+                    return
+            mode = "ok"
         if not path.startswith(os.path.realpath(ROOT) + os.sep) or not os.path.isfile(path):
             return self.send_error(404)
         if mode == "fail500x2":
