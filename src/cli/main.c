@@ -59,6 +59,7 @@ static const char main_examples[] =
 #pragma weak cmd_index
 #pragma weak cmd_gc
 #pragma weak cmd_store
+#pragma weak cmd_verify
 
 static void print_version(void)
 {
@@ -91,6 +92,8 @@ static const struct cli_command commands[] = {
     {"shell", cmd_shell, "start a shell with store paths' programs on PATH", 0},
     {"doctor", cmd_doctor, "report the store, caches and which engines work here", CMD_CORE},
     {"fetch", cmd_fetch, "download store paths' closures from binary caches into the store",
+     CMD_CORE},
+    {"verify", cmd_verify, "check the store's paths against their NAR hashes, and repair them",
      CMD_CORE},
     {"nar", cmd_nar, "create, unpack, hash and list Nix archives (NAR)", CMD_CORE | CMD_GROUP},
     {"narinfo", cmd_narinfo, "check narinfo files and their signatures",

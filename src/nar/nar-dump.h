@@ -23,5 +23,17 @@ int nar_dump_path(const char *path, nar_sink_fn sink, void *ctx, struct rx_error
 int nar_dump_at(int dirfd, const char *name, nar_sink_fn sink, void *ctx,
                 struct rx_error **err);
 
+struct stat;
+/*
+ * Called once for every node as it is dumped, with its lstat: rel is its
+ * path below the root, '/'-separated ("" for the root itself).  For checks
+ * of what the NAR does not record (modes, owners, mtimes) in the same walk.
+ */
+typedef void (*nar_node_fn)(void *ctx, const char *rel, const struct stat *st);
+
+/* nar_dump_at(), calling node (with node_ctx) for every node. */
+int nar_dump_at_visit(int dirfd, const char *name, nar_sink_fn sink, void *ctx, nar_node_fn node,
+                      void *node_ctx, struct rx_error **err);
+
 /* The NarHash (sha256) and NarSize of `path`. */
 int nar_hash_path(const char *path, struct hash *hash, uint64_t *size, struct rx_error **err);

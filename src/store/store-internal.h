@@ -2,8 +2,8 @@
 /*
  * The store's private state and the helpers its files share: store-db.c
  * (open, schema), store-register.c (queries, registration), store-lock.c,
- * store-install.c (work dirs, install, leftovers), store-closure.c and
- * store-repair.c.
+ * store-install.c (work dirs, install, leftovers), store-closure.c,
+ * store-repair.c and store-verify.c.
  * Everyone else goes through store.h.
  */
 

@@ -47,8 +47,9 @@
  *
  * The code is split by concern: store-db.c (open, schema), store-register.c
  * (queries, registration), store-lock.c, store-install.c (work dirs,
- * install, leftovers), store-closure.c and store-repair.c (paths gone from
- * disk), sharing store-internal.h.
+ * install, leftovers), store-closure.c, store-repair.c (paths gone from
+ * disk) and store-verify.c (runix verify: NAR hashes, canonical metadata,
+ * repairs; store-verify.h), sharing store-internal.h.
  */
 
 #include <stdbool.h>

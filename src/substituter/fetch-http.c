@@ -14,7 +14,9 @@
 #include <curl/curl.h>
 
 #include "cache.h"
+#include "decompress.h"
 #include "util-buf.h"
+#include "util-fs.h"
 #include "util-mem.h"
 #include "util-signal.h"
 
@@ -1048,6 +1050,231 @@ int fetch_vouch(const struct fetch_opts *o, const struct store_path *p, const st
         rx_buf_release(&body);
     }
     return 0;
+}
+
+/* ---- runix verify --repair: one NAR, checked against what the store registered ---- */
+
+/* Does a signature of ni vouch for it: a key of o's, or one the store registered for the path? */
+static bool narinfo_vouched(const struct fetch_opts *o, const struct narinfo *ni,
+                            const char *const *sigs, size_t nsigs)
+{
+    if (o->no_verify)
+        return true;
+    _cleanup_free_ char *fp = narinfo_fingerprint(ni);
+    for (size_t k = 0; k < ni->nsigs; k++) {
+        for (size_t j = 0; j < nsigs; j++)
+            if (strcmp(ni->sigs[k], sigs[j]) == 0)
+                return true;
+        struct signature sg;
+        if (signature_parse(ni->sigs[k], strlen(ni->sigs[k]), &sg, NULL) == 0 &&
+            trusted_keys_verify(o->keys, &sg, fp, strlen(fp)))
+            return true;
+    }
+    return false;
+}
+
+/* GET a cache's narinfo of p; 0 with it in *ni, else -1 with why in *why. */
+static int get_narinfo(const struct fetch_opts *o, struct cache *c,
+                       const struct store_path *p, struct narinfo *ni, char **why,
+                       struct rx_error **err)
+{
+    char rel[STORE_HASH_LEN + 16];
+    snprintf(rel, sizeof rel, "%s.narinfo", p->hash);
+    _cleanup_free_ char *url = cache_file_url(c, rel);
+    char errbuf[CURL_ERROR_SIZE] = "";
+    long timeout = o->narinfo_timeout > 0 ? o->narinfo_timeout : FETCH_DEFAULT_NARINFO_TIMEOUT;
+    CURL *h = single_easy(url, "http,https,file", o, timeout, errbuf, err);
+    if (!h)
+        return -1;
+    struct rx_buf body = RX_BUF_INIT(NARINFO_MAX);
+    struct doc_ctx d = {.body = &body};
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, doc_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &d);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+    CURLcode rc = curl_easy_perform(h);
+    long code = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(h);
+    bool file = strncmp(c->url, "file:", 5) == 0;
+    struct rx_error *pe = NULL;
+    int ret = -1;
+    /* A cache that cannot be reached is not asked again for the next paths. */
+    if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+        rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_OPERATION_TIMEDOUT) {
+        free(c->why);
+        c->why = xstrdup(errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    }
+    if (rc != CURLE_OK && file && rc == CURLE_FILE_COULDNT_READ_FILE)
+        *why = xstrdup("no narinfo");
+    else if (rc != CURLE_OK)
+        *why = xstrdup(errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    else if (!file && code != 200)
+        *why = code == 404 ? xstrdup("no narinfo") : xasprintf("narinfo: HTTP %ld", code);
+    else if (d.too_big)
+        *why = xstrdup("narinfo too large");
+    else if (narinfo_parse(body.data ? body.data : "", body.len, ni, &pe) < 0)
+        *why = xasprintf("bad narinfo: %s", pe ? pe->msg : "unreadable");
+    else if (store_path_cmp(&ni->path, p) != 0)
+        *why = xstrdup("its narinfo is of another path");
+    else
+        ret = 0;
+    rx_error_free(pe);
+    rx_buf_release(&body);
+    if (ret < 0 && *why == NULL)
+        *why = xstrdup("no narinfo");
+    return ret == 0 ? 0 : 1;
+}
+
+struct one_nar {
+    struct nar_pipeline p;
+};
+
+static size_t one_nar_body(char *data, size_t size, size_t nmemb, void *ctx)
+{
+    struct one_nar *d = ctx;
+    size_t n = size * nmemb;
+    if (rx_interrupted || nar_pipeline_feed(&d->p, data, n) < 0)
+        return 0;
+    return d->p.complete ? 0 : n;
+}
+
+/* Download ni's NAR from c into dir_fd/name; the outcome, why in *why unless OUT_OK. */
+static enum outcome get_nar(const struct fetch_opts *o, const struct cache *c,
+                            const struct narinfo *ni, int dir_fd, const char *name, char **why,
+                            struct rx_error **err)
+{
+    if (!cache_rel_inside(ni->url) || !cache_file_resolves_inside(c, ni->url)) {
+        *why = xasprintf("URL '%s' is not inside the cache", ni->url);
+        return OUT_PERMANENT;
+    }
+    struct nar_expect w = {0};
+    snprintf(w.compression, sizeof w.compression, "%s", ni->compression);
+    w.has_file_hash = ni->has_file_hash;
+    w.file_hash = ni->file_hash;
+    w.has_file_size = ni->has_file_size;
+    w.file_size = ni->file_size;
+    w.nar_hash = ni->nar_hash;
+    w.nar_size = ni->nar_size;
+    w.file_is_nar = strcmp(w.compression, "none") == 0 && w.has_file_hash &&
+                    hash_equal(&w.file_hash, &w.nar_hash);
+    struct nar_unpack_opts uo = {.canonical = true, .umask = o->umask, .root_writable = true};
+    _cleanup_free_ char *url = cache_file_url(c, ni->url);
+    _cleanup_free_ char *shown = cache_url_redact(url);
+    unsigned attempts = o->attempts ? o->attempts : FETCH_DEFAULT_ATTEMPTS;
+    long stall = o->stalled_timeout > 0 ? o->stalled_timeout : FETCH_DEFAULT_STALL;
+    struct decompressor *dec = NULL;
+    enum outcome out = OUT_PERMANENT;
+    for (unsigned attempt = 1;; attempt++) {
+        rm_rf_at(dir_fd, name, NULL);
+        struct one_nar d;
+        struct rx_error *pe = NULL;
+        if (nar_pipeline_start(&d.p, &w, dir_fd, name, &uo, &dec, &pe) < 0) {
+            *why = xasprintf("%s: %s", shown, pe ? pe->msg : "cannot decode it");
+            rx_error_free(pe);
+            nar_pipeline_release(&d.p, true);
+            break;
+        }
+        char errbuf[CURL_ERROR_SIZE] = "";
+        CURL *h = single_easy(url, "http,https,file", o, 0L, errbuf, err);
+        if (!h) {
+            nar_pipeline_release(&d.p, true);
+            out = OUT_LOCAL;
+            break;
+        }
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, one_nar_body);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &d);
+        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, stall);
+        curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
+        CURLcode rc = curl_easy_perform(h);
+        long code = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+        bool file = strncmp(c->url, "file:", 5) == 0;
+        struct rx_error *fe = NULL;
+        if (d.p.err) {
+            out = nar_pipeline_outcome(&d.p);
+            *why = xasprintf("%s: %s", shown, d.p.err->msg);
+        } else if (rc != CURLE_OK && !d.p.complete) {
+            out = classify(rc, code);
+            if (out == OUT_NOT_FOUND)
+                out = OUT_PERMANENT; /* the narinfo said it was there */
+            _cleanup_free_ char *how = describe(h, o, true, rc, code, errbuf);
+            *why = xasprintf("%s: %s", shown, how);
+        } else if (!file && code != 200) {
+            out = OUT_PERMANENT;
+            *why = xasprintf("%s: HTTP %ld", shown, code);
+        } else {
+            out = nar_pipeline_finish(&d.p, &fe);
+            if (out != OUT_OK)
+                *why = xasprintf("%s: %s", shown, fe ? fe->msg : "download failed");
+        }
+        curl_easy_cleanup(h);
+        if (out == OUT_LOCAL && fe) {
+            rx_error_set(err, fe->code, "%s", fe->msg);
+        } else if (out == OUT_LOCAL && d.p.err) {
+            rx_error_set(err, d.p.err->code, "%s", d.p.err->msg);
+        }
+        rx_error_free(fe);
+        nar_pipeline_release(&d.p, out != OUT_OK);
+        if (out != OUT_TRANSIENT || attempt >= attempts || rx_interrupted)
+            break;
+        free(*why);
+        *why = NULL;
+        fetch_pause_s(fetch_backoff_s(attempt));
+    }
+    decompressor_free(dec);
+    return out;
+}
+
+int fetch_nar_into(const struct fetch_opts *o, const struct store_path *p,
+                   const struct hash *nar_hash, uint64_t nar_size, const char *const *sigs,
+                   size_t nsigs, int dir_fd, const char *name, char **why, struct rx_error **err)
+{
+    *why = NULL;
+    char *answers = NULL; /* "cache: answer; cache: answer" */
+    int ret = 1;
+    for (size_t i = 0; ret == 1 && i < o->ncaches && !rx_interrupted; i++) {
+        struct cache *c = &o->caches[i];
+        struct narinfo ni = NARINFO_INIT;
+        char *what = NULL;
+        int r = c->why ? 1 : get_narinfo(o, c, p, &ni, &what, err);
+        if (c->why && !what)
+            what = xstrdup(c->why);
+        if (r < 0) {
+            ret = -1;
+        } else if (r > 0) {
+            /* what says why */
+        } else if (!narinfo_vouched(o, &ni, sigs, nsigs)) {
+            what = xstrdup("its narinfo is not signed by a trusted key");
+        } else if (!hash_equal(&ni.nar_hash, nar_hash) || ni.nar_size != nar_size) {
+            char got[HASH_STR_MAX], want[HASH_STR_MAX];
+            hash_format(&ni.nar_hash, HASH_NIX32, got);
+            hash_format(nar_hash, HASH_NIX32, want);
+            what = xasprintf("it has other contents (NarHash %s, but the store registered %s)",
+                             got, want);
+        } else {
+            enum outcome out = get_nar(o, c, &ni, dir_fd, name, &what, err);
+            if (out == OUT_OK)
+                ret = 0;
+            else if (out == OUT_LOCAL)
+                ret = -1;
+        }
+        if (ret == 1 && what) {
+            char *more = xasprintf("%s%s%s: %s", answers ? answers : "", answers ? "; " : "",
+                                   c->url, what);
+            free(answers);
+            answers = more;
+        }
+        free(what);
+        narinfo_release(&ni);
+    }
+    if (ret == 1)
+        *why = answers ? steal_pointer(&answers) : xstrdup("no cache is configured");
+    if (ret == 1 && rx_interrupted)
+        ret = rx_error_set(err, EINTR, "interrupted");
+    free(answers);
+    return ret;
 }
 
 /* ---- one streamed file: fetch_stream() ---- */

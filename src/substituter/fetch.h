@@ -153,6 +153,21 @@ int fetch_vouch(const struct fetch_opts *o, const struct store_path *p, const st
                 char **sig, char **why, struct rx_error **err);
 
 /*
+ * Download valid path p's NAR again (runix verify --repair): from the first
+ * cache whose narinfo of p a key of o->keys signs (or that carries one of
+ * the signatures the store registered for p, sigs[0..nsigs)) and that gives
+ * the registered NarHash nar_hash and NarSize nar_size; the NAR is checked
+ * against them as a fetch checks it, and unpacked canonically (its root
+ * left writable, to be moved) as dir_fd/name.  0 when it is there; 1 when
+ * no cache could provide it, with every cache's answer in *why (free it);
+ * -1 with err when the store cannot take it or on interruption.  A cache
+ * that cannot be reached gets its why set, and is not asked again.
+ */
+int fetch_nar_into(const struct fetch_opts *o, const struct store_path *p,
+                   const struct hash *nar_hash, uint64_t nar_size, const char *const *sigs,
+                   size_t nsigs, int dir_fd, const char *name, char **why, struct rx_error **err);
+
+/*
  * A small document (a distributable) by http:// or https://, revalidated:
  * with etag or last_modified set (from an earlier answer), a 304 answer sets
  * not_modified and leaves body empty.  Otherwise body gets the document (at
