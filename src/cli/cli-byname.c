@@ -113,7 +113,8 @@ bool cli_comma_recall(const char *prog, char *attr, struct store_path *path, boo
         if (!nl)
             break;
         *nl = '\0';
-        if (strncmp(line, "attr ", 5) == 0 && strlen(line + 5) <= CLI_ATTR_MAX)
+        size_t len = (size_t)(nl - line);
+        if (strncmp(line, "attr ", 5) == 0 && len - 5 <= CLI_ATTR_MAX)
             snprintf(attr, CLI_ATTR_MAX + 1, "%s", line + 5);
         else if (strncmp(line, "path ", 5) == 0)
             have_path = store_path_parse(line + 5, strlen(line + 5), path, NULL) == 0;
