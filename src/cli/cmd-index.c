@@ -782,7 +782,8 @@ static void on_plan(void *ctx, const struct fetch_plan_entry *e, size_t n)
         it->cache_url = xstrdup(e[i].cache_url);
         it->nrefs = e[i].nrefs;
         it->refs = xcalloc(e[i].nrefs + 1, sizeof *it->refs);
-        memcpy(it->refs, e[i].refs, e[i].nrefs * sizeof *it->refs);
+        if (e[i].nrefs)
+            memcpy(it->refs, e[i].refs, e[i].nrefs * sizeof *it->refs);
         it->root = -1;
     }
 }

@@ -629,8 +629,10 @@ static int cmp_node(struct cmp *c, int gdir, const char *good, int bdir, const c
         cmp_note(c, STORE_PROBLEM_UNREADABLE, "cannot read the directory: %s", strerror(errno));
         return 0;
     }
-    qsort(gn, ngn, sizeof *gn, cmp_names);
-    qsort(bn, nbn, sizeof *bn, cmp_names);
+    if (ngn > 1)
+        qsort(gn, ngn, sizeof *gn, cmp_names);
+    if (nbn > 1)
+        qsort(bn, nbn, sizeof *bn, cmp_names);
     int ret = 0;
     size_t i = 0, k = 0;
     while (ret == 0 && (i < ngn || k < nbn)) {
