@@ -22,6 +22,8 @@
 #include "util-error.h"
 
 struct fetch_opts;
+struct fetch_plan_entry;
+struct store_path;
 
 #define DEFAULT_CACHE "https://cache.nixos.org"
 #define DEFAULT_TRUSTED_KEY "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="
@@ -109,5 +111,16 @@ int cli_settings_finish_keys(struct cli_settings *s, struct rx_error **err);
 
 /* Fill fetch options from the settings (runix-core only). */
 void cli_settings_fetch_opts(struct cli_settings *s, struct fetch_opts *o);
+
+/*
+ * The closures of paths as the caches' narinfos give them, without
+ * downloading a NAR: a dry-run fetch into an empty scratch store, whose
+ * plan goes to on_plan(ctx, ...) (runix-core only; in cmd-fetch.c).  EXIT_OK, or EXIT_FAIL
+ * after saying, as cmd, what went wrong.
+ */
+int cli_plan_closure(const char *cmd, struct cli_settings *s, const struct store_path *paths,
+                     size_t n,
+                     void (*on_plan)(void *ctx, const struct fetch_plan_entry *e, size_t n),
+                     void *ctx);
 
 void cli_settings_release(struct cli_settings *s);

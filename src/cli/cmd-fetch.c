@@ -1,6 +1,8 @@
 /* runix fetch: download closures from binary caches into the store. */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@
 #include "store-path.h"
 #include "store-roots.h"
 #include "store.h"
+#include "util-fs.h"
 #include "util-mem.h"
 #include "util-signal.h"
 
@@ -637,5 +640,40 @@ out:
     free(dists);
     cli_settings_release(&s);
     rx_die_of_interrupt();
+    return ret;
+}
+
+int cli_plan_closure(const char *cmd, struct cli_settings *s, const struct store_path *paths,
+                     size_t n,
+                     void (*on_plan)(void *ctx, const struct fetch_plan_entry *e, size_t n),
+                     void *ctx)
+{
+    const char *tmpdir = getenv("TMPDIR");
+    _cleanup_free_ char *dir =
+        xasprintf("%s/runix-plan.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+    if (!mkdtemp(dir))
+        return cli_cmd_error(cmd, "cannot make a scratch directory: %s", strerror(errno)),
+               EXIT_FAIL;
+    struct store *st = NULL;
+    struct rx_error *err = NULL;
+    int ret = EXIT_OK;
+    if (store_open(dir, &st, &err) < 0) {
+        ret = cli_fail(err);
+    } else {
+        struct fetch_opts fo;
+        cli_settings_fetch_opts(s, &fo);
+        struct fetch_events ev = { .ctx = ctx, .dry_run = on_plan };
+        fo.events = &ev;
+        fo.dry_run = true;
+        if (fetch_closure(st, &fo, paths, n, &err) < 0) {
+            cli_cmd_error(cmd, "%s", err->msg);
+            rx_error_free(err);
+            cli_cmd_error(cmd, "the caches do not have the whole closure: nothing written");
+            ret = EXIT_FAIL;
+        }
+        store_close(st);
+    }
+    if (rm_rf_at(AT_FDCWD, dir, NULL) < 0)
+        cli_cmd_error(cmd, "warning: cannot remove '%s'", dir);
     return ret;
 }

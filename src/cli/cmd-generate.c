@@ -195,38 +195,10 @@ static bool have_index(const char *ref)
     return file && access(file, R_OK) == 0;
 }
 
-/* The closure from the caches' narinfos: a dry run into an empty scratch store. */
+/* The closure from the caches' narinfos. */
 static int walk(struct gen *g, const struct store_path *paths, size_t n)
 {
-    const char *tmpdir = getenv("TMPDIR");
-    _cleanup_free_ char *dir = xasprintf("%s/runix-generate.XXXXXX",
-                                         tmpdir && *tmpdir ? tmpdir : "/tmp");
-    if (!mkdtemp(dir))
-        return cli_cmd_error("generate", "cannot make a scratch directory: %s", strerror(errno)),
-               EXIT_FAIL;
-    struct store *st = NULL;
-    struct rx_error *err = NULL;
-    int ret = EXIT_OK;
-    if (store_open(dir, &st, &err) < 0) {
-        ret = cli_fail(err);
-    } else {
-        struct fetch_opts fo;
-        cli_settings_fetch_opts(&g->s, &fo);
-        struct fetch_events ev = { .ctx = g, .dry_run = on_plan };
-        fo.events = &ev;
-        fo.dry_run = true;
-        if (fetch_closure(st, &fo, paths, n, &err) < 0) {
-            cli_cmd_error("generate", "%s", err->msg);
-            rx_error_free(err);
-            cli_cmd_error("generate", "the caches do not have the whole closure: nothing "
-                                      "written");
-            ret = EXIT_FAIL;
-        }
-        store_close(st);
-    }
-    if (rm_rf_at(AT_FDCWD, dir, NULL) < 0)
-        cli_cmd_error("generate", "warning: cannot remove '%s'", dir);
-    return ret;
+    return cli_plan_closure("generate", &g->s, paths, n, on_plan, g);
 }
 
 /* "hello-2.12" -> "hello" */

@@ -37,6 +37,7 @@
 #include "util-fs.h"
 #include "util-io.h"
 #include "util-mem.h"
+#include "util-text.h"
 
 #include "banned.h"
 
@@ -165,33 +166,6 @@ static int open_side(const char *cmd, const char *name, const char *ext, struct 
     return EXIT_OK;
 }
 
-/* Edit distance of a and b, capped at 4. */
-static size_t distance(const char *a, const char *b)
-{
-    enum { MAXLEN = 64 };
-    size_t la = strlen(a), lb = strlen(b);
-    if (la >= MAXLEN || lb >= MAXLEN)
-        return 4;
-    size_t d[MAXLEN + 1][MAXLEN + 1];
-    for (size_t i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (size_t i = 1; i <= la; i++)
-        for (size_t j = 1; j <= lb; j++) {
-            size_t v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            if (d[i - 1][j] + 1 < v)
-                v = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < v)
-                v = d[i][j - 1] + 1;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                d[i - 2][j - 2] + 1 < v)
-                v = d[i - 2][j - 2] + 1;
-            d[i][j] = v;
-        }
-    return d[la][lb] > 4 ? 4 : d[la][lb];
-}
-
 struct guess {
     char name[CLI_ATTR_MAX + 1];
     size_t d;
@@ -201,7 +175,7 @@ struct guess {
 static void guess_add(struct guess *g, size_t *n, const char *want, const char *name)
 {
     size_t wl = strlen(want);
-    size_t d = distance(want, name);
+    size_t d = edit_distance(want, name, 4);
     if (d > 2 && !(strlen(name) > wl && strncmp(name, want, wl) == 0 &&
                    (name[wl] == '.' || name[wl] == '-' || name[wl] == '_')))
         return;
@@ -826,35 +800,7 @@ static void mark_closure(struct builder *b, struct plan_item *start, int root)
 static int plan_closure(struct cli_settings *s, const struct store_path *roots, size_t n,
                         struct builder *b)
 {
-    const char *tmpdir = getenv("TMPDIR");
-    _cleanup_free_ char *dir =
-        xasprintf("%s/runix-index.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-    if (!mkdtemp(dir)) {
-        cli_cmd_error("index build", "cannot make a scratch directory: %s", strerror(errno));
-        return EXIT_FAIL;
-    }
-    struct store *st = NULL;
-    struct rx_error *err = NULL;
-    int ret = EXIT_OK;
-    if (store_open(dir, &st, &err) < 0) {
-        ret = cli_fail(err);
-    } else {
-        struct fetch_opts fo;
-        cli_settings_fetch_opts(s, &fo);
-        struct fetch_events ev = { .ctx = b, .dry_run = on_plan };
-        fo.events = &ev;
-        fo.dry_run = true;
-        if (fetch_closure(st, &fo, roots, n, &err) < 0) {
-            cli_cmd_error("index build", "%s", err->msg);
-            rx_error_free(err);
-            cli_cmd_error("index build", "the caches do not have the whole closure: nothing "
-                                         "written");
-            ret = EXIT_FAIL;
-        }
-        store_close(st);
-    }
-    rm_rf_at(AT_FDCWD, dir, NULL);
-    return ret;
+    return cli_plan_closure("index build", s, roots, n, on_plan, b);
 }
 
 static int buf_sink(void *ctx, const void *data, size_t len, struct rx_error **err)

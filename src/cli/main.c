@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "util-install.h"
 #include "util-mem.h"
+#include "util-text.h"
 
 #include "banned.h"
 
@@ -246,40 +247,6 @@ static void print_help_usage(const char *group, const struct cli_command *cmds)
 }
 
 /*
- * The edit distance of a and b, counting a swap of two neighbouring
- * characters as one edit (optimal string alignment), capped: any distance
- * above 2 is 3.  Names are short, so the fixed rows are enough; longer
- * strings count as far apart.
- */
-static size_t edit_distance(const char *a, const char *b)
-{
-    enum { MAXLEN = 32 };
-    size_t la = strlen(a), lb = strlen(b);
-    if (la >= MAXLEN || lb >= MAXLEN)
-        return 3;
-    size_t d[MAXLEN + 1][MAXLEN + 1];
-    for (size_t i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        for (size_t j = 1; j <= lb; j++) {
-            size_t cost = a[i - 1] != b[j - 1];
-            size_t v = d[i - 1][j - 1] + cost;
-            if (d[i - 1][j] + 1 < v)
-                v = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < v)
-                v = d[i][j - 1] + 1;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                d[i - 2][j - 2] + 1 < v)
-                v = d[i - 2][j - 2] + 1;
-            d[i][j] = v;
-        }
-    }
-    return d[la][lb] > 2 ? 3 : d[la][lb];
-}
-
-/*
  * The command closest to name: the first one edit away (or none), else the
  * first that name begins (two characters at least: 'narin' is 'narinfo',
  * not 'nar'), else the first two edits away.  Never more edits than name
@@ -290,7 +257,7 @@ static const char *closest_command(const char *name, const struct cli_command *c
     const char *best = NULL;
     size_t best_d = 3, len = strlen(name);
     for (size_t i = 0; i < n; i++) {
-        size_t d = edit_distance(name, cmds[i].name);
+        size_t d = edit_distance(name, cmds[i].name, 3);
         if (d < best_d && d < len) {
             best = cmds[i].name;
             best_d = d;

@@ -16,28 +16,11 @@ libgreet=$(path_of libgreet)
 missing=/nix/store/00000000000000000000000000000000-missing-1.0
 
 r() { "$RUNIX" "$1" --trusted-key "$key" --store "$R" --cache "$HTTP/ok/cache-zstd" "${@:2}"; }
-db() { sqlite3 "$R/nix/var/nix/db/db.sqlite" "$@"; }
 # rm_path P: remove store path P from $R by hand, as a user would.
 rm_path() { chmod -R u+w "$R$1" && rm -rf "$R$1"; }
 
-# verified R: real Nix finds nothing wrong with the store, and the
-# database's references all lead to registered paths.
-verified() {
-  local out rc=0
-  out=$(nix-store --store "$1" --verify --check-contents 2>&1) || rc=$?
-  if [ $rc -ne 0 ] || grep -qiE 'error|modified|disappeared|not all' <<<"$out"; then
-    echo "nix-store --verify --check-contents ($rc): $out"
-    return 1
-  fi
-  local dangling
-  dangling=$(sqlite3 "$1/nix/var/nix/db/db.sqlite" "select count(*) from Refs where
-    referrer not in (select id from ValidPaths) or reference not in (select id from ValidPaths)")
-  [ "$dangling" = 0 ] || { echo "$dangling Refs rows name unregistered paths"; return 1; }
-}
 # closure_of R P: what real Nix says P's closure is in store R, sorted.
 closure_of() { nix path-info --store "$1" -r "$2" | sort; }
-# registered: every path the database of $R holds, sorted.
-registered() { db "select path from ValidPaths order by path"; }
 
 # ---- a path deleted by hand --------------------------------------------
 R=$TEST_TMP/store

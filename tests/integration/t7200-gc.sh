@@ -22,26 +22,6 @@ python=$(path_of python)
 
 r() { "$RUNIX" "$1" --trusted-key "$key" --store "$R" --cache "$HTTP/ok/cache-zstd" "${@:2}"; }
 gc() { "$RUNIX" gc --store "$R" "$@"; }
-db() { sqlite3 "$R/nix/var/nix/db/db.sqlite" "$@"; }
-registered() { db "select path from ValidPaths order by path"; }
-verified() {
-  local out rc=0
-  out=$(nix-store --store "$1" --verify --check-contents 2>&1) || rc=$?
-  if [ $rc -ne 0 ] || grep -qiE 'error|modified|disappeared|not all' <<<"$out"; then
-    echo "nix-store --verify --check-contents ($rc): $out"
-    return 1
-  fi
-  local dangling
-  dangling=$(sqlite3 "$1/nix/var/nix/db/db.sqlite" "select count(*) from Refs where
-    referrer not in (select id from ValidPaths) or reference not in (select id from ValidPaths)")
-  [ "$dangling" = 0 ] || { echo "$dangling Refs rows name unregistered paths"; return 1; }
-}
-# mkroot KIND NAME PATH...: a runix root, laid out as store_root_set() lays it out.
-mkroot() {
-  local d=$R/nix/var/nix/gcroots/runix/$1/$2 p
-  mkdir -p "$d"
-  for p in "${@:3}"; do ln -sfn "$p" "$d/$(basename "$p")"; done
-}
 # nix_dead R: what real Nix's collector would delete in a copy of store R, sorted.
 nix_dead() {
   rm -rf "$TEST_TMP/copy"

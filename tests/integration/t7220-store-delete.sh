@@ -18,27 +18,12 @@ busybox=$(path_of busybox)
 
 r() { "$RUNIX" "$1" --trusted-key "$key" --store "$R" --cache "$HTTP/ok/cache-zstd" "${@:2}"; }
 del() { "$RUNIX" store delete --store "$R" "$@"; }
-db() { sqlite3 "$R/nix/var/nix/db/db.sqlite" "$@"; }
-registered() { db "select path from ValidPaths order by path"; }
 valid() { [ -n "$(db "select 1 from ValidPaths where path = '$1'")" ]; }
-verified() {
-  local out rc=0
-  out=$(nix-store --store "$1" --verify --check-contents 2>&1) || rc=$?
-  if [ $rc -ne 0 ] || grep -qiE 'error|modified|disappeared|not all' <<<"$out"; then
-    echo "nix-store --verify --check-contents ($rc): $out"
-    return 1
-  fi
-}
 # hold FILE MODE: a process holding flock MODE (-s, -x) on FILE, as $holder.
 hold() {
   ( exec 9<"$1"; flock "$2" 9; exec sleep 60 ) &
   holder=$!
   sleep 0.2
-}
-mkroot() {
-  local d=$R/nix/var/nix/gcroots/runix/$1/$2 p
-  mkdir -p "$d"
-  for p in "${@:3}"; do ln -sfn "$p" "$d/$(basename "$p")"; done
 }
 
 # ---- store delete --------------------------------------------------------

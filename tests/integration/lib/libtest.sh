@@ -89,6 +89,32 @@ fixtures() {
 # path_of ATTR: the store path of one attribute of the test closure.
 path_of() { awk -v a="$1" '$1 == a { print $2 }' "$FX/paths"; }
 
+# Store helpers; each reads the store at $R.
+# db SQL: run SQL on the store's database.
+db() { sqlite3 "$R/nix/var/nix/db/db.sqlite" "$@"; }
+# registered: every path the database holds, sorted.
+registered() { db "select path from ValidPaths order by path"; }
+# verified STORE: real Nix finds nothing wrong with the store, and the
+# database's references all lead to registered paths.
+verified() {
+  local out rc=0
+  out=$(nix-store --store "$1" --verify --check-contents 2>&1) || rc=$?
+  if [ $rc -ne 0 ] || grep -qiE 'error|modified|disappeared|not all' <<<"$out"; then
+    echo "nix-store --verify --check-contents ($rc): $out"
+    return 1
+  fi
+  local dangling
+  dangling=$(sqlite3 "$1/nix/var/nix/db/db.sqlite" "select count(*) from Refs where
+    referrer not in (select id from ValidPaths) or reference not in (select id from ValidPaths)")
+  [ "$dangling" = 0 ] || { echo "$dangling Refs rows name unregistered paths"; return 1; }
+}
+# mkroot KIND NAME PATH...: a runix root, laid out as store_root_set() lays it out.
+mkroot() {
+  local d=$R/nix/var/nix/gcroots/runix/$1/$2 p
+  mkdir -p "$d"
+  for p in "${@:3}"; do ln -sfn "$p" "$d/$(basename "$p")"; done
+}
+
 # httpd_start ROOT: serve ROOT on 127.0.0.1; sets HTTP (base URL) and
 # HTTP_LOG (one "GET /path" line per request).  Stopped on exit.
 httpd_start() {
