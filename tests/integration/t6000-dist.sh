@@ -365,6 +365,16 @@ if [ -n "${RUNIX_BUILD_DIR:-}" ] && command -v meson >/dev/null; then
   out=$(PATH=/usr/bin:/bin XDG_DATA_HOME=$TEST_TMP/data "$boot" 2>&1)
   is "$out" "hello from a store library, world" "... and the second time uses that copy"
   is "$(grep -c 'files/runix.tar.gz' "$HTTP_LOG")" 1 "... without downloading again"
+  # Without curl, the script downloads with wget.
+  nocurl=$TEST_TMP/nocurl-bin
+  mkdir -p "$nocurl"
+  for t in sh find head mkdir mktemp wget sha256sum cut od tr tar gzip mv rm chmod cat; do
+    ln -s "$(command -v "$t")" "$nocurl/$t"
+  done
+  : >"$HTTP_LOG"
+  out=$(env -u RUNIX PATH=$nocurl XDG_DATA_HOME=$TEST_TMP/data-wget "$boot" 2>&1)
+  is "$out" "hello from a store library, world" "without curl, the script downloads runix with wget and runs the tool"
+  is "$(grep -c 'files/runix.tar.gz' "$HTTP_LOG")" 1 "... downloading it once"
   sed "s/^sha256=.*/sha256=$(printf '0%.0s' $(seq 64))/" "$boot" >"$TEST_TMP/bad-boot.sh"
   chmod +x "$TEST_TMP/bad-boot.sh"
   out=$(PATH=/usr/bin:/bin XDG_DATA_HOME=$TEST_TMP/data2 "$TEST_TMP/bad-boot.sh" 2>&1) && rc=0 || rc=$?
