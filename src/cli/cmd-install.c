@@ -58,9 +58,13 @@ static int write_file(const char *path, const char *data, size_t len, mode_t mod
     return write_data_atomic_at(AT_FDCWD, path, data, len, mode, false, NULL);
 }
 
-static bool is_launcher(const char *path)
+/*
+ * Whether path is a launcher runix wrote; if so and owner is not NULL,
+ * *owner is the tool it was written for (malloc'd).
+ */
+static bool launcher_of(const char *path, char **owner)
 {
-    char head[256];
+    char head[512];
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return false;
@@ -69,7 +73,23 @@ static bool is_launcher(const char *path)
     if (n <= 0)
         return false;
     head[n] = '\0';
-    return strstr(head, "\n" LAUNCHER_MARK) != NULL;
+    const char *mark = strstr(head, "\n" LAUNCHER_MARK);
+    if (!mark)
+        return false;
+    if (owner) {
+        static const char pre[] = "\n" LAUNCHER_MARK " for '";
+        const char *name = strncmp(mark, pre, sizeof pre - 1) == 0 ? mark + sizeof pre - 1 : NULL;
+        const char *end = name ? strstr(name, "' (app '") : NULL;
+        *owner = end ? xstrndup(name, (size_t)(end - name)) : xstrdup("");
+    }
+    return true;
+}
+
+/* Whether path is the launcher of the tool name. */
+static bool is_launcher_for(const char *path, const char *name)
+{
+    _cleanup_free_ char *owner = NULL;
+    return launcher_of(path, &owner) && strcmp(owner, name) == 0;
 }
 
 static bool on_path(const char *dir)
@@ -92,6 +112,31 @@ static char *launcher_name(const char *tool, const char *app)
     return xstrdup(strcmp(app, "default") == 0 ? tool : app);
 }
 
+/* Whether the launcher path may be written for the tool name; says why not. */
+static bool may_write_launcher(const char *path, const char *name)
+{
+    struct stat st;
+    _cleanup_free_ char *owner = NULL;
+    if (lstat(path, &st) < 0)
+        return true;
+    if (!launcher_of(path, &owner)) {
+        cli_cmd_error("install",
+                      "'%s' exists and is not a runix launcher: not replaced "
+                      "(choose another name with --as)",
+                      path);
+        return false;
+    }
+    if (strcmp(owner, name) != 0) {
+        cli_cmd_error("install",
+                      "'%s' is the launcher of the installed tool '%s': not "
+                      "replaced (choose another name with --as, or run 'runix "
+                      "uninstall %s' first)",
+                      path, owner, owner);
+        return false;
+    }
+    return true;
+}
+
 static int write_launchers(const char *name, const char *dir, const struct cli_dist *cd,
                            const char *only_app, const char *bindir, struct strv *written)
 {
@@ -106,31 +151,31 @@ static int write_launchers(const char *name, const char *dir, const struct cli_d
         return EXIT_FAIL;
     }
     size_t napps = cd->d.napps ? cd->d.napps : 1;
-    for (size_t i = 0; i < napps; i++) {
-        const char *app = cd->d.napps ? cd->d.apps[i].name : "default";
-        if (only_app && strcmp(app, only_app) != 0)
-            continue;
-        _cleanup_free_ char *lname =
-            only_app ? xstrdup(name) : launcher_name(name, app);
-        _cleanup_free_ char *path = xasprintf("%s/%s", bindir, lname);
-        struct stat st;
-        if (lstat(path, &st) == 0 && !is_launcher(path)) {
-            cli_cmd_error("install", "'%s' exists and is not a runix launcher: not replaced "
-                                     "(choose another name with --as)",
-                          path);
-            return EXIT_FAIL;
+    /* Every name is checked before any launcher is written. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < napps; i++) {
+            const char *app = cd->d.napps ? cd->d.apps[i].name : "default";
+            if (only_app && strcmp(app, only_app) != 0)
+                continue;
+            _cleanup_free_ char *lname = only_app ? xstrdup(name) : launcher_name(name, app);
+            _cleanup_free_ char *path = xasprintf("%s/%s", bindir, lname);
+            if (pass == 0) {
+                if (!may_write_launcher(path, name))
+                    return EXIT_FAIL;
+                continue;
+            }
+            _cleanup_free_ char *target = xasprintf("%s/file#%s", dir, app);
+            _cleanup_free_ char *q_runix = sh_quote(runix), *q_target = sh_quote(target);
+            _cleanup_free_ char *text =
+                xasprintf("#!/bin/sh\n" LAUNCHER_MARK " for '%s' (app '%s'); 'runix uninstall %s' "
+                          "removes it.\nexec %s run %s -- \"$@\"\n",
+                          name, app, name, q_runix, q_target);
+            if (write_file(path, text, strlen(text), 0755) < 0) {
+                cli_cmd_error("install", "cannot write '%s': %s", path, strerror(errno));
+                return EXIT_FAIL;
+            }
+            cli_strv_push(written, path);
         }
-        _cleanup_free_ char *target = xasprintf("%s/file#%s", dir, app);
-        _cleanup_free_ char *q_runix = sh_quote(runix), *q_target = sh_quote(target);
-        _cleanup_free_ char *text =
-            xasprintf("#!/bin/sh\n" LAUNCHER_MARK " for '%s' (app '%s'); 'runix uninstall %s' "
-                      "removes it.\nexec %s run %s -- \"$@\"\n",
-                      name, app, name, q_runix, q_target);
-        if (write_file(path, text, strlen(text), 0755) < 0) {
-            cli_cmd_error("install", "cannot write '%s': %s", path, strerror(errno));
-            return EXIT_FAIL;
-        }
-        cli_strv_push(written, path);
     }
     return EXIT_OK;
 }
@@ -415,7 +460,7 @@ int cmd_uninstall(int argc, char **argv)
         for (char *p = l.data; p && *p;) {
             size_t len = strcspn(p, "\n");
             _cleanup_free_ char *path = xstrndup(p, len);
-            if (is_launcher(path) && unlink(path) == 0)
+            if (is_launcher_for(path, name) && unlink(path) == 0)
                 printf("removed %s\n", path);
             p += len;
             p += *p == '\n';

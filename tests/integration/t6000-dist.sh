@@ -327,8 +327,17 @@ chmod +x "$bin/mine"
 fails "install never replaces a file that is not its launcher" 1 "'$bin/mine' exists and is not a runix launcher" \
   "$RUNIX" install --bin-dir "$bin" --trust --as mine "$TEST_TMP/inst.runix#greet"
 is "$("$bin/mine")" "mine" "... which is left as it was"
+ls "$bin" | sort >"$TEST_TMP/bin-before"
+fails "install refuses to take over another tool's launcher, naming it" 1 \
+  "'$bin/env' is the launcher of the installed tool 'hello-tools': not replaced (choose another name with --as, or run 'runix uninstall hello-tools' first)" \
+  "$RUNIX" install --bin-dir "$bin" --trust --as other "$TEST_TMP/inst.runix"
+is "$(ls "$bin" | sort)" "$(cat "$TEST_TMP/bin-before")" "... and writes no launcher at all"
+is "$("$bin/greet" --x)" "hello from a store library, from-the-app" "... the other tool's launcher still runs it"
+"$RUNIX" install --bin-dir "$bin" --trust --as solo "$TEST_TMP/inst.runix#greet" >/dev/null
 out=$("$RUNIX" uninstall hello-tools)
 ok "uninstall removes the launchers" test ! -e "$bin/hello-tools" -a ! -e "$bin/greet" -a -e "$bin/mine"
+is "$("$bin/solo" --x)" "hello from a store library, from-the-app" "... and leaves another tool's launchers alone"
+"$RUNIX" uninstall solo >/dev/null
 fails "uninstall of what is not installed" 1 "'hello-tools' is not installed" "$RUNIX" uninstall hello-tools
 
 # upgrade: a github: reference that changes upstream.
