@@ -77,9 +77,9 @@ is "$(LC_ALL=C readelf -h "$RX" | sed -n 's/^ *Machine: *//p')" "AArch64" "the b
 ok "runix --version runs under qemu" "$RX" --version
 
 # ---- fetch ---------------------------------------------------------------
-httpd_start "$TEST_TMP/web"
 web=$TEST_TMP/web
 mkdir -p "$web"
+httpd_start "$web"
 cp -r "$FX/cache-xz" "$web/good"
 
 # The oracle: real Nix accepts the store and sees exactly the closure, with
@@ -120,7 +120,10 @@ resign() { # CACHE: sign the victim's narinfo again with the cache's key
   "$RX" narinfo sign -k "$FX/key.sec" <(grep -v '^Sig:' "$f") >"$f.new" && mv "$f.new" "$f"
 }
 cp -r "$FX/cache-xz" "$web/badsig"
-sed -i -E '/^Sig:/ s/^(Sig: [^:]*:)(.)(.)/\1\3\2/' "$web/badsig/$vh.narinfo"
+# The first character of the signature changed (to A, or to B if it is A).
+sed -i -E '/^Sig:/ { s/^(Sig: [^:]*:)A/\1B/; t; s/^(Sig: [^:]*:)./\1A/ }' "$web/badsig/$vh.narinfo"
+ok "the bad signature differs from the cache's" \
+  bash -c '! cmp -s "$1" "$2"' _ "$FX/cache-xz/$vh.narinfo" "$web/badsig/$vh.narinfo"
 cp -r "$FX/cache-xz" "$web/narhash"
 other=$(sed -n 's/^NarHash: //p' "$FX/cache-xz/$(basename "$glibc" | cut -c1-32).narinfo")
 sed -i "s|^NarHash: .*|NarHash: $other|" "$web/narhash/$vh.narinfo"
