@@ -61,6 +61,15 @@ glibc=$(path_of glibc)
 scripts=$(path_of scripts)
 
 is "$("$hello/bin/hello" 2>&1)" "Hello, world!" "an aarch64 store program runs on this host through binfmt_misc"
+# What the closure is made of, as the runs below rely on it.
+is "$(LC_ALL=C readelf -h "$hello/bin/hello" | sed -n 's/^ *Machine: *//p')" "AArch64" \
+  "the closure: hello is an aarch64 program"
+is "$(LC_ALL=C readelf -l "$hello/bin/hello" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')" \
+  "$glibc/lib/ld-linux-aarch64.so.1" "the closure: hello's ELF interpreter is the store's aarch64 loader"
+is "$(LC_ALL=C readelf -d "$bzip2/bin/bzip2" | sed -n 's/.*Library runpath: \[\(.*\)\]/\1/p')" \
+  "$(path_of libbz2)/lib:$glibc/lib" "the closure: bzip2's RUNPATH names the store's libbz2 and glibc"
+is "$(head -n 1 "$scripts/bin/greet")" "#!$(path_of dash)/bin/dash" "the closure: greet has a store shebang"
+is "$(readlink "$top/bin/greet")" "$scripts/bin/greet" "the closure: the env's bin/ holds absolute store symlinks"
 
 # ---- the binary ----------------------------------------------------------
 if ! [ -f "$dist/runix-aarch64-linux" ]; then
