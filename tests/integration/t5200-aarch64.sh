@@ -240,6 +240,7 @@ check_engine() { # LABEL RUN-OPTIONS...
 }
 # The preload engine: the aarch64 runix, under qemu-user, runs the closure.
 RUNNER=$RX MODE=store check_engine "preload" --engine preload
+RUNNER=$RX MODE=nonix check_engine "preload (no /nix on the host)" --engine preload
 
 # The userns engine.  Under qemu-user every process has threads of the
 # emulator's own, the kernel gives a new user namespace only to a
