@@ -3,8 +3,11 @@
 # scripts/release.sh) under qemu-user through binfmt_misc, on the aarch64
 # closure real Nix built from Debian's arm64 packages: fetch over HTTP
 # (checked by real Nix), a bad signature and a NarHash mismatch refused,
-# --dry-run and --offline; then `runix run` with both engines, as an
-# unprivileged user, with the host's /nix/store hidden (as in t5000).
+# --dry-run and --offline; then `runix run` as an unprivileged user, with
+# the host's /nix/store hidden (as in t5000): the aarch64 runix with the
+# preload engine; the userns engine, which no process under qemu-user can
+# have, refused with the reason (auto takes preload); and the host's runix
+# with the userns engine running the aarch64 closure through binfmt_misc.
 #
 # As root, the test registers qemu-aarch64-static with binfmt_misc (mounting
 # it first if needed) with the F flag, so that the emulator is found in
@@ -40,8 +43,8 @@ if ! registered_F; then
   # An entry without F (or disabled) is replaced by Debian's, which has it.
   [ -f "$bm/qemu-aarch64" ] && echo -1 >"$bm/qemu-aarch64"
   line=$(grep -m 1 '^:qemu-aarch64:' /usr/lib/binfmt.d/qemu-aarch64.conf 2>/dev/null)
-  case $line in
-  *:*F*) ;;
+  case ${line##*:} in
+  *F*) ;;
   *) # Debian's magic and mask for an aarch64 ELF executable, and the F flag.
     line=':qemu-aarch64:M::\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:'"$qemu"':F' ;;
   esac
