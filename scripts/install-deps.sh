@@ -11,7 +11,12 @@ build_pkgs=(
 )
 test_pkgs=(
   nix-bin libclang-rt-14-dev xz-utils zstd bzip2 python3 libpython3-dev sqlite3 coreutils bc bsdutils
+<<<<<<< HEAD
   patchelf busybox-static util-linux tar gcc openssl libcap2-bin python3-jsonschema curl wget
+=======
+  patchelf busybox-static util-linux tar gcc openssl libcap2-bin python3-jsonschema curl
+  qemu-user-static
+>>>>>>> arm64
 )
 
 pkgs=("${build_pkgs[@]}")
@@ -25,12 +30,21 @@ for p in "${pkgs[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
   sudo="sudo"
 fi
+# The aarch64 test closure is made from Debian's arm64 packages
+# (tests/fixtures/build-aarch64.sh downloads them with apt-get).
+if [ "${1:-}" = "--with-tests" ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "adding the arm64 architecture to apt" >&2
+  $sudo dpkg --add-architecture arm64
+  $sudo apt-get update -qq
+  updated=1
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
 echo "installing: ${missing[*]}" >&2
-$sudo apt-get update -qq
+[ -n "${updated:-}" ] || $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -60,8 +60,24 @@ static long read_number(const char *path)
     return v;
 }
 
+/* How many threads this process has (the Threads: line of /proc/self/status), or -1. */
+static long thread_count(void)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    long v = -1;
+    if (!f)
+        return -1;
+    char line[256];
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %ld", &v) == 1)
+            break;
+    fclose(f);
+    return v;
+}
+
 static void unshare_reason(int e, char *why, size_t n)
 {
+    long threads = e == EINVAL ? thread_count() : -1;
     long clone = read_number("/proc/sys/kernel/unprivileged_userns_clone");
     long max = read_number("/proc/sys/user/max_user_namespaces");
     if (e == EPERM && clone == 0)
@@ -76,6 +92,12 @@ static void unshare_reason(int e, char *why, size_t n)
         snprintf(why, n,
                  "unshare(CLONE_NEWUSER) failed: EPERM, probably a seccomp or AppArmor policy "
                  "(a container's default seccomp profile), or runix runs inside a chroot");
+    else if (e == EINVAL && threads > 1)
+        snprintf(why, n,
+                 "unshare(CLONE_NEWUSER) failed: EINVAL, as this process has %ld threads and the "
+                 "kernel gives a new user namespace only to a single-threaded one (an emulator "
+                 "such as qemu-user runs threads of its own)",
+                 threads);
     else if (e == EINVAL)
         snprintf(why, n, "unshare(CLONE_NEWUSER) failed: EINVAL, the kernel has no user namespaces");
     else

@@ -86,6 +86,21 @@ fixtures() {
   FX=$base/closure
 }
 
+# fixtures_aarch64: the same for the aarch64 closure made from Debian's
+# arm64 packages (see tests/fixtures/build-aarch64.sh); sets FX.
+fixtures_aarch64() {
+  local base=${RUNIX_FIXTURES:-${TMPDIR:-/tmp}/runix-fixtures}
+  local here
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../fixtures" && pwd)
+  mkdir -p "$base"
+  if ! flock "$base/.lock" "$here/build-aarch64.sh" "$base/closure-aarch64" >"$TEST_TMP/fixtures.log" 2>&1; then
+    echo "Bail out! building the aarch64 test closure with Nix failed:"
+    sed 's/^/# /' "$TEST_TMP/fixtures.log" | tail -n 30
+    exit 1
+  fi
+  FX=$base/closure-aarch64
+}
+
 # path_of ATTR: the store path of one attribute of the test closure.
 path_of() { awk -v a="$1" '$1 == a { print $2 }' "$FX/paths"; }
 
