@@ -11,12 +11,8 @@ build_pkgs=(
 )
 test_pkgs=(
   nix-bin libclang-rt-14-dev xz-utils zstd bzip2 python3 libpython3-dev sqlite3 coreutils bc bsdutils
-<<<<<<< HEAD
   patchelf busybox-static util-linux tar gcc openssl libcap2-bin python3-jsonschema curl wget
-=======
-  patchelf busybox-static util-linux tar gcc openssl libcap2-bin python3-jsonschema curl
   qemu-user-static
->>>>>>> arm64
 )
 
 pkgs=("${build_pkgs[@]}")
