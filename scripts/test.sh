@@ -2,13 +2,13 @@
 # Build runix and run the whole test suite, as CI does:
 #   1. the unit and integration tests (real Nix as the oracle);
 #   2. the same tests built with AddressSanitizer + UndefinedBehaviorSanitizer;
-#   3. each libFuzzer harness for $RUNIX_FUZZ_SECONDS (default 60) seconds.
+#   3. each libFuzzer harness for $RUNIX_FUZZ_SECONDS (default 30) seconds.
 # Ends with one line "N passed, N failed"; exits non-zero if anything failed.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
 root=$PWD
-fuzz_seconds=${RUNIX_FUZZ_SECONDS:-60}
+fuzz_seconds=${RUNIX_FUZZ_SECONDS:-30}
 testdata=${RUNIX_TESTDATA:-$root/../shared/testdata}
 
 if [ ! -f "$testdata/README.md" ]; then
