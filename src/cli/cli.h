@@ -142,4 +142,5 @@ int cmd_locate(int argc, char **argv);
 int cmd_comma(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_store(int argc, char **argv);
+int cmd_self(int argc, char **argv);
 int cmd_verify(int argc, char **argv);

@@ -60,6 +60,7 @@ static const char main_examples[] =
 #pragma weak cmd_gc
 #pragma weak cmd_store
 #pragma weak cmd_verify
+#pragma weak cmd_self
 
 static void print_version(void)
 {
@@ -115,6 +116,8 @@ static const struct cli_command commands[] = {
     {",", cmd_comma, "run a program by its name, from the package the index has it in", 0},
     {"gc", cmd_gc, "delete the store paths nothing keeps alive", CMD_CORE},
     {"store", cmd_store, "delete store paths by hand, or the whole store", CMD_CORE | CMD_GROUP},
+    {"self", cmd_self, "show, update or uninstall this runix; its man page and completions",
+     CMD_CORE | CMD_GROUP},
     {"version", cmd_version, "print runix's version", 0},
 };
 
