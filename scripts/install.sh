@@ -141,7 +141,8 @@ resume() {
     curl -fSL $progress -C - -o "$2" "$1"
   else
     if [ -t 2 ]; then progress=--show-progress; else progress=; fi
-    wget -q $progress -c -O "$2" "$1"
+    # One try, as curl makes: a dropped download stops here, and the next run resumes it.
+    wget -q $progress -t 1 -c -O "$2" "$1"
   fi
 }
 

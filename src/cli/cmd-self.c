@@ -858,25 +858,61 @@ static void help_commands(const char *help, struct strv *v)
     }
 }
 
-/* self's --help text (or a command's, with args), from this binary. */
-static int help_of(const char *exe, const char *a, const char *b, struct rx_buf *out)
+/*
+ * The --help text of runix (a NULL), of command a, or of a's subcommand b,
+ * as they print it: the command's function is called here, with stdout
+ * going to a temporary file.
+ */
+static int help_of(const char *a, const char *b, struct rx_buf *out)
 {
     rx_buf_reset(out);
-    char *argv[5];
-    int n = 0;
-    argv[n++] = (char *)exe;
-    if (a)
-        argv[n++] = (char *)a;
-    if (b)
-        argv[n++] = (char *)b;
-    argv[n++] = (char *)"--help";
-    argv[n] = NULL;
-    int st = capture(argv, out, true, 30000);
-    if (st != 0 || !out->data) {
-        char why[128];
-        describe_status(st, why, sizeof why);
-        cli_cmd_error("self man", "'runix%s%s%s%s --help' failed: %s", a ? " " : "", a ? a : "",
-                      b ? " " : "", b ? b : "", why);
+    size_t n;
+    const struct cli_command *tab = cli_command_table(&n), *cmd = NULL;
+    for (size_t i = 0; a && i < n && !cmd; i++)
+        if (strcmp(tab[i].name, a) == 0)
+            cmd = &tab[i];
+    if (a && (!cmd || !cmd->fn)) {
+        cli_cmd_error("self man", "no command '%s' in this binary", a);
+        return -1;
+    }
+    FILE *tmp = tmpfile();
+    if (!tmp) {
+        cli_cmd_error("self man", "cannot make a temporary file: %s", strerror(errno));
+        return -1;
+    }
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    if (saved < 0 || dup2(fileno(tmp), STDOUT_FILENO) < 0) {
+        cli_cmd_error("self man", "cannot redirect the help: %s", strerror(errno));
+        if (saved >= 0)
+            close(saved);
+        fclose(tmp);
+        return -1;
+    }
+    int r = EXIT_OK;
+    if (!cmd) {
+        cli_print_main_help();
+    } else {
+        char *argv[4];
+        int argc = 0;
+        argv[argc++] = (char *)a;
+        if (b)
+            argv[argc++] = (char *)b;
+        argv[argc++] = (char *)"--help";
+        argv[argc] = NULL;
+        r = cmd->fn(argc, argv);
+    }
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    struct rx_error *err = NULL;
+    rewind(tmp);
+    int rd = read_fd(fileno(tmp), "the help", out, &err);
+    fclose(tmp);
+    if (r != EXIT_OK || rd < 0 || !out->data) {
+        cli_cmd_error("self man", "'runix%s%s%s%s --help' failed%s%s", a ? " " : "", a ? a : "",
+                      b ? " " : "", b ? b : "", err ? ": " : "", err ? err->msg : "");
+        rx_error_free(err);
         return -1;
     }
     return 0;
@@ -888,13 +924,12 @@ static int self_man(int argc, char **argv)
         return cli_print_help(man_usage);
     if (argc >= 2)
         return cli_usage_error("self man", "unexpected argument '%s'", argv[1]);
-    const char *exe = "/proc/self/exe";
     struct rx_buf h = RX_BUF_INIT(HELP_MAX), sub = RX_BUF_INIT(HELP_MAX);
     struct strv cmds = {0};
     int ret = EXIT_FAIL;
     FILE *f = stdout;
     _cleanup_free_ char *syn = NULL;
-    if (help_of(exe, NULL, NULL, &h) < 0)
+    if (help_of(NULL, NULL, &h) < 0)
         goto out;
     fprintf(f, ".\\\" runix(1), made by 'runix self man' from the commands' --help.\n");
     fprintf(f, ".TH RUNIX 1 \"\" \"runix %s\" \"User Commands\"\n", RUNIX_VERSION);
@@ -911,14 +946,14 @@ static int self_man(int argc, char **argv)
     fprintf(f, ".SH COMMANDS\n");
     fprintf(f, "Each command's help, as 'runix COMMAND \\-\\-help' prints it.\n");
     for (size_t i = 0; i < cmds.n; i++) {
-        if (help_of(exe, cmds.v[i], NULL, &h) < 0)
+        if (help_of(cmds.v[i], NULL, &h) < 0)
             goto out;
         fprintf(f, ".SS runix %s\n", cmds.v[i]);
         roff_block(f, h.data);
         struct strv subs = {0};
         help_commands(h.data, &subs);
         for (size_t j = 0; j < subs.n; j++) {
-            if (help_of(exe, cmds.v[i], subs.v[j], &sub) < 0) {
+            if (help_of(cmds.v[i], subs.v[j], &sub) < 0) {
                 cli_strv_clear(&subs);
                 goto out;
             }

@@ -235,6 +235,17 @@ static void print_group_help(const char *group, const char *intro, const char *e
     fputs(examples, f);
 }
 
+const struct cli_command *cli_command_table(size_t *n)
+{
+    *n = ARRAY_SIZE(commands);
+    return commands;
+}
+
+void cli_print_main_help(void)
+{
+    print_group_help("runix", main_usage, main_examples, commands, ARRAY_SIZE(commands), stdout);
+}
+
 static void print_help_usage(const char *group, const struct cli_command *cmds)
 {
     printf("usage: %s help [COMMAND...]\n"
