@@ -332,6 +332,41 @@ static char *version_of(const struct rx_buf *out)
     return n ? xstrndup(out->data + 6, n) : NULL;
 }
 
+/*
+ * Write the man page and completions the receipt lists again, from the new
+ * binary (they may have changed with it).  A file the new binary cannot
+ * make stays as it was, with a warning.
+ */
+static void refresh_files(const struct receipt *r, bool quiet)
+{
+    for (size_t i = 0; i < r->nfiles; i++) {
+        const char *f = r->files[i], *base = strrchr(f, '/') + 1;
+        const char *a1 = "completion", *a2 = NULL;
+        if (strcmp(base, "runix.1") == 0)
+            a1 = "man";
+        else if (strcmp(base, "_runix") == 0)
+            a2 = "zsh";
+        else if (strcmp(base, "runix.fish") == 0)
+            a2 = "fish";
+        else if (strcmp(base, "runix") == 0 && strstr(f, "/bash-completion/"))
+            a2 = "bash";
+        else
+            continue;
+        char *argv[] = {r->binary, (char *)"self", (char *)a1, (char *)a2, NULL};
+        struct rx_buf out = RX_BUF_INIT(HELP_MAX);
+        struct rx_error *err = NULL;
+        int st = capture(argv, &out, false, VERSION_TIMEOUT_MS);
+        if (st != 0 || !out.data) {
+            if (!quiet)
+                cli_cmd_error("self update", "warning: kept %s: the new runix cannot write it", f);
+        } else if (write_file_atomic_at(AT_FDCWD, f, out.data, false, &err) < 0) {
+            cli_cmd_error("self update", "warning: %s", err->msg);
+            rx_error_free(err);
+        }
+        rx_buf_release(&out);
+    }
+}
+
 static int self_update(int argc, char **argv)
 {
     enum { OPT_URL = 0x200 };
@@ -550,6 +585,7 @@ static int self_update(int argc, char **argv)
         cli_cmd_error(cmd, "runix is updated, but its receipt is not: %s", err->msg);
         goto out;
     }
+    refresh_files(&r, quiet);
     if (!quiet)
         fprintf(stderr, "updated %s to runix %s\n", r.binary, r.version);
     ret = EXIT_OK;
@@ -756,11 +792,20 @@ static int self_uninstall(int argc, char **argv)
     struct receipt r = RECEIPT_INIT;
     unsigned removed = 0;
     if (rp && receipt_load(rp, &r, &err) == 0) {
-        if (remove_file(r.binary, &removed) < 0)
-            ret = EXIT_FAIL;
-        for (size_t i = 0; i < r.nfiles; i++)
-            if (remove_file(r.files[i], &removed) < 0)
+        /* Only the names install.sh writes: a damaged receipt removes nothing else. */
+        static const char *const names[] = {"runix", "runix.1", "_runix", "runix.fish"};
+        for (size_t i = 0; i <= r.nfiles; i++) {
+            const char *f = i == 0 ? r.binary : r.files[i - 1], *base = strrchr(f, '/') + 1;
+            bool known = false;
+            for (size_t k = 0; k < ARRAY_SIZE(names); k++)
+                known |= strcmp(base, names[k]) == 0;
+            if (!known)
+                cli_cmd_error(cmd, "not removing %s, which the receipt lists: install.sh "
+                                   "installs no file of that name",
+                              f);
+            else if (remove_file(f, &removed) < 0)
                 ret = EXIT_FAIL;
+        }
     } else {
         if (!rp)
             fprintf(stderr, "no receipt (neither XDG_DATA_HOME nor HOME is set); ");

@@ -204,8 +204,11 @@ ok "update to a broken binary: the binary is the old one" cmp "$B" "$dist/$asset
 has "update to a broken binary: the receipt stays" "$(cat "$R")" "sha256 $want"
 ok "update to a broken binary: nothing is left beside it" \
   bash -c '[ "$(ls -A "$1")" = runix ]' _ "$H/.local/bin"
+: >"$H/.local/share/man/man1/runix.1"
 URL=$HTTP/ok/newer selfcmd self update
 is "$rc" 0 "update to a newer release succeeds"
+ok "update: the man page is written again, by the new runix" cmp "$H/.local/share/man/man1/runix.1" \
+  <(user curl "" "$TEST_TMP/real/runix" self man)
 has "update: says so" "$out" "updated $B to runix 99.0.0"
 ok "update: the binary is the new one" cmp "$B" "$srv/newer/$asset"
 has "update: the receipt has the new version" "$(cat "$R")" "version 99.0.0"
@@ -218,7 +221,17 @@ selfcmd self uninstall
 is "$rc" 0 "uninstall after updates succeeds"
 gone_ok "uninstall after updates"
 
-# 6. uninstall without a receipt, and with one of an older format.
+# 6. uninstall with a receipt listing a file install.sh does not write; without a
+# receipt; with one of an older format.
+fresh
+install curl "$HTTP/ok/r1"
+echo keep >"$H/.profile"
+echo "file $H/.profile" >>"$R"
+selfcmd self uninstall
+is "$rc" 0 "uninstall with a receipt listing another file succeeds"
+has "  ...and says it leaves that file" "$out" "not removing $H/.profile"
+ok "  ...which is still there" test -s "$H/.profile"
+gone_ok "uninstall with a receipt listing another file"
 fresh
 install curl "$HTTP/ok/r1"
 rm "$R"
