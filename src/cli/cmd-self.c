@@ -1115,9 +1115,23 @@ static int self_complete(int argc, char **argv)
 {
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
         return cli_print_help(complete_usage);
-    if (argc >= 2 && strcmp(argv[1], "paths") == 0)
-        return complete_paths(argc - 1, argv + 1);
-    if (argc == 3 && strcmp(argv[1], "apps") == 0) {
+    /* A global --store comes before the kind ("runix --store DIR self complete paths"). */
+    int k = 1;
+    while (k < argc && (strcmp(argv[k], "--store") == 0 || strncmp(argv[k], "--store=", 8) == 0))
+        k += strcmp(argv[k], "--store") == 0 ? 2 : 1;
+    if (k < argc && strcmp(argv[k], "paths") == 0) {
+        /* complete_paths reads every argument but the first: the kind goes first. */
+        char **av = xcalloc((size_t)argc + 1, sizeof *av);
+        int n = 0;
+        av[n++] = argv[k];
+        for (int i = 1; i < argc; i++)
+            if (i != k)
+                av[n++] = argv[i];
+        int r = complete_paths(n, av);
+        free(av);
+        return r;
+    }
+    if (k == 1 && argc == 3 && strcmp(argv[1], "apps") == 0) {
         struct dist d = DIST_INIT;
         struct rx_error *err = NULL;
         if (dist_load(argv[2], &d, &err) < 0) {
