@@ -224,7 +224,7 @@ extra "$share/fish/vendor_completions.d/runix.fish" self completion fish
   echo "base-url $url"
   echo "binary $binary"
   echo "sha256 $want"
-  [ -n "$files" ] && printf '%s\n' "$files" | sed '/^$/d'
+  if [ -n "$files" ]; then printf '%s\n' "$files" | sed '/^$/d'; fi
 } >"$receipt.tmp" && mv -f "$receipt.tmp" "$receipt" || die "cannot write the receipt $receipt"
 
 say "installed runix $version at $binary"

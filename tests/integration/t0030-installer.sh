@@ -49,7 +49,7 @@ mkdir -p "$srv/r1"
 cp "$dist/$asset" "$dist/SHA256SUMS" "$srv/r1/"
 [ -f "$dist/VERSION" ] && cp "$dist/VERSION" "$srv/r1/"
 for d in cut-curl cut-wget; do cp -r "$srv/r1" "$srv/$d"; done
-want=$(awk -v a="$asset" '$2 == a || $2 == "*" a { print $1 }' "$dist/SHA256SUMS")
+want=$(sha256sum "$dist/$asset" | cut -d' ' -f1)
 # bad: SHA256SUMS lists another sum for the binary.
 mkdir -p "$srv/bad"
 cp "$dist/$asset" "$srv/bad/"
@@ -120,6 +120,8 @@ gone_ok() { # gone_ok LABEL: nothing of runix's is left but the store and config
     _ "$H"
 }
 
+ok "the release's SHA256SUMS has its binary's sha256" \
+  grep -qE "^$want [ *]$asset\$" "$dist/SHA256SUMS"
 ok "the clean PATH has no runix and no compiler" \
   bash -c 'export PATH=$1; ! command -v runix && ! command -v cc && ! command -v gcc' _ "$TEST_TMP/bin-curl"
 if [ -f "$dist/install.sh" ]; then
