@@ -36,7 +36,7 @@ _runix() {
     fi
   done
   case $prev in
-    --store) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+    --store) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
     --cache | --extra-cache | --trusted-key | --url) return ;;
   esac
   local -a words=()
@@ -47,24 +47,24 @@ _runix() {
     else
       mapfile -t words < <(_runix_commands <<<"$help")
     fi
-    COMPREPLY=($(compgen -W "${words[*]}" -- "$cur"))
+    mapfile -t COMPREPLY < <(compgen -W "${words[*]}" -- "$cur")
     return
   fi
   if [ -z "$sub" ] && [[ $cur != -* ]]; then
     mapfile -t words < <(_runix_commands <<<"$help")
-    COMPREPLY=($(compgen -W "${words[*]}" -- "$cur"))
+    mapfile -t COMPREPLY < <(compgen -W "${words[*]}" -- "$cur")
     return
   fi
   if [[ $cur == -* ]]; then
     [ "$sub" != - ] && help=$(command "$prog" "$cmd" "$sub" --help 2>/dev/null)
     mapfile -t words < <(_runix_options <<<"$help")
-    COMPREPLY=($(compgen -W "${words[*]}" -- "$cur"))
+    mapfile -t COMPREPLY < <(compgen -W "${words[*]}" -- "$cur")
     return
   fi
   if [[ $cur == *'#'* ]]; then
     local file=${cur%%#*}
     mapfile -t words < <(command "$prog" self complete apps "$file" 2>/dev/null)
-    COMPREPLY=($(compgen -P "$file#" -W "${words[*]}" -- "${cur#*#}"))
+    mapfile -t COMPREPLY < <(compgen -P "$file#" -W "${words[*]}" -- "${cur#*#}")
     return
   fi
   if [[ $cur == /nix/store/* || /nix/store/ == "$cur"* ]]; then
@@ -72,7 +72,7 @@ _runix() {
     [ ${#COMPREPLY[@]} -gt 0 ] && return
   fi
   compopt -o filenames 2>/dev/null
-  COMPREPLY=($(compgen -f -- "$cur"))
+  mapfile -t COMPREPLY < <(compgen -f -- "$cur")
 }
 
 complete -F _runix runix
