@@ -83,6 +83,14 @@ fresh() {
   B=$H/.local/bin/runix
   R=$H/.local/share/runix/receipt
 }
+# fresh_installed: a new HOME holding what install.sh installed in scenario 1.
+fresh_installed() {
+  fresh
+  rmdir "$H"
+  cp -a "$TEST_TMP/installed" "$H"
+  sed -i "s|$installed_home/|$H/|" "$R"
+  rc=0
+}
 # user DL URL CMD...: run CMD as the user, in a clean environment with tools DL.
 user() {
   local dl=$1 url=$2
@@ -132,6 +140,9 @@ fi
 fresh
 install curl "$HTTP/ok/r1"
 installed_ok "curl"
+# What install.sh left, to start the scenarios below that are about runix self from.
+cp -a "$H" "$TEST_TMP/installed"
+installed_home=$H
 has "curl: says where runix went" "$out" "installed runix"
 has "curl: gives the PATH line to add" "$out" "export PATH=\"$H/.local/bin:\$PATH\""
 ino=$(stat -c %i "$B")
@@ -187,9 +198,7 @@ for dl in curl wget; do
 done
 
 # 5. self update: to a newer release, refusing a bad one, rolling back a broken one.
-fresh
-install curl "$HTTP/ok/r1"
-is "$rc" 0 "update: install.sh succeeds"
+fresh_installed
 URL=$HTTP/ok/r1 selfcmd self update
 is "$rc" 0 "update from the same release succeeds"
 has "update from the same release: up to date" "$out" "runix is up to date"
@@ -225,8 +234,7 @@ gone_ok "uninstall after updates"
 
 # 6. uninstall with a receipt listing a file install.sh does not write; without a
 # receipt; with one of an older format.
-fresh
-install curl "$HTTP/ok/r1"
+fresh_installed
 echo keep >"$H/.profile"
 echo "file $H/.profile" >>"$R"
 selfcmd self uninstall
@@ -234,15 +242,13 @@ is "$rc" 0 "uninstall with a receipt listing another file succeeds"
 has "  ...and says it leaves that file" "$out" "not removing $H/.profile"
 ok "  ...which is still there" test -s "$H/.profile"
 gone_ok "uninstall with a receipt listing another file"
-fresh
-install curl "$HTTP/ok/r1"
+fresh_installed
 rm "$R"
 selfcmd self uninstall
 is "$rc" 0 "uninstall without a receipt succeeds"
 has "without a receipt: says so" "$out" "no receipt at $R; removing runix from the places install.sh uses"
 gone_ok "uninstall without a receipt"
-fresh
-install curl "$HTTP/ok/r1"
+fresh_installed
 printf 'binary=%s\nversion=0.0.1\n' "$B" >"$R"
 selfcmd self uninstall
 is "$rc" 0 "uninstall with an old-format receipt succeeds"
@@ -250,8 +256,7 @@ has "old-format receipt: says it cannot read it" "$out" "this runix cannot read 
 gone_ok "uninstall with an old-format receipt"
 
 # 7. --all: the store, config and cache go too.
-fresh
-install curl "$HTTP/ok/r1"
+fresh_installed
 selfcmd --cache "file://$demo/cache" --trusted-key "$key" fetch -q "$top"
 is "$rc" 0 "--all: runix fetches into the user's store"
 mkdir -p "$H/.config/runix" "$H/.cache/runix"
@@ -259,6 +264,7 @@ echo "http-connections = 4" >"$H/.config/runix/runix.conf"
 echo x >"$H/.cache/runix/x"
 [ ${#as_user[@]} -eq 0 ] || chown -R 65534:65534 "$H/.config" "$H/.cache"
 ok "--all: the store has the demo closure" test -d "$H/.local/share/runix/nix/store/$(basename "$top")"
+cp -a "$H/.local/share/runix/nix" "$TEST_TMP/store-nix" # for the prompt, below
 selfcmd self uninstall --all
 is "$rc" 0 "uninstall --all succeeds"
 has "--all: says the store is removed" "$out" "removed the store $H/.local/share/runix"
@@ -298,9 +304,10 @@ PY
 ) || rc=$?
 }
 for answer in n y; do
-  fresh
-  install curl "$HTTP/ok/r1"
-  selfcmd --cache "file://$demo/cache" --trusted-key "$key" fetch -q "$top"
+  fresh_installed
+  cp -a "$TEST_TMP/store-nix" "$H/.local/share/runix/nix"
+  ok "terminal, '$answer': runix sees the store" bash -c 'grep -q "$2" <<<"$("${@:3}" list 2>&1)"' _ x \
+    "$(basename "$top")" "${as_user[@]}" env -i HOME="$H" PATH="$TEST_TMP/bin-curl" "$B"
   pty "$answer" "${as_user[@]}" env -i HOME="$H" PATH="$TEST_TMP/bin-curl" "$B" self uninstall
   is "$rc" 0 "terminal, '$answer': uninstall succeeds"
   has "terminal, '$answer': asks before removing the store" "$out" "Remove them? [y/N]"
