@@ -1,12 +1,60 @@
 #!/usr/bin/env bash
-# The bash completion (and zsh's and fish's, when those shells are
-# installed: scripts/install-deps.sh installs both for the tests) completes
-# commands, subcommands, options, store paths from the store and a
-# distributable's apps.  Shell scripts: run once, not again under the
-# sanitizers (t0210 runs what they ask runix under both).
+# runix(1) holds every command's and subcommand's --help, line for line, and
+# renders without warnings.  The bash completion (and zsh's and fish's, when
+# those shells are installed: scripts/install-deps.sh installs both for the
+# tests) completes commands, subcommands, options, store paths from the
+# store and a distributable's apps.  Run once, not again under the
+# sanitizers: t0210 runs the C code these use (self man, self complete)
+# under both.
 . "$(dirname "$0")/lib/libtest.sh"
 
+man=$TEST_TMP/runix.1
+ok "runix self man succeeds" bash -c '"$RUNIX" self man >"$1"' _ "$man"
+
 cmds=$("$RUNIX" --help | sed -n '/^Commands:$/,/^$/s/^  \([^ ][^ ]*\) .*/\1/p' | grep -vx help)
+# The man page as man shows it (roff escapes undone), without the indentation.
+rendered=$TEST_TMP/rendered
+ok "man renders it without warnings" bash -c \
+  'MANWIDTH=200 MAN_KEEP_FORMATTING=0 man --warnings -E UTF-8 -l "$1" 2>"$2.err" | col -bx >"$2" && ! [ -s "$2.err" ] || { cat "$2.err"; exit 1; }' \
+  _ "$man" "$rendered"
+# in_man FILE...: every non-blank line of each FILE is a line of the rendered
+# page, in order; prints the files that are not (and the first missing line).
+in_man() {
+  python3 - "$rendered" "$@" <<'PY'
+import sys
+page = [l.strip() for l in open(sys.argv[1], encoding="utf-8")]
+bad = 0
+for f in sys.argv[2:]:
+    i = 0
+    for want in (l.strip() for l in open(f, encoding="utf-8")):
+        if not want:
+            continue
+        while i < len(page) and page[i] != want:
+            i += 1
+        if i == len(page):
+            print("%s: missing from the man page: %r" % (f.rsplit("/", 1)[-1], want))
+            bad = 1
+            break
+sys.exit(bad)
+PY
+}
+helps=$TEST_TMP/helps
+mkdir -p "$helps"
+"$RUNIX" --help >"$helps/runix"
+failed=""
+for c in $cmds; do
+  "$RUNIX" "$c" --help >"$helps/runix-$c" || failed+=" $c"
+  subs=$(sed -n '/^Commands:$/,/^$/s/^  \([^ ][^ ]*\) .*/\1/p' "$helps/runix-$c" | grep -vx help)
+  for s in $subs; do
+    "$RUNIX" "$c" "$s" --help >"$helps/runix-$c-$s" || failed+=" $c-$s"
+  done
+done
+is "$failed" "" "every command's and subcommand's --help succeeds"
+ok "the man page has runix --help and every command's and subcommand's, line for line" \
+  in_man "$helps"/*
+ok "  ...which is at least 30 of them" test "$(ls "$helps" | wc -l)" -ge 30
+echo "runix frobnicates the store" >"$TEST_TMP/not-help"
+is "$(in_man "$TEST_TMP/not-help" >/dev/null; echo $?)" 1 "a line no help has is not found (the check can fail)"
 # A store with two paths, and a distributable with two apps.
 store=$TEST_TMP/store
 mkdir -p "$store/nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10" \
