@@ -59,4 +59,45 @@ is "$("$RUNIX" self complete apps "$store"; echo "rc=$?")" "rc=0" "self complete
 fails "self complete: a bad request is a usage error" 2 "expected 'paths [PREFIX]' or 'apps FILE'" \
   "$RUNIX" self complete frob
 
+# self update and uninstall by this build (t0030 runs them in the release's
+# binary): a receipt naming a small stand-in binary, releases in file:// directories.
+H=$TEST_TMP/home
+B=$H/.local/bin/runix
+R=$H/.local/share/runix/receipt
+mkdir -p "$H/.local/bin" "$H/.local/share/runix" "$H/.local/share/man/man1"
+case $(uname -m) in aarch64) asset=runix-aarch64-linux ;; *) asset=runix-x86_64-linux ;; esac
+release() { # release DIR VERSION [SUM]: a release whose binary says it is runix VERSION
+  mkdir -p "$TEST_TMP/$1"
+  printf '#!/bin/sh\n[ "$1" = --version ] && echo "runix %s" && exit 0\ncat "%s"\n' "$2" "$man" \
+    >"$TEST_TMP/$1/$asset"
+  chmod 755 "$TEST_TMP/$1/$asset"
+  if [ -n "${3:-}" ]; then printf '%s  %s\n' "$3" "$asset"; else (cd "$TEST_TMP/$1" && sha256sum "$asset"); fi \
+    >"$TEST_TMP/$1/SHA256SUMS"
+}
+release r1 0.0.1
+release r2 0.0.2
+release bad 0.0.3 "$(printf '%064d' 7)"
+mkdir -p "$TEST_TMP/broken"
+printf '#!/bin/sh\nexit 3\n' >"$TEST_TMP/broken/$asset"
+(cd "$TEST_TMP/broken" && sha256sum "$asset" >SHA256SUMS)
+cp "$TEST_TMP/r1/$asset" "$B"
+: >"$H/.local/share/man/man1/runix.1"
+printf 'runix-receipt 1\nversion 0.0.1\nbinary %s\nsha256 %s\nfile %s\n' "$B" \
+  "$(sha256sum "$B" | cut -d' ' -f1)" "$H/.local/share/man/man1/runix.1" >"$R"
+u() { env -i HOME="$H" PATH=/usr/bin:/bin "$RUNIX" "$@"; }
+fails "self update: a bad checksum is refused" 1 "SHA256SUMS says 0000000000000000000000000000000000000000000000000000000000000007; nothing changed" \
+  u self update --url "file://$TEST_TMP/bad"
+ok "  ...and the binary stays" cmp "$B" "$TEST_TMP/r1/$asset"
+fails "self update: a binary that does not run is rolled back" 1 "exit status 3); the old one is back in place" \
+  u self update --url "file://$TEST_TMP/broken"
+ok "  ...the old binary is back" cmp "$B" "$TEST_TMP/r1/$asset"
+ok "  ...and nothing is left beside it" bash -c '[ "$(ls -A "$1")" = runix ]' _ "$H/.local/bin"
+ok "self update: to a newer release" u self update --url "file://$TEST_TMP/r2"
+ok "  ...the binary is the new one" cmp "$B" "$TEST_TMP/r2/$asset"
+ok "  ...the receipt says so" grep -qx "version 0.0.2" "$R"
+ok "  ...and the man page is written again by the new binary" cmp "$H/.local/share/man/man1/runix.1" "$man"
+fails "self update: up to date" 0 "runix is up to date" u self update
+ok "self uninstall --all" u self uninstall --all
+ok "  ...leaves nothing" bash -c '! find "$1" -type f | grep .' _ "$H"
+
 done_testing
