@@ -774,8 +774,13 @@ static int self_uninstall(int argc, char **argv)
             return EXIT_FAIL;
         }
     }
+    /* Is there any data to keep or remove? */
+    _cleanup_free_ char *store_nix = s.store ? xasprintf("%s/nix", s.store) : NULL;
+    bool have_store = store_nix && access(store_nix, F_OK) == 0;
+    bool have_data = have_store || (confdir && access(confdir, F_OK) == 0) ||
+                     (cachedir && access(cachedir, F_OK) == 0);
     bool remove_data = all;
-    if (!all && !keep && s.store && isatty(STDIN_FILENO))
+    if (!all && !keep && have_data && isatty(STDIN_FILENO))
         remove_data = ask(s.store, confdir, cachedir);
     if (remove_data) {
         if (destroy_store(s.store) < 0) {
@@ -832,7 +837,7 @@ static int self_uninstall(int argc, char **argv)
     }
     if (removed == 0)
         fprintf(stderr, "nothing of runix's was installed there\n");
-    if (!remove_data && s.store) {
+    if (!remove_data && have_data) {
         fprintf(stderr, "kept the store %s", s.store);
         if (confdir)
             fprintf(stderr, " and the config %s", confdir);

@@ -159,10 +159,14 @@ is "$rc" 0 "self info succeeds"
 has "self info names the installed binary" "$out" "installed: $B"
 has "self info has the receipt's sha256" "$out" "installed sha256: $want"
 has "self info has the release URL" "$out" "release url: $HTTP/ok/r1"
+mkdir -p "$H/.config/runix"
+echo "http-connections = 4" >"$H/.config/runix/runix.conf"
 selfcmd self uninstall
 is "$rc" 0 "uninstall (no terminal) succeeds"
 has "uninstall says what it removed" "$out" "removed $B"
-has "uninstall keeps the store without a terminal, and says how to remove it" "$out" "kept the store"
+has "uninstall keeps the data without a terminal, and says how to remove it" "$out" \
+  "and the config $H/.config/runix; remove them with"
+ok "  ...the config is still there" test -s "$H/.config/runix/runix.conf"
 gone_ok "uninstall"
 
 # 2. wget only.
@@ -172,6 +176,7 @@ install wget "$HTTP/ok/r1"
 installed_ok "wget"
 selfcmd self uninstall
 is "$rc" 0 "wget: uninstall succeeds"
+hasnt "wget: uninstall without a store or config says nothing of them" "$out" "kept the store"
 gone_ok "wget: uninstall"
 
 # 3. A bad checksum: refused, nothing installed.
