@@ -17,10 +17,8 @@ if [ ! -f "$dist/SHA256SUMS" ] || [ ! -x "$dist/$asset" ]; then
   echo "Bail out! no release directory with SHA256SUMS and $asset at $dist: run scripts/release.sh first, or set RUNIX_DIST_DIR"
   exit 1
 fi
-installer=$src/scripts/install.sh
-demo=$src/demo
-key=$(cat "$demo/demo-key.pub")
-top=$(cat "$demo/top-path")
+key=$(cat "$src/demo/demo-key.pub")
+top=$(cat "$src/demo/top-path")
 
 # has DESCRIPTION TEXT PATTERN / hasnt: a line of TEXT matches (does not match) the fixed string.
 has() { ok "$1" bash -c 'grep -qF -- "$2" <<<"$1" || { printf "%s\n" "$1"; exit 1; }' _ "$2" "$3"; }
@@ -32,6 +30,14 @@ as_user=()
 if [ "$(id -u)" -eq 0 ]; then
   as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
 fi
+
+# What the user reads, where the user can read it (the source tree may be in root's home).
+mkdir -p "$TEST_TMP/src"
+cp "$src/scripts/install.sh" "$TEST_TMP/src/install.sh"
+cp -r "$src/demo" "$TEST_TMP/src/demo"
+chmod -R a+rX "$TEST_TMP/src"
+installer=$TEST_TMP/src/install.sh
+demo=$TEST_TMP/src/demo
 
 # Two tool directories, the only PATH the installer gets.
 tools="sh uname sed head tr mkdir chmod mv rm cat dirname sha256sum ls env grep id"
@@ -133,7 +139,7 @@ ok "the release's SHA256SUMS has its binary's sha256" \
 ok "the clean PATH has no runix and no compiler" \
   bash -c 'export PATH=$1; ! command -v runix && ! command -v cc && ! command -v gcc' _ "$TEST_TMP/bin-curl"
 if [ -f "$dist/install.sh" ]; then
-  ok "the release's install.sh is scripts/install.sh" cmp "$dist/install.sh" "$installer"
+  ok "the release's install.sh is scripts/install.sh" cmp "$dist/install.sh" "$src/scripts/install.sh"
 fi
 
 # 1. curl, then the same again, then uninstall.
@@ -326,7 +332,7 @@ done
 
 # 9. install.sh's default release URL is runix's.
 fresh
-out=$(sed -n 's/^default_url=//p' "$installer")
+out=$(sed -n 's/^default_url=//p' "$src/scripts/install.sh")
 is "$(user curl "" "$TEST_TMP/real/runix" self info 2>&1 | sed -n 's/^release url: //p')" "$out" \
   "install.sh's default release URL is the one runix self update uses"
 
