@@ -59,7 +59,7 @@ is "$("$RUNIX" self complete apps "$store"; echo "rc=$?")" "rc=0" "self complete
 fails "self complete: a bad request is a usage error" 2 "expected 'paths [PREFIX]' or 'apps FILE'" \
   "$RUNIX" self complete frob
 
-# self update and uninstall by this build (t0030 runs them in the release's
+# self update and uninstall by this build (t0040 runs them in the release's
 # binary): a receipt naming a small stand-in binary, releases in file:// directories.
 H=$TEST_TMP/home
 B=$H/.local/bin/runix
