@@ -109,12 +109,19 @@ if CC=clang setup build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,unde
   printf "F$lines" > "$seeds/index/lines"
   { printf 'NIXI\1\0\0\0\0\0\0\0'; printf "$lines" | zstd -qc; } > "$seeds/index/db"
   printf 'L{"version":1,"root":{"type":"directory","entries":{"bin":{"type":"directory","entries":{"a":{"type":"regular","size":3,"executable":true},"b":{"type":"symlink","target":"a"}}}}}}' > "$seeds/index/ls"
+  # The install receipt and SHA256SUMS (fuzz-receipt.c): a small line parser.
+  mkdir -p "$seeds/receipt"
+  printf 'runix-receipt 1\nversion 0.1.0\nbinary /home/u/.local/bin/runix\nfile /home/u/x\nsha256 %064d\n' 0 > "$seeds/receipt/a"
+  printf '%064d  runix-x86_64-linux\n%064d *install.sh\n' 1 2 > "$seeds/receipt/sums"
+  # name:seeds:max_len[:seconds, for a small parser that needs less than $fuzz_seconds]
   for f in nar-reader:nar:65536 narinfo:narinfo:16384 nix32:nix32:256 \
            decompress:decompress:65536 config:config:4096 run-map:runmap:8192 dist:dist:16384 \
-           index:index:16384; do
-    IFS=: read -r name seed maxlen <<< "$f"
+           index:index:16384 receipt:receipt:4096:20; do
+    IFS=: read -r name seed maxlen secs <<< "$f"
+    secs=${secs:-$fuzz_seconds}
+    [ "$secs" -gt "$fuzz_seconds" ] && secs=$fuzz_seconds
     log=build-fuzz/fuzz-$name.log
-    if build-fuzz/fuzz/fuzz-$name -max_total_time="$fuzz_seconds" -max_len="$maxlen" \
+    if build-fuzz/fuzz/fuzz-$name -max_total_time="$secs" -max_len="$maxlen" \
          -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 "$seeds/$seed" > "$log" 2>&1; then
       echo "ok - fuzz-$name: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$') runs"
       echo "PASS fuzz-$name" >> "$results"

@@ -96,6 +96,11 @@ struct option;
  * EXIT_USAGE.
  */
 int cli_option_error(const char *cmd, int c, char **argv, const struct option *opts);
+/* The top-level command table (main.c), for runix self man. */
+const struct cli_command *cli_command_table(size_t *n);
+/* Print 'runix --help' to stdout. */
+void cli_print_main_help(void);
+
 /* Print a command's usage text to stdout; returns EXIT_OK. */
 int cli_print_help(const char *usage);
 
@@ -142,4 +147,5 @@ int cmd_locate(int argc, char **argv);
 int cmd_comma(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_store(int argc, char **argv);
+int cmd_self(int argc, char **argv);
 int cmd_verify(int argc, char **argv);

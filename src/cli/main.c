@@ -61,6 +61,7 @@ static const char main_examples[] =
 #pragma weak cmd_gc
 #pragma weak cmd_store
 #pragma weak cmd_verify
+#pragma weak cmd_self
 
 static void print_version(void)
 {
@@ -116,6 +117,8 @@ static const struct cli_command commands[] = {
     {",", cmd_comma, "run a program by its name, from the package the index has it in", 0},
     {"gc", cmd_gc, "delete the store paths nothing keeps alive", CMD_CORE},
     {"store", cmd_store, "delete store paths by hand, or the whole store", CMD_CORE | CMD_GROUP},
+    {"self", cmd_self, "show, update or uninstall this runix; its man page and completions",
+     CMD_CORE | CMD_GROUP},
     {"version", cmd_version, "print runix's version", 0},
 };
 
@@ -231,6 +234,17 @@ static void print_group_help(const char *group, const char *intro, const char *e
     fprintf(f, "  %-12s %s\n", "help", "show a command's help, as COMMAND --help does");
     fprintf(f, "\nRun '%s COMMAND --help' for a command's options.\n", group);
     fputs(examples, f);
+}
+
+const struct cli_command *cli_command_table(size_t *n)
+{
+    *n = ARRAY_SIZE(commands);
+    return commands;
+}
+
+void cli_print_main_help(void)
+{
+    print_group_help("runix", main_usage, main_examples, commands, ARRAY_SIZE(commands), stdout);
 }
 
 static void print_help_usage(const char *group, const struct cli_command *cmds)

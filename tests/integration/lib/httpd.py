@@ -16,6 +16,8 @@ path (e.g. /fail500x2/cache-xz/nar/...):
     /truncate-once/... .nar* files: the first request of each path is cut off
                      after half the body; later ones are served in full
     /truncate-once-norange/... the same, from a server without Range support
+    /cut-once/...    as truncate-once, for every file of 64 KiB or more (a
+                     release's binaries), NAR or not
     /truncate-once-gzip/... .nar* files: sent gzip-encoded (Content-Encoding)
                      to clients that accept it, Range requests counting in the
                      encoded bytes, the first request of each path cut off
@@ -164,6 +166,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             mode = "ok"
         is_nar = "/nar/" in "/" + rel
         size = os.path.getsize(path)
+        if mode == "cut-once":  # any file of 64 KiB or more, as truncate-once does NARs
+            mode, is_nar = "truncate-once", size >= 65536
         first = False
         if mode == "truncate-once-gzip" and is_nar and "gzip" in self.headers.get("Accept-Encoding", ""):
             return self.answer_gzip(path, rel, rng)
