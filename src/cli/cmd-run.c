@@ -1167,12 +1167,15 @@ int cmd_shell(int argc, char **argv)
         sh[0] = (char *)(shell && *shell ? shell : "/bin/sh");
         if (c.sandbox.on) {
             /* The host's shell is not in the sandbox: the closure's. */
-            char *own = find_program(&c, "bash", false);
-            if (!own)
-                own = find_program(&c, "sh", false);
+            const char *base = strrchr(sh[0], '/');
+            const char *names[] = {base ? base + 1 : sh[0], "sh", "bash", "dash"};
+            char *own = NULL;
+            for (size_t i = 0; i < sizeof names / sizeof *names && !own; i++)
+                if (*names[i])
+                    own = find_program(&c, names[i], false);
             if (!own) {
-                cli_cmd_error("shell", "no bash or sh in the closure, and the host's shell is "
-                                       "not in the sandbox; add one or name --command");
+                cli_cmd_error("shell", "no shell (sh, bash, dash) in the closure, and the "
+                                       "host's is not in the sandbox; add one or name --command");
                 ret = EXIT_NOT_FOUND;
                 goto out;
             }

@@ -388,10 +388,12 @@ static int plan_make(struct plan *pl, const struct sandbox_policy *p, const char
     const char *user = passwd_field(pw ? pw->pw_name : getenv("USER"), "user");
     const char *home = passwd_field(getenv("HOME"), "/");
     const char *gname = passwd_field(gr ? gr->gr_name : NULL, user);
-    pl->passwd = xasprintf("%s:x:%u:%u:%s:%s:/bin/sh\n"
-                           "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-                           user, (unsigned)uid, (unsigned)gid, user, home);
-    pl->group = xasprintf("%s:x:%u:\nnogroup:x:65534:\n", gname, (unsigned)gid);
+    /* The user, and the overflow ids files on the host show as. */
+    pl->passwd = xasprintf("%s:x:%u:%u:%s:%s:/bin/sh\n%s", user, (unsigned)uid, (unsigned)gid,
+                           user, home,
+                           uid == 65534 ? "" : "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n");
+    pl->group = xasprintf("%s:x:%u:\n%s", gname, (unsigned)gid,
+                          gid == 65534 ? "" : "nogroup:x:65534:\n");
     return 0;
 }
 
