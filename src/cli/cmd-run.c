@@ -60,6 +60,7 @@ enum {
     OPT_SETENV,
     OPT_ENV_DENY,
     OPT_ENV_KEEP,
+    OPT_NETWORK_LOG,
 };
 
 #define RUN_OPTIONS_USAGE                                                                     \
@@ -75,7 +76,10 @@ enum {
     "      --ro PATH             let the program read PATH too (repeatable)\n"            \
     "      --rw PATH             let the program read and write PATH (repeatable)\n"      \
     "      --hide PATH           remove PATH from an allowed tree (repeatable)\n"         \
-    "      --network MODE        none (default: loopback only) or host\n"                 \
+    "      --network MODE        none (default: loopback only), host, or\n"               \
+    "                            allow:HOST[:PORT],... (HTTP and SOCKS5 proxies that\n"  \
+    "                            reach only those; *.DOMAIN and IP literals too)\n"      \
+    "      --network-log FILE    log the proxies' refusals there, not on stderr\n"       \
     "      --allow-nested        let the program create user namespaces (bwrap, nix)\n"   \
     "      --clearenv            start from an empty environment\n"                       \
     "      --setenv NAME=VALUE   set a variable in the sandbox (repeatable)\n"            \
@@ -196,6 +200,8 @@ static void ctx_release(struct run_ctx *c)
     free(c->store_dir);
     cli_settings_release(&c->s);
     cli_dist_release(&c->dist);
+    if (c->sandbox.log_fd > 2)
+        close(c->sandbox.log_fd);
     sandbox_policy_release(&c->sandbox);
 }
 
@@ -244,12 +250,23 @@ static int sandbox_option(struct run_ctx *c, int opt, const char *arg)
         break;
     }
     case OPT_NETWORK: {
-        int m = sandbox_net_parse(arg);
-        if (m < 0) {
-            cli_usage_error(c->cmd, "unknown --network mode '%s' (none or host)", arg);
+        struct rx_error *err = NULL;
+        if (sandbox_net_parse(p, arg, &err) < 0) {
+            cli_usage_error(c->cmd, "%s", err->msg);
+            rx_error_free(err);
             return -1;
         }
-        p->net = (enum sandbox_net)m;
+        break;
+    }
+    case OPT_NETWORK_LOG: {
+        if (p->log_fd > 2)
+            close(p->log_fd);
+        p->log_fd = open(arg, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0644);
+        if (p->log_fd < 0) {
+            cli_usage_error(c->cmd, "cannot open --network-log '%s': %s", arg, strerror(errno));
+            p->log_fd = 0;
+            return -1;
+        }
         break;
     }
     case OPT_ALLOW_NESTED:
@@ -903,7 +920,8 @@ static int parse_root(struct run_ctx *c, const char *arg, const char **sub)
         {"clearenv", no_argument, NULL, OPT_CLEARENV},                                        \
         {"setenv", required_argument, NULL, OPT_SETENV},                                      \
         {"env-deny", required_argument, NULL, OPT_ENV_DENY},                                  \
-        {"env-keep", required_argument, NULL, OPT_ENV_KEEP}
+        {"env-keep", required_argument, NULL, OPT_ENV_KEEP},                                  \
+        {"network-log", required_argument, NULL, OPT_NETWORK_LOG}
 
 /* Downloading is runix-core's: the front has no cli_ref_resolve(). */
 #pragma weak cli_ref_resolve

@@ -11,7 +11,9 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <arpa/inet.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
 #include <sched.h>
@@ -35,6 +37,7 @@
 #include <unistd.h>
 
 #include "run-engine-internal.h"
+#include "run-proxy.h"
 #include "util-mem.h"
 
 #include "banned.h"
@@ -78,16 +81,110 @@ void sandbox_policy_release(struct sandbox_policy *p)
     free_strs(p->setenv, p->nsetenv);
     free_strs(p->env_deny, p->nenv_deny);
     free_strs(p->env_keep, p->nenv_keep);
+    for (size_t i = 0; i < p->nallow; i++)
+        free(p->allow[i].host);
+    free(p->allow);
     *p = (struct sandbox_policy)SANDBOX_POLICY_INIT;
 }
 
-int sandbox_net_parse(const char *s)
+/* One HOST[:PORT] of an allow-list into a; -1 if malformed. */
+static int parse_allow(const char *s, size_t len, struct sandbox_allow *a)
 {
-    if (strcmp(s, "none") == 0)
-        return SANDBOX_NET_NONE;
-    if (strcmp(s, "host") == 0)
-        return SANDBOX_NET_HOST;
+    const char *end = s + len, *hs = s, *he, *colon = NULL;
+    if (len && s[0] == '[') {
+        const char *rb = memchr(s, ']', len);
+        if (!rb || rb == s + 1)
+            return -1;
+        hs = s + 1;
+        he = rb;
+        if (rb + 1 < end && rb[1] != ':')
+            return -1;
+        colon = rb + 1 < end ? rb + 1 : NULL;
+        char v6[INET6_ADDRSTRLEN + 1];
+        struct in6_addr in;
+        if ((size_t)(he - hs) >= sizeof v6)
+            return -1;
+        memcpy(v6, hs, (size_t)(he - hs));
+        v6[he - hs] = '\0';
+        if (inet_pton(AF_INET6, v6, &in) != 1)
+            return -1;
+        char canon[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &in, canon, sizeof canon);
+        a->host = xstrdup(canon);
+    } else {
+        colon = memchr(s, ':', len);
+        he = colon ? colon : end;
+        size_t hl = (size_t)(he - hs);
+        if (hl == 0 || hl > 253)
+            return -1;
+        for (size_t i = 0; i < hl; i++) {
+            unsigned char c = (unsigned char)hs[i];
+            bool star = c == '*' && i == 0 && hl > 2 && hs[1] == '.';
+            if (!(star || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'))
+                return -1;
+        }
+        a->host = xstrndup(hs, hl);
+        for (char *q = a->host; *q; q++)
+            if (*q >= 'A' && *q <= 'Z')
+                *q = (char)(*q - 'A' + 'a');
+    }
+    a->port = 0;
+    if (colon) {
+        long v = 0;
+        const char *q = colon + 1;
+        if (q == end)
+            goto bad;
+        for (; q < end; q++)
+            if (*q < '0' || *q > '9' || (v = v * 10 + (*q - '0')) > 65535)
+                goto bad;
+        if (v == 0)
+            goto bad;
+        a->port = (int)v;
+    }
+    return 0;
+bad:
+    free(a->host);
+    a->host = NULL;
     return -1;
+}
+
+int sandbox_net_parse(struct sandbox_policy *p, const char *s, struct rx_error **err)
+{
+    if (strcmp(s, "none") == 0 || strcmp(s, "host") == 0) {
+        p->net = s[0] == 'n' ? SANDBOX_NET_NONE : SANDBOX_NET_HOST;
+        return 0;
+    }
+    if (strncmp(s, "allow:", 6) != 0)
+        return rx_error_set(err, RX_EUSAGE,
+                            "unknown --network mode '%s' (none, host or allow:HOST[:PORT],...)", s);
+    struct sandbox_allow *list = NULL;
+    size_t n = 0;
+    for (const char *q = s + 6;;) {
+        const char *c = strchrnul(q, ',');
+        struct sandbox_allow a;
+        if (c == q || parse_allow(q, (size_t)(c - q), &a) < 0) {
+            for (size_t i = 0; i < n; i++)
+                free(list[i].host);
+            free(list);
+            return rx_error_set(err, RX_EUSAGE,
+                                "bad allow-list entry '%.*s' in '%s' (HOST, HOST:PORT, *.DOMAIN, "
+                                "an IP address or [IPv6]:PORT)",
+                                (int)(c - q), q, s);
+        }
+        list = xrealloc(list, (n + 1) * sizeof *list);
+        list[n++] = a;
+        if (!*c)
+            break;
+        q = c + 1;
+    }
+    for (size_t i = 0; i < p->nallow; i++)
+        free(p->allow[i].host);
+    free(p->allow);
+    p->allow = list;
+    p->nallow = n;
+    p->net = SANDBOX_NET_ALLOW;
+    return 0;
 }
 
 int sandbox_cwd_parse(const char *s)
@@ -335,6 +432,8 @@ struct plan {
     char **real;              /* the binds' real paths (NULL: does not exist); owned */
     char *resolv;             /* the host's resolv.conf, resolved, or NULL */
     char *passwd, *group;     /* the generated lines */
+    int listen_http, listen_socks; /* in pid 1, SANDBOX_NET_ALLOW: the proxies' ports inside */
+    int port_http, port_socks;
 };
 
 static void plan_release(struct plan *pl)
@@ -359,7 +458,8 @@ static const char *passwd_field(const char *s, const char *fallback)
 static int plan_make(struct plan *pl, const struct sandbox_policy *p, const char *store_dir,
                      const char *const *paths, size_t npaths, struct rx_error **err)
 {
-    *pl = (struct plan){.p = p, .store_dir = store_dir, .paths = paths, .npaths = npaths};
+    *pl = (struct plan){.p = p, .store_dir = store_dir, .paths = paths, .npaths = npaths,
+                        .listen_http = -1, .listen_socks = -1};
     if (p->cwd != SANDBOX_CWD_NONE) {
         char buf[PATH_MAX];
         if (getcwd(buf, sizeof buf))
@@ -754,6 +854,67 @@ static int loopback_up(struct rx_error **err)
     return 0;
 }
 
+/* A TCP listener on 127.0.0.1 (port chosen by the kernel) in the sandbox's network. */
+static int listen_local(int *port, struct rx_error **err)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return rx_error_errno(err, "cannot open the proxy's socket in the sandbox");
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 64) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return rx_error_errno(err, "cannot listen on 127.0.0.1 in the sandbox");
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* pid 1: hand an accepted connection over to runix, outside, tagged with its kind. */
+static void hand_over(int listener, int ctl, char kind)
+{
+    int c = accept4(listener, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (c < 0)
+        return;
+    int flags = fcntl(c, F_GETFL);
+    if (flags >= 0)
+        fcntl(c, F_SETFL, flags & ~O_NONBLOCK);
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof cbuf);
+    struct iovec iov = {&kind, 1};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                       .msg_controllen = sizeof cbuf};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &c, sizeof c);
+    while (sendmsg(ctl, &m, MSG_NOSIGNAL) < 0 && errno == EINTR)
+        ;
+    close(c);
+}
+
+/* runix: take one connection from pid 1; -1 when the channel is closed. */
+static int take_over(int ctl, char *kind)
+{
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {kind, 1};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                       .msg_controllen = sizeof cbuf};
+    ssize_t r = recvmsg(ctl, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (r <= 0)
+        return r == 0 || (errno != EAGAIN && errno != EINTR) ? -1 : -2;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int)))
+        return -2;
+    int fd;
+    memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+    return fd;
+}
+
 /* ---- the processes --------------------------------------------------------- */
 
 /* Signals that runix and pid 1 pass on when someone sends them. */
@@ -780,22 +941,39 @@ static _Noreturn void child_fail(int fd, struct rx_error *err)
 }
 
 /* pid 1 after the setup: reap everything, pass on signals from outside, end with the program. */
-static _Noreturn void init_loop(pid_t prog, int report)
+static _Noreturn void init_loop(const struct plan *pl, pid_t prog, int report, int ctl)
 {
     sigset_t set;
     forward_set(&set);
     sigaddset(&set, SIGCHLD);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0)
+        _exit(127);
+    struct pollfd pfd[3] = {{sfd, POLLIN, 0}, {pl->listen_http, POLLIN, 0},
+                            {pl->listen_socks, POLLIN, 0}};
+    nfds_t n = pl->listen_http >= 0 ? 3 : 1;
     for (;;) {
-        siginfo_t si;
-        int sig = sigwaitinfo(&set, &si);
-        if (sig < 0)
+        if (poll(pfd, n, -1) < 0)
             continue;
-        if (sig != SIGCHLD) {
-            /* From outside the namespace (runix passing it on): si_pid is 0 here. */
-            if ((si.si_code == SI_USER || si.si_code == SI_QUEUE) && si.si_pid == 0)
-                kill(prog, sig);
+        if (n == 3 && pfd[1].revents)
+            hand_over(pl->listen_http, ctl, PROXY_HTTP);
+        if (n == 3 && pfd[2].revents)
+            hand_over(pl->listen_socks, ctl, PROXY_SOCKS);
+        if (!pfd[0].revents)
             continue;
+        struct signalfd_siginfo si;
+        bool child = false;
+        while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+            if (si.ssi_signo == SIGCHLD) {
+                child = true;
+                continue;
+            }
+            /* From outside the namespace (runix passing it on): the sender's pid is 0 here. */
+            if ((si.ssi_code == SI_USER || si.ssi_code == SI_QUEUE) && si.ssi_pid == 0)
+                kill(prog, (int)si.ssi_signo);
         }
+        if (!child)
+            continue;
         int st;
         pid_t pid;
         while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
@@ -825,6 +1003,18 @@ static int program_setup(const struct plan *pl, const sigset_t *old, struct rx_e
             return rx_error_errno(err, "chdir /");
     }
     apply_env(pl->p);
+    if (pl->p->net == SANDBOX_NET_ALLOW) {
+        char http[64], socks[64];
+        snprintf(http, sizeof http, "http://127.0.0.1:%d", pl->port_http);
+        snprintf(socks, sizeof socks, "socks5h://127.0.0.1:%d", pl->port_socks);
+        static const char *const hv[] = {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"};
+        for (size_t i = 0; i < 4; i++)
+            setenv(hv[i], http, 1);
+        setenv("ALL_PROXY", socks, 1);
+        setenv("all_proxy", socks, 1);
+        unsetenv("NO_PROXY");
+        unsetenv("no_proxy");
+    }
     return lock_down(pl->p, err);
 }
 
@@ -853,16 +1043,19 @@ static int read_report(int fd, struct sandbox_end *end, struct rx_error **err, b
     return 0;
 }
 
-/* runix, outside: pass on signals sent to it, until pid 1 reports. */
-static int supervise(pid_t init, int report, struct sandbox_end *end, struct rx_error **err)
+/* runix, outside: pass on signals sent to it, serve the proxies, until pid 1 reports. */
+static int supervise(const struct sandbox_policy *p, pid_t init, int report, int ctl,
+                     struct sandbox_end *end, struct rx_error **err)
 {
     sigset_t set, old;
     forward_set(&set);
     sigprocmask(SIG_BLOCK, &set, &old);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    struct pollfd pfd[2] = {{report, POLLIN, 0}, {sfd, POLLIN, 0}};
+    struct pollfd pfd[3] = {{report, POLLIN, 0}, {sfd, POLLIN, 0}, {ctl, POLLIN, 0}};
+    int init_st = 0;
+    bool init_done = false;
     for (;;) {
-        int n = poll(pfd, sfd >= 0 ? 2 : 1, -1);
+        int n = poll(pfd, ctl >= 0 ? 3 : 2, -1);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -870,20 +1063,58 @@ static int supervise(pid_t init, int report, struct sandbox_end *end, struct rx_
         if (pfd[0].revents)
             break;
         struct signalfd_siginfo si;
-        while (sfd >= 0 && read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        while (pfd[1].revents && sfd >= 0 && read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
             /* The terminal's own signals (SI_KERNEL) reached the program already. */
             if (si.ssi_code == SI_USER || si.ssi_code == SI_QUEUE)
                 kill(init, (int)si.ssi_signo);
         }
+        if (ctl >= 0 && pfd[2].revents) {
+            char kind = 0;
+            int fd = take_over(ctl, &kind);
+            if (fd == -1) {
+                pfd[2].fd = -1;
+            } else if (fd >= 0) {
+                pid_t h = fork();
+                if (h == 0) {
+                    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+                    close(report);
+                    close(ctl);
+                    proxy_serve(p, (enum proxy_kind)kind, fd);
+                    _exit(0);
+                }
+                close(fd);
+            }
+        }
+        /* Reap the proxies' children; pid 1 too, should it end without a word. */
+        int st;
+        pid_t w;
+        while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+            if (w == init) {
+                init_st = st;
+                init_done = true;
+            }
     }
     bool reported;
     int r = read_report(report, end, err, &reported);
-    int st = 0;
-    while (waitpid(init, &st, 0) < 0 && errno == EINTR)
-        ;
+    /*
+     * Reap every child, not just pid 1: the proxies' children live in the
+     * sandbox's pid namespace, and pid 1's exit waits until they are reaped.
+     */
+    while (!init_done) {
+        int st;
+        pid_t w = waitpid(-1, &st, 0);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            break;
+        if (w == init) {
+            init_st = st;
+            init_done = true;
+        }
+    }
     if (r == 0 && !reported) {
         /* pid 1 died without a word: killed from outside. */
-        end->status = st;
+        end->status = init_st;
     }
     if (sfd >= 0)
         close(sfd);
@@ -922,7 +1153,12 @@ int sandbox_enter(const struct sandbox_policy *p, const char *store_dir, const c
             goto out;
         }
     }
-    int rep[2], alive[2];
+    int rep[2], alive[2], ctl[2] = {-1, -1};
+    if (p->net == SANDBOX_NET_ALLOW &&
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0) {
+        rx_error_errno(err, "sandbox: socketpair");
+        goto out;
+    }
     if (pipe2(rep, O_CLOEXEC) < 0) {
         rx_error_errno(err, "sandbox: pipe");
         goto out;
@@ -946,15 +1182,21 @@ int sandbox_enter(const struct sandbox_policy *p, const char *store_dir, const c
     if (init > 0) {
         close(rep[1]);
         close(alive[0]);
-        ret = supervise(init, rep[0], end, err);
+        if (ctl[1] >= 0)
+            close(ctl[1]);
+        ret = supervise(p, init, rep[0], ctl[0], end, err);
         close(rep[0]);
         close(alive[1]);
+        if (ctl[0] >= 0)
+            close(ctl[0]);
         goto out;
     }
 
     /* pid 1 of the new pid namespace. */
     close(rep[0]);
     close(alive[1]);
+    if (ctl[0] >= 0)
+        close(ctl[0]);
     struct rx_error *e = NULL;
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     struct pollfd a = {alive[0], POLLIN, 0};
@@ -964,7 +1206,7 @@ int sandbox_enter(const struct sandbox_policy *p, const char *store_dir, const c
     /* The program cannot attach to its parent or read its memory. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     sethostname("sandbox", 7);
-    if (p->net == SANDBOX_NET_NONE) {
+    if (p->net != SANDBOX_NET_HOST) {
         if (unshare(CLONE_NEWNET) < 0) {
             rx_error_errno(&e, "cannot create a network namespace; refusing to run with the "
                                "host's network");
@@ -972,6 +1214,15 @@ int sandbox_enter(const struct sandbox_policy *p, const char *store_dir, const c
         }
         if (loopback_up(&e) < 0)
             child_fail(rep[1], e);
+    }
+    if (p->net == SANDBOX_NET_ALLOW &&
+        ((pl.listen_http = listen_local(&pl.port_http, &e)) < 0 ||
+         (pl.listen_socks = listen_local(&pl.port_socks, &e)) < 0))
+        child_fail(rep[1], e);
+    /* A mount namespace of its own: pivot_root moves the root of every process in one. */
+    if (unshare(CLONE_NEWNS) < 0) {
+        rx_error_errno(&e, "cannot create the sandbox's mount namespace");
+        child_fail(rep[1], e);
     }
     if (build_view(&pl, &e) < 0)
         child_fail(rep[1], e);
@@ -986,6 +1237,12 @@ int sandbox_enter(const struct sandbox_policy *p, const char *store_dir, const c
     }
     if (prog == 0) {
         close(rep[1]);
+        if (ctl[1] >= 0)
+            close(ctl[1]);
+        if (pl.listen_http >= 0)
+            close(pl.listen_http);
+        if (pl.listen_socks >= 0)
+            close(pl.listen_socks);
         if (program_setup(&pl, &old, &e) < 0) {
             /* Too late to tell runix through the pipe: the usual stderr message of a failed run. */
             if (err)
@@ -998,7 +1255,7 @@ int sandbox_enter(const struct sandbox_policy *p, const char *store_dir, const c
         plan_release(&pl);
         return 0;
     }
-    init_loop(prog, rep[1]);
+    init_loop(&pl, prog, rep[1], ctl[1]);
 out:
     plan_release(&pl);
     return ret;

@@ -32,6 +32,13 @@ enum sandbox_cwd {
 enum sandbox_net {
     SANDBOX_NET_NONE, /* a network namespace with only loopback, up (default) */
     SANDBOX_NET_HOST, /* the host's network, and its resolv.conf */
+    SANDBOX_NET_ALLOW, /* loopback only, and proxies to the allow-list (run-proxy.h) */
+};
+
+/* One entry of --network allow:...: an exact name, *.domain, or an IP literal. */
+struct sandbox_allow {
+    char *host; /* lower-case; "*.example.com" for a wildcard; an IPv6 literal without [] */
+    int port;   /* 1..65535, or 0: 80 and 443 */
 };
 
 enum sandbox_bind_kind {
@@ -51,6 +58,9 @@ struct sandbox_policy {
     enum sandbox_net net;
     struct sandbox_bind *binds; /* in the order given; owned */
     size_t nbinds;
+    struct sandbox_allow *allow; /* SANDBOX_NET_ALLOW; owned */
+    size_t nallow;
+    int log_fd; /* where the proxies log refusals (the CLI's stderr or --network-log) */
     bool allow_nested; /* new user namespaces (and mounts in them) are allowed */
     bool clearenv;     /* start from an empty environment */
     char **setenv;     /* NAME=VALUE, applied last; owned */
@@ -69,8 +79,12 @@ void sandbox_policy_add_bind(struct sandbox_policy *p, enum sandbox_bind_kind k,
 void sandbox_policy_add_str(char ***v, size_t *n, const char *s);
 void sandbox_policy_release(struct sandbox_policy *p);
 
-/* "none" / "host" -> value; -1 for anything else. */
-int sandbox_net_parse(const char *s);
+/*
+ * "none", "host" or "allow:HOST[:PORT][,HOST[:PORT]...]" into p->net (and
+ * p->allow).  HOST is a name, "*.name", an IPv4 literal or [IPv6].  Returns
+ * 0, or -1 with the reason in err (code RX_EUSAGE).
+ */
+int sandbox_net_parse(struct sandbox_policy *p, const char *s, struct rx_error **err);
 /* "rw" / "ro" / "none" -> value; -1 for anything else. */
 int sandbox_cwd_parse(const char *s);
 

@@ -196,6 +196,41 @@ c = socket.create_connection(s.getsockname()); print('loopback up')" 2>&1)" "loo
   "the sandbox's own loopback is up"
 SB=(--network host)
 is "$(py "$fetch_py" 2>&1)" "served" "--network host reaches it"
+# allow: the proxies outside, reached from inside through 127.0.0.1 ports.
+port=${HTTP##*:}
+mkdir -p "$TEST_TMP/www2"
+echo other >"$TEST_TMP/www2/f"
+python3 -m http.server -b 127.0.0.1 0 -d "$TEST_TMP/www2" >"$TEST_TMP/other.log" 2>&1 &
+other_pid=$!
+for i in $(seq 100); do other=$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$TEST_TMP/other.log"); [ -n "$other" ] && break; sleep 0.05; done
+trap 'kill $HTTPD_PID $other_pid 2>/dev/null; cleanup' EXIT
+: >"$home/net.log"
+[ "$(id -u)" = 0 ] && chown "$uid:$gid" "$home/net.log"
+SB=(--network "allow:127.0.0.1:$port,*.example.invalid" --network-log "$home/net.log")
+is "$(py "$fetch_py
+import urllib.request, socket, os, http.client
+try: urllib.request.urlopen('http://127.0.0.1:$other/ok/f', timeout=5); print('other reached')
+except Exception as e: print('other refused', getattr(e, 'code', e))
+try: socket.create_connection(('127.0.0.1', $port), timeout=3); print('direct reached')
+except OSError as e: print('direct failed')
+h, p = os.environ['HTTPS_PROXY'][7:].rsplit(':', 1)
+c = http.client.HTTPConnection(h, int(p), timeout=5)
+c.set_tunnel('127.0.0.1', $port)
+c.request('GET', '/ok/f'); print('tunnel', c.getresponse().read().decode().strip())
+s = socket.create_connection(('127.0.0.1', int(os.environ['ALL_PROXY'].rsplit(':', 1)[1])), timeout=5)
+s.sendall(b'\\x05\\x01\\x00'); assert s.recv(2) == b'\\x05\\x00'
+s.sendall(b'\\x05\\x01\\x00\\x01\\x7f\\x00\\x00\\x01' + ($other).to_bytes(2, 'big'))
+print('socks', s.recv(10)[1])" 2>&1)" "served"$'\n'"other refused 403"$'\n'"direct failed"$'\n'"tunnel served"$'\n'"socks 2" \
+  "allow: a listed host:port through the HTTP proxy (and CONNECT); an unlisted one refused (HTTP and SOCKS5); no direct connection"
+is "$(grep -c "refused .*127.0.0.1:$other (not in the allow-list)" "$home/net.log")" 2 "the refusals are logged to --network-log"
+SB=(--network "allow:localhost:$port")
+is "$(py "import urllib.request
+try: urllib.request.urlopen('http://localhost:$port/ok/f', timeout=5); print('reached')
+except Exception as e: print('refused', getattr(e, 'code', e))" 2>&1)" \
+  "runix: sandbox: refused GET localhost:$port (a private or loopback address; list it as a literal to allow it)"$'\n'"refused 403" \
+  "a listed name that resolves to loopback is refused (only literals allow such addresses), on stderr by default"
+fails "a bad allow-list entry" 2 "bad allow-list entry 'a b'" v "$RUNIX" run --sandbox --network "allow:ok.example,a b" "$top" hello
+SB=(--network host)
 is "$(bb 'busybox ls /etc | busybox tr "\n" " "')" "group hosts passwd resolv.conf " "and has the host's resolv.conf"
 SB=()
 
