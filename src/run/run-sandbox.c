@@ -1140,7 +1140,7 @@ int sandbox_enter(const struct sandbox_policy *p, const char *store_dir, const c
     }
     uid_t uid = getuid();
     gid_t gid = getgid();
-    if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS) < 0) {
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) < 0) {
         char why[512];
         userns_unshare_reason(errno, why, sizeof why);
         rx_error_set(err, RX_EUNSUPPORTED, "sandbox: %s", why);
@@ -1170,7 +1170,13 @@ int sandbox_enter(const struct sandbox_policy *p, const char *store_dir, const c
         goto out;
     }
     fflush(NULL);
-    pid_t init = fork();
+    /*
+     * Only pid 1 goes into the new pid namespace (clone, not unshare, which
+     * would put every later child of runix there too): runix's own children
+     * (the proxies, a sanitizer's helper at exit) are created after pid 1
+     * is gone, which a namespace whose init has exited refuses.
+     */
+    pid_t init = (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, 0, 0, 0, 0);
     if (init < 0) {
         rx_error_errno(err, "sandbox: fork");
         close(rep[0]);
