@@ -36,6 +36,8 @@ cat >"$TEST_TMP/in-view" <<'EOF'
 #!/bin/sh
 # in-view CMD...: hide the host store, then become the user again.
 [ ! -d /nix/store ] || mount -t tmpfs -o ro none /nix/store || exit 99
+# RX_NONET=1: no network namespace may be created below this one.
+[ -z "${RX_NONET:-}" ] || echo 0 >/proc/sys/user/max_net_namespaces || exit 99
 exec unshare --user --map-user="$RX_UID" --map-group="$RX_GID" -- "$@"
 EOF
 chmod 755 "$TEST_TMP/in-view"
@@ -229,6 +231,16 @@ try: urllib.request.urlopen('http://localhost:$port/ok/f', timeout=5); print('re
 except Exception as e: print('refused', getattr(e, 'code', e))" 2>&1)" \
   "runix: sandbox: refused GET localhost:$port (a private or loopback address; list it as a literal to allow it)"$'\n'"refused 403" \
   "a listed name that resolves to loopback is refused (only literals allow such addresses), on stderr by default"
+# Where no network namespace can be made, the sandbox fails closed.
+EXTRA_ENV=(RX_NONET=1)
+ok "control: without the sandbox the program runs there" v "$RUNIX" run "$top" hello
+fails "--network none fails closed, naming the reason" 1 "refusing to run with the host's network" \
+  v "$RUNIX" run --sandbox "$top" "$busybox" touch "$home/proj/ran"
+fails "so does allow:" 1 "refusing to run with the host's network" \
+  v "$RUNIX" run --sandbox --network allow:127.0.0.1:1 "$top" "$busybox" touch "$home/proj/ran"
+is "$(ls "$home/proj/ran" 2>/dev/null)" "" "and the program did not run"
+ok "--network host still runs" v "$RUNIX" run --sandbox --network host "$top" hello
+EXTRA_ENV=()
 fails "a bad allow-list entry" 2 "bad allow-list entry 'a b'" v "$RUNIX" run --sandbox --network "allow:ok.example,a b" "$top" hello
 SB=(--network host)
 is "$(bb 'busybox ls /etc | busybox tr "\n" " "')" "group hosts passwd resolv.conf " "and has the host's resolv.conf"
