@@ -109,9 +109,14 @@ if CC=clang setup build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,unde
   printf "F$lines" > "$seeds/index/lines"
   { printf 'NIXI\1\0\0\0\0\0\0\0'; printf "$lines" | zstd -qc; } > "$seeds/index/db"
   printf 'L{"version":1,"root":{"type":"directory","entries":{"bin":{"type":"directory","entries":{"a":{"type":"regular","size":3,"executable":true},"b":{"type":"symlink","target":"a"}}}}}}' > "$seeds/index/ls"
+  # Sandbox proxy requests (fuzz/fuzz-proxy.c): the first byte picks HTTP (even) or SOCKS5 (odd).
+  mkdir -p "$seeds/proxy"
+  printf 'HCONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: x\r\n\r\n' > "$seeds/proxy/connect"
+  printf 'HGET http://a.invalid:8080/p HTTP/1.1\r\n\r\n' > "$seeds/proxy/get"
+  printf 'S\5\1\0\5\1\0\3\11a.invalid\0\120' > "$seeds/proxy/socks"
   for f in nar-reader:nar:65536 narinfo:narinfo:16384 nix32:nix32:256 \
            decompress:decompress:65536 config:config:4096 run-map:runmap:8192 dist:dist:16384 \
-           index:index:16384; do
+           index:index:16384 proxy:proxy:16384; do
     IFS=: read -r name seed maxlen <<< "$f"
     log=build-fuzz/fuzz-$name.log
     if build-fuzz/fuzz/fuzz-$name -max_total_time="$fuzz_seconds" -max_len="$maxlen" \
