@@ -113,10 +113,15 @@ if CC=clang setup build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,unde
   mkdir -p "$seeds/receipt"
   printf 'runix-receipt 1\nversion 0.1.0\nbinary /home/u/.local/bin/runix\nfile /home/u/x\nsha256 %064d\n' 0 > "$seeds/receipt/a"
   printf '%064d  runix-x86_64-linux\n%064d *install.sh\n' 1 2 > "$seeds/receipt/sums"
+  # Sandbox proxy requests (fuzz/fuzz-proxy.c): the first byte picks HTTP (even) or SOCKS5 (odd).
+  mkdir -p "$seeds/proxy"
+  printf 'HCONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: x\r\n\r\n' > "$seeds/proxy/connect"
+  printf 'HGET http://a.invalid:8080/p HTTP/1.1\r\n\r\n' > "$seeds/proxy/get"
+  printf 'S\5\1\0\5\1\0\3\11a.invalid\0\120' > "$seeds/proxy/socks"
   # name:seeds:max_len[:seconds, for a small parser that needs less than $fuzz_seconds]
   for f in nar-reader:nar:65536 narinfo:narinfo:16384 nix32:nix32:256 \
            decompress:decompress:65536 config:config:4096 run-map:runmap:8192 dist:dist:16384 \
-           index:index:16384 receipt:receipt:4096:20; do
+           index:index:16384 receipt:receipt:4096:20 proxy:proxy:16384; do
     IFS=: read -r name seed maxlen secs <<< "$f"
     secs=${secs:-$fuzz_seconds}
     [ "$secs" -gt "$fuzz_seconds" ] && secs=$fuzz_seconds

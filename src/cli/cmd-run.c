@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 #include "cli-settings.h"
 #include "cli.h"
 #include "run-engine.h"
+#include "run-sandbox.h"
 #include "store-path.h"
 #include "store-index.h"
 #include "store-roots.h"
@@ -41,13 +43,48 @@
 /* Shells report these when a command cannot be found or run. */
 enum { EXIT_NOT_EXECUTABLE = 126, EXIT_NOT_FOUND = 127 };
 
-enum { OPT_ENGINE = 0x200, OPT_OFFLINE, OPT_COMMAND, OPT_LIST, OPT_TRUST };
+enum {
+    OPT_ENGINE = 0x200,
+    OPT_OFFLINE,
+    OPT_COMMAND,
+    OPT_LIST,
+    OPT_TRUST,
+    OPT_SANDBOX,
+    OPT_CWD,
+    OPT_RO,
+    OPT_RW,
+    OPT_HIDE,
+    OPT_NETWORK,
+    OPT_ALLOW_NESTED,
+    OPT_CLEARENV,
+    OPT_SETENV,
+    OPT_ENV_DENY,
+    OPT_ENV_KEEP,
+    OPT_NETWORK_LOG,
+};
 
 #define RUN_OPTIONS_USAGE                                                                     \
     "      --engine ENGINE       auto (default), userns or preload; also $RUNIX_ENGINE\n"   \
     "      --offline             never use the network; fail if a path is missing\n"        \
     "  -v, --verbose             say which engine runs the program\n"                     \
-    "      --trust               trust a distributable's own caches and keys for this run\n"
+    "      --trust               trust a distributable's own caches and keys for this run\n"   \
+    "\n"                                                                                     \
+    "Sandbox (docs/sandbox.md; the userns engine only):\n"                                   \
+    "      --sandbox             the program sees its closure (read-only), the working\n"   \
+    "                            directory, a private /tmp, /dev and /proc, nothing else\n" \
+    "      --cwd MODE            the working directory: rw (default), ro or none\n"        \
+    "      --ro PATH             let the program read PATH too (repeatable)\n"            \
+    "      --rw PATH             let the program read and write PATH (repeatable)\n"      \
+    "      --hide PATH           remove PATH from an allowed tree (repeatable)\n"         \
+    "      --network MODE        none (default: loopback only), host, or\n"               \
+    "                            allow:HOST[:PORT],... (HTTP and SOCKS5 proxies that\n"  \
+    "                            reach only those; *.DOMAIN and IP literals too)\n"      \
+    "      --network-log FILE    log the proxies' refusals there, not on stderr\n"       \
+    "      --allow-nested        let the program create user namespaces (bwrap, nix)\n"   \
+    "      --clearenv            start from an empty environment\n"                       \
+    "      --setenv NAME=VALUE   set a variable in the sandbox (repeatable)\n"            \
+    "      --env-deny PATTERN    also remove NAME, PREFIX*, *SUFFIX or *MID* variables\n" \
+    "      --env-keep NAME       keep NAME although a pattern removes it\n"
 
 static const char run_usage[] =
     "usage: runix run [OPTIONS] STOREPATH [CMD] [ARGS...]\n"
@@ -121,6 +158,8 @@ struct run_ctx {
     const char *cmd; /* "run" or "shell" */
     struct cli_settings s;
     enum engine_kind engine;
+    struct sandbox_policy sandbox;
+    bool sandbox_opts; /* a sandbox option was given */
     bool offline, verbose;
     struct store_path *roots;
     size_t nroots;
@@ -161,6 +200,107 @@ static void ctx_release(struct run_ctx *c)
     free(c->store_dir);
     cli_settings_release(&c->s);
     cli_dist_release(&c->dist);
+    if (c->sandbox.log_fd > 2)
+        close(c->sandbox.log_fd);
+    sandbox_policy_release(&c->sandbox);
+}
+
+/* A sandbox path from the command line: ~/ is $HOME, a relative one is below the cwd. */
+static char *sandbox_path(const char *arg)
+{
+    const char *home = getenv("HOME");
+    if ((strcmp(arg, "~") == 0 || strncmp(arg, "~/", 2) == 0) && home && *home == '/')
+        return xasprintf("%s%s", home, arg + 1);
+    if (arg[0] == '/')
+        return xstrdup(arg);
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd))
+        return xstrdup(arg);
+    return xasprintf("%s/%s", cwd, arg);
+}
+
+static int sandbox_option(struct run_ctx *c, int opt, const char *arg)
+{
+    struct sandbox_policy *p = &c->sandbox;
+    switch (opt) {
+    case OPT_SANDBOX:
+        p->on = true;
+        return 1;
+    case OPT_CWD: {
+        int m = sandbox_cwd_parse(arg);
+        if (m < 0) {
+            cli_usage_error(c->cmd, "unknown --cwd mode '%s' (rw, ro or none)", arg);
+            return -1;
+        }
+        p->cwd = (enum sandbox_cwd)m;
+        break;
+    }
+    case OPT_RO:
+    case OPT_RW:
+    case OPT_HIDE: {
+        if (!*arg) {
+            cli_usage_error(c->cmd, "an empty path for --%s",
+                            opt == OPT_RO ? "ro" : opt == OPT_RW ? "rw" : "hide");
+            return -1;
+        }
+        _cleanup_free_ char *path = sandbox_path(arg);
+        sandbox_policy_add_bind(p, opt == OPT_RO ? SANDBOX_RO : opt == OPT_RW ? SANDBOX_RW
+                                                                             : SANDBOX_HIDE,
+                                path);
+        break;
+    }
+    case OPT_NETWORK: {
+        struct rx_error *err = NULL;
+        if (sandbox_net_parse(p, arg, &err) < 0) {
+            cli_usage_error(c->cmd, "%s", err->msg);
+            rx_error_free(err);
+            return -1;
+        }
+        break;
+    }
+    case OPT_NETWORK_LOG: {
+        if (p->log_fd > 2)
+            close(p->log_fd);
+        p->log_fd = open(arg, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0644);
+        if (p->log_fd < 0) {
+            cli_usage_error(c->cmd, "cannot open --network-log '%s': %s", arg, strerror(errno));
+            p->log_fd = 0;
+            return -1;
+        }
+        break;
+    }
+    case OPT_ALLOW_NESTED:
+        p->allow_nested = true;
+        break;
+    case OPT_CLEARENV:
+        p->clearenv = true;
+        break;
+    case OPT_SETENV: {
+        const char *eq = strchr(arg, '=');
+        if (!eq || eq == arg) {
+            cli_usage_error(c->cmd, "--setenv takes NAME=VALUE, not '%s'", arg);
+            return -1;
+        }
+        sandbox_policy_add_str(&p->setenv, &p->nsetenv, arg);
+        break;
+    }
+    case OPT_ENV_DENY:
+    case OPT_ENV_KEEP:
+        if (!*arg || strchr(arg, '=')) {
+            cli_usage_error(c->cmd, "--%s takes a variable name or pattern, not '%s'",
+                            opt == OPT_ENV_DENY ? "env-deny" : "env-keep", arg);
+            return -1;
+        }
+        if (opt == OPT_ENV_DENY)
+            sandbox_policy_add_str(&p->env_deny, &p->nenv_deny, arg);
+        else
+            sandbox_policy_add_str(&p->env_keep, &p->nenv_keep, arg);
+        break;
+    default:
+        return 0;
+    }
+    c->sandbox_opts = true;
+    return 1;
 }
 
 /* Options shared by run and shell; returns 1 if taken, 0 if not, -1 on a bad value. */
@@ -168,6 +308,9 @@ static int run_option(struct run_ctx *c, int opt, const char *arg)
 {
     if (cli_settings_option(&c->s, opt, arg))
         return 1;
+    int t = sandbox_option(c, opt, arg);
+    if (t != 0)
+        return t;
     switch (opt) {
     case OPT_ENGINE: {
         int k = engine_parse(arg);
@@ -458,6 +601,20 @@ static int name_dist_root(struct run_ctx *c)
     return 0;
 }
 
+/* Can the sandbox run here as asked?  EXIT_OK, or the usage error said. */
+static int sandbox_check(struct run_ctx *c)
+{
+    if (!c->sandbox.on) {
+        if (c->sandbox_opts)
+            return cli_usage_error(c->cmd, "sandbox options need --sandbox");
+        return EXIT_OK;
+    }
+    if (c->engine == ENGINE_PRELOAD)
+        return cli_usage_error(c->cmd, "--sandbox needs the userns engine, not preload "
+                                       "(an interposed library cannot confine a program)");
+    return EXIT_OK;
+}
+
 /* Make the closures complete (fetching in a child if needed), remember them. */
 static int prepare(struct run_ctx *c)
 {
@@ -475,6 +632,9 @@ static int prepare(struct run_ctx *c)
             c->engine = (enum engine_kind)k;
         }
     }
+    int sc = sandbox_check(c);
+    if (sc != EXIT_OK)
+        return sc;
     if (c->is_dist && name_dist_root(c) < 0)
         return EXIT_FAIL;
     int ok = closure_complete(c, true, &err);
@@ -647,6 +807,30 @@ static void run_notice(const char *msg)
 }
 
 /*
+ * runix's exit after a sandboxed program ended: its status, or the same
+ * death by signal (without a core file of runix's own), as a plain run gives
+ * its caller.
+ */
+static int sandbox_exit(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (!WIFSIGNALED(status))
+        return EXIT_FAIL;
+    int sig = WTERMSIG(status);
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    fflush(NULL);
+    signal(sig, SIG_DFL);
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, sig);
+    sigprocmask(SIG_UNBLOCK, &s, NULL);
+    raise(sig);
+    return 128 + sig; /* a signal that does not kill */
+}
+
+/*
  * Enter the view and exec.  prog is a path (logical, or a host path), or
  * NULL: look argv[0] up in PATH inside the view.
  */
@@ -660,14 +844,28 @@ static int launch(struct run_ctx *c, const char *prog, char **argv)
     }
     struct engine_choice engine;
     struct rx_error *err = NULL;
-    int r = engine_enter(c->engine, c->root, c->store_dir, names, c->nclosure, &engine, &err);
-    free(names);
-    free(bases);
-    if (r < 0)
-        return cli_fail(err);
+    int r;
+    if (c->sandbox.on) {
+        struct sandbox_end end = {0};
+        r = sandbox_enter(&c->sandbox, c->store_dir, names, c->nclosure, &end, &err);
+        free(names);
+        free(bases);
+        if (r < 0)
+            return cli_fail(err);
+        if (r > 0)
+            return sandbox_exit(end.status);
+        engine = (struct engine_choice)ENGINE_CHOICE_INIT;
+        engine.kind = ENGINE_USERNS;
+    } else {
+        r = engine_enter(c->engine, c->root, c->store_dir, names, c->nclosure, &engine, &err);
+        free(names);
+        free(bases);
+        if (r < 0)
+            return cli_fail(err);
+    }
     if (engine.warning)
         cli_error("warning: %s", engine.warning);
-    if (c->verbose) {
+    if (c->verbose && !c->sandbox.on) {
         _cleanup_free_ char *what = engine_choice_describe(&engine);
         fprintf(stderr, "%s: engine: %s\n", cli_progname, what);
         engine.notice = run_notice;
@@ -713,7 +911,17 @@ static int parse_root(struct run_ctx *c, const char *arg, const char **sub)
 #define RUN_LONG_OPTIONS                                                                      \
     CLI_SETTINGS_OPTIONS, {"engine", required_argument, NULL, OPT_ENGINE},                    \
         {"offline", no_argument, NULL, OPT_OFFLINE}, {"verbose", no_argument, NULL, 'v'},     \
-        {"trust", no_argument, NULL, OPT_TRUST}, {"help", no_argument, NULL, 'h'}
+        {"trust", no_argument, NULL, OPT_TRUST}, {"help", no_argument, NULL, 'h'},            \
+        {"sandbox", no_argument, NULL, OPT_SANDBOX}, {"cwd", required_argument, NULL, OPT_CWD}, \
+        {"ro", required_argument, NULL, OPT_RO}, {"rw", required_argument, NULL, OPT_RW},      \
+        {"hide", required_argument, NULL, OPT_HIDE},                                          \
+        {"network", required_argument, NULL, OPT_NETWORK},                                    \
+        {"allow-nested", no_argument, NULL, OPT_ALLOW_NESTED},                                \
+        {"clearenv", no_argument, NULL, OPT_CLEARENV},                                        \
+        {"setenv", required_argument, NULL, OPT_SETENV},                                      \
+        {"env-deny", required_argument, NULL, OPT_ENV_DENY},                                  \
+        {"env-keep", required_argument, NULL, OPT_ENV_KEEP},                                  \
+        {"network-log", required_argument, NULL, OPT_NETWORK_LOG}
 
 /* Downloading is runix-core's: the front has no cli_ref_resolve(). */
 #pragma weak cli_ref_resolve
@@ -910,6 +1118,7 @@ int cmd_shell(int argc, char **argv)
     struct run_ctx c = {.cmd = "shell"};
     int ret = EXIT_USAGE;
     int first_cmd = -1;
+    char *shell_prog = NULL;
     for (int i = 1; i < argc && !cli_byname_resolve; i++) { /* NAME#ATTR: runix-core's */
         if (strcmp(argv[i], "--command") == 0 || strcmp(argv[i], "-c") == 0)
             break;
@@ -974,10 +1183,29 @@ int cmd_shell(int argc, char **argv)
         static char *sh[2];
         const char *shell = getenv("SHELL");
         sh[0] = (char *)(shell && *shell ? shell : "/bin/sh");
+        if (c.sandbox.on) {
+            /* The host's shell is not in the sandbox: the closure's. */
+            const char *base = strrchr(sh[0], '/');
+            const char *names[] = {base ? base + 1 : sh[0], "sh", "bash", "dash"};
+            char *own = NULL;
+            for (size_t i = 0; i < sizeof names / sizeof *names && !own; i++)
+                if (*names[i])
+                    own = find_program(&c, names[i], false);
+            if (!own) {
+                cli_cmd_error("shell", "no shell (sh, bash, dash) in the closure, and the "
+                                       "host's is not in the sandbox; add one or name --command");
+                ret = EXIT_NOT_FOUND;
+                goto out;
+            }
+            free(shell_prog);
+            shell_prog = own;
+            sh[0] = own;
+        }
         pargv = sh;
     }
     ret = launch(&c, strchr(pargv[0], '/') ? pargv[0] : NULL, pargv);
 out:
+    free(shell_prog);
     ctx_release(&c);
     return ret;
 }

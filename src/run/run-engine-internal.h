@@ -3,6 +3,18 @@
 
 #include "run-engine.h"
 
+#include <sys/types.h>
+
+/* Why unshare(CLONE_NEWUSER) failed with errno e, in words, into why. */
+void userns_unshare_reason(int e, char *why, size_t n);
+
+/*
+ * Just after unshare(CLONE_NEWUSER | CLONE_NEWNS): map uid and gid to
+ * themselves, deny setgroups, and keep our mounts to ourselves (MS_SLAVE).
+ * Returns 0, or -1 with the reason in why.
+ */
+int userns_setup_ids(uid_t uid, gid_t gid, char *why, size_t n);
+
 /*
  * The preload half of engine_exec(): find the library, look prog up in PATH
  * when it is NULL, run a static program from the store's real location

@@ -75,7 +75,7 @@ static long thread_count(void)
     return v;
 }
 
-static void unshare_reason(int e, char *why, size_t n)
+void userns_unshare_reason(int e, char *why, size_t n)
 {
     long threads = e == EINVAL ? thread_count() : -1;
     long clone = read_number("/proc/sys/kernel/unprivileged_userns_clone");
@@ -105,7 +105,7 @@ static void unshare_reason(int e, char *why, size_t n)
 }
 
 /* Map uid and gid to themselves in a new user namespace, and keep our mounts to ourselves. */
-static int setup_ns(uid_t uid, gid_t gid, char *why, size_t n)
+int userns_setup_ids(uid_t uid, gid_t gid, char *why, size_t n)
 {
     char map[64];
     int e = write_file("/proc/self/setgroups", "deny");
@@ -148,7 +148,7 @@ struct probe {
 static int probe_child(void *arg)
 {
     struct probe *p = arg;
-    if (setup_ns(p->uid, p->gid, p->why, p->n) < 0)
+    if (userns_setup_ids(p->uid, p->gid, p->why, p->n) < 0)
         return 1;
     if (mount("tmpfs", "/", "tmpfs", 0, NULL) < 0) {
         snprintf(p->why, p->n, "mounting a tmpfs in the new namespace failed: %s",
@@ -172,7 +172,7 @@ int engine_userns_probe(struct rx_error **err)
     pid_t pid = clone(probe_child, stack + sizeof stack,
                       CLONE_NEWUSER | CLONE_NEWNS | CLONE_VM | CLONE_VFORK | SIGCHLD, &p);
     if (pid < 0) {
-        unshare_reason(errno, why, sizeof why);
+        userns_unshare_reason(errno, why, sizeof why);
         return rx_error_set(err, RX_EUNSUPPORTED, "%s", why);
     }
     int st;
@@ -376,11 +376,11 @@ int engine_userns_enter(const char *store_dir, const char *const *paths, size_t 
     uid_t uid = getuid();
     gid_t gid = getgid();
     if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) {
-        unshare_reason(errno, why, sizeof why);
+        userns_unshare_reason(errno, why, sizeof why);
         rx_error_set(err, RX_EUNSUPPORTED, "%s", why);
         return 1;
     }
-    if (setup_ns(uid, gid, why, sizeof why) < 0)
+    if (userns_setup_ids(uid, gid, why, sizeof why) < 0)
         return rx_error_set(err, EPERM, "%s", why);
 
     struct stat st;
