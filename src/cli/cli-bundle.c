@@ -2,6 +2,7 @@
 #include "config.h"
 #include "cli-bundle.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -39,6 +40,35 @@ void bundle_trailer_encode(const struct bundle_trailer *t, unsigned char *out)
     put_le64(out + 16, t->manifest_len);
     memcpy(out + 24, t->sha256, 32);
     memcpy(out + 56, BUNDLE_MAGIC, 8);
+}
+
+void bundle_head_encode(uint64_t size, unsigned char *out)
+{
+    memcpy(out, BUNDLE_HEAD_MAGIC, 8);
+    put_le64(out + 8, size);
+}
+
+/*
+ * No trailer: is fd (of `size` bytes) a bundle cut short?  Its head would be
+ * where the ELF image ends, after the section header table.  -1 with err
+ * when it is; 0 when not (or when the image's end cannot be told).
+ */
+static int truncated(int fd, uint64_t size, struct rx_error **err)
+{
+    Elf64_Ehdr eh;
+    if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh ||
+        memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh.e_shoff == 0 || eh.e_shoff > size)
+        return 0;
+    uint64_t end = eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize;
+    unsigned char head[BUNDLE_HEAD_SIZE];
+    if (end >= size || size - end < sizeof head ||
+        pread(fd, head, sizeof head, (off_t)end) != (ssize_t)sizeof head ||
+        memcmp(head, BUNDLE_HEAD_MAGIC, 8) != 0)
+        return 0;
+    return rx_error_set(err, RX_EFORMAT,
+                        "this bundle is truncated: it has %llu of its %llu bytes",
+                        (unsigned long long)size, (unsigned long long)get_le64(head + 8));
 }
 
 int bundle_trailer_decode(const unsigned char *in, uint64_t size, struct bundle_trailer *t,
@@ -157,6 +187,8 @@ int cli_bundle_detect(struct cli_bundle *b, struct rx_error **err)
         return 0;
     }
     int r = bundle_trailer_decode(tr, (uint64_t)st.st_size, &b->t, err);
+    if (r == 0)
+        r = truncated(fd, (uint64_t)st.st_size, err);
     if (r <= 0) {
         close(fd);
         return r;

@@ -3,7 +3,13 @@
 /*
  * A bundle is a static runix with a payload appended after its ELF image:
  *
- *   [runix][NAR files, as their cache serves them][manifest (JSON)][trailer]
+ *   [runix][head][NAR files, as their cache serves them][manifest (JSON)][trailer]
+ *
+ * The head (BUNDLE_HEAD_SIZE bytes at payload_off) is BUNDLE_HEAD_MAGIC and
+ * the u64 size of the whole bundle: a bundle cut short has lost its trailer,
+ * but runix still finds the head where its own ELF image ends (the end of
+ * its section header table) and says the file is truncated, rather than
+ * acting as a plain runix.
  *
  * The trailer is the last BUNDLE_TRAILER_SIZE bytes of the file, all
  * integers little-endian:
@@ -20,7 +26,9 @@
  * in the payload.
  *
  * Every start of runix looks for the trailer (cli_bundle_detect()): one
- * open, fstat, pread and close of /proc/self/exe.  This half is linked into
+ * open, fstat, pread and close of /proc/self/exe, and for a file without
+ * one, a pread of its ELF header (and one of the head when the file is
+ * longer than its ELF image).  This half is linked into
  * the front too, and uses only libc and jansson.
  */
 
@@ -32,6 +40,8 @@
 
 #define BUNDLE_MAGIC "RXBUNDL1"
 #define BUNDLE_TRAILER_SIZE 64
+#define BUNDLE_HEAD_MAGIC "RXBUNDH1"
+#define BUNDLE_HEAD_SIZE 16
 #define BUNDLE_FORMAT 1
 /* A manifest of 100 000 paths with their narinfos stays well below this. */
 #define BUNDLE_MANIFEST_MAX (256u * 1024 * 1024)
@@ -45,6 +55,8 @@ struct bundle_trailer {
 
 /* Encode t into out[BUNDLE_TRAILER_SIZE]. */
 void bundle_trailer_encode(const struct bundle_trailer *t, unsigned char *out);
+/* Encode the head of a bundle of `size` bytes into out[BUNDLE_HEAD_SIZE]. */
+void bundle_head_encode(uint64_t size, unsigned char *out);
 
 /*
  * Decode the trailer of a file of `size` bytes from its last

@@ -399,9 +399,12 @@ static int write_bundle(struct bundle_ctx *b, const struct runix_src *src, json_
         in += n;
         left -= (uint64_t)n;
     }
-    if (lseek(b->out, (off_t)src->len, SEEK_SET) < 0)
+    /* The head, its size filled in at the end. */
+    unsigned char head[BUNDLE_HEAD_SIZE];
+    bundle_head_encode(0, head);
+    if (lseek(b->out, (off_t)src->len, SEEK_SET) < 0 || write_all(b->out, head, sizeof head) < 0)
         return rx_error_errno(err, "cannot write the bundle");
-    b->pos = src->len;
+    b->pos = src->len + sizeof head;
     for (size_t i = 0; i < b->nplan; i++)
         if (add_nar(b, &b->plan[i], err) < 0)
             return -1;
@@ -416,10 +419,12 @@ static int write_bundle(struct bundle_ctx *b, const struct runix_src *src, json_
     memcpy(t.sha256, h.bytes, 32);
     unsigned char tr[BUNDLE_TRAILER_SIZE];
     bundle_trailer_encode(&t, tr);
+    b->pos += t.manifest_len + sizeof tr;
+    bundle_head_encode(b->pos, head);
     if (write_all(b->out, text, t.manifest_len) < 0 || write_all(b->out, tr, sizeof tr) < 0 ||
+        pwrite(b->out, head, sizeof head, (off_t)src->len) != (ssize_t)sizeof head ||
         fchmod(b->out, 0755 & ~cli_umask) < 0 || fsync(b->out) < 0)
         return rx_error_errno(err, "cannot write the bundle");
-    b->pos += t.manifest_len + sizeof tr;
     return 0;
 }
 
