@@ -4,9 +4,10 @@
  *
  * The import is an ordinary fetch (fetch.h) from a file:// cache in a
  * private temporary directory that holds the narinfos and NAR files of the
- * paths the store lacks, copied out of the bundle (copy_file_range: no
- * pass through user space).  So a bundle's paths get every check a
- * download gets: the narinfo's signature by one of the bundle's keys, the
+ * paths the store lacks, copied out of the bundle.  Each narinfo's
+ * signature and each NAR file's FileHash are checked while it is laid out,
+ * so that a damaged bundle is refused before any of it is imported; then
+ * the fetch gives its paths every check a download gets: the narinfo's signature by one of the bundle's keys, the
  * FileHash and FileSize, the NarHash and NarSize, and the atomic install.
  * The bundle's keys are used for that fetch and that tagged closure index
  * only; they are never written anywhere.
@@ -147,28 +148,24 @@ out:
     return r;
 }
 
-/* Copy len bytes at off of in into the new file dir_fd/rel. */
+/*
+ * Copy len bytes at off of in into the new file dir_fd/rel, hashing them
+ * into *h (SHA-256).
+ */
 static int copy_out(int in, uint64_t off, uint64_t len, int dir_fd, const char *rel,
-                    struct rx_error **err)
+                    struct hash *h, struct rx_error **err)
 {
     _cleanup_close_ int out = openat(dir_fd, rel, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (out < 0)
         return rx_error_errno(err, "cannot write '%s'", rel);
-    loff_t pos = (loff_t)off;
-    uint64_t left = len;
+    struct sha256_ctx sha;
+    sha256_init(&sha);
+    enum { BUF = 1 << 17 };
+    _cleanup_free_ char *buf = xmalloc(BUF);
+    uint64_t pos = off, left = len;
     while (left > 0) {
-        ssize_t n = copy_file_range(in, &pos, out, NULL, left, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        left -= (uint64_t)n;
-    }
-    /* No copy_file_range (old kernels, some filesystems): read and write. */
-    char buf[1 << 16];
-    while (left > 0) {
-        size_t want = left < sizeof buf ? (size_t)left : sizeof buf;
-        ssize_t n = pread(in, buf, want, pos);
+        size_t want = left < BUF ? (size_t)left : BUF;
+        ssize_t n = pread(in, buf, want, (off_t)pos);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -176,16 +173,23 @@ static int copy_out(int in, uint64_t off, uint64_t len, int dir_fd, const char *
                 errno = EIO;
             return rx_error_errno(err, "cannot read the bundle");
         }
+        sha256_update(&sha, buf, (size_t)n);
         if (write_all(out, buf, (size_t)n) < 0)
             return rx_error_errno(err, "cannot write '%s'", rel);
-        pos += n;
+        pos += (uint64_t)n;
         left -= (uint64_t)n;
     }
+    sha256_final(&sha, h);
     return 0;
 }
 
-/* Lay out entry e as <hash>.narinfo and its URL in dir_fd. */
-static int lay_out(int in, const struct bundle_entry *e, int dir_fd, struct rx_error **err)
+/*
+ * Lay out entry e as <hash>.narinfo and its URL in dir_fd, once its
+ * narinfo is signed by one of keys and its NAR file matches the FileSize
+ * and FileHash.
+ */
+static int lay_out(int in, const struct bundle_entry *e, const struct trusted_keys *keys,
+                   int dir_fd, struct rx_error **err)
 {
     struct narinfo ni = NARINFO_INIT;
     char full[STORE_PATH_MAX + 1];
@@ -196,6 +200,16 @@ static int lay_out(int in, const struct bundle_entry *e, int dir_fd, struct rx_e
     _cleanup_free_ char *name = xasprintf("%s.narinfo", e->path.hash);
     if (store_path_cmp(&ni.path, &e->path) != 0) {
         rx_error_set(err, RX_EFORMAT, "the bundle's narinfo of '%s' is for another path", full);
+    } else if (narinfo_verify(&ni, keys, err) < 0) {
+        /* Checked here, before anything is imported: a bundle is taken whole or not at all. */
+        rx_error_wrap(err, "the bundle's narinfo of '%s' is not signed by its keys; the bundle "
+                           "is damaged or forged, and nothing of it was imported",
+                      full);
+    } else if ((ni.has_file_size && ni.file_size != e->size) ||
+               (!ni.has_file_size && e->size == 0)) {
+        rx_error_set(err, RX_EFORMAT, "the bundle's NAR file of '%s' is not the size its narinfo "
+                                      "gives; the bundle is damaged, and nothing of it was imported",
+                     full);
     } else if (write_data_atomic_at(dir_fd, name, e->narinfo, strlen(e->narinfo), 0600, false,
                                     err) < 0) {
         rx_error_wrap(err, "cannot lay out the bundle");
@@ -212,10 +226,16 @@ static int lay_out(int in, const struct bundle_entry *e, int dir_fd, struct rx_e
         }
         /* Two paths may share a NAR file (the same URL): the first one serves both. */
         struct stat st;
+        struct hash h;
         if (fstatat(dir_fd, ni.url, &st, AT_SYMLINK_NOFOLLOW) == 0)
             r = 0;
-        else
-            r = copy_out(in, e->offset, e->size, dir_fd, ni.url, err);
+        else if ((r = copy_out(in, e->offset, e->size, dir_fd, ni.url, &h, err)) == 0 &&
+                 ni.has_file_hash && ni.file_hash.algo == h.algo &&
+                 !hash_equal(&ni.file_hash, &h))
+            r = rx_error_set(err, RX_EHASH,
+                             "the bundle's NAR file of '%s' does not match its FileHash; the "
+                             "bundle is damaged, and nothing of it was imported",
+                             full);
     }
 out:
     narinfo_release(&ni);
@@ -247,7 +267,7 @@ int bundle_import_prepare(const struct bundle_manifest *m, int bundle_fd, struct
             return -1;
         if (v > 0) /* already in the store: not imported again */
             continue;
-        if (lay_out(bundle_fd, &m->paths[i], dir_fd, err) < 0)
+        if (lay_out(bundle_fd, &m->paths[i], &m->keys, dir_fd, err) < 0)
             return -1;
         bc->nlaid++;
     }

@@ -51,16 +51,22 @@ void bundle_head_encode(uint64_t size, unsigned char *out)
 /*
  * No trailer: is fd (of `size` bytes) a bundle cut short?  Its head would be
  * where the ELF image ends, after the section header table.  -1 with err
- * when it is; 0 when not (or when the image's end cannot be told).
+ * when it is (or when the file ends before its own image does); 0 when
+ * not, or when the image's end cannot be told.
  */
 static int truncated(int fd, uint64_t size, struct rx_error **err)
 {
     Elf64_Ehdr eh;
     if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh ||
         memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
-        eh.e_shoff == 0 || eh.e_shoff > size)
+        eh.e_shoff == 0)
         return 0;
     uint64_t end = eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize;
+    if (eh.e_shoff > size || end > size) /* cut inside its own image */
+        return rx_error_set(err, RX_EFORMAT,
+                            "this file is truncated: it ends (at %llu bytes) inside runix's "
+                            "own ELF image",
+                            (unsigned long long)size);
     unsigned char head[BUNDLE_HEAD_SIZE];
     if (end >= size || size - end < sizeof head ||
         pread(fd, head, sizeof head, (off_t)end) != (ssize_t)sizeof head ||
