@@ -107,12 +107,23 @@ int bundle_manifest_read(const char *file, struct bundle_manifest *m, int *fd_ou
     sha256_buf(text, m->t.manifest_len, &h);
     if (memcmp(h.bytes, m->t.sha256, 32) != 0)
         return bad(err, file, "its manifest does not match the checksum in its trailer");
+    /* Two documents: the app, then the keys and paths (cli-bundle.h). */
     json_error_t je;
-    json_t *j = json_loadb(text, m->t.manifest_len, JSON_REJECT_DUPLICATES, &je);
+    json_t *j = json_loadb(text, m->t.manifest_len,
+                           JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK, &je);
     if (!j)
         return bad(err, file, "its manifest is not JSON");
+    size_t used = (size_t)je.position;
+    json_t *rest = used <= m->t.manifest_len
+                       ? json_loadb(text + used, m->t.manifest_len - used,
+                                    JSON_REJECT_DUPLICATES, &je)
+                       : NULL;
     r = -1;
-    const json_t *roots = json_object_get(j, "roots"), *keys = json_object_get(j, "keys");
+    const json_t *roots = json_object_get(j, "roots"), *keys = json_object_get(rest, "keys");
+    if (!rest) {
+        bad(err, file, "its manifest lacks its list of paths");
+        goto out;
+    }
     if (!json_is_array(roots) || json_array_size(roots) == 0 || !json_is_array(keys)) {
         bad(err, file, "its manifest has no roots or no keys");
         goto out;
@@ -133,7 +144,7 @@ int bundle_manifest_read(const char *file, struct bundle_manifest *m, int *fd_ou
             goto out;
         }
     }
-    if (parse_paths(file, json_object_get(j, "paths"), &m->t, m, err) < 0)
+    if (parse_paths(file, json_object_get(rest, "paths"), &m->t, m, err) < 0)
         goto out;
     bundle_tag(&m->t, m->tag);
     if (fd_out) {
@@ -143,6 +154,7 @@ int bundle_manifest_read(const char *file, struct bundle_manifest *m, int *fd_ou
     r = 0;
 out:
     json_decref(j);
+    json_decref(rest);
     if (r < 0)
         bundle_manifest_release(m);
     return r;

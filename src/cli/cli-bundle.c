@@ -49,26 +49,47 @@ void bundle_head_encode(uint64_t size, unsigned char *out)
 }
 
 /*
- * No trailer: is fd (of `size` bytes) a bundle cut short?  Its head would be
- * where the ELF image ends, after the section header table.  -1 with err
- * when it is (or when the file ends before its own image does); 0 when
- * not, or when the image's end cannot be told.
+ * The running runix's mapped ELF header (GNU ld and lld define the symbol
+ * when the header is in a loaded segment, as it is in every executable
+ * they link), and from it where the file's ELF image ends: after the
+ * section header table.  0 when that cannot be told.
  */
-static int truncated(int fd, uint64_t size, struct rx_error **err)
+extern const Elf64_Ehdr __ehdr_start __attribute__((weak, visibility("hidden")));
+
+static uint64_t elf_end(const Elf64_Ehdr *eh)
+{
+    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh->e_shoff == 0)
+        return 0;
+    return eh->e_shoff + (uint64_t)eh->e_shnum * eh->e_shentsize;
+}
+
+static uint64_t image_end(void)
+{
+    const Elf64_Ehdr *eh = &__ehdr_start;
+    return eh ? elf_end(eh) : 0;
+}
+
+/*
+ * No trailer: is fd (of `size` bytes, its ELF image ending at `end`, or 0
+ * when unknown) a bundle cut short?  Its head would be where the image
+ * ends.  -1 with err when it is (or when the file ends before its own image
+ * does); 0 when not, or when the image's end cannot be told.
+ */
+static int truncated(int fd, uint64_t size, uint64_t end, struct rx_error **err)
 {
     Elf64_Ehdr eh;
-    if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh ||
-        memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
-        eh.e_shoff == 0)
+    if (!end && pread(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh)
+        end = elf_end(&eh);
+    if (!end)
         return 0;
-    uint64_t end = eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize;
-    if (eh.e_shoff > size || end > size) /* cut inside its own image */
+    if (end > size) /* cut inside its own image */
         return rx_error_set(err, RX_EFORMAT,
                             "this file is truncated: it ends (at %llu bytes) inside runix's "
                             "own ELF image",
                             (unsigned long long)size);
     unsigned char head[BUNDLE_HEAD_SIZE];
-    if (end >= size || size - end < sizeof head ||
+    if (size - end < sizeof head ||
         pread(fd, head, sizeof head, (off_t)end) != (ssize_t)sizeof head ||
         memcmp(head, BUNDLE_HEAD_MAGIC, 8) != 0)
         return 0;
@@ -146,13 +167,15 @@ static char **strings(const json_t *a, bool env)
     return v;
 }
 
-static int parse_manifest(struct cli_bundle *b, const char *text, size_t len,
-                          struct rx_error **err)
+int bundle_app_parse(const char *text, size_t len, struct cli_bundle *b, size_t *used,
+                     struct rx_error **err)
 {
     json_error_t je;
-    json_t *m = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *m = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK, &je);
     if (!m)
         return rx_error_set(err, RX_EFORMAT, "the bundle's manifest is not JSON: %s", je.text);
+    if (used)
+        *used = (size_t)je.position;
     int ret = -1;
     json_t *fmt = json_object_get(m, "runix-bundle");
     json_t *roots = json_object_get(m, "roots");
@@ -170,6 +193,8 @@ static int parse_manifest(struct cli_bundle *b, const char *text, size_t len,
     } else if (!(b->args = strings(json_object_get(m, "args"), false)) ||
                !(b->env = strings(json_object_get(m, "env"), true))) {
         rx_error_set(err, RX_EFORMAT, "the bundle's args or env are not lists of strings");
+    } else if (!json_is_array(roots) || json_array_size(roots) > 1024) {
+        rx_error_set(err, RX_EFORMAT, "the bundle's roots are not a list of store paths");
     } else {
         b->root = xstrdup(root);
         b->program = json_is_string(prog) ? xstrdup(json_string_value(prog)) : NULL;
@@ -179,44 +204,69 @@ static int parse_manifest(struct cli_bundle *b, const char *text, size_t len,
     return ret;
 }
 
+/* The manifest's first document, from a prefix of it when that is enough. */
+static int read_app(int fd, struct cli_bundle *b, struct rx_error **err)
+{
+    enum { PREFIX = 64 * 1024 };
+    uint64_t want = b->t.manifest_len < PREFIX ? b->t.manifest_len : PREFIX;
+    for (;;) {
+        char *text = xmalloc(want + 1);
+        ssize_t got = pread(fd, text, want, (off_t)b->t.manifest_off);
+        if (got != (ssize_t)want) {
+            free(text);
+            if (got >= 0)
+                errno = EIO;
+            return rx_error_errno(err, "cannot read the bundle's manifest");
+        }
+        struct rx_error *e = NULL;
+        int r = bundle_app_parse(text, want, b, NULL, &e);
+        free(text);
+        if (r == 0 || want == b->t.manifest_len) {
+            if (r < 0)
+                *err = e;
+            return r;
+        }
+        rx_error_free(e);
+        want = b->t.manifest_len;
+    }
+}
+
 int cli_bundle_detect(struct cli_bundle *b, struct rx_error **err)
 {
     memset(b, 0, sizeof *b);
-    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
+    /*
+     * The common case in one syscall: a file exactly as long as the ELF
+     * image this process runs is a plain runix.
+     */
     struct stat st;
+    if (stat("/proc/self/exe", &st) < 0)
+        return 0;
+    uint64_t end = image_end(), size = (uint64_t)st.st_size;
+    if (end && size == end)
+        return 0;
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
     unsigned char tr[BUNDLE_TRAILER_SIZE];
-    if (fstat(fd, &st) < 0 || st.st_size < BUNDLE_TRAILER_SIZE ||
+    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < BUNDLE_TRAILER_SIZE ||
         pread(fd, tr, sizeof tr, st.st_size - BUNDLE_TRAILER_SIZE) != (ssize_t)sizeof tr) {
-        close(fd);
+        if (fd >= 0)
+            close(fd);
         return 0;
     }
-    int r = bundle_trailer_decode(tr, (uint64_t)st.st_size, &b->t, err);
+    size = (uint64_t)st.st_size;
+    int r = bundle_trailer_decode(tr, size, &b->t, err);
     if (r == 0)
-        r = truncated(fd, (uint64_t)st.st_size, err);
+        r = truncated(fd, size, end, err);
+    if (r > 0 && read_app(fd, b, err) < 0)
+        r = -1;
+    close(fd);
     if (r <= 0) {
-        close(fd);
+        cli_bundle_release(b);
         return r;
     }
-    char *text = xmalloc(b->t.manifest_len + 1);
-    ssize_t got = pread(fd, text, b->t.manifest_len, (off_t)b->t.manifest_off);
-    int e = errno;
-    close(fd);
-    if (got != (ssize_t)b->t.manifest_len) {
-        free(text);
-        errno = got < 0 ? e : EIO;
-        return rx_error_errno(err, "cannot read the bundle's manifest");
-    }
-    r = parse_manifest(b, text, b->t.manifest_len, err);
-    free(text);
     char path[PATH_MAX];
-    ssize_t n = r == 0 ? readlink("/proc/self/exe", path, sizeof path - 1) : -1;
-    if (r == 0 && n <= 0) {
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0) {
         rx_error_errno(err, "cannot tell where the bundle is (/proc/self/exe)");
-        r = -1;
-    }
-    if (r < 0) {
         cli_bundle_release(b);
         return -1;
     }

@@ -20,15 +20,17 @@
  *   u8  sha256[32]    SHA-256 of the manifest
  *   u8  magic[8]      BUNDLE_MAGIC
  *
- * The manifest names the app (its root store paths, program, arguments and
- * environment), the public keys of its caches, and for every path of the
- * closure its narinfo (as the cache signed it) and where its NAR file lies
- * in the payload.
+ * The manifest is two JSON documents, one after the other: the app (its
+ * root store paths, program, arguments and environment), which every run
+ * reads, usually from a prefix of the manifest; then the public keys of its
+ * caches and, for every path of the closure, its narinfo (as the cache
+ * signed it) and where its NAR file lies in the payload, which only the
+ * import reads.
  *
- * Every start of runix looks for the trailer (cli_bundle_detect()): one
- * open, fstat, pread and close of /proc/self/exe, and for a file without
- * one, a pread of its ELF header (and one of the head when the file is
- * longer than its ELF image).  This half is linked into
+ * Every start of runix finds out whether it is a bundle (cli_bundle_detect())
+ * with one stat of /proc/self/exe: a file exactly as long as the ELF image
+ * that runs (known from the mapped ELF header) is not one.  Only a longer
+ * file is opened and its trailer read (and, without one, its head).  This half is linked into
  * the front too, and uses only libc and jansson.
  */
 
@@ -94,6 +96,14 @@ extern const struct cli_bundle *cli_running_bundle;
 int cli_bundle_detect(struct cli_bundle *b, struct rx_error **err);
 
 void cli_bundle_release(struct cli_bundle *b);
+
+/*
+ * Parse the manifest's first document (the app) from text[0..len), which
+ * may go on after it, into b's root, program, args and env; *used (when
+ * not NULL) gets the document's length.  -1 with err (RX_EFORMAT).
+ */
+int bundle_app_parse(const char *text, size_t len, struct cli_bundle *b, size_t *used,
+                     struct rx_error **err);
 
 /*
  * The command line a bundle's run is: "runix run ROOT..." (cmd-run.c takes the rest from cli_running_bundle)

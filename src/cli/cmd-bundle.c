@@ -374,7 +374,7 @@ static json_t *str_array(char *const *v, size_t n)
 
 /* Copy the runix, the NARs, the manifest and the trailer into b->out. */
 static int write_bundle(struct bundle_ctx *b, const struct runix_src *src, json_t *manifest,
-                        struct rx_error **err)
+                        json_t *keys, struct rx_error **err)
 {
     loff_t in = 0;
     uint64_t left = src->len;
@@ -408,10 +408,14 @@ static int write_bundle(struct bundle_ctx *b, const struct runix_src *src, json_
     for (size_t i = 0; i < b->nplan; i++)
         if (add_nar(b, &b->plan[i], err) < 0)
             return -1;
-    json_object_set(manifest, "paths", b->paths);
-    _cleanup_free_ char *text = json_dumps(manifest, JSON_COMPACT | JSON_SORT_KEYS);
-    if (!text)
+    /* The app first, what every run reads; then what only the import does. */
+    json_t *rest = json_pack("{s:O,s:O}", "keys", keys, "paths", b->paths);
+    _cleanup_free_ char *app = json_dumps(manifest, JSON_COMPACT | JSON_SORT_KEYS);
+    _cleanup_free_ char *tail = rest ? json_dumps(rest, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(rest);
+    if (!app || !tail)
         return rx_error_set(err, ENOMEM, "cannot write the manifest");
+    _cleanup_free_ char *text = xasprintf("%s\n%s\n", app, tail);
     struct bundle_trailer t = {.payload_off = src->len, .manifest_off = b->pos,
                                .manifest_len = strlen(text)};
     struct hash h;
@@ -490,7 +494,7 @@ int cmd_bundle(int argc, char **argv)
     struct store_path *roots = NULL;
     size_t nroots = 0;
     _cleanup_free_ char *tmp = NULL;
-    json_t *manifest = json_object();
+    json_t *manifest = json_object(), *keys = NULL;
     b.paths = json_array();
     json_object_set_new(manifest, "runix-bundle", json_integer(BUNDLE_FORMAT));
     json_object_set_new(manifest, "system", json_string(arch->system));
@@ -560,14 +564,12 @@ int cmd_bundle(int argc, char **argv)
                       src.file);
     if (walk(&b, roots, nroots) < 0)
         goto out;
-    json_t *keys = used_keys(&b);
+    keys = used_keys(&b);
     if (json_array_size(keys) == 0) {
-        json_decref(keys);
         cli_cmd_error("bundle", "no trusted key signs the closure's narinfos: a bundle "
                                 "carries signed paths only");
         goto out;
     }
-    json_object_set_new(manifest, "keys", keys);
 
     tmp = xasprintf("%s.XXXXXX", output);
     b.out = mkostemp(tmp, O_CLOEXEC);
@@ -577,7 +579,7 @@ int cmd_bundle(int argc, char **argv)
         tmp = NULL;
         goto out;
     }
-    if (write_bundle(&b, &src, manifest, &err) < 0 || rename(tmp, output) < 0) {
+    if (write_bundle(&b, &src, manifest, keys, &err) < 0 || rename(tmp, output) < 0) {
         if (!err)
             rx_error_errno(&err, "cannot rename '%s' to '%s'", tmp, output);
         unlink(tmp);
@@ -602,6 +604,7 @@ out:
     free(b.plan);
     free(roots);
     json_decref(b.paths);
+    json_decref(keys);
     json_decref(manifest);
     cli_dist_release(&cd);
     cli_settings_release(&b.s);

@@ -142,7 +142,7 @@ ok "real Nix verifies the store after both" \
 # --- the bundle's keys vouch for its own closure only -----------------------
 ok "the keys were not added to the user's configuration" \
   sh -c "! grep -rqs '${key%%:*}' '$uhome/.config' '$uhome/.local/state'"
-fails "runix run of the bundle's path, without the bundle: not vouched for by the user's keys" 1 "" \
+fails "runix run of the bundle's path, without the bundle: not vouched for by the user's keys" 1 "a key this command does not trust" \
   "${as_user[@]}" env -i HOME="$uhome" PATH=/usr/bin:/bin RUNIX_CACHES= "$RUNIX" run --offline "$hello"
 fails "a fetch from a cache signed by the bundle's key: refused" 1 "signature" \
   "${as_user[@]}" env -i HOME="$uhome" PATH=/usr/bin:/bin RUNIX_CACHES="$CACHE" "$RUNIX" fetch -q "$helloAlt"
@@ -158,7 +158,9 @@ import base64, hashlib, json, struct, sys
 mode, src, dst = sys.argv[1:4]
 b = bytearray(open(src, "rb").read())
 po, mo, ml = struct.unpack("<QQQ", bytes(b[-64:-40]))
-m = json.loads(bytes(b[mo:mo + ml]))
+text = bytes(b[mo:mo + ml]).decode()
+app, end = json.JSONDecoder().raw_decode(text)
+m = json.loads(text[end:])
 if mode == "nar":
     e = max(m["paths"], key=lambda e: e["size"])
     b[e["offset"] + e["size"] // 2] ^= 0x40
@@ -173,7 +175,8 @@ elif mode == "sig":
                 line = "Sig: %s:%s" % (name, base64.b64encode(bytes(raw)).decode())
             out.append(line)
         e["narinfo"] = "\n".join(out)
-    new = json.dumps(m, separators=(",", ":"), sort_keys=True).encode()
+    new = (json.dumps(app, separators=(",", ":"), sort_keys=True) + "\n" +
+           json.dumps(m, separators=(",", ":"), sort_keys=True) + "\n").encode()
     tr = struct.pack("<QQQ", po, mo, len(new)) + hashlib.sha256(new).digest() + b"RXBUNDL1"
     b = b[:mo] + new + tr
 elif mode == "truncate":
