@@ -254,10 +254,9 @@ out:
     return r;
 }
 
-int bundle_import_prepare(const struct bundle_manifest *m, int bundle_fd, struct store *st,
-                          struct bundle_cache *bc, struct rx_error **err)
+/* The private directory, made on first need. */
+static int make_dir(struct bundle_cache *bc, int *dir_fd, struct rx_error **err)
 {
-    memset(bc, 0, sizeof *bc);
     const char *tmp = getenv("TMPDIR");
     bc->dir = xasprintf("%s/runix-bundle.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(bc->dir)) {
@@ -267,22 +266,32 @@ int bundle_import_prepare(const struct bundle_manifest *m, int bundle_fd, struct
         bc->dir = NULL;
         return -1;
     }
-    _cleanup_close_ int dir_fd = open(bc->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0)
+    *dir_fd = open(bc->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (*dir_fd < 0)
         return rx_error_errno(err, "cannot open '%s'", bc->dir);
-    if (write_data_atomic_at(dir_fd, "nix-cache-info", "StoreDir: /nix/store\n", 21, 0600,
-                             false, err) < 0)
-        return -1;
+    return write_data_atomic_at(*dir_fd, "nix-cache-info", "StoreDir: /nix/store\n", 21, 0600,
+                                false, err);
+}
+
+int bundle_import_prepare(const struct bundle_manifest *m, int bundle_fd, struct store *st,
+                          struct bundle_cache *bc, struct rx_error **err)
+{
+    memset(bc, 0, sizeof *bc);
+    _cleanup_close_ int dir_fd = -1;
     for (size_t i = 0; i < m->npaths; i++) {
         int v = store_is_valid(st, &m->paths[i].path, err);
         if (v < 0)
             return -1;
         if (v > 0) /* already in the store: not imported again */
             continue;
+        if (!bc->dir && make_dir(bc, &dir_fd, err) < 0)
+            return -1;
         if (lay_out(bundle_fd, &m->paths[i], &m->keys, dir_fd, err) < 0)
             return -1;
         bc->nlaid++;
     }
+    if (!bc->dir) /* everything is there: the fetch only checks and writes the index */
+        return 0;
     _cleanup_free_ char *url = xasprintf("file://%s", bc->dir);
     if (cache_init(&bc->cache, url, 0, err) < 0)
         return -1;

@@ -42,16 +42,17 @@ void bundle_manifest_release(struct bundle_manifest *m);
 
 /* The bundle's paths that st lacks, laid out as a file:// binary cache. */
 struct bundle_cache {
-    char *dir; /* owned; private (0700), removed by bundle_import_release() */
+    char *dir; /* owned, or NULL when the store has every path; private (0700) */
     struct cache cache;
-    bool has_cache;
+    bool has_cache; /* false: no path to import, no cache */
     size_t nlaid; /* how many paths it holds */
 };
 
 /*
  * Lay out the narinfos and NAR files of m's paths that are not valid in st
  * in a new private directory under $TMPDIR (or /tmp), with a
- * nix-cache-info: a cache for fetch_closure().  Nothing is checked here
+ * nix-cache-info: a cache for fetch_closure().  When the store has them
+ * all, no directory is made and has_cache stays false.  Nothing is checked here
  * but the layout: the fetch checks signatures and hashes.
  */
 int bundle_import_prepare(const struct bundle_manifest *m, int bundle_fd, struct store *st,

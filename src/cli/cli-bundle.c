@@ -207,7 +207,7 @@ int bundle_app_parse(const char *text, size_t len, struct cli_bundle *b, size_t 
 /* The manifest's first document, from a prefix of it when that is enough. */
 static int read_app(int fd, struct cli_bundle *b, struct rx_error **err)
 {
-    enum { PREFIX = 64 * 1024 };
+    enum { PREFIX = 4096 }; /* an app document is a few hundred bytes */
     uint64_t want = b->t.manifest_len < PREFIX ? b->t.manifest_len : PREFIX;
     for (;;) {
         char *text = xmalloc(want + 1);

@@ -608,8 +608,8 @@ int cmd_fetch(int argc, char **argv)
             ret = cli_fail(err);
             goto out;
         }
-        vouch_opts.caches = &bc.cache;
-        vouch_opts.ncaches = 1;
+        vouch_opts.caches = bc.has_cache ? &bc.cache : NULL;
+        vouch_opts.ncaches = bc.has_cache ? 1 : 0;
         vouch_opts.keys = &bm.keys;
         vouch_opts.no_verify = false;
         plan.user_keys = plan.all_keys = &bm.keys;
@@ -650,7 +650,7 @@ int cmd_fetch(int argc, char **argv)
         dist_hints(dists, ndists, &s, &fo, &hint_paths, &hints);
         if (bundle) {
             fo.caches = vouch_opts.caches;
-            fo.ncaches = 1;
+            fo.ncaches = vouch_opts.ncaches;
             fo.keys = vouch_opts.keys;
             fo.no_verify = false;
             free(hint_paths);

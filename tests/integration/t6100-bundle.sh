@@ -66,6 +66,7 @@ cat >"$tool" <<JSON
   },
   "apps": {
     "default": {"program": "bin/busybox", "args": ["true"]},
+    "long": {"program": "busybox", "args": ["sh", "-c", "echo \${#1}", "sh", "$(head -c 6000 /dev/zero | tr '\0' x)"]},
     "status": {"program": "busybox", "args": ["sh", "-c", "echo \"\$DIST_GREETING\" \"\$@\"; exit 7", "sh"],
                "env": {"DIST_GREETING": "set by the app"}}
   },
@@ -136,6 +137,10 @@ ok "... the paths already there were not" sh -c "! grep -q '$(basename "$hello")
 rc=0
 out=$(offline_user TMPDIR=/nonexistent "$pub/status" three 2>/dev/null) || rc=$?
 is "$rc:$out" "7:set by the app three" "... and its second run is warm"
+ok "runix bundle of an app whose manifest entry is longer than a page" \
+  "$RUNIX" bundle -q $standin --trust -o "$pub/long" "$tool#long"
+out=$(offline_user TMPDIR=/nonexistent "$pub/long" 2>&1)
+is "$out" "6000" "... runs with its whole argument, importing nothing: the store has all its paths"
 ok "real Nix verifies the store after both" \
   nix-store --store "$ustore" --verify --check-contents
 
