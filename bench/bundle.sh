@@ -72,7 +72,7 @@ PY
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-: >"$tmp/first"; : >"$tmp/warm"; : >"$tmp/nix"; : >"$tmp/tar"; : >"$tmp/tarzst"
+: >"$tmp/first"; : >"$tmp/warm"; : >"$tmp/nix"; : >"$tmp/tar"; : >"$tmp/tarzst"; : >"$tmp/run"
 for i in $(seq "$RUNS"); do
   s=$STORE_DIR/runix-bench-bundle-$i
   chmod -R u+w "$s" "$s-nix" "$s-tar" 2>/dev/null || true
@@ -80,6 +80,13 @@ for i in $(seq "$RUNS"); do
   secs env RUNIX_STORE="$s" RUNIX_CONFIG=/dev/null "$tmp/bench.bundle" >>"$tmp/first"
   for j in 1 2 3 4; do
     secs env RUNIX_STORE="$s" RUNIX_CONFIG=/dev/null "$tmp/bench.bundle" >>"$tmp/warm"
+  done
+  # The same runix, as a plain 'runix run' of the same program (its own index made first).
+  plain=(env RUNIX_AS_RUNIX=1 RUNIX_STORE="$s" RUNIX_CONFIG=/dev/null RUNIX_CACHES= "$tmp/bench.bundle"
+         run --offline --trusted-key "$key" "$prog")
+  "${plain[@]}" >/dev/null 2>&1
+  for j in 1 2 3 4; do
+    secs "${plain[@]}" >>"$tmp/run"
   done
   secs sh -c "nix-store --store '$s-nix' --import <'$tmp/closure.export'" >>"$tmp/nix"
   mkdir -p "$s-tar"
@@ -90,10 +97,11 @@ for i in $(seq "$RUNS"); do
   rm -rf "$s" "$s-nix" "$s-tar"
 done
 f=$(median <"$tmp/first"); w=$(median <"$tmp/warm"); n=$(median <"$tmp/nix")
-t=$(median <"$tmp/tar"); z=$(median <"$tmp/tarzst")
+t=$(median <"$tmp/tar"); z=$(median <"$tmp/tarzst"); p=$(median <"$tmp/run")
 echo "medians of $RUNS runs (warm: of $((RUNS * 4))), cold stores in $STORE_DIR:"
 echo "  bundle first run (import + run)   ${f} s"
 echo "  bundle warm run                   ${w} s"
+echo "  plain runix run, warm (same runix) ${p} s"
 echo "  nix-store --import of the export  ${n} s"
 echo "  tar -x of the closure             ${t} s"
 echo "  zstd -d | tar -x of the closure   ${z} s"
@@ -101,6 +109,7 @@ echo "  first run / nix-store --import = $(echo "scale=2; $f / $n" | bc)"
 echo "  first run / tar -x             = $(echo "scale=2; $f / $t" | bc)"
 echo "  first run / zstd -d | tar -x   = $(echo "scale=2; $f / $z" | bc)"
 echo "  warm run / first run           = $(echo "scale=3; $w / $f" | bc)"
+echo "  warm run / plain runix run     = $(echo "scale=2; $w / $p" | bc)"
 
 # What every start of runix pays: cli_bundle_detect() on a runix that is not
 # a bundle (this harness itself), and on one that is (the harness with the
