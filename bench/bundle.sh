@@ -44,7 +44,7 @@ narsize=$(nix path-info -S "$top" | awk '{ print $2 }')
 echo "closure: $(echo "$paths" | wc -l) paths, $files files, NarSize $((narsize / 1000000)) MB"
 
 tmp=$(mktemp -d)
-trap 'chmod -R u+w "$tmp" "$STORE_DIR"/runix-bench-bundle-* 2>/dev/null; rm -rf "$tmp" "$STORE_DIR"/runix-bench-bundle-*; true' EXIT
+trap 'chmod -R u+w "$tmp" "$STORE_DIR"/runix-bench-bundle-* 2>/dev/null || true; rm -rf "$tmp" "$STORE_DIR"/runix-bench-bundle-*; true' EXIT
 
 # The bundle runs the closure's hello (in the test closure, under env/).
 prog=$top/env/bin/hello
