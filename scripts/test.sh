@@ -108,6 +108,12 @@ if CC=clang setup build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,unde
   lines="2d\0\0\n1d\0\0/bin\n5x\0\004/hello\n/x/s\0\001s\np\0\373$pkg\n"
   printf "F$lines" > "$seeds/index/lines"
   { printf 'NIXI\1\0\0\0\0\0\0\0'; printf "$lines" | zstd -qc; } > "$seeds/index/db"
+  # Bundles (fuzz/fuzz-bundle.c): the file's size (u64), a trailer, then a manifest's app document.
+  mkdir -p "$seeds/bundle"
+  { printf '\x50\x01\0\0\0\0\0\0\x00\x01\0\0\0\0\0\0\x00\x01\0\0\0\0\0\0\x10\0\0\0\0\0\0\0'
+    head -c 40 /dev/zero
+    printf '{"runix-bundle":1,"roots":["/nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10"],"program":"bin/hello","args":["a"],"env":["K=V"]}\n{"paths":[]}\n'
+  } > "$seeds/bundle/app"
   printf 'L{"version":1,"root":{"type":"directory","entries":{"bin":{"type":"directory","entries":{"a":{"type":"regular","size":3,"executable":true},"b":{"type":"symlink","target":"a"}}}}}}' > "$seeds/index/ls"
   # The install receipt and SHA256SUMS (fuzz-receipt.c): a small line parser.
   mkdir -p "$seeds/receipt"
@@ -121,7 +127,7 @@ if CC=clang setup build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,unde
   # name:seeds:max_len[:seconds, for a small parser that needs less than $fuzz_seconds]
   for f in nar-reader:nar:65536 narinfo:narinfo:16384 nix32:nix32:256 \
            decompress:decompress:65536 config:config:4096 run-map:runmap:8192 dist:dist:16384 \
-           index:index:16384 receipt:receipt:4096:20 proxy:proxy:16384; do
+           index:index:16384 receipt:receipt:4096:20 proxy:proxy:16384 bundle:bundle:8192:15; do
     IFS=: read -r name seed maxlen secs <<< "$f"
     secs=${secs:-$fuzz_seconds}
     [ "$secs" -gt "$fuzz_seconds" ] && secs=$fuzz_seconds

@@ -8,12 +8,18 @@
 
 #include "cli-settings-internal.h"
 #include "cli.h"
+#include "util-install.h"
 
 #include "banned.h"
 
 int cli_binary_init(void)
 {
     return 0;
+}
+
+int cli_core_path(char *out, size_t outsz, struct rx_error **err)
+{
+    return rx_install_find(RX_INSTALL_CORE, out, outsz, err);
 }
 
 int cli_run_core_command(const struct cli_command *cmd, int argc, char **argv, char **group_argv)

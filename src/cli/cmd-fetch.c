@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "cli-bundle-core.h"
 #include "cli-dist.h"
 #include "cli-progress.h"
 #include "cli-settings.h"
@@ -294,13 +295,14 @@ struct index_plan {
     const struct trusted_keys *user_keys; /* the user's own */
     const struct trusted_keys *all_keys;  /* with the distributables' */
     bool insecure;                        /* --insecure-no-verify: no check */
+    const char *plain_tag;                /* the tag of paths[0..nplain): a bundle's, or NULL */
 };
 
 /* The tag of paths[i]'s index: none for a path named by the user, else its distributable's. */
 static const char *index_tag(const struct index_plan *plan, size_t i)
 {
     if (i < plan->nplain)
-        return NULL;
+        return plan->plain_tag;
     size_t d = 0;
     for (size_t before = plan->nplain; before + plan->dists[d].sys->npaths <= i; d++)
         before += plan->dists[d].sys->npaths;
@@ -460,12 +462,13 @@ int cmd_fetch(int argc, char **argv)
         {"auto-root", required_argument, NULL, 'A'},
         {"auto-root-each", no_argument, NULL, 'E'},
         {"installed-root", required_argument, NULL, 'I'},
+        {"bundle", required_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct cli_settings s = {0};
     bool dry_run = false, offline = false, trust = false;
-    const char *label = NULL;
+    const char *label = NULL, *bundle = NULL;
     struct root_plan roots = {0};
     int c, ret = EXIT_FAIL;
     optind = 0; /* 0, not 1: glibc then reads this optstring's ordering ("+", "-") afresh */
@@ -501,6 +504,9 @@ int cmd_fetch(int argc, char **argv)
         case 'I': /* runix install and upgrade */
             roots.installed = optarg;
             break;
+        case 'B': /* a bundle's first run: its paths, from it alone (cli-bundle-core.h) */
+            bundle = optarg;
+            break;
         case 'h':
             cli_settings_release(&s);
             return cli_print_help(fetch_usage);
@@ -521,6 +527,9 @@ int cmd_fetch(int argc, char **argv)
     struct fetch_embedded *hints = NULL;
     struct store *st = NULL;
     struct rx_error *err = NULL;
+    struct bundle_manifest bm = {0};
+    struct bundle_cache bc = {0};
+    _cleanup_close_ int bundle_fd = -1;
     for (size_t i = 0; i < nargs; i++) {
         const char *a = argv[optind + (int)i];
         const char *sub;
@@ -573,8 +582,43 @@ int cmd_fetch(int argc, char **argv)
     struct index_plan plan = { .fo = &vouch_opts, .nplain = nplain, .dists = dists,
                                .user_keys = &user_keys, .all_keys = &s.keys,
                                .insecure = s.insecure };
+    if (bundle && (ndists || dry_run || offline)) {
+        ret = cli_usage_error("fetch", "--bundle takes store paths only, without --dry-run "
+                                       "or --offline");
+        goto out;
+    }
+    if (bundle && bundle_manifest_read(bundle, &bm, &bundle_fd, &err) < 0) {
+        ret = cli_fail(err);
+        goto out;
+    }
+    for (size_t i = 0; bundle && i < n; i++) {
+        bool found = false;
+        for (size_t j = 0; j < bm.nroots && !found; j++)
+            found = store_path_cmp(&paths[i], &bm.roots[j]) == 0;
+        if (!found) {
+            char full[STORE_PATH_MAX + 1];
+            store_path_format(&paths[i], full);
+            cli_cmd_error("fetch", "%s is not a root of the bundle '%s'", full, bundle);
+            ret = EXIT_FAIL;
+            goto out;
+        }
+    }
     if ((ret = open_store(s.store, dry_run, offline, paths, n, &st)) != EXIT_OK)
         goto out;
+    if (bundle) {
+        /* The bundle's own paths, by the bundle's own keys, checked as any download. */
+        if (bundle_import_prepare(&bm, bundle_fd, st, &bc, &err) < 0) {
+            ret = cli_fail(err);
+            goto out;
+        }
+        vouch_opts.caches = bc.has_cache ? &bc.cache : NULL;
+        vouch_opts.ncaches = bc.has_cache ? 1 : 0;
+        vouch_opts.keys = &bm.keys;
+        vouch_opts.no_verify = false;
+        plan.user_keys = plan.all_keys = &bm.keys;
+        plan.insecure = false;
+        plan.plain_tag = bm.tag;
+    }
     /* min-free: make room first, keeping what this fetch is for (store-gc.h). */
     struct store_gc_result gc_res;
     if (!dry_run && !offline &&
@@ -607,6 +651,18 @@ int cmd_fetch(int argc, char **argv)
         fo.events = &progress.events;
         fo.dry_run = dry_run;
         dist_hints(dists, ndists, &s, &fo, &hint_paths, &hints);
+        if (bundle) {
+            fo.caches = vouch_opts.caches;
+            fo.ncaches = vouch_opts.ncaches;
+            fo.keys = vouch_opts.keys;
+            fo.no_verify = false;
+            free(hint_paths);
+            hint_paths = xcalloc(bm.npaths, sizeof *hint_paths);
+            for (size_t i = 0; i < bm.npaths; i++)
+                hint_paths[i] = bm.paths[i].path;
+            fo.closure_hint = hint_paths;
+            fo.nclosure_hint = bm.npaths;
+        }
         /* Ctrl-C and friends: stop, keep what is complete, remove the rest, then die of it. */
         rx_catch_interrupts();
         int r = fetch_closure(st, &fo, paths, n, &err);
@@ -630,6 +686,8 @@ int cmd_fetch(int argc, char **argv)
     }
     ret = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
 out:
+    bundle_import_release(&bc);
+    bundle_manifest_release(&bm);
     store_close(st);
     free(user_keys.keys);
     free(hint_paths);

@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli-bundle.h"
 #include "cli-byname.h"
 #include "cli-dist.h"
 #include "cli-settings-internal.h"
@@ -348,7 +349,7 @@ static int settings_fail(const char *cmd, struct rx_error *err)
 static char **fetch_argv(const struct run_ctx *c, char *core, char (**full)[STORE_PATH_MAX + 1])
 {
     const struct cli_settings *s = &c->s;
-    size_t n = 7 + 2 * (s->flag_caches.n + s->flag_extra_caches.n + s->flag_keys.n) + 7 +
+    size_t n = 9 + 2 * (s->flag_caches.n + s->flag_extra_caches.n + s->flag_keys.n) + 7 +
                c->nroots;
     char **av = xcalloc(n + 1, sizeof *av);
     size_t k = 0;
@@ -377,6 +378,10 @@ static char **fetch_argv(const struct run_ctx *c, char *core, char (**full)[STOR
         av[k++] = (char *)"--offline";
     if (c->trust)
         av[k++] = (char *)"--trust";
+    if (cli_running_bundle) { /* the closure comes from the bundle, and only from it */
+        av[k++] = (char *)"--bundle";
+        av[k++] = cli_running_bundle->file;
+    }
     if (c->is_dist && strcmp(c->dist.label, c->dist.file) != 0) {
         av[k++] = (char *)"--dist-label";
         av[k++] = c->dist.label;
@@ -452,6 +457,8 @@ static int fetch_in_child(struct run_ctx *c, struct rx_error **err)
         int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
         if (null >= 0)
             dup2(null, STDOUT_FILENO);
+        /* A bundle's runix-core is the bundle itself: it must fetch, not run the app. */
+        setenv("RUNIX_AS_RUNIX", "1", 1);
         execv(core, av);
         fprintf(stderr, "%s: cannot run %s: %s\n", cli_progname, core, strerror(errno));
         _exit(EXIT_FAIL);
@@ -529,7 +536,10 @@ static int closure_complete(struct run_ctx *c, bool roots, struct rx_error **err
         size_t n;
         /* A distributable's closure has its own index: its keys may vouch for it.
          * Locked: no collector removes the closure while the program runs. */
-        int r = store_index_read_locked(root_fd, c->root, c->is_dist ? c->dist.tag : NULL,
+        const char *tag = c->is_dist             ? c->dist.tag
+                          : cli_running_bundle ? cli_running_bundle->tag
+                                               : NULL;
+        int r = store_index_read_locked(root_fd, c->root, tag,
                                         &c->roots[i], &cl, &n, &c->locks[c->nlocks], err);
         if (r != 0) {
             unlock_closures(c);

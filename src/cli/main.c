@@ -10,6 +10,7 @@
 #include <sys/auxv.h>
 #include <sys/stat.h>
 
+#include "cli-bundle.h"
 #include "cli-dist.h"
 #include "cli-settings.h"
 #include "cli.h"
@@ -62,6 +63,7 @@ static const char main_examples[] =
 #pragma weak cmd_store
 #pragma weak cmd_verify
 #pragma weak cmd_self
+#pragma weak cmd_bundle
 
 static void print_version(void)
 {
@@ -119,13 +121,10 @@ static const struct cli_command commands[] = {
     {"store", cmd_store, "delete store paths by hand, or the whole store", CMD_CORE | CMD_GROUP},
     {"self", cmd_self, "show, update or uninstall this runix; its man page and completions",
      CMD_CORE | CMD_GROUP},
+    {"bundle", cmd_bundle, "write one executable that runs an app offline, runix included",
+     CMD_CORE},
     {"version", cmd_version, "print runix's version", 0},
 };
-
-int cli_core_path(char *out, size_t outsz, struct rx_error **err)
-{
-    return rx_install_find(RX_INSTALL_CORE, out, outsz, err);
-}
 
 /* "runix[ CMD]: <message>" on stderr, one line. */
 static void report(const char *cmd, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
@@ -465,6 +464,34 @@ int main(int argc, char **argv)
         return EXIT_FAIL;
     /* Every command's option errors are ours (cli_option_error), not getopt's. */
     opterr = 0;
+    /*
+     * A bundle (cli-bundle.h) runs its app: 'runix run ROOT ARGS...', its
+     * closure imported from itself.  Its own import child, and whoever
+     * sets RUNIX_AS_RUNIX, get the runix inside instead; the variable goes
+     * no further than here.
+     */
+    struct cli_bundle bundle;
+    _cleanup_free_ char **bundle_argv = NULL;
+    if (getenv("RUNIX_AS_RUNIX")) {
+        unsetenv("RUNIX_AS_RUNIX");
+    } else {
+        struct rx_error *err = NULL;
+        int b = cli_bundle_detect(&bundle, &err);
+        if (b < 0) {
+            cli_error("%s; download the bundle again", err->msg);
+            rx_error_free(err);
+            return EXIT_FAIL;
+        }
+        if (b > 0) {
+            bundle_argv = cli_bundle_argv(&bundle, argc, argv, &argc);
+            argv = bundle_argv;
+            cli_running_bundle = &bundle;
+            int r = cli_dispatch("runix", main_usage, main_examples, commands,
+                                 ARRAY_SIZE(commands), argc, argv);
+            cli_bundle_release(&bundle);
+            return r;
+        }
+    }
     /* A distributable run by its first line ("#!/usr/bin/env runix"): the kernel
      * gives its path as argv[1].  That is 'runix run FILE -- ARGS...', so that
      * every argument after it, '--' included, is the program's. */
