@@ -1,11 +1,23 @@
 /* The parts of runix-core, the binary with every command, that differ from the front. */
 #include "config.h"
 
+#if RUNIX_ONE_FILE
+#include <openssl/crypto.h>
+#endif
+
 #include "cli.h"
 #include "crypto-hash.h"
 
 int cli_binary_init(void)
 {
+#if RUNIX_ONE_FILE
+    /* OpenSSL linked in: its configuration file is the host's, written for the host's
+     * own OpenSSL (providers and modules this file does not have); read none. */
+    if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1) {
+        cli_error("cannot initialise OpenSSL");
+        return -1;
+    }
+#endif
     if (crypto_init() < 0) {
         cli_error("cannot initialise libsodium");
         return -1;

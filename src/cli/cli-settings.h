@@ -111,3 +111,10 @@ int cli_settings_finish_keys(struct cli_settings *s, struct rx_error **err);
 void cli_settings_fetch_opts(struct cli_settings *s, struct fetch_opts *o);
 
 void cli_settings_release(struct cli_settings *s);
+
+/*
+ * The one-file runix's CA bundle when nothing names one: the first readable
+ * file of the places Linux distributions keep it, or NULL (always NULL in
+ * the Meson build, whose libcurl knows its system's).
+ */
+const char *cli_system_ca_file(void);
