@@ -14,10 +14,19 @@ test_pkgs=(
   patchelf busybox-static util-linux tar gcc openssl libcap2-bin python3-jsonschema curl
 )
 
+# scripts/release.sh: the cross compiler, musl (for the release test's musl
+# userland), c-ares, and arm64's static archives through multiarch.
+release_pkgs=(
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-tools libc-ares-dev file binutils patch
+  libsodium-dev:arm64 libssl-dev:arm64 liblzma-dev:arm64 libzstd-dev:arm64 libbz2-dev:arm64
+  libbrotli-dev:arm64 libsqlite3-dev:arm64 libjansson-dev:arm64 libc-ares-dev:arm64
+)
+
 pkgs=("${build_pkgs[@]}")
-if [ "${1:-}" = "--with-tests" ]; then
-  pkgs+=("${test_pkgs[@]}")
-fi
+case "${1:-}" in
+  --with-tests) pkgs+=("${test_pkgs[@]}" "${release_pkgs[@]}") ;;
+  --release) pkgs+=("${release_pkgs[@]}") ;;
+esac
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -32,5 +41,8 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo="sudo"
 fi
 echo "installing: ${missing[*]}" >&2
+case " ${missing[*]}" in
+  *:arm64*) dpkg --print-foreign-architectures | grep -qx arm64 || $sudo dpkg --add-architecture arm64 ;;
+esac
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

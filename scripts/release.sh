@@ -154,7 +154,7 @@ build_runix() {
 c = '$triple-gcc'
 ar = '$triple-ar'
 strip = '$triple-strip'
-pkg-config = 'pkg-config'
+pkgconfig = 'pkg-config'
 
 [host_machine]
 system = 'linux'
