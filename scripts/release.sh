@@ -165,11 +165,17 @@ EOF
     cross=(--cross-file "$build/$a/cross.ini")
   fi
   rm -rf "$dir"
+  mkdir -p "$dir"
+  # Meson names sources relative to the build directory ("../../../src/..."),
+  # and __FILE__ keeps that: mapped too, so that where the build is does not matter.
+  local rel
+  rel=$(realpath --relative-to="$dir" "$root")
   PKG_CONFIG_LIBDIR=$build/$a/curl-prefix/lib/pkgconfig:/usr/lib/$triple/pkgconfig:/usr/share/pkgconfig \
   CC=$triple-gcc \
     meson setup "$dir" "${cross[@]}" -Done_file=true -Dtests=false -Dbuildtype=debugoptimized -Ddebug=false \
       -Db_ndebug=false -Dstrip=true -Dwerror=true \
-      -Dc_args="-ffile-prefix-map=$root/=  -ffile-prefix-map=$dir/=" > "$build/$a/meson.log" 2>&1 ||
+      -Dc_args="-ffile-prefix-map=$root/= -ffile-prefix-map=$dir/= -ffile-prefix-map=$rel/=" \
+      > "$build/$a/meson.log" 2>&1 ||
     { tail -40 "$build/$a/meson.log" >&2; exit 1; }
   ninja -C "$dir" -j"$jobs" > "$build/$a/ninja.log" 2>&1 ||
     { grep -B2 -A20 -m3 'error' "$build/$a/ninja.log" >&2 || tail -40 "$build/$a/ninja.log" >&2; exit 1; }

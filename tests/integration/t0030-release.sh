@@ -60,6 +60,22 @@ if [ -f "$src/scripts/install.sh" ]; then
     bash -c 'cmp -s "$1/scripts/install.sh" "$2/install.sh" && grep -q " install.sh$" "$2/SHA256SUMS"' _ "$src" "$dist"
 fi
 is "$("$dist/runix-x86_64-linux" --version)" "$("$RUNIX" --version)" "--version: the Meson build's line"
+# Every command is in the one file: each answers --help itself (no runix-core beside it).
+mkdir -p "$TEST_TMP/alone"
+cp "$dist/runix-x86_64-linux" "$TEST_TMP/alone/runix"
+command_list() { "$1" --help | awk '/^Commands:/ { on = 1; next } on && /^  [^ ]/ { print $1 } on && /^$/ { exit }'; }
+cmds=$(command_list "$TEST_TMP/alone/runix")
+is "$cmds" "$(command_list "$RUNIX")" "the release file has the Meson build's commands"
+bad=
+for c in $cmds; do
+  [ "$c" = help ] && continue
+  "$TEST_TMP/alone/runix" "$c" --help 2>&1 | grep -q '^Examples:' || bad="$bad $c"
+done
+is "$bad" "" "every command's --help answers from the file alone"
+# A bundle is the file with data appended: that must not change what it runs.
+{ cat "$dist/runix-x86_64-linux"; head -c 1048576 /dev/urandom; } >"$TEST_TMP/alone/appended"
+chmod +x "$TEST_TMP/alone/appended"
+is "$("$TEST_TMP/alone/appended" --version)" "$("$RUNIX" --version)" "with 1 MiB appended, it still runs"
 
 ## As an ordinary user: nobody when the test runs as root, else the caller.
 asuser=()
