@@ -217,12 +217,12 @@ printf 'x' | dd of="$edir/librunix-preload.so" bs=1 seek=100 conv=notrunc status
 is "$(run_glibc run --engine preload "$top" hello 2>&1)" "$hello_out" "a changed library is written again before use"
 ok "  ...byte for byte" cmp "$edir/librunix-preload.so" "$TEST_TMP/preload.orig"
 chmod g+w "$edir"
-fails "a directory others may write is refused, saying how to fix it" 1 "chmod go-w" \
+fails "a directory others may write is refused, saying how to fix it" 126 "chmod go-w" \
   run_glibc run --engine preload "$top" hello
 chmod g-w "$edir"
 rm -rf "$edir"
 ln -s "$TEST_TMP" "$edir"
-fails "a symlink in its place is refused, not followed" 1 "not a symlink" \
+fails "a symlink in its place is refused, not followed" 126 "not a symlink" \
   run_glibc run --engine preload "$top" hello
 rm "$edir"
 # Several first runs at once: each extracts or finds the same files.
