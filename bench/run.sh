@@ -5,13 +5,16 @@
 # the same run as the reference for path remapping without root:
 #
 #   1. warm start: 'runix run P hello' against hello itself (median of many
-#      runs; the difference is what runix adds);
+#      runs; the difference is what runix adds), and the same with the static
+#      release file (scripts/release.sh) beside the Meson build's;
 #   2. syscall-heavy work: Python importing 50 standard modules; find over
 #      the closure; a shell script that runs 500 store programs.
 #
 #   bench/run.sh        START_RUNS (default 200), RUNS (default 11, for workloads);
 #                       BENCH_DIR keeps the fixture (default /var/tmp/runix-bench);
-#                       BUILD is the build directory to measure (default build)
+#                       BUILD is the build directory to measure (default build);
+#                       RELEASE the release file (default dist/runix-$(uname -m)-linux,
+#                       left out when missing)
 #
 # Each figure is a median over interleaved runs, in wall-clock time and in
 # CPU time (user + system, of every process the command ran): on a busy
@@ -27,6 +30,8 @@ command -v proot >/dev/null || { echo "bench/run.sh needs proot (apt-get install
 BUILD=${BUILD:-build}
 [ -x "$BUILD/runix" ] || { meson setup "$BUILD" >/dev/null && ninja -C "$BUILD" >/dev/null; }
 RUNIX=$(realpath "$BUILD/runix")
+RELEASE=${RELEASE:-dist/runix-$(uname -m)-linux}
+[ -x "$RELEASE" ] && RELEASE=$(realpath "$RELEASE") || RELEASE=
 
 mkdir -p "$BENCH_DIR"
 echo "building the test closure with Nix (once)..." >&2
@@ -41,6 +46,8 @@ trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
 export RUNIX_STORE=$tmp/store RUNIX_CACHES=file://$FX/cache-zstd RUNIX_TRUSTED_KEYS="$(cat "$FX/key.pub")"
 "$RUNIX" fetch -q "$top" >/dev/null
 "$RUNIX" run "$top" hello >/dev/null # the first auto run probes; later ones do not
+# The release file's first preload run extracts its engine libraries.
+[ -z "$RELEASE" ] || "$RELEASE" run --engine preload "$top" hello >/dev/null
 store_real=$(realpath "$RUNIX_STORE")/nix/store
 export PATH=$top/bin:$PATH
 
@@ -80,12 +87,18 @@ pr="proot -b $store_real:/nix/store"
 
 echo "== $RUNIX"
 echo "== warm start: median of $START_RUNS runs of hello"
+release_specs=()
+[ -z "$RELEASE" ] || release_specs=(
+  "release-userns=$RELEASE run --engine userns $top hello"
+  "release-preload=$RELEASE run --engine preload $top hello"
+  "release-auto=$RELEASE run $top hello")
 bench "$tmp/start" "$START_RUNS" \
   "native=$hello/bin/hello" \
   "userns=$run --engine userns $top hello" \
   "preload=$run --engine preload $top hello" \
   "auto=$run $top hello" \
-  "proot=$pr $hello/bin/hello"
+  "proot=$pr $hello/bin/hello" \
+  "${release_specs[@]}"
 n=$(get "$tmp/start" native)
 nc=$(getcpu "$tmp/start" native)
 printf 'native   %7.2f ms                 cpu %6.2f ms\n' "$(echo "$n * 1000" | bc -l)" "$(echo "$nc * 1000" | bc -l)"
@@ -98,6 +111,18 @@ for e in userns preload auto proot; do
     "$e" "$(echo "$t * 1000" | bc -l)" "$(echo "($t - $n) * 1000" | bc -l)" \
     "$(echo "$c * 1000" | bc -l)" "$(echo "($c - $nc) * 1000" | bc -l)" "$tgt"
 done
+if [ -n "$RELEASE" ]; then
+  echo "-- the release file, $RELEASE, against the Meson build's runix:"
+  for e in userns preload auto; do
+    m=$(get "$tmp/start" "$e")
+    t=$(get "$tmp/start" "release-$e")
+    c=$(getcpu "$tmp/start" "release-$e")
+    mc=$(getcpu "$tmp/start" "$e")
+    printf '%-8s %7.2f ms   %+6.2f ms   cpu %6.2f ms   %+6.2f ms   (target: within 0.3 ms of the Meson build)\n' \
+      "$e" "$(echo "$t * 1000" | bc -l)" "$(echo "($t - $m) * 1000" | bc -l)" \
+      "$(echo "$c * 1000" | bc -l)" "$(echo "($c - $mc) * 1000" | bc -l)"
+  done
+fi
 
 mods="os sys re json decimal fractions statistics collections itertools functools operator \
   datetime calendar time string textwrap difflib struct codecs unicodedata pathlib glob \

@@ -15,10 +15,19 @@ test_pkgs=(
   wget man-db groff-base bsdextrautils zsh fish qemu-user-static
 )
 
+# scripts/release.sh: the cross compiler, musl (for the release test's musl
+# userland), c-ares, and arm64's static archives through multiarch.
+release_pkgs=(
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-tools libc-ares-dev file binutils patch
+  libsodium-dev:arm64 libssl-dev:arm64 liblzma-dev:arm64 libzstd-dev:arm64 libbz2-dev:arm64
+  libbrotli-dev:arm64 libsqlite3-dev:arm64 libjansson-dev:arm64 libc-ares-dev:arm64
+)
+
 pkgs=("${build_pkgs[@]}")
-if [ "${1:-}" = "--with-tests" ]; then
-  pkgs+=("${test_pkgs[@]}")
-fi
+case "${1:-}" in
+  --with-tests) pkgs+=("${test_pkgs[@]}" "${release_pkgs[@]}") ;;
+  --release) pkgs+=("${release_pkgs[@]}") ;;
+esac
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -32,8 +41,9 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo="sudo"
 fi
 # The aarch64 test closure is made from Debian's arm64 packages
-# (tests/fixtures/build-aarch64.sh downloads them with apt-get).
-if [ "${1:-}" = "--with-tests" ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+# (tests/fixtures/build-aarch64.sh downloads them with apt-get), and the
+# aarch64 release links their static archives.
+if { [ "${1:-}" = "--with-tests" ] || [ "${1:-}" = "--release" ]; } && ! dpkg --print-foreign-architectures | grep -qx arm64; then
   echo "adding the arm64 architecture to apt" >&2
   $sudo dpkg --add-architecture arm64
   $sudo apt-get update -qq

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Build runix and run the whole test suite, as CI does:
+#   0. the release files, dist/ (scripts/release.sh; t0030 checks them);
 #   1. the unit and integration tests (real Nix as the oracle);
 #   2. the same tests built with AddressSanitizer + UndefinedBehaviorSanitizer;
 #   3. each libFuzzer harness for $RUNIX_FUZZ_SECONDS (default 30) seconds.
@@ -53,6 +54,17 @@ for line in open(path):
         print("FAIL %s: %s" % (label, t["name"]))
 PY
 }
+
+# 0. The release files (dist/), which t0030 checks.
+echo "== release build"
+release_start=$(date +%s)
+mkdir -p build-release
+if scripts/release.sh --arch all --out dist > build-release/release.log 2>&1; then
+  echo "ok - release files built in $(( $(date +%s) - release_start ))s: $(cd dist && ls | tr '\n' ' ')"
+  echo "PASS release build" >> "$results"
+else
+  echo "not ok - release build failed:"; tail -30 build-release/release.log; step_failed "release build"
+fi
 
 # 1. The plain build and every test.
 if setup build && ninja -C build >/dev/null; then

@@ -1,6 +1,10 @@
 /* The parts of runix-core, the binary with every command, that differ from the front. */
 #include "config.h"
 
+#if RUNIX_ONE_FILE
+#include <openssl/crypto.h>
+#endif
+
 #include "cli.h"
 
 #include <errno.h>
@@ -21,6 +25,19 @@ int cli_run_core_command(const struct cli_command *cmd, int argc, char **argv, c
     (void)group_argv;
     if (!cmd->fn)
         BUG("command '%s' has no function", cmd->name);
+#if RUNIX_ONE_FILE
+    /*
+     * OpenSSL linked in: its configuration file is the host's, written for
+     * the host's own OpenSSL (providers and modules this file does not
+     * have), so it reads none.  Only for the CMD_CORE commands: the one file
+     * also plays the front, whose commands (run, shell, ...) never use
+     * OpenSSL, and starts them as fast as the front does.
+     */
+    if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1) {
+        cli_error("cannot initialise OpenSSL");
+        return EXIT_FAIL;
+    }
+#endif
     return cmd->fn(argc, argv);
 }
 

@@ -28,8 +28,35 @@ static int add_keys(struct cli_settings *s, const struct strv *v, const char *so
     return 0;
 }
 
+/*
+ * Where Linux systems keep their CA bundle, most common first: Debian,
+ * Ubuntu, Arch, Gentoo and Alpine; Fedora and RHEL; RHEL 7 and CentOS;
+ * openSUSE; Alpine and others; Arch's extracted copy.  The one-file runix
+ * has no libcurl of the host to know it, so it looks here.
+ */
+static const char *const system_ca_files[] = {
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+    "/etc/ca-certificates/extracted/tls-ca-bundle.pem",
+    "/etc/pki/tls/cacert.pem",
+};
+
+const char *cli_system_ca_file(void)
+{
+    if (!RUNIX_ONE_FILE)
+        return NULL;
+    for (size_t i = 0; i < ARRAY_SIZE(system_ca_files); i++)
+        if (access(system_ca_files[i], R_OK) == 0)
+            return system_ca_files[i];
+    return NULL;
+}
+
 /* CA certificates for https:// caches, as Nix finds them: the setting, whose default
- * is NIX_SSL_CERT_FILE, else SSL_CERT_FILE, else the system's. */
+ * is NIX_SSL_CERT_FILE, else SSL_CERT_FILE, else the system's (libcurl's, or for the
+ * one-file runix, the first of system_ca_files that exists). */
 static int resolve_ca_file(struct cli_settings *s, const struct cli_conf *c, struct rx_error **err)
 {
     const char *env_ca = getenv("NIX_SSL_CERT_FILE");
@@ -39,6 +66,8 @@ static int resolve_ca_file(struct cli_settings *s, const struct cli_conf *c, str
         s->ssl_cert_file = xstrdup(c->ssl_cert_file);
     else if (env_ca && *env_ca)
         s->ssl_cert_file = xstrdup(env_ca);
+    if (!s->ssl_cert_file && cli_system_ca_file())
+        s->ssl_cert_file = xstrdup(cli_system_ca_file());
     if (s->ssl_cert_file && access(s->ssl_cert_file, R_OK) < 0)
         return rx_error_errno(err,
                               "CA certificate file '%s' (ssl-cert-file, NIX_SSL_CERT_FILE or "

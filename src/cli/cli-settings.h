@@ -124,3 +124,10 @@ int cli_plan_closure(const char *cmd, struct cli_settings *s, const struct store
                      void *ctx);
 
 void cli_settings_release(struct cli_settings *s);
+
+/*
+ * The one-file runix's CA bundle when nothing names one: the first readable
+ * file of the places Linux distributions keep it, or NULL (always NULL in
+ * the Meson build, whose libcurl knows its system's).
+ */
+const char *cli_system_ca_file(void);

@@ -338,6 +338,9 @@ static void section_ca(struct doctor *d)
     }
     if (d->have_settings && d->s.ssl_cert_file)
         printf("CA certificates: %s (from %s)\n", d->s.ssl_cert_file, d->ca_source);
+    else if (RUNIX_ONE_FILE)
+        printf("CA certificates: none found in the usual places (https:// caches need "
+               "ssl-cert-file or SSL_CERT_FILE)\n");
     else
         printf("CA certificates: the system's default (libcurl's)\n");
 }
@@ -388,6 +391,10 @@ static void section_engines(struct doctor *d)
     if (engine_preload_find(shim, sizeof shim, &why) < 0) {
         preload_why = xstrdup(why->msg);
         rx_error_clear(&why);
+    } else if (RUNIX_ONE_FILE) {
+        /* Extracted and checked byte for byte against the copy inside this static runix,
+         * which cannot dlopen a library of the host's libc to try it. */
+        preload = true;
     } else {
         void *h = dlopen(shim, RTLD_NOW | RTLD_LOCAL);
         if (!h) {
@@ -439,6 +446,8 @@ static const char *ca_source(const struct cli_conf *c)
     e = getenv("SSL_CERT_FILE");
     if (e && *e)
         return "SSL_CERT_FILE";
+    if (cli_system_ca_file())
+        return "the system's usual place";
     return "the system's default";
 }
 

@@ -452,9 +452,12 @@ int main(int argc, char **argv)
 
     /* Under the preload engine (runix run from a program runix runs) the library is in this
      * process too; runix's own file operations and execs must stay real. */
+#if !RUNIX_ONE_FILE
+    /* (A static runix never has it: the loader preloads nothing into a static program.) */
     void (*disable)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "runix_preload_disable");
     if (disable)
         disable();
+#endif
 
     /* One umask read, before any thread exists (umask() has no getter). */
     cli_umask = umask(022);

@@ -65,3 +65,27 @@ int engine_preload_exec(const char *store_dir, const char *shim, const char *aud
  * location.  0 no, 1 yes, -1 unreadable.
  */
 int engine_is_static_elf(const char *store_dir, const char *path);
+
+#if RUNIX_ONE_FILE
+/*
+ * The one-file build's engine libraries (scripts/embed-engines.py writes
+ * them): their bytes, and the hex SHA-256 of both, which names the
+ * directory of the user's data directory they are extracted to.
+ */
+extern const unsigned char rx_embedded_preload[];
+extern const size_t rx_embedded_preload_len;
+extern const unsigned char rx_embedded_audit[];
+extern const size_t rx_embedded_audit_len;
+extern const char rx_embedded_hash[];
+
+/*
+ * The directory the embedded libraries are in, extracted first if needed:
+ * $XDG_DATA_HOME/runix/engines/HASH (else ~/.local/share/runix/...).  Each
+ * directory on the way must be the user's and writable by no one else, and
+ * each file must be the user's, writable by no one else and byte for byte
+ * the embedded one; a missing or different file is written again (a
+ * temporary file renamed over it, so that two runs at once only both write
+ * the same bytes).  Returns 0, or -1 with err.
+ */
+int engine_preload_extract(char *dir, size_t dirsz, struct rx_error **err);
+#endif

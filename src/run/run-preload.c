@@ -2,10 +2,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -13,7 +15,9 @@
 #include "run-engine-internal.h"
 #include "run-exec.h"
 #include "run-platform.h"
+#include "util-fs.h"
 #include "util-install.h"
+#include "util-io.h"
 #include "util-mem.h"
 
 #include "banned.h"
@@ -59,6 +63,120 @@ void engine_preload_audit_path(const char *shim, char *out, size_t outsz)
     memcpy(out + dl + 1, AUDIT_NAME, sizeof AUDIT_NAME);
 }
 
+#if RUNIX_ONE_FILE
+/*
+ * Open the directory name in at (creating it 0700 when create), refusing a
+ * symlink, a directory of another user and one that group or others may
+ * write: whoever can write it could swap the libraries every program of the
+ * preload engine loads.  Returns an fd, or -1 with err.
+ */
+static int open_own_dir(int at, const char *name, const char *shown, struct rx_error **err)
+{
+    if (mkdirat(at, name, 0700) < 0 && errno != EEXIST)
+        return rx_error_errno(err, "cannot create '%s'", shown);
+    int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return rx_error_errno(err, "cannot open '%s' (a directory, not a symlink)", shown);
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return rx_error_errno(err, "cannot stat '%s'", shown);
+    }
+    if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+        close(fd);
+        return rx_error_set(err, RX_EUNSUPPORTED,
+                            "'%s' is not safe for the preload engine's libraries: it must be "
+                            "yours and writable by no one else (owner uid %u, mode %04o): fix "
+                            "it (chmod go-w) or remove it",
+                            shown, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+    }
+    return fd;
+}
+
+/* Whether name in dirfd is the user's regular file, writable by no one else, holding data. */
+static bool same_file(int dirfd, const char *name, const unsigned char *data, size_t len)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    struct stat st;
+    bool same = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+                !(st.st_mode & (S_IWGRP | S_IWOTH)) && (size_t)st.st_size == len;
+    if (same) {
+        unsigned char *buf = xmalloc(len ? len : 1);
+        same = read_retry(fd, buf, len) == (ssize_t)len && memcmp(buf, data, len) == 0;
+        free(buf);
+    }
+    close(fd);
+    return same;
+}
+
+/* name in dirfd holding data: kept when it already does, else written again. */
+static int ensure_file(int dirfd, const char *dir, const char *name, const unsigned char *data,
+                       size_t len, struct rx_error **err)
+{
+    if (same_file(dirfd, name, data, len))
+        return 0;
+    if (write_data_atomic_at(dirfd, name, data, len, 0644, true, err) < 0)
+        return rx_error_wrap(err, "cannot extract %s into '%s'", name, dir);
+    if (!same_file(dirfd, name, data, len))
+        return rx_error_set(err, RX_EHASH,
+                            "'%s/%s' does not hold what was just written to it: is the disk "
+                            "full or failing?",
+                            dir, name);
+    return 0;
+}
+
+int engine_preload_extract(char *dir, size_t dirsz, struct rx_error **err)
+{
+    const char *xdg = getenv("XDG_DATA_HOME");
+    const char *home = getenv("HOME");
+    _cleanup_free_ char *base = NULL;
+    if (xdg && xdg[0] == '/')
+        base = xasprintf("%s/runix", xdg);
+    else if (home && home[0] == '/')
+        base = xasprintf("%s/.local/share/runix", home);
+    else
+        return rx_error_set(err, RX_ENOTFOUND,
+                            "no data directory for the preload engine's libraries: set HOME or "
+                            "XDG_DATA_HOME (or RUNIX_PRELOAD_LIB)");
+    _cleanup_free_ char *engines = xasprintf("%s/engines", base);
+    _cleanup_free_ char *full = xasprintf("%s/%s", engines, rx_embedded_hash);
+    if (strlen(full) + 1 > dirsz)
+        return rx_error_set(err, RX_ENOTFOUND, "'%s' is too long a path", full);
+    /* The parents of the data directory are the user's business (it is ~/.local/share
+     * or what XDG_DATA_HOME says); from there on, every directory is checked. */
+    char *slash = strrchr(base, '/');
+    *slash = '\0';
+    int r = mkdir_p_mode(base[0] ? base : "/", 0700, err);
+    *slash = '/';
+    if (r < 0)
+        return rx_error_wrap(err, "cannot create the data directory for the preload engine");
+    int fd = open_own_dir(AT_FDCWD, base, base, err);
+    if (fd < 0)
+        return -1;
+    int efd = open_own_dir(fd, "engines", engines, err);
+    close(fd);
+    if (efd < 0)
+        return -1;
+    int hfd = open_own_dir(efd, rx_embedded_hash, full, err);
+    close(efd);
+    if (hfd < 0)
+        return -1;
+    r = ensure_file(hfd, full, AUDIT_NAME, rx_embedded_audit, rx_embedded_audit_len, err);
+    if (r == 0)
+        r = ensure_file(hfd, full, "librunix-preload.so", rx_embedded_preload,
+                        rx_embedded_preload_len, err);
+    close(hfd);
+    if (r < 0)
+        return -1;
+    memcpy(dir, full, strlen(full) + 1);
+    return 0;
+}
+#endif
+
 int engine_preload_find(char *out, size_t outsz, struct rx_error **err)
 {
     const char *env = getenv("RUNIX_PRELOAD_LIB");
@@ -68,9 +186,18 @@ int engine_preload_find(char *out, size_t outsz, struct rx_error **err)
         return rx_error_set(err, RX_ENOTFOUND, "RUNIX_PRELOAD_LIB=%s: %s (or no %s beside it)",
                             env, strerror(errno), AUDIT_NAME);
     }
-    /* Next to the binary (the build tree), else where meson install put it. */
     char cand[PATH_MAX];
     struct rx_error *ierr = NULL;
+#if RUNIX_ONE_FILE
+    /* Inside this file: extracted to the user's data directory. */
+    if (engine_preload_extract(cand, sizeof cand - sizeof "/librunix-preload.so", err) < 0)
+        return -1;
+    memcpy(cand + strlen(cand), "/librunix-preload.so", sizeof "/librunix-preload.so");
+    if (usable(cand, out, outsz))
+        return 0;
+    return rx_error_errno(err, "cannot read %s", cand);
+#endif
+    /* Next to the binary (the build tree), else where meson install put it. */
     if (rx_install_find(RX_INSTALL_PRELOAD, cand, sizeof cand, &ierr) == 0 &&
         usable(cand, out, outsz))
         return 0;

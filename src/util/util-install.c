@@ -51,6 +51,16 @@ int rx_install_find(enum rx_install_item item, char *out, size_t outsz, struct r
     *slash = '\0';
     /* Which install directory the running binary is in, by its name. */
     const char *base = slash + 1;
+#if RUNIX_ONE_FILE
+    /* One file plays runix and runix-core (and has the engine libraries inside). */
+    if (item == RX_INSTALL_CORE || item == RX_INSTALL_FRONT) {
+        *slash = '/';
+        if ((size_t)n + 1 > outsz)
+            return rx_error_set(err, RX_ENOTFOUND, "'%s' is too long a path", self);
+        memcpy(out, self, (size_t)n + 1);
+        return 0;
+    }
+#endif
     const char *rel = strcmp(base, "runix-core") == 0 ? it->core_rel : it->rel;
     if (try_path(out, outsz, self, NULL, it))
         return 0;
