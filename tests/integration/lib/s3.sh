@@ -101,7 +101,7 @@ s3_start() {
 
 s3_stop() {
   local p
-  for p in $S3_PIDS; do kill "$p" 2>/dev/null; done
-  for p in $S3_PIDS; do wait "$p" 2>/dev/null; done
+  for p in $S3_PIDS; do kill "$p" 2>/dev/null || true; done
+  for p in $S3_PIDS; do wait "$p" 2>/dev/null || true; done
   S3_PIDS=
 }
