@@ -41,23 +41,27 @@ ok "awscli with the right keys uploads the cache Nix made" \
   aws_ok s3 cp --recursive --quiet "$FX/cache-xz" s3://cache/
 printf 'StoreDir: /nix/store\nPriority: 10\n' >"$TEST_TMP/nix-cache-info"
 ok "  ...and a bucket holding only a nix-cache-info" aws_ok s3 cp --quiet "$TEST_TMP/nix-cache-info" s3://empty/nix-cache-info
-aws_ok s3 cp --quiet "s3://cache/$top_hash.narinfo" "$TEST_TMP/back.narinfo"
-ok "awscli with the right keys reads the bucket back" cmp "$TEST_TMP/back.narinfo" "$FX/cache-xz/$top_hash.narinfo"
-: >"$S3_LOG"
-fails "awscli with a wrong secret is refused" 254 "SignatureDoesNotMatch" \
-  env AWS_ACCESS_KEY_ID=$ID AWS_SECRET_ACCESS_KEY=not-the-secret "$S3_AWS" --endpoint-url "$S3_URL" --region "$REGION" s3 ls s3://cache/
-: >"$S3_LOG"
-AWS_ACCESS_KEY_ID=$ID AWS_SECRET_ACCESS_KEY=$SECRET "$S3_AWS" --endpoint-url "$S3_URL" --region us-west-2 \
-  s3 ls s3://cache/ >/dev/null 2>&1
-# (botocore then asks again in the region the error names, as it does with S3.)
-is "$(awk '$3 == 400 && $4 == "AuthorizationHeaderMalformed"' "$S3_LOG" | wc -l | tr -d ' ')" 1 \
-  "awscli signing for a wrong region is refused (AuthorizationHeaderMalformed)"
-fails "awscli with a temporary key but no session token is refused" 254 "InvalidAccessKeyId" \
-  env AWS_ACCESS_KEY_ID=$TID AWS_SECRET_ACCESS_KEY=$TSECRET "$S3_AWS" --endpoint-url "$S3_URL" --region "$REGION" s3 ls s3://cache/
-fails "awscli with a wrong session token is refused" 254 "InvalidToken" \
-  env AWS_ACCESS_KEY_ID=$TID AWS_SECRET_ACCESS_KEY=$TSECRET AWS_SESSION_TOKEN=wrong "$S3_AWS" --endpoint-url "$S3_URL" --region "$REGION" s3 ls s3://cache/
-ok "awscli with the temporary key and its session token is accepted" \
-  env AWS_ACCESS_KEY_ID=$TID AWS_SECRET_ACCESS_KEY=$TSECRET AWS_SESSION_TOKEN=$TOKEN "$S3_AWS" --endpoint-url "$S3_URL" --region "$REGION" s3 ls s3://cache/
+# The front itself does not change with the build: proved once, in the
+# plain suite (RUNIX_SANITIZE is set for the sanitizer build's).
+if [ "${RUNIX_SANITIZE:-none}" = none ]; then
+  aws_ok s3 cp --quiet "s3://cache/$top_hash.narinfo" "$TEST_TMP/back.narinfo"
+  ok "awscli with the right keys reads the bucket back" cmp "$TEST_TMP/back.narinfo" "$FX/cache-xz/$top_hash.narinfo"
+  : >"$S3_LOG"
+  fails "awscli with a wrong secret is refused" 254 "SignatureDoesNotMatch" \
+    env AWS_ACCESS_KEY_ID=$ID AWS_SECRET_ACCESS_KEY=not-the-secret "$S3_AWS" --endpoint-url "$S3_URL" --region "$REGION" s3 ls s3://cache/
+  : >"$S3_LOG"
+  AWS_ACCESS_KEY_ID=$ID AWS_SECRET_ACCESS_KEY=$SECRET "$S3_AWS" --endpoint-url "$S3_URL" --region us-west-2 \
+    s3 ls s3://cache/ >/dev/null 2>&1
+  # (botocore then asks again in the region the error names, as it does with S3.)
+  is "$(awk '$3 == 400 && $4 == "AuthorizationHeaderMalformed"' "$S3_LOG" | wc -l | tr -d ' ')" 1 \
+    "awscli signing for a wrong region is refused (AuthorizationHeaderMalformed)"
+  fails "awscli with a temporary key but no session token is refused" 254 "InvalidAccessKeyId" \
+    env AWS_ACCESS_KEY_ID=$TID AWS_SECRET_ACCESS_KEY=$TSECRET "$S3_AWS" --endpoint-url "$S3_URL" --region "$REGION" s3 ls s3://cache/
+  fails "awscli with a wrong session token is refused" 254 "InvalidToken" \
+    env AWS_ACCESS_KEY_ID=$TID AWS_SECRET_ACCESS_KEY=$TSECRET AWS_SESSION_TOKEN=wrong "$S3_AWS" --endpoint-url "$S3_URL" --region "$REGION" s3 ls s3://cache/
+  ok "awscli with the temporary key and its session token is accepted" \
+    env AWS_ACCESS_KEY_ID=$TID AWS_SECRET_ACCESS_KEY=$TSECRET AWS_SESSION_TOKEN=$TOKEN "$S3_AWS" --endpoint-url "$S3_URL" --region "$REGION" s3 ls s3://cache/
+fi
 is "$(curl -s -o /dev/null -w '%{http_code}' "$S3_URL/cache/nix-cache-info")" 403 "an unsigned request is refused"
 
 # ---- runix ----
