@@ -212,6 +212,19 @@ is "$(grep -c "^GET /cache/$top_nar 503 SlowDown" "$S3_LOG") $(grep -c "^GET /ca
 ok "  ...real Nix verifies the store" oracle "$R"
 echo '{}' >"$S3_CTL"
 
+# A NAR cut off halfway is resumed with a Range request, signed as any other.
+py=$(path_of python)
+py_nar=$(sed -n 's/^URL: //p' "$FX/cache-xz/${py:11:32}.narinfo")
+echo "{\"truncate\": {\"$py_nar\": 1}}" >"$S3_CTL"
+R=$TEST_TMP/store-resume
+: >"$S3_LOG"
+out=$(AWS_ACCESS_KEY_ID=$ID AWS_SECRET_ACCESS_KEY=$SECRET fetch --store "$R" --cache "$C" "$top" 2>"$TEST_TMP/err")
+is "$out" "$top" "a NAR cut off halfway is fetched"
+ok "  ...resumed with a signed Range request that S3 accepted" \
+  grep -q "^GET /cache/$py_nar 206 - $ID range=bytes=[1-9]" "$S3_LOG"
+ok "  ...real Nix verifies the store" oracle "$R"
+echo '{}' >"$S3_CTL"
+
 # A public bucket: no credentials anywhere, unsigned requests.
 s3_front ANON anon --region "$REGION" --anonymous
 R=$TEST_TMP/store-anon

@@ -29,8 +29,12 @@ optional).  --control names a JSON file read again whenever it changes:
     {"slowdown": {"SUB": N}}    the first N requests whose path contains SUB
                                 get 503 SlowDown
     {"skew": SECONDS}           the front's clock runs that far ahead
+    {"truncate": {"SUB": N}}    the first N answers whose path contains SUB
+                                announce the whole length, send half of it
+                                and close the connection
 
-Every request is appended to --log as "METHOD PATH STATUS CODE KEYID".
+Every request is appended to --log as "METHOD PATH STATUS CODE KEYID",
+followed by " range=R" when it asked for a Range.
 """
 import argparse
 import hashlib
@@ -53,7 +57,7 @@ from botocore.credentials import Credentials
 
 ARGS = None
 KEYS = {}
-CONTROL = {"mtime": None, "data": {}, "slowdown": {}}
+CONTROL = {"mtime": None, "data": {}, "slowdown": {}, "truncate": {}}
 LOCK = threading.Lock()
 LOCAL = threading.local()
 AUTH_RE = re.compile(
@@ -91,15 +95,16 @@ def control():
                     data = json.load(f)
             CONTROL["data"] = data
             CONTROL["slowdown"] = dict(data.get("slowdown", {}))
+            CONTROL["truncate"] = dict(data.get("truncate", {}))
         return CONTROL["data"]
 
 
-def take_slowdown(path):
+def take(kind, path):
     control()
     with LOCK:
-        for sub, n in CONTROL["slowdown"].items():
+        for sub, n in CONTROL[kind].items():
             if sub in path and n > 0:
-                CONTROL["slowdown"][sub] = n - 1
+                CONTROL[kind][sub] = n - 1
                 return True
     return False
 
@@ -197,8 +202,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def log(self, status, code, akid):
+        rng = self.headers.get("Range")
         with LOCK, open(ARGS.log, "a") as f:
-            f.write(f"{self.command} {self.path} {status} {code or '-'} {akid or '-'}\n")
+            f.write(f"{self.command} {self.path} {status} {code or '-'} {akid or '-'}"
+                    f"{' range=' + rng if rng else ''}\n")
 
     def error(self, status, code, message, akid=None, **extra):
         bucket = self.path.lstrip("/").split("/", 1)[0].split("?", 1)[0]
@@ -224,7 +231,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             akid = verify(self, body)
         except Refused as r:
             return self.error(r.status, r.code, r.message, **r.extra)
-        if take_slowdown(self.path):
+        if take("slowdown", self.path):
             return self.error(503, "SlowDown", "Please reduce your request rate.", akid)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
         if body or self.command in ("PUT", "POST"):
@@ -255,6 +262,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if length is not None:
             self.send_header("Content-Length", length)
         self.end_headers()
+        if self.command == "GET" and resp.status in (200, 206) and length and \
+                take("truncate", self.path):
+            self.wfile.write(resp.read(int(length) // 2) if data is None else data[:int(length) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            c.close()
+            LOCAL.conn = None
+            self.log(resp.status, "Truncated", akid)
+            return
         if data is not None:
             self.wfile.write(data)
         elif self.command != "HEAD":
