@@ -102,6 +102,8 @@ struct fetch_http_conn {
     CURL *easy;
     struct fetch *f;
     struct curl_slist *headers; /* owned; the current request's own headers */
+    bool signed_before;         /* the last request was signed (s3_setup) */
+    bool s3_before;             /* the last request was to an s3:// cache */
 };
 
 static enum outcome classify(CURLcode rc, long code)
@@ -228,12 +230,20 @@ static char *s3_what(const struct s3_cache *s)
  * documents read rather than dropped.  Any other url undoes that on a
  * handle that is used again.  Returns the header list, which must live
  * until the transfer ends, or NULL; *what is set for an s3:// cache.
+ * signed_before (NULL for a new handle) says whether the handle's last
+ * request was signed, and is updated.
  */
 static struct curl_slist *s3_setup(CURL *e, const struct fetch_opts *o, const char *url,
-                                   char **what)
+                                   char **what, bool *signed_before)
 {
     const struct cache *c = cache_find_s3(o->caches, o->ncaches, url);
     *what = NULL;
+    /* A handle that never made a signed request is left exactly as it is. */
+    bool was = signed_before && *signed_before;
+    if (signed_before)
+        *signed_before = c && c->s3->access_key;
+    if (!c && !was)
+        return NULL;
     curl_easy_setopt(e, CURLOPT_AWS_SIGV4, NULL);
     curl_easy_setopt(e, CURLOPT_USERNAME, NULL);
     curl_easy_setopt(e, CURLOPT_PASSWORD, NULL);
@@ -560,7 +570,7 @@ void fetch_http_request(struct fetch *f, enum fetch_request kind, size_t idx, co
     }
     setup_easy(x->easy, f->o, http->share);
     set_url(x->easy, url);
-    x->headers = s3_setup(x->easy, f->o, url, &x->s3_what);
+    x->headers = s3_setup(x->easy, f->o, url, &x->s3_what, NULL);
     if (x->s3_what)
         curl_easy_setopt(x->easy, CURLOPT_FAILONERROR, 0L);
     /*
@@ -933,9 +943,11 @@ void fetch_http_get(struct fetch_http_conn *c, const char *url, uint64_t from, f
     set_url(e, url);
     curl_slist_free_all(c->headers);
     _cleanup_free_ char *what = NULL;
-    c->headers = s3_setup(e, c->f->o, url, &what);
+    c->headers = s3_setup(e, c->f->o, url, &what, &c->signed_before);
     g.s3 = what != NULL;
-    curl_easy_setopt(e, CURLOPT_FAILONERROR, g.s3 ? 0L : 1L);
+    if (g.s3 || c->s3_before)
+        curl_easy_setopt(e, CURLOPT_FAILONERROR, g.s3 ? 0L : 1L);
+    c->s3_before = g.s3;
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &g);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
@@ -1011,7 +1023,7 @@ static CURL *cache_easy(const char *url, const struct fetch_opts *o, long timeou
     CURL *h = single_easy(url, "http,https,file", o, timeout_s, errbuf, err);
     if (!h)
         return NULL;
-    struct curl_slist *hd = s3_setup(h, o, url, what);
+    struct curl_slist *hd = s3_setup(h, o, url, what, NULL);
     curl_easy_setopt(h, CURLOPT_PRIVATE, (void *)hd);
     return h;
 }
@@ -1509,7 +1521,7 @@ int fetch_stream(const char *url, const struct fetch_opts *o, struct fetch_strea
     struct stream_ctx c = { .s = s };
     /* A file of an s3:// cache (runix index build) is asked for signed. */
     _cleanup_free_ char *what = NULL;
-    struct curl_slist *headers = s3_setup(h, o, url, &what);
+    struct curl_slist *headers = s3_setup(h, o, url, &what, NULL);
     if (s->etag) {
         _cleanup_free_ char *hd = xasprintf("If-None-Match: %s", s->etag);
         headers = curl_slist_append(headers, hd);
