@@ -3,12 +3,14 @@
 # machine) and against the lower bound of just decompressing every NAR
 # with 2 parallel jobs, for an xz and a zstd cache served over HTTP on
 # loopback, into a cold store each run.  Also reports runix's peak RSS.
-# Then the xz cache from four kinds of server (see below), and many small
-# paths from the hardest of them.
+# Then the xz cache from four kinds of server (see below), many small
+# paths from the hardest of them, and the xz cache from an S3 server
+# against the same files from a plain HTTP server.
 #
 #   bench/fetch.sh            RUNS=5 by default; BENCH_DIR keeps the caches
 #                             (default /var/tmp/runix-bench); STORE_DIR is
 #                             where the cold stores go (default /dev/shm)
+#   BENCH_ONLY=s3 bench/fetch.sh   only the S3 row
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
@@ -62,6 +64,43 @@ print(f"{d:.3f}")
 PY
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+# The xz cache from an S3 server (s3rver behind the SigV4-checking front of
+# the tests, the bucket filled by awscli, requests signed by runix) against
+# the same files from the plain HTTP/1.1 keep-alive server, in the same
+# round: what signing, S3's addressing and an S3 server's answers cost.
+s3_row() {
+  TEST_TMP=$tmp/s3
+  mkdir -p "$TEST_TMP"
+  cleanup() { :; }
+  # shellcheck source=../tests/integration/lib/s3.sh
+  . tests/integration/lib/s3.sh
+  echo '[{"id": "AKIDRUNIXBENCH", "secret": "runix-bench-secret"}]' >"$TEST_TMP/keys.json"
+  s3_start "$TEST_TMP/keys.json" us-east-1 -- bench
+  trap 's3_stop; kill $httpd ${httpd10:-} 2>/dev/null; [ -s "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")"; rm -rf "$tmp" "$STORE_DIR"/runix-bench-*' EXIT
+  export AWS_ACCESS_KEY_ID=AKIDRUNIXBENCH AWS_SECRET_ACCESS_KEY=runix-bench-secret
+  "$S3_AWS" --endpoint-url "$S3_URL" --region us-east-1 s3 cp --recursive --quiet "$BENCH_DIR/cache-xz" s3://bench/
+  local s3url="s3://bench?endpoint=${S3_URL#http://}&scheme=http" i s
+  : >"$tmp/r-s3"; : >"$tmp/r-plain"
+  for i in $(seq "$RUNS"); do
+    s=$STORE_DIR/runix-bench-$i
+    rm -rf "$s" "$s-p"
+    secs "$RUNIX" fetch -q --store "$s" --cache "$s3url" --trusted-key "$key" "$top" >>"$tmp/r-s3"
+    secs "$RUNIX" fetch -q --store "$s-p" --cache "$url/cache-xz" --trusted-key "$key" "$top" >>"$tmp/r-plain"
+    chmod -R u+w "$s" "$s-p" 2>/dev/null; rm -rf "$s" "$s-p"
+  done
+  unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+  local r p
+  r=$(median <"$tmp/r-s3"); p=$(median <"$tmp/r-plain")
+  echo "xz from S3 (SigV4-checking front + s3rver): runix fetch ${r}s, from plain HTTP ${p}s," \
+    "S3 / plain HTTP = $(echo "scale=2; $r / $p" | bc) (target <= 1.1) (medians of $RUNS;" \
+    "runs: $(paste -sd' ' "$tmp/r-s3") vs $(paste -sd' ' "$tmp/r-plain"))"
+  s3_stop
+}
+if [ "${BENCH_ONLY:-}" = s3 ]; then
+  s3_row
+  exit 0
+fi
 
 for c in xz zstd; do
   case $c in xz) dec="xz -dc" ;; zstd) dec="zstd -qdc" ;; esac
@@ -164,3 +203,5 @@ for i in $(seq "$RUNS"); do
 done
 r=$(median <"$tmp/r-many"); n=$(median <"$tmp/n-many")
 echo "2,000 small paths from http1.0-backlog5: runix fetch ${r}s, nix copy ${n}s, ratio $(echo "scale=2; $r / $n" | bc) (medians of $RUNS)"
+
+s3_row

@@ -12,7 +12,7 @@ build_pkgs=(
 test_pkgs=(
   nix-bin libclang-rt-14-dev xz-utils zstd bzip2 python3 libpython3-dev sqlite3 coreutils bc bsdutils
   patchelf busybox-static util-linux tar gcc openssl libcap2-bin python3-jsonschema curl
-  wget man-db groff-base bsdextrautils zsh fish qemu-user-static
+  wget man-db groff-base bsdextrautils zsh fish qemu-user-static awscli python3-botocore
 )
 
 # scripts/release.sh: the cross compiler, musl (for the release test's musl
@@ -35,6 +35,11 @@ for p in "${pkgs[@]}"; do
     missing+=("$p")
   fi
 done
+# The S3 server of the s3:// tests runs on node; a node that comes with its
+# own npm (another packaging of it) is used as it is.
+if [ "${1:-}" = "--with-tests" ] && ! { command -v node && command -v npm; } >/dev/null; then
+  missing+=(nodejs npm)
+fi
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then

@@ -114,6 +114,12 @@ if CC=clang setup build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,unde
   printf '\x01\x00\x40\0\0\0\0\0\0\0\x01\0\0\0\x03\x10\0\0\0\0\0\0\0\x20\0\0\0\0\0\0\0%s\0' "$ld" > "$seeds/runmap/elf64-wrap"
   printf 'substituters = https://cache.nixos.org file:///srv/c?priority=3\n# c\ninclude x\n' > "$seeds/config/a"
   printf 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n' > "$seeds/config/b"
+  # s3:// URLs, AWS credentials and config files, S3's error documents (fuzz/fuzz-s3.c).
+  mkdir -p "$seeds/s3"
+  printf 'nix?region=eu-west-1&endpoint=http%%3A%%2F%%2F127.0.0.1:9000&scheme=http&profile=ci&priority=3' > "$seeds/s3/url"
+  printf 'P[default]\naws_access_key_id = A\n[ci]\naws_access_key_id=B\naws_secret_access_key = s\naws_session_token=t\n' > "$seeds/s3/creds"
+  printf 'C[profile ci]\ns3 =\n  addressing_style = path\naws_access_key_id=B\n' > "$seeds/s3/config"
+  printf 'E<?xml version="1.0"?><Error><Code>SlowDown</Code><Message>a &amp;lt; b &amp;amp;</Message></Error>' > "$seeds/s3/error"
   # nix-index databases (fuzz/fuzz-index.c): frcode lines ('F'), a whole file, a listing ('L').
   mkdir -p "$seeds/index"
   pkg='{"store_dir":"/nix/store","hash":"0i2jd68mp5g6h2sa5k9c85rb80sn8hi9","name":"hello-2.10","origin":{"attr":"hello","output":"out","toplevel":true,"system":"x86_64-linux"}}'
@@ -139,7 +145,7 @@ if CC=clang setup build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,unde
   # name:seeds:max_len[:seconds, for a small parser that needs less than $fuzz_seconds]
   for f in nar-reader:nar:65536 narinfo:narinfo:16384 nix32:nix32:256 \
            decompress:decompress:65536 config:config:4096 run-map:runmap:8192 dist:dist:16384 \
-           index:index:16384 receipt:receipt:4096:20 proxy:proxy:16384 bundle:bundle:8192:15; do
+           index:index:16384 receipt:receipt:4096:20 proxy:proxy:16384 bundle:bundle:8192:15 s3:s3:4096; do
     IFS=: read -r name seed maxlen secs <<< "$f"
     secs=${secs:-$fuzz_seconds}
     [ "$secs" -gt "$fuzz_seconds" ] && secs=$fuzz_seconds

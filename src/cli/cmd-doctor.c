@@ -21,6 +21,7 @@
 #include "cli-settings-internal.h"
 #include "cli-settings.h"
 #include "cli.h"
+#include "s3.h"
 #include "fetch.h"
 #include "run-engine.h"
 #include "store-graph.h"
@@ -39,8 +40,9 @@ static const char doctor_usage[] =
     "(location, size, number of paths, its roots, what 'runix gc' could free now\n"
     "and when it last ran, registered paths missing on disk) and how to remove\n"
     "it; whether the host\n"
-    "has a /nix/store; each configured cache and whether it answers; the trusted\n"
-    "keys; the CA certificates for https:// and where they come from; and each\n"
+    "has a /nix/store; each configured cache and whether it answers (for an\n"
+    "s3:// cache, where its AWS credentials came from and whether a request\n"
+    "signed with them succeeds); the trusted keys; the CA certificates for https:// and where they come from; and each\n"
     "engine and whether it works here, with the cause and the fix when it does\n"
     "not.  A bad config file or CA setting is reported in its section, and the\n"
     "report goes on.\n"
@@ -53,6 +55,7 @@ static const char doctor_usage[] =
     "Examples:\n"
     "  runix doctor\n"
     "  runix doctor --cache https://cache.nixos.org\n"
+    "  runix doctor --cache 's3://nix-cache?region=eu-west-1&profile=ci'\n"
     "  runix --store /tmp/store doctor\n";
 
 /* Where the collector records its last run (runix gc). */
@@ -306,12 +309,27 @@ static void section_caches(struct doctor *d)
     struct rx_error *err = NULL;
     cli_settings_fetch_opts(&d->s, &fo);
     for (size_t i = 0; i < d->s.ncaches; i++) {
-        if (fetch_cache_probe(&d->s.caches[i], &fo, &err) < 0) {
-            printf("  %s: does not answer: %s\n", d->s.caches[i].url, err->msg);
+        const struct cache *c = &d->s.caches[i];
+        /* An s3:// cache: where its keys came from, and whether S3 takes a request signed with them. */
+        const struct s3_cache *s3 = c->s3;
+        if (s3) {
+            printf("  %s: bucket '%s' at %s, region %s\n", c->url, s3->bucket, s3->base,
+                   s3->region);
+            printf("    credentials: %s\n", s3->cred_source);
+        }
+        const char *asked = s3 ? (s3->access_key ? "signed request" : "unsigned request")
+                               : NULL;
+        if (fetch_cache_probe(c, &fo, &err) < 0) {
+            if (s3)
+                printf("    %s for nix-cache-info: fails: %s\n", asked, err->msg);
+            else
+                printf("  %s: does not answer: %s\n", c->url, err->msg);
             d->broken = true;
             rx_error_clear(&err);
+        } else if (s3) {
+            printf("    %s for nix-cache-info: answers\n", asked);
         } else {
-            printf("  %s: answers\n", d->s.caches[i].url);
+            printf("  %s: answers\n", c->url);
         }
     }
 }

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "crypto-hash.h"
+#include "s3.h"
 #include "store-path.h"
 #include "util-mem.h"
 
@@ -63,6 +64,7 @@ char *cache_url_redact(const char *url)
 
 static int cache_parse(struct cache *c, const char *url, const char *shown, size_t order,
                        struct rx_error **err);
+static int parse_query(struct cache *c, const char *q, const char *shown, struct rx_error **err);
 
 int cache_init(struct cache *c, const char *url, size_t order, struct rx_error **err)
 {
@@ -82,6 +84,17 @@ static int cache_parse(struct cache *c, const char *url, const char *shown, size
                        struct rx_error **err)
 {
     size_t scheme;
+    if (strncmp(url, "s3://", 5) == 0) {
+        for (const char *p = url; *p; p++)
+            if ((unsigned char)*p <= ' ' || *p == 0x7f)
+                return rx_error_set(err, RX_EUSAGE, "cache '%s': URL contains a space or control "
+                                                    "character", shown);
+        if (s3_cache_new(url, shown, &c->s3, err) < 0)
+            return -1;
+        c->url = s3_cache_url(c->s3);
+        c->order = order;
+        return parse_query(c, strchr(url, '?'), shown, err);
+    }
     if (strncmp(url, "https://", 8) == 0)
         scheme = 8;
     else if (strncmp(url, "http://", 7) == 0)
@@ -90,7 +103,7 @@ static int cache_parse(struct cache *c, const char *url, const char *shown, size
         scheme = 7;
     else
         return rx_error_set(err, RX_EUSAGE,
-                            "cache '%s': unsupported URL (use https://, http:// or file://)", shown);
+                            "cache '%s': unsupported URL (use https://, http://, s3:// or file://)", shown);
     for (const char *p = url; *p; p++)
         if ((unsigned char)*p <= ' ' || *p == 0x7f)
             return rx_error_set(err, RX_EUSAGE, "cache '%s': URL contains a space or control "
@@ -106,22 +119,28 @@ static int cache_parse(struct cache *c, const char *url, const char *shown, size
                             strncmp(url, "file://", 7) == 0 ? "absolute path" : "host");
     c->url = xstrndup(url, len);
     c->order = order;
-    if (q) {
-        /* key=value&key=value */
-        const char *p = q + 1;
-        while (*p) {
-            const char *amp = strchr(p, '&');
-            size_t plen = amp ? (size_t)(amp - p) : strlen(p);
-            if (plen > 9 && strncmp(p, "priority=", 9) == 0) {
-                if (parse_int(p + 9, plen - 9, &c->priority) < 0) {
-                    rx_error_set(err, RX_EUSAGE, "cache '%s': priority is not a number", shown);
-                    cache_release(c);
-                    return -1;
-                }
-                c->priority_from_url = true;
+    return parse_query(c, q, shown, err);
+}
+
+/* The query string at q ('?' or NULL): priority=N is kept, the rest is Nix's or s3.c's. */
+static int parse_query(struct cache *c, const char *q, const char *shown, struct rx_error **err)
+{
+    if (!q)
+        return 0;
+    /* key=value&key=value */
+    const char *p = q + 1;
+    while (*p) {
+        const char *amp = strchr(p, '&');
+        size_t plen = amp ? (size_t)(amp - p) : strlen(p);
+        if (plen > 9 && strncmp(p, "priority=", 9) == 0) {
+            if (parse_int(p + 9, plen - 9, &c->priority) < 0) {
+                rx_error_set(err, RX_EUSAGE, "cache '%s': priority is not a number", shown);
+                cache_release(c);
+                return -1;
             }
-            p += plen + (amp ? 1 : 0);
+            c->priority_from_url = true;
         }
+        p += plen + (amp ? 1 : 0);
     }
     return 0;
 }
@@ -131,11 +150,15 @@ void cache_release(struct cache *c)
     free(c->url);
     free(c->auth);
     free(c->why);
+    s3_cache_free(c->s3);
     c->url = c->auth = c->why = NULL;
+    c->s3 = NULL;
 }
 
 char *cache_file_url(const struct cache *c, const char *rel)
 {
+    if (c->s3)
+        return xasprintf("%s/%s", c->s3->base, rel);
     if (!c->auth)
         return xasprintf("%s/%s", c->url, rel);
     const char *host = strstr(c->url, "://") + 3;
@@ -241,4 +264,17 @@ bool cache_file_resolves_inside(const struct cache *c, const char *rel)
         return false;
     size_t n = strlen(real_dir);
     return strncmp(real, real_dir, n) == 0 && (real[n] == '/' || (n == 1 && real_dir[0] == '/'));
+}
+
+const struct cache *cache_find_s3(const struct cache *caches, size_t n, const char *url)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct s3_cache *s = caches[i].s3;
+        if (!s)
+            continue;
+        size_t bl = strlen(s->base);
+        if (strncmp(url, s->base, bl) == 0 && url[bl] == '/')
+            return &caches[i];
+    }
+    return NULL;
 }

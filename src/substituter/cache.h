@@ -4,7 +4,7 @@
  * Binary cache addresses and nix-cache-info (nix-formats.md sections 6.2
  * and 6.6).
  *
- * A cache URL is http://, https:// or file://.  Trailing slashes are
+ * A cache URL is http://, https://, file:// or s3:// (s3.h).  Trailing slashes are
  * dropped and the query string is taken apart: `priority=N` is kept, other
  * parameters (trusted, want-mass-query, ...) are ignored.  File URLs are
  * made by joining the base with '/' and a relative path.
@@ -19,8 +19,11 @@
 
 #include "util-error.h"
 
+struct s3_cache;
+
 struct cache {
     char *url;  /* owned; normalised base, no query, no trailing '/', no user:password@ */
+    struct s3_cache *s3; /* owned; for an s3:// cache, else NULL */
     char *auth; /* owned, or NULL: the "user:password@" taken out of url */
     int priority;
     bool priority_from_url;
@@ -57,6 +60,12 @@ bool cache_file_resolves_inside(const struct cache *c, const char *rel);
  * and takes Priority unless the URL set one.
  */
 int cache_apply_info(struct cache *c, const char *text, size_t len, struct rx_error **err);
+
+/*
+ * The s3:// cache among caches[0..n) whose bucket url (a request URL from
+ * cache_file_url) is in, or NULL: its requests are signed.
+ */
+const struct cache *cache_find_s3(const struct cache *caches, size_t n, const char *url);
 
 /* url without any "user:password@", for a message; owned by the caller. */
 char *cache_url_redact(const char *url);

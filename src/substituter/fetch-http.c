@@ -15,6 +15,7 @@
 
 #include "cache.h"
 #include "decompress.h"
+#include "s3.h"
 #include "util-buf.h"
 #include "util-fs.h"
 #include "util-mem.h"
@@ -70,6 +71,8 @@ struct xfer {
     struct rx_buf body;
     bool too_big;
     char errbuf[CURL_ERROR_SIZE];
+    char *s3_what;               /* owned; for an s3:// cache, what its errors name */
+    struct curl_slist *headers;  /* owned; the request's own headers */
     /* a narinfo answered before its cache's nix-cache-info: kept for later */
     bool held;
     CURLcode rc;
@@ -98,6 +101,9 @@ struct fetch_http {
 struct fetch_http_conn {
     CURL *easy;
     struct fetch *f;
+    struct curl_slist *headers; /* owned; the current request's own headers */
+    bool signed_before;         /* the last request was signed (s3_setup) */
+    bool s3_before;             /* the last request was to an s3:// cache */
 };
 
 static enum outcome classify(CURLcode rc, long code)
@@ -197,6 +203,103 @@ static void set_url(CURL *e, const char *url)
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR,
                      strncmp(url, "https://", 8) == 0 ? "https" : "http,https");
+}
+
+/* ---- s3:// caches: requests signed by libcurl's own SigV4 ---- */
+
+/*
+ * The SHA-256 of an empty body.  S3 wants the payload's hash in
+ * x-amz-content-sha256 and checks it against the canonical request;
+ * libcurl 7.88 hashes the (empty) body of a GET but does not send the
+ * header, so it is sent here, and libcurl signs it with the other
+ * headers given.
+ */
+#define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+/* What an s3:// cache's errors name: bucket, region, where the keys came from. */
+static char *s3_what(const struct s3_cache *s)
+{
+    return xasprintf("bucket '%s', region %s, credentials: %s", s->bucket, s->region,
+                     s->cred_source);
+}
+
+/*
+ * Make e's request to url as its cache wants: for an s3:// cache with
+ * credentials, signed with SigV4 (the key pair goes to libcurl as user
+ * and password, never into a URL or the process list), with S3's error
+ * documents read rather than dropped.  Any other url undoes that on a
+ * handle that is used again.  Returns the header list, which must live
+ * until the transfer ends, or NULL; *what is set for an s3:// cache.
+ * signed_before (NULL for a new handle) says whether the handle's last
+ * request was signed, and is updated.
+ */
+static struct curl_slist *s3_setup(CURL *e, const struct fetch_opts *o, const char *url,
+                                   char **what, bool *signed_before)
+{
+    const struct cache *c = cache_find_s3(o->caches, o->ncaches, url);
+    *what = NULL;
+    /* A handle that never made a signed request is left exactly as it is. */
+    bool was = signed_before && *signed_before;
+    if (signed_before)
+        *signed_before = c && c->s3->access_key;
+    if (!c && !was)
+        return NULL;
+    curl_easy_setopt(e, CURLOPT_AWS_SIGV4, NULL);
+    curl_easy_setopt(e, CURLOPT_USERNAME, NULL);
+    curl_easy_setopt(e, CURLOPT_PASSWORD, NULL);
+    curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+    if (!c)
+        return NULL;
+    const struct s3_cache *s = c->s3;
+    *what = s3_what(s);
+    if (!s->access_key)
+        return NULL;
+    _cleanup_free_ char *provider = s3_sigv4_provider(s);
+    curl_easy_setopt(e, CURLOPT_AWS_SIGV4, provider);
+    curl_easy_setopt(e, CURLOPT_USERNAME, s->access_key);
+    curl_easy_setopt(e, CURLOPT_PASSWORD, s->secret_key);
+    struct curl_slist *h = curl_slist_append(NULL, "x-amz-content-sha256: " EMPTY_SHA256);
+    if (h && s->session_token) {
+        _cleanup_free_ char *t = xasprintf("x-amz-security-token: %s", s->session_token);
+        struct curl_slist *more = curl_slist_append(h, t);
+        explicit_bzero(t, strlen(t));
+        if (!more) {
+            curl_slist_free_all(h);
+            h = NULL;
+        }
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    return h;
+}
+
+/*
+ * What S3's answer `code` (>= 300) with its error document body means:
+ * a missing key (404, or 403 AccessDenied to whom may not list the
+ * bucket) is not found; SlowDown and other 5xx are retried; anything
+ * else (a wrong key or secret, clock skew, a missing session token, the
+ * wrong region) is named with S3's own code and message.
+ */
+static enum outcome s3_outcome(const char *what, long code, const char *body, size_t len,
+                               char **why)
+{
+    char ecode[64], msg[512];
+    bool doc = s3_error_parse(body, len, ecode, sizeof ecode, msg, sizeof msg);
+    *why = NULL;
+    if (s3_error_is_missing(code, doc ? ecode : NULL))
+        return OUT_NOT_FOUND;
+    enum outcome out = classify(CURLE_HTTP_RETURNED_ERROR, code);
+    if (out == OUT_NOT_FOUND)
+        out = OUT_PERMANENT;
+    if (doc && (strcmp(ecode, "RequestTimeout") == 0 || strcmp(ecode, "SlowDown") == 0))
+        out = OUT_TRANSIENT;
+    const char *hint = doc ? s3_error_hint(ecode) : NULL;
+    if (doc)
+        *why = xasprintf("S3 answered HTTP %ld %s: %s (%s)%s%s", code, ecode,
+                         msg[0] ? msg : "no message", what, hint ? "; " : "", hint ? hint : "");
+    else
+        *why = xasprintf("S3 answered HTTP %ld (%s)", code, what);
+    return out;
 }
 
 /* The options every handle has: where it may go, how long it may stall, whom it trusts. */
@@ -467,6 +570,9 @@ void fetch_http_request(struct fetch *f, enum fetch_request kind, size_t idx, co
     }
     setup_easy(x->easy, f->o, http->share);
     set_url(x->easy, url);
+    x->headers = s3_setup(x->easy, f->o, url, &x->s3_what, NULL);
+    if (x->s3_what)
+        curl_easy_setopt(x->easy, CURLOPT_FAILONERROR, 0L);
     /*
      * Over TLS, wait for the first connection to say whether it speaks
      * HTTP/2 and can carry every request; in cleartext only HTTP/1.1 is
@@ -589,6 +695,8 @@ static void xfer_free(struct fetch *f, struct xfer *x)
     if (x->next_all)
         x->next_all->prev_all = x->prev_all;
     curl_easy_cleanup(x->easy);
+    curl_slist_free_all(x->headers);
+    free(x->s3_what);
     rx_buf_release(&x->body);
     free(x);
 }
@@ -620,8 +728,12 @@ static void xfer_done(struct fetch *f, struct xfer *x, CURLcode rc, long code,
         .len = x->body.len,
     };
     _cleanup_free_ char *why = NULL;
-    if (r.outcome != OUT_OK && r.outcome != OUT_NOT_FOUND)
+    if (x->s3_what && rc == CURLE_OK && code >= 300) {
+        r.outcome = s3_outcome(x->s3_what, code, r.body, r.len, &why);
+        r.why = why;
+    } else if (r.outcome != OUT_OK && r.outcome != OUT_NOT_FOUND) {
         r.why = why = describe(x->easy, f->o, false, rc, code, x->errbuf);
+    }
     if (x->kind == REQ_CACHE_INFO)
         fetch_cache_info_done(f, x->idx, &r);
     else
@@ -765,8 +877,10 @@ struct fetch_http_conn *fetch_http_conn_new(struct fetch *f)
 
 void fetch_http_conn_free(struct fetch_http_conn *c)
 {
-    if (c)
+    if (c) {
         curl_easy_cleanup(c->easy);
+        curl_slist_free_all(c->headers);
+    }
     free(c);
 }
 
@@ -774,12 +888,25 @@ struct get_ctx {
     fetch_body_fn fn;
     void *ctx;
     bool encoded;
+    CURL *easy;
+    bool s3;               /* an error's body is S3's error document, not the file */
+    struct rx_buf err_doc; /* that document */
 };
 
 static size_t body_cb(char *data, size_t size, size_t nmemb, void *ctx)
 {
     struct get_ctx *g = ctx;
     size_t n = size * nmemb;
+    if (g->s3) {
+        long code = 0;
+        curl_easy_getinfo(g->easy, CURLINFO_RESPONSE_CODE, &code);
+        if (code >= 300) {
+            if (rx_buf_append(&g->err_doc, data, n) < 0) {
+                /* past its cap the rest is dropped: S3's documents are small */
+            }
+            return n;
+        }
+    }
     return g->fn(g->ctx, data, n) ? n : 0;
 }
 
@@ -811,9 +938,16 @@ void fetch_http_get(struct fetch_http_conn *c, const char *url, uint64_t from, f
                     void *ctx, struct http_get_result *res)
 {
     CURL *e = c->easy;
-    struct get_ctx g = {.fn = fn, .ctx = ctx};
+    struct get_ctx g = {.fn = fn, .ctx = ctx, .easy = e, .err_doc = RX_BUF_INIT(16 * 1024)};
     char errbuf[CURL_ERROR_SIZE] = "";
     set_url(e, url);
+    curl_slist_free_all(c->headers);
+    _cleanup_free_ char *what = NULL;
+    c->headers = s3_setup(e, c->f->o, url, &what, &c->signed_before);
+    g.s3 = what != NULL;
+    if (g.s3 || c->s3_before)
+        curl_easy_setopt(e, CURLOPT_FAILONERROR, g.s3 ? 0L : 1L);
+    c->s3_before = g.s3;
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &g);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
@@ -838,16 +972,16 @@ void fetch_http_get(struct fetch_http_conn *c, const char *url, uint64_t from, f
         .encoded = g.encoded,
         .why = rc == CURLE_OK ? NULL : describe(e, c->f->o, true, rc, code, errbuf),
     };
+    if (g.s3 && rc == CURLE_OK && code >= 300) {
+        res->outcome = s3_outcome(what, code, g.err_doc.data ? g.err_doc.data : "",
+                                  g.err_doc.len, &res->why);
+        if (!res->why)
+            res->why = xasprintf("HTTP status %ld", code);
+    }
+    rx_buf_release(&g.err_doc);
 }
 
 /* ---- runix doctor's question ---- */
-
-static size_t discard(char *p, size_t size, size_t n, void *ctx)
-{
-    (void)p;
-    (void)ctx;
-    return size * n;
-}
 
 /*
  * A handle for one request on its own (not on the multi handle): url, the
@@ -881,24 +1015,69 @@ static CURL *single_easy(const char *url, const char *protocols, const struct fe
     return h;
 }
 
+/* single_easy for a file of a cache, signed for an s3:// one (s3_setup); free with cache_easy_free. */
+static CURL *cache_easy(const char *url, const struct fetch_opts *o, long timeout_s, char *errbuf,
+                        char **what, struct rx_error **err)
+{
+    *what = NULL;
+    CURL *h = single_easy(url, "http,https,file", o, timeout_s, errbuf, err);
+    if (!h)
+        return NULL;
+    struct curl_slist *hd = s3_setup(h, o, url, what, NULL);
+    curl_easy_setopt(h, CURLOPT_PRIVATE, (void *)hd);
+    return h;
+}
+
+static void cache_easy_free(CURL *h)
+{
+    struct curl_slist *hd = NULL;
+    curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&hd);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hd);
+}
+
+static size_t probe_body(char *p, size_t size, size_t n, void *ctx)
+{
+    if (rx_buf_append(ctx, p, size * n) < 0) {
+        /* only an error document is read, and only its start matters */
+    }
+    return size * n;
+}
+
 int fetch_cache_probe(const struct cache *c, const struct fetch_opts *o, struct rx_error **err)
 {
     _cleanup_free_ char *u = cache_file_url(c, "nix-cache-info");
     char errbuf[CURL_ERROR_SIZE] = "";
-    CURL *h = single_easy(u, "http,https,file", o, 15L, errbuf, err);
+    _cleanup_free_ char *what = NULL;
+    /* A cache of its own, for an s3:// one: o need not list it. */
+    struct fetch_opts one = *o;
+    one.caches = (struct cache *)c;
+    one.ncaches = 1;
+    CURL *h = cache_easy(u, &one, 15L, errbuf, &what, err);
     if (!h)
         return -1;
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+    struct rx_buf body = RX_BUF_INIT(CACHE_INFO_MAX);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, probe_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
     CURLcode rc = curl_easy_perform(h);
     long code = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     int ret = 0;
-    if (rc != CURLE_OK)
+    if (rc != CURLE_OK) {
         ret = rx_error_set(err, RX_ENET, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
-    else if (strncmp(c->url, "file:", 5) != 0 && code != 200)
+    } else if (what && code >= 300) {
+        _cleanup_free_ char *why = NULL;
+        if (s3_outcome(what, code, body.data ? body.data : "", body.len, &why) == OUT_NOT_FOUND)
+            ret = rx_error_set(err, RX_ENOTFOUND, "no nix-cache-info in the bucket (HTTP %ld)",
+                               code);
+        else
+            ret = rx_error_set(err, RX_ENET, "nix-cache-info: %s", why);
+    } else if (strncmp(c->url, "file:", 5) != 0 && code != 200) {
         ret = rx_error_set(err, RX_ENET, "nix-cache-info: HTTP %ld", code);
-    curl_easy_cleanup(h);
+    }
+    rx_buf_release(&body);
+    cache_easy_free(h);
     return ret;
 }
 
@@ -1013,7 +1192,8 @@ int fetch_vouch(const struct fetch_opts *o, const struct store_path *p, const st
     for (size_t i = 0; i < o->ncaches && !*sig && !*why; i++) {
         _cleanup_free_ char *url = cache_file_url(&o->caches[i], rel);
         char errbuf[CURL_ERROR_SIZE] = "";
-        CURL *h = single_easy(url, "http,https,file", o, 30L, errbuf, err);
+        _cleanup_free_ char *what = NULL;
+        CURL *h = cache_easy(url, o, 30L, errbuf, &what, err);
         if (!h)
             return -1;
         struct rx_buf body = RX_BUF_INIT(NARINFO_MAX);
@@ -1024,7 +1204,7 @@ int fetch_vouch(const struct fetch_opts *o, const struct store_path *p, const st
         CURLcode rc = curl_easy_perform(h);
         long code = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-        curl_easy_cleanup(h);
+        cache_easy_free(h);
         struct narinfo ni = NARINFO_INIT;
         bool file = strncmp(o->caches[i].url, "file:", 5) == 0;
         if (rc == CURLE_OK && (file || code == 200) && !d.too_big &&
@@ -1083,7 +1263,8 @@ static int get_narinfo(const struct fetch_opts *o, struct cache *c,
     _cleanup_free_ char *url = cache_file_url(c, rel);
     char errbuf[CURL_ERROR_SIZE] = "";
     long timeout = o->narinfo_timeout > 0 ? o->narinfo_timeout : FETCH_DEFAULT_NARINFO_TIMEOUT;
-    CURL *h = single_easy(url, "http,https,file", o, timeout, errbuf, err);
+    _cleanup_free_ char *what = NULL;
+    CURL *h = cache_easy(url, o, timeout, errbuf, &what, err);
     if (!h)
         return -1;
     struct rx_buf body = RX_BUF_INIT(NARINFO_MAX);
@@ -1094,7 +1275,7 @@ static int get_narinfo(const struct fetch_opts *o, struct cache *c,
     CURLcode rc = curl_easy_perform(h);
     long code = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_cleanup(h);
+    cache_easy_free(h);
     bool file = strncmp(c->url, "file:", 5) == 0;
     struct rx_error *pe = NULL;
     int ret = -1;
@@ -1175,7 +1356,8 @@ static enum outcome get_nar(const struct fetch_opts *o, const struct cache *c,
             break;
         }
         char errbuf[CURL_ERROR_SIZE] = "";
-        CURL *h = single_easy(url, "http,https,file", o, 0L, errbuf, err);
+        _cleanup_free_ char *what = NULL;
+        CURL *h = cache_easy(url, o, 0L, errbuf, &what, err);
         if (!h) {
             nar_pipeline_release(&d.p, true);
             out = OUT_LOCAL;
@@ -1209,7 +1391,7 @@ static enum outcome get_nar(const struct fetch_opts *o, const struct cache *c,
             if (out != OUT_OK)
                 *why = xasprintf("%s: %s", shown, fe ? fe->msg : "download failed");
         }
-        curl_easy_cleanup(h);
+        cache_easy_free(h);
         if (out == OUT_LOCAL && fe) {
             rx_error_set(err, fe->code, "%s", fe->msg);
         } else if (out == OUT_LOCAL && d.p.err) {
@@ -1337,7 +1519,9 @@ int fetch_stream(const char *url, const struct fetch_opts *o, struct fetch_strea
     if (!h)
         return -1;
     struct stream_ctx c = { .s = s };
-    struct curl_slist *headers = NULL;
+    /* A file of an s3:// cache (runix index build) is asked for signed. */
+    _cleanup_free_ char *what = NULL;
+    struct curl_slist *headers = s3_setup(h, o, url, &what, NULL);
     if (s->etag) {
         _cleanup_free_ char *hd = xasprintf("If-None-Match: %s", s->etag);
         headers = curl_slist_append(headers, hd);

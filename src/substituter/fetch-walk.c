@@ -274,7 +274,11 @@ void fetch_cache_info_done(struct fetch *f, size_t idx, const struct http_reply 
     } else if (r->outcome == OUT_NOT_FOUND) {
         c->why = xasprintf("'%s' does not appear to be a binary cache (no nix-cache-info)", c->url);
     } else {
-        c->why = xasprintf("cannot read '%s/nix-cache-info': %s", c->url, r->why);
+        /* An s3:// URL has its parameters after the bucket: name the file apart. */
+        if (c->s3)
+            c->why = xasprintf("cannot read nix-cache-info of '%s': %s", c->url, r->why);
+        else
+            c->why = xasprintf("cannot read '%s/nix-cache-info': %s", c->url, r->why);
         if (r->outcome == OUT_TRANSIENT && f->info_attempt[idx] < attempts)
             f->info_retry_at[idx] = fetch_now_s() + fetch_backoff_s(f->info_attempt[idx]);
     }

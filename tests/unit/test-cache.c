@@ -48,7 +48,7 @@ static void test_cache_urls(void **state)
     url_is("https://x.cachix.org/?trusted=1&priority=-3", "https://x.cachix.org", -3, true);
     url_is("https://x.cachix.org?want-mass-query=1", "https://x.cachix.org", 0, false);
     url_bad("ftp://example.org", "unsupported URL");
-    url_bad("s3://bucket", "unsupported URL");
+    url_bad("s3://", "is not a bucket name");
     url_bad("/just/a/dir", "unsupported URL");
     url_bad("https://", "no host");
     url_bad("file://relative/dir", "no absolute path");
