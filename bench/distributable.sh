@@ -16,7 +16,7 @@ RUNS=${RUNS:-9}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/runix-bench}
 export NIX_CONFIG=$'experimental-features = nix-command\nsandbox = false\nsubstituters =\nbuild-users-group ='
 [ -x build/runix ] || { meson setup build >/dev/null && ninja -C build >/dev/null; }
-RUNIX=$PWD/build/runix
+RUNIX=${RUNIX:-$PWD/build/runix}
 
 mkdir -p "$BENCH_DIR"
 top=$(nix-build bench/dist-closure.nix --no-out-link)

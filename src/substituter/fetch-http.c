@@ -33,6 +33,8 @@
  * again: the server's listen backlog overflowed (Python's http.server has
  * 5) or the path is congested.  The limit then halves, and grows again by
  * one per `limit` completions.  A refused connection counts the same.
+ * A server that keeps connections open gets the whole limit after its
+ * first answer (see gate_note).
  * Each kind of request may have half the connections whenever the other
  * kind wants more: narinfos keep the walk going while NARs download.
  * Over HTTP/2 the narinfo requests share one multiplexed connection and
@@ -54,6 +56,7 @@ struct gate {
     unsigned credit;              /* completions since the last growth, after a loss */
     unsigned cap;                 /* after a loss: one less than the limit that lost; 0 before */
     bool multiplexed;             /* HTTP/2: narinfo requests share one connection */
+    bool probed;                  /* the first answer has told whether connections are kept */
     double rtt_min;               /* the fastest connect seen, s; < 0 before the first */
     double loss_at;               /* when the limit last halved (or cap last grew) */
 };
@@ -418,6 +421,20 @@ static bool gate_room(const struct gate *g, enum gate_kind k)
     return g->used[k] < (g->limit + 1) / 2 || g->waiting[o] == 0;
 }
 
+/* Whether the server of e's answer left the connection open for more requests. */
+static bool keeps_connection(CURL *e)
+{
+    long version = 0;
+    if (curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &version) != CURLE_OK ||
+        version < CURL_HTTP_VERSION_1_1)
+        return false;
+    struct curl_header *h = NULL;
+    if (curl_easy_header(e, "Connection", 0, CURLH_HEADER, -1, &h) == CURLHE_OK && h &&
+        strcasestr(h->value, "close"))
+        return false;
+    return true;
+}
+
 /* What a finished transfer says about g's host; gate_mu held. */
 static void gate_note(struct gate *g, CURL *e, CURLcode rc)
 {
@@ -454,6 +471,20 @@ static void gate_note(struct gate *g, CURL *e, CURLcode rc)
     unsigned top = g->cap && g->cap < g->max ? g->cap : g->max;
     if (rc != CURLE_OK || g->limit >= top)
         return;
+    /*
+     * A server that keeps its connections open (HTTP/1.1 or later, no
+     * "Connection: close") is built to serve many at once, and each
+     * connection is opened once: the first answer without a loss takes the
+     * limit to the top.  A server that closes every connection gets one
+     * more per answer, so that its listen backlog is never flooded.
+     */
+    if (!g->cap && !g->probed) {
+        g->probed = true;
+        if (keeps_connection(e)) {
+            g->limit = top;
+            return;
+        }
+    }
     /* Grow only when more was wanted than the limit allowed. */
     if (g->waiting[GK_NARINFO] + g->waiting[GK_NAR] == 0)
         return;
@@ -590,13 +621,20 @@ void fetch_http_request(struct fetch *f, enum fetch_request kind, size_t idx, co
     x->gate = gate_for(f, url);
     x->queued = true;
     http->queued++;
-    if (http->q_tail) {
-        http->q_tail->next_q = x;
-        x->prev_q = http->q_tail;
-    } else {
+    if (kind == REQ_CACHE_INFO && http->q_head) {
+        /* First: a cache's NARs wait for its nix-cache-info, not its narinfos. */
+        x->next_q = http->q_head;
+        http->q_head->prev_q = x;
         http->q_head = x;
+    } else {
+        if (http->q_tail) {
+            http->q_tail->next_q = x;
+            x->prev_q = http->q_tail;
+        } else {
+            http->q_head = x;
+        }
+        http->q_tail = x;
     }
-    http->q_tail = x;
     if (x->gate) {
         pthread_mutex_lock(&http->gate_mu);
         x->gate->waiting[GK_NARINFO]++;
@@ -628,7 +666,7 @@ static void unqueue(struct fetch_http *http, struct xfer *x)
         x->gate->waiting[GK_NARINFO]--;
 }
 
-/* Put the queued requests on the multi handle as their hosts have room, oldest first. */
+/* Put the queued requests on the multi handle as their hosts have room, in queue order. */
 static void pump(struct fetch *f)
 {
     struct fetch_http *http = f->http;
