@@ -7,6 +7,12 @@
 
 /* Why unshare(CLONE_NEWUSER) failed with errno e, in words, into why. */
 void userns_unshare_reason(int e, char *why, size_t n);
+/*
+ * In a new user and mount namespace: mount a tmpfs on a directory that can
+ * take one, pivot into it, and leave the host's root at /oldroot and an
+ * empty /newroot to build in.  0, or -1 with err naming what (for what).
+ */
+int userns_stage_root(const char *what, struct rx_error **err);
 
 /*
  * Just after unshare(CLONE_NEWUSER | CLONE_NEWNS): map uid and gid to

@@ -734,29 +734,8 @@ static int bind_closure(const struct plan *pl, struct rx_error **err)
 static int build_view(const struct plan *pl, struct rx_error **err)
 {
     const struct sandbox_policy *p = pl->p;
-    static const char *const bases[] = {"/tmp", "/var/tmp", "/mnt", "/run", "/dev/shm", "/dev"};
-    const char *base = NULL;
-    for (size_t i = 0; i < sizeof bases / sizeof *bases; i++) {
-        struct stat st;
-        if (lstat(bases[i], &st) == 0 && S_ISDIR(st.st_mode) &&
-            mount("tmpfs", bases[i], "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") == 0) {
-            base = bases[i];
-            break;
-        }
-    }
-    if (!base)
-        return rx_error_errno(err, "cannot mount a tmpfs for the sandbox's root");
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/newroot", base);
-    if (mkdir(path, 0755) < 0)
-        return rx_error_errno(err, "cannot create %s", path);
-    snprintf(path, sizeof path, "%s/oldroot", base);
-    if (mkdir(path, 0755) < 0)
-        return rx_error_errno(err, "cannot create %s", path);
-    if (syscall(SYS_pivot_root, base, path) < 0)
-        return rx_error_errno(err, "pivot_root into the sandbox's tmpfs failed");
-    if (chdir("/") < 0)
-        return rx_error_errno(err, "chdir /");
+    if (userns_stage_root("the sandbox's root", err) < 0)
+        return -1;
     /* Now / is the staging tmpfs and the host's root is /oldroot. */
     int fd = open("/hidden", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
     if (fd < 0)

@@ -282,7 +282,7 @@ static void mirror(const char *src, const char *dst, const char *skip)
     closedir(d);
 }
 
-static int new_root(const char *store_dir, struct rx_error **err)
+int userns_stage_root(const char *what, struct rx_error **err)
 {
     static const char *const bases[] = {"/tmp", "/var/tmp", "/mnt", "/run", "/dev/shm"};
     const char *base = NULL;
@@ -295,7 +295,7 @@ static int new_root(const char *store_dir, struct rx_error **err)
         }
     }
     if (!base)
-        return rx_error_errno(err, "cannot mount a tmpfs for the new root");
+        return rx_error_errno(err, "cannot mount a tmpfs for %s", what);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/newroot", base);
     if (mkdir(path, 0755) < 0)
@@ -304,9 +304,16 @@ static int new_root(const char *store_dir, struct rx_error **err)
     if (mkdir(path, 0755) < 0)
         return rx_error_errno(err, "cannot create %s", path);
     if (syscall(SYS_pivot_root, base, path) < 0)
-        return rx_error_errno(err, "pivot_root into the new root's tmpfs failed");
+        return rx_error_errno(err, "pivot_root into the tmpfs of %s failed", what);
     if (chdir("/") < 0)
         return rx_error_errno(err, "chdir /");
+    return 0;
+}
+
+static int new_root(const char *store_dir, struct rx_error **err)
+{
+    if (userns_stage_root("the new root", err) < 0)
+        return -1;
 
     /* Now "/" is the tmpfs and the host's root is /oldroot. */
     mirror("/oldroot", "/newroot", "nix");
