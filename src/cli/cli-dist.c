@@ -137,7 +137,7 @@ int cli_dist_open_as(const char *cmd, const char *ref, const char *label, bool a
 static void print_list(FILE *out, const char *what, char *const *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        fprintf(out, "%s%s %s", i ? "," : "; ", what, v[i]);
+        fprintf(out, "%s%s%s%s", i ? ", " : "; ", i ? "" : what, i ? "" : " ", v[i]);
 }
 
 void cli_dist_sandbox_print(const struct dist_sandbox *sb, FILE *out, const char *indent)
