@@ -130,8 +130,9 @@ void sandbox_policy_merge(const struct sandbox_policy *file, const struct sandbo
     if (from_file && (set & SANDBOX_SET_CWD)) {
         out->cwd = cli->cwd;
         if (cwd_rank(cli->cwd) > cwd_rank(file->cwd))
-            note(notes, n, xasprintf("--cwd %s: the policy says %s", cwd_name(cli->cwd),
-                                     cwd_name(file->cwd)));
+            note(
+                notes, n,
+                xasprintf("--cwd %s: the policy says %s", cwd_name(cli->cwd), cwd_name(file->cwd)));
     }
 
     src = from_file && !(set & SANDBOX_SET_NET) ? file : cli;
@@ -143,8 +144,9 @@ void sandbox_policy_merge(const struct sandbox_policy *file, const struct sandbo
     }
     if (from_file && (set & SANDBOX_SET_NET)) {
         if (net_rank(cli->net) > net_rank(file->net)) {
-            note(notes, n, xasprintf("--network %s: the policy says %s", net_name(cli->net),
-                                     net_name(file->net)));
+            note(notes, n,
+                 xasprintf("--network %s: the policy says %s", net_name(cli->net),
+                           net_name(file->net)));
         } else if (cli->net == SANDBOX_NET_ALLOW && file->net == SANDBOX_NET_ALLOW) {
             for (size_t i = 0; i < cli->nallow; i++)
                 if (!allow_listed(file, &cli->allow[i]))
@@ -164,8 +166,9 @@ void sandbox_policy_merge(const struct sandbox_policy *file, const struct sandbo
         sandbox_policy_add_bind(out, b->kind, b->path);
         if (from_file && b->kind != SANDBOX_HIDE &&
             !bind_covered(file, b->path, b->kind == SANDBOX_RW))
-            note(notes, n, xasprintf("--%s %s: the policy does not allow it",
-                                     b->kind == SANDBOX_RW ? "rw" : "ro", b->path));
+            note(notes, n,
+                 xasprintf("--%s %s: the policy does not allow it",
+                           b->kind == SANDBOX_RW ? "rw" : "ro", b->path));
     }
 
     out->allow_nested = file->allow_nested || cli->allow_nested;
@@ -185,7 +188,7 @@ void sandbox_policy_merge(const struct sandbox_policy *file, const struct sandbo
             continue;
         sandbox_policy_add_str(&out->env_keep, &out->nenv_keep, cli->env_keep[i]);
         if (from_file)
-            note(notes, n, xasprintf("--env-keep %s: the policy does not keep it",
-                                     cli->env_keep[i]));
+            note(notes, n,
+                 xasprintf("--env-keep %s: the policy does not keep it", cli->env_keep[i]));
     }
 }

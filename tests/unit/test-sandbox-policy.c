@@ -234,10 +234,8 @@ static void test_no_file_policy(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_expand),
-        cmocka_unit_test(test_file_alone),
-        cmocka_unit_test(test_tighten),
-        cmocka_unit_test(test_widen),
+        cmocka_unit_test(test_expand),         cmocka_unit_test(test_file_alone),
+        cmocka_unit_test(test_tighten),        cmocka_unit_test(test_widen),
         cmocka_unit_test(test_no_file_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
