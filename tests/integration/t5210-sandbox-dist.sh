@@ -114,6 +114,23 @@ is "$(v "$RUNIX" run "$f#py" "$fetch_py" 2>&1 | cut -d' ' -f1)" "unreachable" \
 is "$(v "$RUNIX" run "$f#py" "import os; print(os.path.exists('$home/secret'))" 2>&1)" "False" \
   "'sandbox: true': \$HOME is not in the view"
 
+# The file's allow-list: the listed server is reached through runix's proxies.
+n=$home/net.runix
+hostport=${HTTP#http://}
+hostport=${hostport%%/*}
+cat >"$n" <<JSON
+#!/usr/bin/env runix
+{"format": "1.0", "name": "net", "systems": {"$(uname -m)-linux": {"paths": ["$top"]}},
+ "apps": {"default": {"program": "python3", "args": ["-c"],
+                      "sandbox": {"network": "allow:$hostport", "cwd": "none"}}}}
+JSON
+chmod 644 "$n"
+is "$(v "$RUNIX" run "$n" "$fetch_py" 2>&1)" "served" "the policy's allow-list reaches the listed server through the proxy"
+is "$(v "$RUNIX" run "$n" "import os; print(os.environ.get('HTTP_PROXY', 'none')[:17], os.getcwd())" 2>&1)" \
+  "http://127.0.0.1: /" "... with the proxy variables set, and cwd none"
+is "$(v "$RUNIX" run --network none "$n" "$fetch_py" 2>&1 | cut -d' ' -f1)" "unreachable" \
+  "tightening: --network none over the policy's allow-list"
+
 # --list shows each app's policy.
 out=$(v "$RUNIX" run --list "$f" 2>&1)
 case $out in *"  default  busybox sh -c"$'\n'"    sandbox: cwd ro, network none; ro ~/data; rw \$PWD/out; hide \$PWD/.env; env set AGENT; env deny MY_*"*"  off  busybox sh -c"$'\n'"    sandbox: off"$'\n'"  plain  busybox sh -c"$'\n'"  py  python3 -c"$'\n'"    sandbox: cwd rw, network none"$'\n'"systems:"*)
