@@ -116,6 +116,13 @@ static void describe(const struct cli_dist *cd, FILE *out)
         for (size_t j = 0; j < c->nkeys; j++)
             fprintf(out, "    signed by %s\n", c->keys[j]);
     }
+    for (size_t i = 0; i < cd->d.napps; i++) {
+        const struct dist_app *a = &cd->d.apps[i];
+        if (!a->sandbox || !a->sandbox->enable)
+            continue;
+        fprintf(out, "  app '%s' runs sandboxed, as the file asks:\n", a->name);
+        cli_dist_sandbox_print(a->sandbox, out, "    ");
+    }
 }
 
 /* Ask on the terminal; true for yes. */

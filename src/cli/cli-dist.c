@@ -134,6 +134,36 @@ int cli_dist_open_as(const char *cmd, const char *ref, const char *label, bool a
     return EXIT_OK;
 }
 
+static void print_list(FILE *out, const char *what, char *const *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "%s%s%s%s", i ? ", " : "; ", i ? "" : what, i ? "" : " ", v[i]);
+}
+
+void cli_dist_sandbox_print(const struct dist_sandbox *sb, FILE *out, const char *indent)
+{
+    if (!sb)
+        return;
+    if (!sb->enable) {
+        fprintf(out, "%ssandbox: off\n", indent);
+        return;
+    }
+    fprintf(out, "%ssandbox: cwd %s, network %s", indent, sb->cwd ? sb->cwd : "rw",
+            sb->network ? sb->network : "none");
+    print_list(out, "ro", sb->ro, sb->nro);
+    print_list(out, "rw", sb->rw, sb->nrw);
+    print_list(out, "hide", sb->hide, sb->nhide);
+    if (sb->clearenv)
+        fprintf(out, "; env cleared");
+    for (size_t i = 0; i < sb->nsetenv; i++) {
+        const char *eq = strchr(sb->setenv[i], '=');
+        fprintf(out, "%s%.*s", i ? ", " : "; env set ", (int)(eq - sb->setenv[i]), sb->setenv[i]);
+    }
+    print_list(out, "env keep", sb->keep, sb->nkeep);
+    print_list(out, "env deny", sb->deny, sb->ndeny);
+    fputc('\n', out);
+}
+
 void cli_dist_list(const struct cli_dist *cd, FILE *out)
 {
     const struct dist *d = &cd->d;
@@ -148,6 +178,7 @@ void cli_dist_list(const struct cli_dist *cd, FILE *out)
         for (size_t j = 0; j < a->nargs; j++)
             fprintf(out, " %s", a->args[j]);
         fputc('\n', out);
+        cli_dist_sandbox_print(a->sandbox, out, "    ");
     }
     fprintf(out, "systems:\n");
     const char *here = dist_host_system();

@@ -49,7 +49,10 @@ int cli_dist_open(const char *cmd, const char *ref, bool any_system, struct cli_
 int cli_dist_open_as(const char *cmd, const char *ref, const char *label, bool any_system,
                      struct cli_dist *out);
 
-/* Print the apps, systems and caches (runix run --list). */
+/* One line saying an app's sandbox policy (nothing when sb is NULL). */
+void cli_dist_sandbox_print(const struct dist_sandbox *sb, FILE *out, const char *indent);
+
+/* Print the apps (with their sandbox policies), systems and caches (runix run --list). */
 void cli_dist_list(const struct cli_dist *cd, FILE *out);
 
 void cli_dist_release(struct cli_dist *cd);

@@ -29,6 +29,7 @@
 #include "cli-settings.h"
 #include "cli.h"
 #include "run-engine.h"
+#include "run-sandbox-policy.h"
 #include "run-sandbox.h"
 #include "store-path.h"
 #include "store-index.h"
@@ -62,6 +63,7 @@ enum {
     OPT_ENV_DENY,
     OPT_ENV_KEEP,
     OPT_NETWORK_LOG,
+    OPT_NO_SANDBOX,
 };
 
 #define RUN_OPTIONS_USAGE                                                                     \
@@ -73,6 +75,7 @@ enum {
     "Sandbox (docs/sandbox.md; the userns engine only):\n"                                   \
     "      --sandbox             the program sees its closure (read-only), the working\n"   \
     "                            directory, a private /tmp, /dev and /proc, nothing else\n" \
+    "      --no-sandbox          run without the sandbox a distributable's app asks for\n" \
     "      --cwd MODE            the working directory: rw (default), ro or none\n"        \
     "      --ro PATH             let the program read PATH too (repeatable)\n"            \
     "      --rw PATH             let the program read and write PATH (repeatable)\n"      \
@@ -113,6 +116,9 @@ static const char run_usage[] =
     "each system, its apps and its caches.  APP picks one of its apps (default:\n"
     "'default'); ARGS come after the app's own arguments.  A distributable runs\n"
     "directly too ('./tool.runix ARGS'), through its first line.\n"
+    "An app may ask for a sandbox: it then runs sandboxed with no option; the\n"
+    "sandbox options restrict it further, and widen it only as given (each\n"
+    "widening is said on stderr); --no-sandbox drops it.\n"
     "\n"
     "What runs is kept from garbage collection: the run makes (or refreshes) the\n"
     "GC root auto/NAME, NAME being the store path's basename, the file's absolute\n"
@@ -161,6 +167,7 @@ struct run_ctx {
     enum engine_kind engine;
     struct sandbox_policy sandbox;
     bool sandbox_opts; /* a sandbox option was given */
+    unsigned sandbox_set; /* SANDBOX_SET_*: what the command line gave (run-sandbox-policy.h) */
     bool offline, verbose;
     struct store_path *roots;
     size_t nroots;
@@ -227,6 +234,9 @@ static int sandbox_option(struct run_ctx *c, int opt, const char *arg)
     case OPT_SANDBOX:
         p->on = true;
         return 1;
+    case OPT_NO_SANDBOX:
+        c->sandbox_set |= SANDBOX_SET_OFF;
+        return 1;
     case OPT_CWD: {
         int m = sandbox_cwd_parse(arg);
         if (m < 0) {
@@ -234,6 +244,7 @@ static int sandbox_option(struct run_ctx *c, int opt, const char *arg)
             return -1;
         }
         p->cwd = (enum sandbox_cwd)m;
+        c->sandbox_set |= SANDBOX_SET_CWD;
         break;
     }
     case OPT_RO:
@@ -257,6 +268,7 @@ static int sandbox_option(struct run_ctx *c, int opt, const char *arg)
             rx_error_free(err);
             return -1;
         }
+        c->sandbox_set |= SANDBOX_SET_NET;
         break;
     }
     case OPT_NETWORK_LOG: {
@@ -931,7 +943,8 @@ static int parse_root(struct run_ctx *c, const char *arg, const char **sub)
         {"setenv", required_argument, NULL, OPT_SETENV},                                      \
         {"env-deny", required_argument, NULL, OPT_ENV_DENY},                                  \
         {"env-keep", required_argument, NULL, OPT_ENV_KEEP},                                  \
-        {"network-log", required_argument, NULL, OPT_NETWORK_LOG}
+        {"network-log", required_argument, NULL, OPT_NETWORK_LOG},                            \
+        {"no-sandbox", no_argument, NULL, OPT_NO_SANDBOX}
 
 /* Downloading is runix-core's: the front has no cli_ref_resolve(). */
 #pragma weak cli_ref_resolve
@@ -968,6 +981,68 @@ static int open_dist(struct run_ctx *c, const char *ref, bool list)
     c->roots = xcalloc(c->nroots, sizeof *c->roots);
     memcpy(c->roots, c->dist.sys->paths, c->nroots * sizeof *c->roots);
     return EXIT_OK;
+}
+
+/*
+ * The sandbox that the distributable's app asks for, combined with the
+ * command line's options (run-sandbox-policy.h): what widens it is said.
+ */
+static int dist_sandbox(struct run_ctx *c)
+{
+    const struct dist_app *app = c->dist.app;
+    const struct dist_sandbox *sb = app->sandbox;
+    if (!sb || !sb->enable)
+        return EXIT_OK;
+    struct sandbox_policy f = SANDBOX_POLICY_INIT, out;
+    struct rx_error *err = NULL;
+    char pwd[PATH_MAX];
+    const char *home = getenv("HOME"), *cwd = getcwd(pwd, sizeof pwd) ? pwd : NULL;
+    f.on = true;
+    if (sb->cwd)
+        f.cwd = (enum sandbox_cwd)sandbox_cwd_parse(sb->cwd);
+    if (sb->network && sandbox_net_parse(&f, sb->network, &err) < 0)
+        goto bad;
+    const struct {
+        enum sandbox_bind_kind kind;
+        char **v;
+        size_t n;
+    } lists[] = {{SANDBOX_RO, sb->ro, sb->nro}, {SANDBOX_RW, sb->rw, sb->nrw},
+                 {SANDBOX_HIDE, sb->hide, sb->nhide}};
+    for (size_t l = 0; l < sizeof lists / sizeof *lists; l++) {
+        for (size_t i = 0; i < lists[l].n; i++) {
+            char *path = sandbox_path_expand(lists[l].v[i], home, cwd, &err);
+            if (!path)
+                goto bad;
+            sandbox_policy_add_bind(&f, lists[l].kind, path);
+            free(path);
+        }
+    }
+    f.clearenv = sb->clearenv;
+    for (size_t i = 0; i < sb->nsetenv; i++)
+        sandbox_policy_add_str(&f.setenv, &f.nsetenv, sb->setenv[i]);
+    for (size_t i = 0; i < sb->nkeep; i++)
+        sandbox_policy_add_str(&f.env_keep, &f.nenv_keep, sb->keep[i]);
+    for (size_t i = 0; i < sb->ndeny; i++)
+        sandbox_policy_add_str(&f.env_deny, &f.nenv_deny, sb->deny[i]);
+    char **notes = NULL;
+    size_t nnotes = 0;
+    sandbox_policy_merge(&f, &c->sandbox, c->sandbox_set, &out, &notes, &nnotes);
+    for (size_t i = 0; i < nnotes; i++) {
+        cli_cmd_error(c->cmd, "widening the sandbox that app '%s' of '%s' asks for: %s",
+                      app->name, c->dist.label, notes[i]);
+        free(notes[i]);
+    }
+    free(notes);
+    sandbox_policy_release(&f);
+    sandbox_policy_release(&c->sandbox); /* out has its log_fd */
+    c->sandbox = out;
+    return EXIT_OK;
+bad:
+    cli_cmd_error(c->cmd, "the sandbox policy of app '%s' of '%s': %s", app->name,
+                  c->dist.label, err->msg);
+    rx_error_free(err);
+    sandbox_policy_release(&f);
+    return EXIT_USAGE;
 }
 
 /* The program of the distributable's app; NULL after saying why. */
@@ -1027,6 +1102,10 @@ int cmd_run(int argc, char **argv)
             goto out;
         }
     }
+    if ((c.sandbox_set & SANDBOX_SET_OFF) && (c.sandbox.on || c.sandbox_opts)) {
+        cli_usage_error("run", "--no-sandbox takes no other sandbox option");
+        goto out;
+    }
     if (optind == argc) {
         cli_usage_error("run", list ? "expected a distributable FILE" :
                                       "expected a STOREPATH or a distributable FILE");
@@ -1047,6 +1126,8 @@ int cmd_run(int argc, char **argv)
             ret = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
             goto out;
         }
+        if ((ret = dist_sandbox(&c)) != EXIT_OK)
+            goto out;
     } else if (list) {
         ret = cli_usage_error("run", "--list takes a distributable FILE, not a store path");
         goto out;

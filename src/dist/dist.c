@@ -360,6 +360,287 @@ static int parse_system(struct parse *p, const char *key, const json_t *v, struc
     return 0;
 }
 
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void sandbox_release(struct dist_sandbox *sb)
+{
+    if (!sb)
+        return;
+    free(sb->cwd);
+    free(sb->network);
+    strv_free(sb->ro, sb->nro);
+    strv_free(sb->rw, sb->nrw);
+    strv_free(sb->hide, sb->nhide);
+    strv_free(sb->setenv, sb->nsetenv);
+    strv_free(sb->keep, sb->nkeep);
+    strv_free(sb->deny, sb->ndeny);
+    free(sb);
+}
+
+/* Refuse a key of a policy object that is not in `known` (NULL-terminated). */
+static int policy_keys(struct parse *p, const json_t *obj, const char *const *known)
+{
+    const char *k;
+    json_t *val;
+    json_object_foreach((json_t *)obj, k, val) {
+        bool ok = false;
+        for (size_t i = 0; known[i] && !ok; i++)
+            ok = strcmp(k, known[i]) == 0;
+        if (!ok) {
+            char list[256] = "";
+            size_t used = 0;
+            for (size_t i = 0; known[i]; i++) {
+                int n = snprintf(list + used, sizeof list - used, "%s'%s'", i ? ", " : "",
+                                 known[i]);
+                if (n > 0 && (size_t)n < sizeof list - used)
+                    used += (size_t)n;
+            }
+            return bad(p, "unknown field '%.100s' in a sandbox policy (this runix knows %s); a "
+                          "policy field runix does not know could loosen it, so the file is "
+                          "refused: it needs a newer runix (format %d.%d here)",
+                       k, list, DIST_FORMAT_MAJOR, DIST_FORMAT_MINOR);
+        }
+    }
+    return 0;
+}
+
+/* "/abs", "~", "~/rel", "$PWD" or "$PWD/rel", without ".", ".." or empty components. */
+static bool policy_path_valid(const char *s)
+{
+    const char *rest;
+    if (s[0] == '/')
+        rest = s;
+    else if (s[0] == '~')
+        rest = s + 1;
+    else if (strncmp(s, "$PWD", 4) == 0)
+        rest = s + 4;
+    else
+        return false;
+    if (*rest == '\0')
+        return true; /* "~" or "$PWD" */
+    if (*rest != '/')
+        return false;
+    if (strcmp(rest, "/") == 0)
+        return true;
+    return program_valid(rest + 1);
+}
+
+/* Each entry of allow:HOST[:PORT],...: a name, *.name, an IPv4 literal or [IPv6]. */
+static bool network_valid(const char *s)
+{
+    if (strcmp(s, "none") == 0 || strcmp(s, "host") == 0)
+        return true;
+    if (strncmp(s, "allow:", 6) != 0)
+        return false;
+    const char *c = s + 6;
+    if (*c == '\0')
+        return false;
+    while (*c) {
+        const char *end = strchr(c, ',');
+        size_t n = end ? (size_t)(end - c) : strlen(c);
+        if (n == 0 || n > 300)
+            return false;
+        size_t host = n;
+        const char *port = NULL;
+        if (c[0] == '[') {
+            const char *close = memchr(c, ']', n);
+            if (!close || close == c + 1)
+                return false;
+            for (const char *h = c + 1; h < close; h++)
+                if (!(strchr("0123456789abcdefABCDEF:.", *h)))
+                    return false;
+            host = (size_t)(close - c) + 1;
+            if (host < n) {
+                if (c[host] != ':')
+                    return false;
+                port = c + host + 1;
+            }
+        } else {
+            const char *colon = memchr(c, ':', n);
+            if (colon) {
+                host = (size_t)(colon - c);
+                port = colon + 1;
+            }
+            if (host == 0)
+                return false;
+            size_t i = (host > 2 && c[0] == '*' && c[1] == '.') ? 2 : 0;
+            for (; i < host; i++)
+                if (!((c[i] >= 'a' && c[i] <= 'z') || (c[i] >= 'A' && c[i] <= 'Z') ||
+                      (c[i] >= '0' && c[i] <= '9') || c[i] == '.' || c[i] == '-'))
+                    return false;
+        }
+        if (port) {
+            size_t plen = n - (size_t)(port - c);
+            if (plen == 0 || plen > 5)
+                return false;
+            unsigned v = 0;
+            for (size_t i = 0; i < plen; i++) {
+                if (port[i] < '0' || port[i] > '9')
+                    return false;
+                v = v * 10 + (unsigned)(port[i] - '0');
+            }
+            if (v < 1 || v > 65535)
+                return false;
+        }
+        c += n + (end ? 1 : 0);
+        if (end && *c == '\0')
+            return false;
+    }
+    return true;
+}
+
+/* An array of strings that pass `ok` (NULL: any string without '=' or NUL). */
+static int policy_strings(struct parse *p, const json_t *obj, const char *key,
+                          bool (*ok)(const char *), const char *what, char ***out, size_t *n)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    size_t old = where_key(&p->w, key);
+    if (!json_is_array(v))
+        return bad(p, "expected an array of %s, found %s", what, json_kind(v));
+    *out = xcalloc(json_array_size(v) + 1, sizeof **out);
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        size_t o2 = where_push(&p->w, "[%zu]", i);
+        const char *s;
+        if (get_string(p, json_array_get(v, i), &s) < 0)
+            return -1;
+        if (!ok(s))
+            return bad(p, "expected %s, found '%.300s'", what, s);
+        (*out)[(*n)++] = xstrdup(s);
+        where_pop(&p->w, o2);
+    }
+    where_pop(&p->w, old);
+    return 0;
+}
+
+static bool env_pattern_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 200)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '*'))
+            return false;
+    return true;
+}
+
+static int policy_bool(struct parse *p, const json_t *obj, const char *key, bool *out)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    size_t old = where_key(&p->w, key);
+    if (!json_is_boolean(v))
+        return bad(p, "expected true or false, found %s", json_kind(v));
+    *out = json_is_true(v);
+    where_pop(&p->w, old);
+    return 0;
+}
+
+static int parse_sandbox_env(struct parse *p, const json_t *v, struct dist_sandbox *sb)
+{
+    static const char *const known[] = {"clear", "set", "keep", "deny", NULL};
+    if (!json_is_object(v))
+        return bad(p, "expected an object with 'clear', 'set', 'keep' or 'deny', found %s",
+                   json_kind(v));
+    if (policy_keys(p, v, known) < 0 || policy_bool(p, v, "clear", &sb->clearenv) < 0)
+        return -1;
+    const json_t *set = json_object_get(v, "set");
+    if (set) {
+        size_t old = where_key(&p->w, "set");
+        if (!json_is_object(set))
+            return bad(p, "expected an object of strings, found %s", json_kind(set));
+        sb->setenv = xcalloc(json_object_size(set) + 1, sizeof *sb->setenv);
+        const char *k;
+        json_t *val;
+        json_object_foreach((json_t *)set, k, val) {
+            size_t o2 = where_key(&p->w, k);
+            const char *s;
+            if (!env_name_valid(k))
+                return bad(p, "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+            if (env_name_reserved(k))
+                return bad(p, "runix sets this variable itself; a distributable cannot");
+            if (get_string(p, val, &s) < 0)
+                return -1;
+            size_t n = strlen(k) + 1 + strlen(s) + 1;
+            char *kv = xmalloc(n);
+            snprintf(kv, n, "%s=%s", k, s);
+            sb->setenv[sb->nsetenv++] = kv;
+            where_pop(&p->w, o2);
+        }
+        qsort(sb->setenv, sb->nsetenv, sizeof *sb->setenv, cmp_str);
+        where_pop(&p->w, old);
+    }
+    if (policy_strings(p, v, "keep", env_name_valid, "environment variable names", &sb->keep,
+                       &sb->nkeep) < 0 ||
+        policy_strings(p, v, "deny", env_pattern_valid,
+                       "variable names or patterns (NAME, PREFIX*, *SUFFIX, *MID*)", &sb->deny,
+                       &sb->ndeny) < 0)
+        return -1;
+    return 0;
+}
+
+static int parse_sandbox(struct parse *p, const json_t *v, struct dist_sandbox **out)
+{
+    static const char *const known[] = {"enable", "cwd", "ro", "rw", "hide", "network", "env",
+                                        NULL};
+    if (json_is_boolean(v)) {
+        *out = xcalloc(1, sizeof **out);
+        (*out)->enable = json_is_true(v);
+        return 0;
+    }
+    if (!json_is_object(v))
+        return bad(p, "expected true, false or an object (a sandbox policy), found %s",
+                   json_kind(v));
+    struct dist_sandbox *sb = *out = xcalloc(1, sizeof *sb);
+    sb->enable = true;
+    if (policy_keys(p, v, known) < 0 || policy_bool(p, v, "enable", &sb->enable) < 0)
+        return -1;
+    const char *s;
+    const json_t *cwd = json_object_get(v, "cwd");
+    if (cwd) {
+        size_t old = where_key(&p->w, "cwd");
+        if (get_string(p, cwd, &s) < 0)
+            return -1;
+        if (strcmp(s, "rw") != 0 && strcmp(s, "ro") != 0 && strcmp(s, "none") != 0)
+            return bad(p, "expected 'rw', 'ro' or 'none', found '%.100s'", s);
+        sb->cwd = xstrdup(s);
+        where_pop(&p->w, old);
+    }
+    const json_t *net = json_object_get(v, "network");
+    if (net) {
+        size_t old = where_key(&p->w, "network");
+        if (get_string(p, net, &s) < 0)
+            return -1;
+        if (!network_valid(s))
+            return bad(p, "expected 'none', 'host' or 'allow:HOST[:PORT],...' (HOST a name, "
+                          "*.domain, an IPv4 literal or [IPv6]), found '%.300s'",
+                       s);
+        sb->network = xstrdup(s);
+        where_pop(&p->w, old);
+    }
+    static const char what[] = "paths ('/abs', '~/rel' or '$PWD/rel', without '.' or '..')";
+    if (policy_strings(p, v, "ro", policy_path_valid, what, &sb->ro, &sb->nro) < 0 ||
+        policy_strings(p, v, "rw", policy_path_valid, what, &sb->rw, &sb->nrw) < 0 ||
+        policy_strings(p, v, "hide", policy_path_valid, what, &sb->hide, &sb->nhide) < 0)
+        return -1;
+    const json_t *env = json_object_get(v, "env");
+    if (env) {
+        size_t old = where_key(&p->w, "env");
+        if (parse_sandbox_env(p, env, sb) < 0)
+            return -1;
+        where_pop(&p->w, old);
+    }
+    return 0;
+}
+
 static void app_release(struct dist_app *a)
 {
     free(a->name);
@@ -370,6 +651,7 @@ static void app_release(struct dist_app *a)
     for (size_t i = 0; i < a->nenv; i++)
         free(a->env[i]);
     free(a->env);
+    sandbox_release(a->sandbox);
 }
 
 static int parse_app(struct parse *p, const char *key, const json_t *v, struct dist_app *a)
@@ -433,6 +715,14 @@ static int parse_app(struct parse *p, const char *key, const json_t *v, struct d
             where_pop(&p->w, o2);
         }
         qsort(a->env, a->nenv, sizeof *a->env, cmp_str);
+        where_pop(&p->w, old);
+    }
+
+    json_t *sb = json_object_get(v, "sandbox");
+    if (sb) {
+        old = where_key(&p->w, "sandbox");
+        if (parse_sandbox(p, sb, &a->sandbox) < 0)
+            return -1;
         where_pop(&p->w, old);
     }
     return 0;

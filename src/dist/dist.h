@@ -19,6 +19,8 @@
  * errors name the file, the place in the JSON ("systems.x86_64-linux.paths[0]")
  * and what was expected.  Unknown fields are ignored, so that files written
  * for a later minor version still run; an unknown major version is refused.
+ * A sandbox policy is the exception: an unknown field there is refused, as
+ * ignoring it could run the program with less confinement than it asks for.
  *
  * This module uses jansson and the store path parser only, so that the
  * front (a warm run) can read a distributable without loading more.
@@ -38,6 +40,24 @@
 /* The systems a distributable may name, as Nix spells them. */
 extern const char *const dist_known_systems[];
 
+/*
+ * An app's sandbox policy ("sandbox" in the file), as written: paths keep
+ * their "~" and "$PWD", the network its text.  Checked by dist_parse();
+ * run-sandbox-policy.h turns it into a sandbox_policy.
+ */
+struct dist_sandbox {
+    bool enable;    /* "enable" (default true) */
+    char *cwd;      /* owned: "rw", "ro", "none", or NULL (rw) */
+    char *network;  /* owned: "none", "host", "allow:...", or NULL (none) */
+    char **ro, **rw, **hide; /* owned: "/abs", "~/x" or "$PWD/x" */
+    size_t nro, nrw, nhide;
+    bool clearenv;  /* env.clear */
+    char **setenv;  /* owned: env.set as "NAME=VALUE", sorted */
+    size_t nsetenv;
+    char **keep, **deny; /* owned: env.keep names, env.deny patterns */
+    size_t nkeep, ndeny;
+};
+
 struct dist_app {
     char *name;    /* owned */
     char *program; /* owned; "bin/x" (has a '/': relative to the main path) or "x" */
@@ -45,6 +65,7 @@ struct dist_app {
     size_t nargs;
     char **env; /* owned; "KEY=VALUE", sorted by key */
     size_t nenv;
+    struct dist_sandbox *sandbox; /* owned, or NULL: the file asks for none */
 };
 
 struct dist_cache {

@@ -133,6 +133,76 @@ static void test_dist_implicit_default_app(void **state)
     free(path);
 }
 
+/* A sandbox policy is kept as written; false and true are policies too. */
+static void test_dist_sandbox(void **state)
+{
+    (void)state;
+    char *path = example("valid-sandbox.runix");
+    struct dist d = DIST_INIT;
+    struct rx_error *err = NULL;
+    assert_int_equal(dist_load(path, &d, &err), 0);
+    free(path);
+    const struct dist_sandbox *sb = d.apps[0].sandbox;
+    assert_non_null(sb);
+    assert_true(sb->enable);
+    assert_string_equal(sb->cwd, "ro");
+    assert_string_equal(sb->network, "allow:api.example.com:443,*.pypi.org,127.0.0.1:8080,[::1]:9000");
+    assert_int_equal(sb->nro, 2);
+    assert_string_equal(sb->ro[0], "~/.config/agent");
+    assert_int_equal(sb->nrw, 2);
+    assert_string_equal(sb->rw[0], "$PWD/out");
+    assert_int_equal(sb->nhide, 2);
+    assert_string_equal(sb->hide[1], "~/.config/agent/token");
+    assert_true(sb->clearenv);
+    assert_int_equal(sb->nsetenv, 1);
+    assert_string_equal(sb->setenv[0], "LANG=C.UTF-8");
+    assert_int_equal(sb->nkeep, 1);
+    assert_string_equal(sb->keep[0], "TERM");
+    assert_int_equal(sb->ndeny, 2);
+    assert_string_equal(sb->deny[1], "AWS_*");
+    dist_release(&d);
+
+    static const char *const cases[][2] = {
+        {"false", NULL},
+        {"{\"enable\": false, \"network\": \"host\"}", NULL},
+        {"{\"network\": \"allow:[::1]:70000\"}", "sandbox.network: expected"},
+        {"{\"network\": \"allow:a.b,\"}", "sandbox.network: expected"},
+        {"{\"network\": \"allow:*.\"}", "sandbox.network: expected"},
+        {"{\"network\": \"allow:exa mple.com\"}", "sandbox.network: expected"},
+        {"{\"ro\": [\"~user/x\"]}", "sandbox.ro[0]: expected paths"},
+        {"{\"ro\": [\"$PWDX\"]}", "sandbox.ro[0]: expected paths"},
+        {"{\"hide\": [\"/a//b\"]}", "sandbox.hide[0]: expected paths"},
+        {"{\"rw\": \"/tmp\"}", "sandbox.rw: expected an array of paths"},
+        {"{\"enable\": 1}", "sandbox.enable: expected true or false"},
+        {"{\"env\": {\"deny\": [\"A=B\"]}}", "sandbox.env.deny[0]: expected"},
+        {"{\"env\": {\"keep\": [\"A*\"]}}", "sandbox.env.keep[0]: expected"},
+        {"{\"env\": []}", "sandbox.env: expected an object"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *text = xasprintf("#!/usr/bin/env runix\n{\"format\": \"1.0\", \"name\": \"t\", "
+                               "\"systems\": {\"x86_64-linux\": {\"paths\": "
+                               "[\"/nix/store/0c8khgcd5yvdyqdbd8mx6rzp9xx3z5h8-hello-2.12.1\"]}}, "
+                               "\"apps\": {\"a\": {\"program\": \"x\", \"sandbox\": %s}}}",
+                               cases[i][0]);
+        struct dist t = DIST_INIT;
+        int r = dist_parse("t.runix", text, strlen(text), &t, &err);
+        if (!cases[i][1]) {
+            if (r < 0)
+                fail_msg("%s refused: %s", cases[i][0], err->msg);
+            assert_non_null(t.apps[0].sandbox);
+            assert_false(t.apps[0].sandbox->enable);
+            dist_release(&t);
+        } else {
+            if (r == 0)
+                fail_msg("%s accepted", cases[i][0]);
+            if (!strstr(err->msg, cases[i][1]) || !strstr(err->msg, "'t.runix': apps.a."))
+                fail_msg("%s: got '%s', wanted '%s'", cases[i][0], err->msg, cases[i][1]);
+            rx_error_clear(&err);
+        }
+        free(text);
+    }
+}
+
 static void test_dist_sniff(void **state)
 {
     (void)state;
@@ -197,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_dist_full),
         cmocka_unit_test(test_dist_implicit_default_app),
         cmocka_unit_test(test_dist_sniff),
+        cmocka_unit_test(test_dist_sandbox),
         cmocka_unit_test(test_dist_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
