@@ -947,6 +947,32 @@ static void store_answer(int fd, const char *what, const char *why)
     }
 }
 
+/*
+ * After a refusal: read what the client still sends (for a second at most),
+ * so that closing does not reset the connection before it reads the answer.
+ */
+static void store_drain(int fd)
+{
+    shutdown(fd, SHUT_WR);
+    char buf[4096];
+    size_t total = 0;
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = 1000L - ((now.tv_sec - t0.tv_sec) * 1000L +
+                             (now.tv_nsec - t0.tv_nsec) / 1000000L);
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (left <= 0 || total > (1u << 20) || poll(&pf, 1, (int)left) <= 0)
+            return;
+        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+            return;
+        if (n > 0)
+            total += (size_t)n;
+    }
+}
+
 /* runix: one message to pid 1, with the client's connection first among fds. */
 static int store_send(int sctl, const char *msg, size_t len, const int *fds, size_t nfds)
 {
@@ -1011,6 +1037,7 @@ static void store_serve(const struct sandbox_policy *p, const char *store_dir, i
     const char *why = NULL;
     if (store_read(fd, path, &why) < 0) {
         store_answer(fd, "refused", why);
+        store_drain(fd);
         return;
     }
     char **names = NULL;
@@ -1018,6 +1045,7 @@ static void store_serve(const struct sandbox_policy *p, const char *store_dir, i
     char reason[STORESOCK_ANSWER_MAX - 16] = "";
     if (p->realise(p->realise_ctx, path, &names, &nn, reason, sizeof reason) < 0) {
         store_answer(fd, "refused", reason[0] ? reason : "the path could not be realised");
+        store_drain(fd);
         return;
     }
     char msg[1 + STORE_BATCH * (STORESOCK_STORE_PATH_MAX + 1) + PATH_MAX];
@@ -1401,6 +1429,17 @@ static int supervise(const struct sandbox_policy *p, const char *store_dir, pid_
             if (fd == -1) {
                 pfd[3].fd = -1;
             } else if (fd >= 0) {
+                int st;
+                pid_t w;
+                while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+                    if (w == init) {
+                        init_st = st;
+                        init_done = true;
+                    }
+                    for (size_t i = 0; i < STORE_SERVERS; i++)
+                        if (store_kids[i] == w)
+                            store_kids[i] = 0;
+                }
                 size_t slot = 0;
                 while (slot < STORE_SERVERS && store_kids[slot] > 0)
                     slot++;
@@ -1409,6 +1448,11 @@ static int supervise(const struct sandbox_policy *p, const char *store_dir, pid_
                     if (send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
                         /* the client is gone */
                     }
+                    /* What it sent already, without waiting: closing must not reset the answer. */
+                    shutdown(fd, SHUT_WR);
+                    char junk[STORESOCK_REQUEST_MAX];
+                    while (recv(fd, junk, sizeof junk, MSG_DONTWAIT) > 0)
+                        ;
                 } else {
                     pid_t h = fork();
                     if (h == 0) {
