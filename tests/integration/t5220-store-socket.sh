@@ -160,6 +160,26 @@ sys.stdout.write(a)
 print(os.path.exists("'"$hello"'/bin/hello"))' 2>&1)
 is "$out" "ok"$'\n'"True" "after garbage, hang-ups and a burst on the socket the outer runix still answers"
 
+# runix fetch inside the sandbox asks through the socket.  The host's runix-core
+# is bound in read-only with its libraries and started through the host's loader
+# (the view has no /lib64); RUNIX_AS_RUNIX=1 because /proc/self/exe is then the
+# loader, not runix.
+core=$(dirname "$RUNIX")/runix-core
+loader=$(readlink -f /lib64/ld-linux-x86-64.so.2)
+libs=$(dirname "$(readlink -f "$(ldconfig -p | awk '/libcurl\.so\.4 /{print $NF; exit}')")")
+alt=$(path_of glibcAlt)
+out=$(py --ro "$(dirname "$core")" --ro "$(dirname "$loader")" --ro "$libs" -- 'import os, subprocess
+os.environ["RUNIX_AS_RUNIX"] = "1"
+r = subprocess.run(["'"$loader"'", "--library-path", "'"$libs"'", "'"$core"'", "fetch", "'"$alt"'"])
+os.environ["RUNIX_AS_RUNIX"] = "1"
+r2 = subprocess.run(["'"$loader"'", "--library-path", "'"$libs"'", "'"$core"'", "fetch", "'"$busybox"'"],
+                    stderr=subprocess.PIPE, text=True)
+print(r.returncode, os.path.isdir("'"$alt"'"), r2.returncode, r2.stderr.strip())' 2>"$TEST_TMP/err3")
+is "$out" "$alt"$'\n'"0 True 1 runix: the store socket refused $busybox: '$busybox' is not signed" \
+  "runix fetch inside the sandbox realises through the socket, and reports a refusal"
+ok "the outer runix logs the refused fetch on its stderr" grep -q "is not signed" "$TEST_TMP/err3"
+is "$(registered "$alt")" 1 "what it fetched is registered in the outer store"
+
 # --no-store-socket: no socket, no variable (not even one inherited).
 EXTRA=RUNIX_STORE_SOCKET=/nix/var/runix/store.sock
 is "$(view_env+=("$EXTRA"); py --no-store-socket -- 'import os; print(os.environ.get("RUNIX_STORE_SOCKET"), os.path.exists("/nix/var/runix"), os.listdir("/nix"))' 2>&1)" \
