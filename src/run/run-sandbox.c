@@ -1334,9 +1334,10 @@ static int program_setup(const struct plan *pl, const sigset_t *old, struct rx_e
             return rx_error_errno(err, "chdir /");
     }
     apply_env(pl->p);
-    if (pl->store_on)
+    /* --clearenv: only what --setenv gives (RUNIX_STORE_SOCKET=... names the socket too). */
+    if (pl->store_on && !pl->p->clearenv)
         setenv("RUNIX_STORE_SOCKET", STORESOCK_PATH, 1);
-    else
+    else if (!pl->store_on)
         unsetenv("RUNIX_STORE_SOCKET"); /* an outer sandbox's: not reachable from here */
     if (pl->p->net == SANDBOX_NET_ALLOW) {
         char http[64], socks[64];

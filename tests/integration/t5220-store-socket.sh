@@ -184,6 +184,8 @@ is "$(registered "$alt")" 1 "what it fetched is registered in the outer store"
 EXTRA=RUNIX_STORE_SOCKET=/nix/var/runix/store.sock
 is "$(view_env+=("$EXTRA"); py --no-store-socket -- 'import os; print(os.environ.get("RUNIX_STORE_SOCKET"), os.path.exists("/nix/var/runix"), os.listdir("/nix"))' 2>&1)" \
   "None False ['store']" "--no-store-socket: no socket and no variable"
+is "$(py --clearenv --setenv A=1 --setenv "PATH=$python/bin" -- 'import os; print(sorted(os.environ), os.path.exists("/nix/var/runix/store.sock"))' 2>&1)" \
+  "['A', 'PATH'] True" "--clearenv: the socket is there, the variable only with --setenv"
 fails "--no-store-socket needs --sandbox" 2 "sandbox options need --sandbox" v "$RUNIX" run --no-store-socket "$python" python3 -c 1
 
 done_testing
