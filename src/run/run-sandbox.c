@@ -1040,6 +1040,13 @@ static void store_serve(const struct sandbox_policy *p, const char *store_dir, i
         store_drain(fd);
         return;
     }
+    /* A copy: the callback may replace the caller's state that store_dir points into. */
+    char sdir[PATH_MAX];
+    if ((size_t)snprintf(sdir, sizeof sdir, "%s", store_dir) >= sizeof sdir) {
+        store_answer(fd, "refused", "the store's directory name is too long");
+        return;
+    }
+    store_dir = sdir;
     char **names = NULL;
     size_t nn = 0;
     char reason[STORESOCK_ANSWER_MAX - 16] = "";
