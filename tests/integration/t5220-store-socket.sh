@@ -160,6 +160,19 @@ sys.stdout.write(a)
 print(os.path.exists("'"$hello"'/bin/hello"))' 2>&1)
 is "$out" "ok"$'\n'"True" "after garbage, hang-ups and a burst on the socket the outer runix still answers"
 
+# Clients that connect and send nothing hold their servers only: others are answered.
+out=$(py -- 'import os, socket, sys, time
+p = os.environ["RUNIX_STORE_SOCKET"]
+idle = [socket.socket(socket.AF_UNIX) for i in range(3)]
+for s in idle:
+    s.connect(p)
+t = time.monotonic()
+sys.argv = ["ask.py", "realise '"$hello"'", "realise /etc"]
+exec(open("ask.py").read())
+print(time.monotonic() - t < 5)' 2>&1)
+is "$out" "ok"$'\n'"refused not a store path name (/nix/store/HASH-NAME, nothing below it)"$'\n'"True" \
+  "three idle connections do not hold up the next requests"
+
 # runix fetch inside the sandbox asks through the socket.  The host's runix-core
 # is bound in read-only with its libraries and started through the host's loader
 # (the view has no /lib64); RUNIX_AS_RUNIX=1 because /proc/self/exe is then the
