@@ -924,7 +924,7 @@ static int take_over(int ctl, char *kind)
 /* ---- the store socket ------------------------------------------------------ */
 
 /* Requests served at once; more are refused as busy. */
-#define STORE_SERVERS 4
+#define STORE_SERVERS 8
 /* Store paths made visible per message from runix to pid 1. */
 #define STORE_BATCH 32
 /* How long a client has to send its request. */
