@@ -142,10 +142,14 @@ if CC=clang setup build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,unde
   printf 'HCONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: x\r\n\r\n' > "$seeds/proxy/connect"
   printf 'HGET http://a.invalid:8080/p HTTP/1.1\r\n\r\n' > "$seeds/proxy/get"
   printf 'S\5\1\0\5\1\0\3\11a.invalid\0\120' > "$seeds/proxy/socks"
+  # Store socket requests (fuzz/fuzz-store-socket.c): one line each.
+  mkdir -p "$seeds/storesock"
+  printf 'realise /nix/store/6xkds5xf8bjjl64v0zldlikvw61rg4pz-hello-2.12\n' > "$seeds/storesock/ok"
+  printf 'realise /nix/store/6xkds5xf8bjjl64v0zldlikvw61rg4pz-hello-2.12/bin\r\n' > "$seeds/storesock/sub"
   # name:seeds:max_len[:seconds, for a small parser that needs less than $fuzz_seconds]
   for f in nar-reader:nar:65536 narinfo:narinfo:16384 nix32:nix32:256 \
            decompress:decompress:65536 config:config:4096 run-map:runmap:8192 dist:dist:16384 \
-           index:index:16384 receipt:receipt:4096:20 proxy:proxy:16384 bundle:bundle:8192:15 s3:s3:4096; do
+           index:index:16384 receipt:receipt:4096:20 proxy:proxy:16384 store-socket:storesock:1024:10 bundle:bundle:8192:15 s3:s3:4096; do
     IFS=: read -r name seed maxlen secs <<< "$f"
     secs=${secs:-$fuzz_seconds}
     [ "$secs" -gt "$fuzz_seconds" ] && secs=$fuzz_seconds

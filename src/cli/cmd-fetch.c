@@ -14,6 +14,7 @@
 #include "cli-progress.h"
 #include "cli-settings.h"
 #include "cli.h"
+#include "run-storesock.h"
 #include "fetch.h"
 #include "store-gc.h"
 #include "store-index.h"
@@ -35,7 +36,9 @@ static const char fetch_usage[] =
     "store are not downloaded again.  A STOREPATH may name a file inside a store\n"
     "path (/nix/store/...-hello-2.12/bin/hello).  A FILE is a distributable (or\n"
     "its https:// or github: reference): its store paths for this system are\n"
-    "fetched, from its caches too once trusted.\n"
+    "fetched, from its caches too once trusted.  Inside a sandbox\n"
+    "($RUNIX_STORE_SOCKET set) the runix outside fetches the store paths and makes\n"
+    "them visible (docs/store-socket.md).\n"
     "\n"
     "  -n, --dry-run             print what would be downloaded, with sizes\n"
     "      --offline             download nothing: only check that the closures are\n"
@@ -450,6 +453,28 @@ static int make_roots(const char *store, const struct root_plan *plan,
 }
 
 /* Long: options, paths, settings, the fetch, the index and the output, in that order. */
+/* Ask the store socket for each path; print each argument once its path is realised. */
+static int fetch_through_socket(const char *sock, char **args, size_t n,
+                                const struct store_path *paths)
+{
+    for (size_t i = 0; i < n; i++) {
+        char full[STORE_PATH_MAX + 1], why[STORESOCK_ANSWER_MAX + 256];
+        store_path_format(&paths[i], full);
+        int r = storesock_realise(sock, full, why, sizeof why);
+        if (r > 0) {
+            cli_error("the store socket refused %s: %s", full, why);
+            return EXIT_FAIL;
+        }
+        if (r < 0) {
+            cli_error("cannot realise %s through the store socket ($RUNIX_STORE_SOCKET): %s",
+                      full, why);
+            return EXIT_FAIL;
+        }
+        printf("%s\n", args[i]);
+    }
+    return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
 int cmd_fetch(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -552,6 +577,12 @@ int cmd_fetch(int argc, char **argv)
         }
     }
 
+    /* In a sandbox: the store is read-only, the runix outside realises (docs/store-socket.md). */
+    const char *sock = getenv("RUNIX_STORE_SOCKET");
+    if (sock && *sock && ndists == 0 && !dry_run) {
+        ret = fetch_through_socket(sock, argv + optind, nargs, paths);
+        goto out;
+    }
     if (cli_settings_finish(&s, &err) < 0) {
         if (err && err->code == RX_EUSAGE) {
             cli_cmd_error("fetch", "%s", err->msg);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -58,6 +59,7 @@ enum {
     OPT_HIDE,
     OPT_NETWORK,
     OPT_ALLOW_NESTED,
+    OPT_NO_STORE_SOCKET,
     OPT_CLEARENV,
     OPT_SETENV,
     OPT_ENV_DENY,
@@ -85,6 +87,7 @@ enum {
     "                            reach only those; *.DOMAIN and IP literals too)\n"      \
     "      --network-log FILE    log the proxies' refusals there, not on stderr\n"       \
     "      --allow-nested        let the program create user namespaces (bwrap, nix)\n"   \
+    "      --no-store-socket     no $RUNIX_STORE_SOCKET (docs/store-socket.md) inside\n"  \
     "      --clearenv            start from an empty environment\n"                       \
     "      --setenv NAME=VALUE   set a variable in the sandbox (repeatable)\n"            \
     "      --env-deny PATTERN    also remove NAME, PREFIX*, *SUFFIX or *MID* variables\n" \
@@ -284,6 +287,9 @@ static int sandbox_option(struct run_ctx *c, int opt, const char *arg)
     }
     case OPT_ALLOW_NESTED:
         p->allow_nested = true;
+        break;
+    case OPT_NO_STORE_SOCKET:
+        p->no_store_socket = true;
         break;
     case OPT_CLEARENV:
         p->clearenv = true;
@@ -853,6 +859,74 @@ static int sandbox_exit(int status)
 }
 
 /*
+ * The store socket's request (run-sandbox.h), in a child of runix outside
+ * the sandbox: fetch path as the run's own roots were fetched (its caches,
+ * keys and trust), then read its closure.  The fetch's messages go to our
+ * stderr as usual; its last line is the reason of a refusal.
+ */
+static int realise_for_sandbox(void *ctx, const char *path, char ***names, size_t *n, char *why,
+                               size_t whyn)
+{
+    struct run_ctx *c = ctx;
+    struct store_path sp;
+    struct rx_error *err = NULL;
+    if (store_path_parse(path, strlen(path), &sp, &err) < 0) {
+        snprintf(why, whyn, "%s", err->msg);
+        rx_error_free(err);
+        return -1;
+    }
+    /* This process only serves the request: the run's roots become this path. */
+    free(c->roots);
+    c->roots = xcalloc(1, sizeof *c->roots);
+    c->roots[0] = sp;
+    c->nroots = 1;
+    c->is_dist = false;
+    c->root_name[0] = '\0';
+    c->s.quiet = true;
+    int log = memfd_create("runix-realise", MFD_CLOEXEC);
+    int saved = log >= 0 ? dup(STDERR_FILENO) : -1;
+    if (saved >= 0)
+        dup2(log, STDERR_FILENO);
+    int r = fetch_in_child(c, &err);
+    if (saved >= 0) {
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+    }
+    char text[4096] = "";
+    if (log >= 0) {
+        ssize_t k = pread(log, text, sizeof text - 1, 0);
+        text[k > 0 ? k : 0] = '\0';
+        close(log);
+        if (k > 0)
+            fputs(text, stderr);
+    }
+    if (r != 0) {
+        char *end = text + strlen(text);
+        while (end > text && end[-1] == '\n')
+            *--end = '\0';
+        char *line = strrchr(text, '\n');
+        line = line ? line + 1 : text;
+        const char *prefix = strstr(line, ": ");
+        snprintf(why, whyn, "%s", err ? err->msg : *line ? (prefix ? prefix + 2 : line)
+                                                       : "the fetch failed");
+        rx_error_free(err);
+        return -1;
+    }
+    if (closure_complete(c, false, &err) <= 0) {
+        snprintf(why, whyn, "%s", err ? err->msg : "its closure is incomplete after the fetch");
+        rx_error_free(err);
+        return -1;
+    }
+    *names = xcalloc(c->nclosure + 1, sizeof **names);
+    for (size_t i = 0; i < c->nclosure; i++) {
+        (*names)[i] = xcalloc(1, STORE_BASENAME_MAX + 1);
+        store_path_basename(&c->closure[i], (*names)[i]);
+    }
+    *n = c->nclosure;
+    return 0;
+}
+
+/*
  * Enter the view and exec.  prog is a path (logical, or a host path), or
  * NULL: look argv[0] up in PATH inside the view.
  */
@@ -869,6 +943,8 @@ static int launch(struct run_ctx *c, const char *prog, char **argv)
     int r;
     if (c->sandbox.on) {
         struct sandbox_end end = {0};
+        c->sandbox.realise = realise_for_sandbox;
+        c->sandbox.realise_ctx = c;
         r = sandbox_enter(&c->sandbox, c->store_dir, names, c->nclosure, &end, &err);
         free(names);
         free(bases);
@@ -939,6 +1015,7 @@ static int parse_root(struct run_ctx *c, const char *arg, const char **sub)
         {"hide", required_argument, NULL, OPT_HIDE},                                          \
         {"network", required_argument, NULL, OPT_NETWORK},                                    \
         {"allow-nested", no_argument, NULL, OPT_ALLOW_NESTED},                                \
+        {"no-store-socket", no_argument, NULL, OPT_NO_STORE_SOCKET},                          \
         {"clearenv", no_argument, NULL, OPT_CLEARENV},                                        \
         {"setenv", required_argument, NULL, OPT_SETENV},                                      \
         {"env-deny", required_argument, NULL, OPT_ENV_DENY},                                  \

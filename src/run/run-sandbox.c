@@ -32,12 +32,15 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "run-engine-internal.h"
 #include "run-proxy.h"
+#include "run-storesock.h"
 #include "util-mem.h"
 
 #include "banned.h"
@@ -434,6 +437,8 @@ struct plan {
     char *passwd, *group;     /* the generated lines */
     int listen_http, listen_socks; /* in pid 1, SANDBOX_NET_ALLOW: the proxies' ports inside */
     int port_http, port_socks;
+    bool store_on;                 /* the store socket (run-storesock.h) */
+    int listen_store, store_ctl;   /* in pid 1: its listener, and the channel to runix */
 };
 
 static void plan_release(struct plan *pl)
@@ -459,7 +464,9 @@ static int plan_make(struct plan *pl, const struct sandbox_policy *p, const char
                      const char *const *paths, size_t npaths, struct rx_error **err)
 {
     *pl = (struct plan){.p = p, .store_dir = store_dir, .paths = paths, .npaths = npaths,
-                        .listen_http = -1, .listen_socks = -1};
+                        .listen_http = -1, .listen_socks = -1,
+                        .store_on = p->realise && !p->no_store_socket, .listen_store = -1,
+                        .store_ctl = -1};
     if (p->cwd != SANDBOX_CWD_NONE) {
         char buf[PATH_MAX];
         if (getcwd(buf, sizeof buf))
@@ -731,7 +738,7 @@ static int bind_closure(const struct plan *pl, struct rx_error **err)
 }
 
 /* In pid 1: build the new root and enter it. */
-static int build_view(const struct plan *pl, struct rx_error **err)
+static int build_view(struct plan *pl, struct rx_error **err)
 {
     const struct sandbox_policy *p = pl->p;
     if (userns_stage_root("the sandbox's root", err) < 0)
@@ -748,6 +755,11 @@ static int build_view(const struct plan *pl, struct rx_error **err)
     for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++)
         if (mkdir(dirs[i], 0755) < 0)
             return rx_error_errno(err, "cannot create %s", dirs[i] + 8);
+    /* With the store socket, /nix/store is a tmpfs of its own that pid 1 can open up briefly. */
+    if (pl->store_on &&
+        (mount("tmpfs", "/newroot/nix/store", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0 ||
+         mkdir("/newroot/nix/var", 0755) < 0 || mkdir("/newroot/nix/var/runix", 0755) < 0))
+        return rx_error_errno(err, "cannot prepare the sandbox's store for the store socket");
     if (bind_closure(pl, err) < 0)
         return -1;
     if (mount("tmpfs", "/newroot/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
@@ -802,6 +814,21 @@ static int build_view(const struct plan *pl, struct rx_error **err)
         return rx_error_errno(err, "cannot detach the host's root");
     if (chdir("/") < 0)
         return rx_error_errno(err, "chdir /");
+    if (pl->store_on) {
+        struct sockaddr_un a = {.sun_family = AF_UNIX, .sun_path = STORESOCK_PATH};
+        int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 16) < 0) {
+            int e = errno;
+            if (l >= 0)
+                close(l);
+            errno = e;
+            return rx_error_errno(err, "cannot listen on the store socket %s", STORESOCK_PATH);
+        }
+        pl->listen_store = l;
+        if (mount(NULL, "/nix/store", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+                  "mode=0755") < 0)
+            return rx_error_errno(err, "cannot make the sandbox's store read-only");
+    }
     if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "mode=0755") < 0 ||
         mount(NULL, "/dev", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, "mode=0755") < 0)
         return rx_error_errno(err, "cannot make the sandbox's root read-only");
@@ -894,6 +921,334 @@ static int take_over(int ctl, char *kind)
     return fd;
 }
 
+/* ---- the store socket ------------------------------------------------------ */
+
+/* Requests served at once; more are refused as busy. */
+#define STORE_SERVERS 8
+/* Store paths made visible per message from runix to pid 1. */
+#define STORE_BATCH 32
+/* How long a client has to send its request. */
+#define STORE_REQUEST_SECONDS 10
+
+static void store_answer(int fd, const char *what, const char *why)
+{
+    char line[STORESOCK_ANSWER_MAX];
+    int n = snprintf(line, sizeof line, "%s%s%s", what, why ? " " : "", why ? why : "");
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof line - 2)
+        n = (int)sizeof line - 2;
+    for (int i = 0; i < n; i++)
+        if (line[i] == '\n' || line[i] == '\r')
+            line[i] = ' '; /* one line, whatever a reason says */
+    line[n++] = '\n';
+    if (send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        /* the client is gone, or does not read: nothing to do */
+    }
+}
+
+/*
+ * After a refusal: read what the client still sends (for a second at most),
+ * so that closing does not reset the connection before it reads the answer.
+ */
+static void store_drain(int fd)
+{
+    shutdown(fd, SHUT_WR);
+    char buf[4096];
+    size_t total = 0;
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = 1000L - ((now.tv_sec - t0.tv_sec) * 1000L +
+                             (now.tv_nsec - t0.tv_nsec) / 1000000L);
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (left <= 0 || total > (1u << 20) || poll(&pf, 1, (int)left) <= 0)
+            return;
+        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+            return;
+        if (n > 0)
+            total += (size_t)n;
+    }
+}
+
+/* runix: one message to pid 1, with the client's connection first among fds. */
+static int store_send(int sctl, const char *msg, size_t len, const int *fds, size_t nfds)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * (1 + STORE_BATCH))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof u);
+    struct iovec iov = {(void *)msg, len};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                       .msg_controllen = CMSG_SPACE(sizeof(int) * nfds)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+    ssize_t r;
+    while ((r = sendmsg(sctl, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    return r < 0 ? -1 : 0;
+}
+
+/* Read the request within the time allowed; 0 with path, or -1 with why. */
+static int store_read(int fd, char *path, const char **why)
+{
+    char buf[STORESOCK_REQUEST_MAX];
+    size_t have = 0;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = STORE_REQUEST_SECONDS * 1000L - ((now.tv_sec - t0.tv_sec) * 1000L +
+                                                     (now.tv_nsec - t0.tv_nsec) / 1000000L);
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (left <= 0 || poll(&pf, 1, (int)left) == 0) {
+            *why = "no complete request in time (one line, within 10 seconds)";
+            return -1;
+        }
+        ssize_t n = recv(fd, buf + have, sizeof buf - have, MSG_DONTWAIT);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0) {
+            *why = "incomplete request (it ends with a newline)";
+            return -1;
+        }
+        have += (size_t)n;
+        int r = storesock_parse(buf, have, path, why);
+        if (r <= 0)
+            return r;
+    }
+}
+
+/*
+ * runix, in a child per connection: read and check the request, realise the
+ * path through the policy's callback, hand the closure's mounts to pid 1,
+ * which answers "ok" once they are in place.
+ */
+static void store_serve(const struct sandbox_policy *p, const char *store_dir, int sctl, int fd)
+{
+    char path[STORESOCK_STORE_PATH_MAX + 1];
+    const char *why = NULL;
+    if (store_read(fd, path, &why) < 0) {
+        store_answer(fd, "refused", why);
+        store_drain(fd);
+        return;
+    }
+    /* A copy: the callback may replace the caller's state that store_dir points into. */
+    char sdir[PATH_MAX];
+    if ((size_t)snprintf(sdir, sizeof sdir, "%s", store_dir) >= sizeof sdir) {
+        store_answer(fd, "refused", "the store's directory name is too long");
+        return;
+    }
+    store_dir = sdir;
+    char **names = NULL;
+    size_t nn = 0;
+    char reason[STORESOCK_ANSWER_MAX - 16] = "";
+    if (p->realise(p->realise_ctx, path, &names, &nn, reason, sizeof reason) < 0) {
+        store_answer(fd, "refused", reason[0] ? reason : "the path could not be realised");
+        store_drain(fd);
+        return;
+    }
+    char msg[1 + STORE_BATCH * (STORESOCK_STORE_PATH_MAX + 1) + PATH_MAX];
+    int fds[1 + STORE_BATCH];
+    size_t len = 1, k = 0;
+    int ret = 0;
+    msg[0] = 'M';
+    fds[0] = fd;
+    for (size_t i = 0; i <= nn && ret == 0; i++) {
+        bool last = i == nn;
+        if (!last && strlen(names[i]) > STORESOCK_STORE_PATH_MAX - 11) {
+            ret = -1;
+            break;
+        }
+        if (k > 0 && (last || k == STORE_BATCH)) {
+            ret = store_send(sctl, msg, len, fds, 1 + k);
+            for (size_t j = 0; j < k; j++)
+                close(fds[1 + j]);
+            len = 1;
+            k = 0;
+        }
+        if (last || ret < 0)
+            break;
+        char src[PATH_MAX];
+        struct stat st;
+        if ((size_t)snprintf(src, sizeof src, "%s/%s", store_dir, names[i]) >= sizeof src ||
+            lstat(src, &st) < 0) {
+            ret = -1;
+            break;
+        }
+        size_t nl = strlen(names[i]) + 1;
+        if (S_ISLNK(st.st_mode)) {
+            char l[1 + STORESOCK_STORE_PATH_MAX + 1 + PATH_MAX];
+            l[0] = 'L';
+            memcpy(l + 1, names[i], nl);
+            ssize_t t = readlink(src, l + 1 + nl, PATH_MAX - 1);
+            if (t < 0) {
+                ret = -1;
+                break;
+            }
+            ret = store_send(sctl, l, 1 + nl + (size_t)t, fds, 1);
+            continue;
+        }
+        int m = (int)syscall(SYS_open_tree, AT_FDCWD, src,
+                             OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+        struct mount_attr ma = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+                                            MOUNT_ATTR_NODEV};
+        if (m < 0 || syscall(SYS_mount_setattr, m, "", AT_EMPTY_PATH, &ma, sizeof ma) < 0) {
+            if (m >= 0)
+                close(m);
+            ret = -1;
+            break;
+        }
+        memcpy(msg + len, names[i], nl);
+        len += nl;
+        fds[1 + k++] = m;
+    }
+    for (size_t j = 0; j < k; j++)
+        close(fds[1 + j]);
+    int e = errno;
+    for (size_t i = 0; i < nn; i++)
+        free(names[i]);
+    free(names);
+    if (ret < 0) {
+        char r[256];
+        snprintf(r, sizeof r, "cannot make the closure visible in the sandbox: %s", strerror(e));
+        store_answer(fd, "refused", r);
+        return;
+    }
+    static const char done = 'D';
+    if (store_send(sctl, &done, 1, fds, 1) < 0)
+        store_answer(fd, "refused", "the sandbox is gone");
+}
+
+/* pid 1: put one store path in /nix/store from a mount of it; 0, or -1 with errno. */
+static int store_attach(const char *dst, int m, const struct stat *store, bool *open_rw)
+{
+    struct stat st;
+    if (lstat(dst, &st) == 0) {
+        if (st.st_dev != store->st_dev || S_ISLNK(st.st_mode))
+            return 0; /* already there */
+        errno = EEXIST;
+        return -1;
+    }
+    if (!*open_rw) {
+        if (mount(NULL, "/nix/store", NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+            return -1;
+        *open_rw = true;
+    }
+    if (m < 0)
+        return 0;
+    if (fstat(m, &st) < 0)
+        return -1;
+    if (S_ISDIR(st.st_mode)) {
+        if (mkdir(dst, 0555) < 0)
+            return -1;
+    } else {
+        int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+        if (fd < 0)
+            return -1;
+        close(fd);
+    }
+    if (syscall(SYS_move_mount, m, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+        int e = errno;
+        if (S_ISDIR(st.st_mode))
+            rmdir(dst);
+        else
+            unlink(dst);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+/* pid 1: one message from runix's store server; -1 when runix is gone. */
+static int store_apply(int sctl)
+{
+    char buf[1 + STORE_BATCH * (STORESOCK_STORE_PATH_MAX + 1) + PATH_MAX + 1];
+    union {
+        char c[CMSG_SPACE(sizeof(int) * (1 + STORE_BATCH))];
+        struct cmsghdr align;
+    } u;
+    struct iovec iov = {buf, sizeof buf - 1};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.c,
+                       .msg_controllen = sizeof u.c};
+    ssize_t r = recvmsg(sctl, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (r == 0)
+        return -1;
+    if (r < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    buf[r] = '\0';
+    int fds[1 + STORE_BATCH];
+    size_t nfds = 0;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n && nfds < 1 + STORE_BATCH; i++)
+            memcpy(&fds[nfds++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+    }
+    if (nfds == 0)
+        return 0;
+    int client = fds[0];
+    struct stat store;
+    bool open_rw = false, failed = false;
+    char dst[PATH_MAX], reason[PATH_MAX + 128] = "";
+    if (stat("/nix/store", &store) < 0) {
+        failed = true;
+        snprintf(reason, sizeof reason, "cannot see the sandbox's store: %s", strerror(errno));
+    } else if (buf[0] == 'M') {
+        size_t off = 1, i = 1;
+        while (!failed && off < (size_t)r && i < nfds) {
+            const char *name = buf + off;
+            size_t nl = strlen(name);
+            off += nl + 1;
+            bool too_long = nl > STORESOCK_STORE_PATH_MAX - 11;
+            snprintf(dst, sizeof dst, "/nix/store/%.*s", (int)(too_long ? 0 : nl), name);
+            if (too_long || !storesock_store_path_valid(dst, strlen(dst)) ||
+                store_attach(dst, fds[i], &store, &open_rw) < 0) {
+                failed = true;
+                snprintf(reason, sizeof reason, "cannot make %s visible in the sandbox: %s", dst,
+                         strerror(errno));
+            }
+            i++;
+        }
+    } else if (buf[0] == 'L') {
+        const char *name = buf + 1;
+        size_t nl = strlen(name);
+        const char *target = name + nl + 1;
+        snprintf(dst, sizeof dst, "/nix/store/%.*s",
+                 (int)(nl > STORESOCK_STORE_PATH_MAX ? STORESOCK_STORE_PATH_MAX : nl), name);
+        if ((size_t)r < 1 + nl + 1 || !storesock_store_path_valid(dst, strlen(dst)) ||
+            store_attach(dst, -1, &store, &open_rw) < 0 ||
+            (open_rw && symlink(target, dst) < 0)) {
+            failed = true;
+            snprintf(reason, sizeof reason, "cannot make %s visible in the sandbox: %s", dst,
+                     strerror(errno));
+        }
+    } else if (buf[0] == 'D') {
+        store_answer(client, "ok", NULL);
+    }
+    if (open_rw &&
+        mount(NULL, "/nix/store", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+              "mode=0755") < 0) {
+        /* Never leave the store writable: the program dies with the sandbox. */
+        _exit(127);
+    }
+    if (failed) {
+        store_answer(client, "refused", reason);
+        shutdown(client, SHUT_RDWR); /* the later "ok" goes nowhere */
+    }
+    for (size_t i = 0; i < nfds; i++)
+        close(fds[i]);
+    return 0;
+}
+
 /* ---- the processes --------------------------------------------------------- */
 
 /* Signals that runix and pid 1 pass on when someone sends them. */
@@ -928,16 +1283,20 @@ static _Noreturn void init_loop(const struct plan *pl, pid_t prog, int report, i
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0)
         _exit(127);
-    struct pollfd pfd[3] = {{sfd, POLLIN, 0}, {pl->listen_http, POLLIN, 0},
-                            {pl->listen_socks, POLLIN, 0}};
-    nfds_t n = pl->listen_http >= 0 ? 3 : 1;
+    struct pollfd pfd[5] = {{sfd, POLLIN, 0}, {pl->listen_http, POLLIN, 0},
+                            {pl->listen_socks, POLLIN, 0}, {pl->listen_store, POLLIN, 0},
+                            {pl->store_ctl, POLLIN, 0}};
     for (;;) {
-        if (poll(pfd, n, -1) < 0)
+        if (poll(pfd, 5, -1) < 0)
             continue;
-        if (n == 3 && pfd[1].revents)
+        if (pfd[1].revents)
             hand_over(pl->listen_http, ctl, PROXY_HTTP);
-        if (n == 3 && pfd[2].revents)
+        if (pfd[2].revents)
             hand_over(pl->listen_socks, ctl, PROXY_SOCKS);
+        if (pfd[3].revents)
+            hand_over(pl->listen_store, pl->store_ctl, 'R');
+        if (pfd[4].revents && store_apply(pl->store_ctl) < 0)
+            pfd[4].fd = -1; /* runix is gone; PDEATHSIG follows */
         if (!pfd[0].revents)
             continue;
         struct signalfd_siginfo si;
@@ -982,6 +1341,11 @@ static int program_setup(const struct plan *pl, const sigset_t *old, struct rx_e
             return rx_error_errno(err, "chdir /");
     }
     apply_env(pl->p);
+    /* --clearenv: only what --setenv gives (RUNIX_STORE_SOCKET=... names the socket too). */
+    if (pl->store_on && !pl->p->clearenv)
+        setenv("RUNIX_STORE_SOCKET", STORESOCK_PATH, 1);
+    else if (!pl->store_on)
+        unsetenv("RUNIX_STORE_SOCKET"); /* an outer sandbox's: not reachable from here */
     if (pl->p->net == SANDBOX_NET_ALLOW) {
         char http[64], socks[64];
         snprintf(http, sizeof http, "http://127.0.0.1:%d", pl->port_http);
@@ -1023,18 +1387,21 @@ static int read_report(int fd, struct sandbox_end *end, struct rx_error **err, b
 }
 
 /* runix, outside: pass on signals sent to it, serve the proxies, until pid 1 reports. */
-static int supervise(const struct sandbox_policy *p, pid_t init, int report, int ctl,
-                     struct sandbox_end *end, struct rx_error **err)
+static int supervise(const struct sandbox_policy *p, const char *store_dir, pid_t init,
+                     int report, int ctl, int sctl, struct sandbox_end *end,
+                     struct rx_error **err)
 {
+    pid_t store_kids[STORE_SERVERS] = {0};
     sigset_t set, old;
     forward_set(&set);
     sigprocmask(SIG_BLOCK, &set, &old);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    struct pollfd pfd[3] = {{report, POLLIN, 0}, {sfd, POLLIN, 0}, {ctl, POLLIN, 0}};
+    struct pollfd pfd[4] = {{report, POLLIN, 0}, {sfd, POLLIN, 0}, {ctl, POLLIN, 0},
+                            {sctl, POLLIN, 0}};
     int init_st = 0;
     bool init_done = false;
     for (;;) {
-        int n = poll(pfd, ctl >= 0 ? 3 : 2, -1);
+        int n = poll(pfd, 4, -1);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -1064,14 +1431,65 @@ static int supervise(const struct sandbox_policy *p, pid_t init, int report, int
                 close(fd);
             }
         }
+        if (sctl >= 0 && pfd[3].revents) {
+            char kind = 0;
+            int fd = take_over(sctl, &kind);
+            if (fd == -1) {
+                pfd[3].fd = -1;
+            } else if (fd >= 0) {
+                int st;
+                pid_t w;
+                while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+                    if (w == init) {
+                        init_st = st;
+                        init_done = true;
+                    }
+                    for (size_t i = 0; i < STORE_SERVERS; i++)
+                        if (store_kids[i] == w)
+                            store_kids[i] = 0;
+                }
+                size_t slot = 0;
+                while (slot < STORE_SERVERS && store_kids[slot] > 0)
+                    slot++;
+                if (slot == STORE_SERVERS) {
+                    static const char busy[] = "refused busy: too many requests at once\n";
+                    if (send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+                        /* the client is gone */
+                    }
+                    /* What it sent already, without waiting: closing must not reset the answer. */
+                    shutdown(fd, SHUT_WR);
+                    char junk[STORESOCK_REQUEST_MAX];
+                    while (recv(fd, junk, sizeof junk, MSG_DONTWAIT) > 0)
+                        ;
+                } else {
+                    pid_t h = fork();
+                    if (h == 0) {
+                        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+                        close(report);
+                        if (ctl >= 0)
+                            close(ctl);
+                        sigprocmask(SIG_SETMASK, &old, NULL);
+                        store_serve(p, store_dir, sctl, fd);
+                        _exit(0);
+                    }
+                    if (h > 0)
+                        store_kids[slot] = h;
+                }
+                close(fd);
+            }
+        }
         /* Reap the proxies' children; pid 1 too, should it end without a word. */
         int st;
         pid_t w;
-        while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+        while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
             if (w == init) {
                 init_st = st;
                 init_done = true;
             }
+            for (size_t i = 0; i < STORE_SERVERS; i++)
+                if (store_kids[i] == w)
+                    store_kids[i] = 0;
+        }
     }
     bool reported;
     int r = read_report(report, end, err, &reported);
@@ -1132,7 +1550,11 @@ int sandbox_enter(const struct sandbox_policy *p, const char *store_dir, const c
             goto out;
         }
     }
-    int rep[2], alive[2], ctl[2] = {-1, -1};
+    int rep[2], alive[2], ctl[2] = {-1, -1}, sctl[2] = {-1, -1};
+    if (pl.store_on && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sctl) < 0) {
+        rx_error_errno(err, "sandbox: socketpair");
+        goto out;
+    }
     if (p->net == SANDBOX_NET_ALLOW &&
         socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0) {
         rx_error_errno(err, "sandbox: socketpair");
@@ -1169,11 +1591,15 @@ int sandbox_enter(const struct sandbox_policy *p, const char *store_dir, const c
         close(alive[0]);
         if (ctl[1] >= 0)
             close(ctl[1]);
-        ret = supervise(p, init, rep[0], ctl[0], end, err);
+        if (sctl[1] >= 0)
+            close(sctl[1]);
+        ret = supervise(p, store_dir, init, rep[0], ctl[0], sctl[0], end, err);
         close(rep[0]);
         close(alive[1]);
         if (ctl[0] >= 0)
             close(ctl[0]);
+        if (sctl[0] >= 0)
+            close(sctl[0]);
         goto out;
     }
 
@@ -1182,6 +1608,9 @@ int sandbox_enter(const struct sandbox_policy *p, const char *store_dir, const c
     close(alive[1]);
     if (ctl[0] >= 0)
         close(ctl[0]);
+    if (sctl[0] >= 0)
+        close(sctl[0]);
+    pl.store_ctl = sctl[1];
     struct rx_error *e = NULL;
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     struct pollfd a = {alive[0], POLLIN, 0};
@@ -1228,6 +1657,10 @@ int sandbox_enter(const struct sandbox_policy *p, const char *store_dir, const c
             close(pl.listen_http);
         if (pl.listen_socks >= 0)
             close(pl.listen_socks);
+        if (pl.listen_store >= 0)
+            close(pl.listen_store);
+        if (pl.store_ctl >= 0)
+            close(pl.store_ctl);
         if (program_setup(&pl, &old, &e) < 0) {
             /* Too late to tell runix through the pipe: the usual stderr message of a failed run. */
             if (err)

@@ -69,6 +69,18 @@ struct sandbox_policy {
     size_t nenv_deny;
     char **env_keep; /* names kept although a pattern matches; owned */
     size_t nenv_keep;
+    /*
+     * The store socket ($RUNIX_STORE_SOCKET, docs/store-socket.md): offered
+     * when realise is set and no_store_socket is not.  realise runs in a
+     * child of the caller, outside the sandbox, once per accepted request:
+     * it fetches and verifies path (a valid store path name) and its
+     * closure, and returns 0 with the closure's basenames (malloc'd, in
+     * *names), or -1 with the reason in why.
+     */
+    bool no_store_socket;
+    int (*realise)(void *ctx, const char *path, char ***names, size_t *n, char *why,
+                   size_t whyn);
+    void *realise_ctx;
 };
 #define SANDBOX_POLICY_INIT { 0 }
 
