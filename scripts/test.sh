@@ -3,13 +3,13 @@
 #   0. the release files, dist/ (scripts/release.sh; t0030 checks them);
 #   1. the unit and integration tests (real Nix as the oracle);
 #   2. the same tests built with AddressSanitizer + UndefinedBehaviorSanitizer;
-#   3. each libFuzzer harness for $RUNIX_FUZZ_SECONDS (default 30) seconds.
+#   3. each libFuzzer harness for $RUNIX_FUZZ_SECONDS (default 20) seconds.
 # Ends with one line "N passed, N failed"; exits non-zero if anything failed.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
 root=$PWD
-fuzz_seconds=${RUNIX_FUZZ_SECONDS:-30}
+fuzz_seconds=${RUNIX_FUZZ_SECONDS:-20}
 testdata=${RUNIX_TESTDATA:-$root/../shared/testdata}
 
 if [ ! -f "$testdata/README.md" ]; then
