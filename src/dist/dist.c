@@ -382,6 +382,36 @@ static void sandbox_release(struct dist_sandbox *sb)
     free(sb);
 }
 
+/*
+ * An object of environment variables (at the current key) into a sorted,
+ * NULL-ended "NAME=VALUE" array *out of *n entries.
+ */
+static int get_env_object(struct parse *p, const json_t *obj, char ***out, size_t *n)
+{
+    if (!json_is_object(obj))
+        return bad(p, "expected an object of strings, found %s", json_kind(obj));
+    *out = xcalloc(json_object_size(obj) + 1, sizeof **out);
+    const char *k;
+    json_t *val;
+    json_object_foreach((json_t *)obj, k, val) {
+        size_t o2 = where_key(&p->w, k);
+        const char *s;
+        if (!env_name_valid(k))
+            return bad(p, "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+        if (env_name_reserved(k))
+            return bad(p, "runix sets this variable itself; a distributable cannot");
+        if (get_string(p, val, &s) < 0)
+            return -1;
+        size_t len = strlen(k) + 1 + strlen(s) + 1;
+        char *kv = xmalloc(len);
+        snprintf(kv, len, "%s=%s", k, s);
+        (*out)[(*n)++] = kv;
+        where_pop(&p->w, o2);
+    }
+    qsort(*out, *n, sizeof **out, cmp_str);
+    return 0;
+}
+
 /* Refuse a key of a policy object that is not in `known` (NULL-terminated). */
 static int policy_keys(struct parse *p, const json_t *obj, const char *const *known)
 {
@@ -555,27 +585,8 @@ static int parse_sandbox_env(struct parse *p, const json_t *v, struct dist_sandb
     const json_t *set = json_object_get(v, "set");
     if (set) {
         size_t old = where_key(&p->w, "set");
-        if (!json_is_object(set))
-            return bad(p, "expected an object of strings, found %s", json_kind(set));
-        sb->setenv = xcalloc(json_object_size(set) + 1, sizeof *sb->setenv);
-        const char *k;
-        json_t *val;
-        json_object_foreach((json_t *)set, k, val) {
-            size_t o2 = where_key(&p->w, k);
-            const char *s;
-            if (!env_name_valid(k))
-                return bad(p, "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
-            if (env_name_reserved(k))
-                return bad(p, "runix sets this variable itself; a distributable cannot");
-            if (get_string(p, val, &s) < 0)
-                return -1;
-            size_t n = strlen(k) + 1 + strlen(s) + 1;
-            char *kv = xmalloc(n);
-            snprintf(kv, n, "%s=%s", k, s);
-            sb->setenv[sb->nsetenv++] = kv;
-            where_pop(&p->w, o2);
-        }
-        qsort(sb->setenv, sb->nsetenv, sizeof *sb->setenv, cmp_str);
+        if (get_env_object(p, set, &sb->setenv, &sb->nsetenv) < 0)
+            return -1;
         where_pop(&p->w, old);
     }
     if (policy_strings(p, v, "keep", env_name_valid, "environment variable names", &sb->keep,
@@ -695,26 +706,8 @@ static int parse_app(struct parse *p, const char *key, const json_t *v, struct d
     json_t *env = json_object_get(v, "env");
     if (env) {
         old = where_key(&p->w, "env");
-        if (!json_is_object(env))
-            return bad(p, "expected an object of strings, found %s", json_kind(env));
-        a->env = xcalloc(json_object_size(env) + 1, sizeof *a->env);
-        const char *k;
-        json_t *val;
-        json_object_foreach(env, k, val) {
-            size_t o2 = where_key(&p->w, k);
-            if (!env_name_valid(k))
-                return bad(p, "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
-            if (env_name_reserved(k))
-                return bad(p, "runix sets this variable itself; a distributable cannot");
-            if (get_string(p, val, &s) < 0)
-                return -1;
-            size_t n = strlen(k) + 1 + strlen(s) + 1;
-            char *kv = xmalloc(n);
-            snprintf(kv, n, "%s=%s", k, s);
-            a->env[a->nenv++] = kv;
-            where_pop(&p->w, o2);
-        }
-        qsort(a->env, a->nenv, sizeof *a->env, cmp_str);
+        if (get_env_object(p, env, &a->env, &a->nenv) < 0)
+            return -1;
         where_pop(&p->w, old);
     }
 
