@@ -13,6 +13,8 @@ void userns_unshare_reason(int e, char *why, size_t n);
  * empty /newroot to build in.  0, or -1 with err naming what (for what).
  */
 int userns_stage_root(const char *what, struct rx_error **err);
+/* MS_* flags of the mount holding path that a bind may not drop in a user namespace. */
+unsigned long userns_locked_flags(const char *path);
 
 /*
  * Just after unshare(CLONE_NEWUSER | CLONE_NEWNS): map uid and gid to

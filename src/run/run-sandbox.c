@@ -504,28 +504,6 @@ static int plan_make(struct plan *pl, const struct sandbox_policy *p, const char
     return 0;
 }
 
-/* MS_* flags of the mount holding path that a bind may not drop in a user namespace. */
-static unsigned long locked_flags(const char *path)
-{
-    struct statvfs sv;
-    unsigned long f = 0;
-    if (statvfs(path, &sv) < 0)
-        return 0;
-    if (sv.f_flag & ST_NOSUID)
-        f |= MS_NOSUID;
-    if (sv.f_flag & ST_NODEV)
-        f |= MS_NODEV;
-    if (sv.f_flag & ST_NOEXEC)
-        f |= MS_NOEXEC;
-    if (sv.f_flag & ST_NOATIME)
-        f |= MS_NOATIME;
-    if (sv.f_flag & ST_NODIRATIME)
-        f |= MS_NODIRATIME;
-    if (sv.f_flag & ST_RELATIME)
-        f |= MS_RELATIME;
-    return f;
-}
-
 /* mkdir -p of path's directories (and path itself when dir); path is absolute. */
 static int make_parents(const char *path, bool dir)
 {
@@ -607,7 +585,7 @@ static int bind_path(const char *src, const char *dst, bool ro, struct rx_error 
 #endif
     if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
         return rx_error_errno(err, "cannot bind '%s' in the sandbox", src);
-    unsigned long f = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | locked_flags(src);
+    unsigned long f = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | userns_locked_flags(src);
     if (mount(NULL, dst, NULL, f | (ro ? MS_RDONLY : 0), NULL) < 0)
         return rx_error_errno(err, "cannot make '%s' %s in the sandbox", dst,
                               ro ? "read-only" : "nosuid");
@@ -702,7 +680,7 @@ static int in_old(char *out, size_t n, const char *path, struct rx_error **err)
 static int bind_closure(const struct plan *pl, struct rx_error **err)
 {
     unsigned long flags =
-        MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | locked_flags(pl->store_dir);
+        MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | userns_locked_flags(pl->store_dir);
     for (size_t i = 0; i < pl->npaths; i++) {
         char src[PATH_MAX], dst[PATH_MAX];
         if ((size_t)snprintf(src, sizeof src, "/oldroot%s/%s", pl->store_dir, pl->paths[i]) >=
@@ -925,6 +903,22 @@ static int take_over(int ctl, char *kind)
 
 /* Requests served at once; more are refused as busy. */
 #define STORE_SERVERS 8
+
+/* Reap what has ended: pid 1 (its status into *init_st) and the store servers' slots. */
+static void reap(pid_t init, int *init_st, bool *init_done, pid_t kids[STORE_SERVERS])
+{
+    int st;
+    pid_t w;
+    while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+        if (w == init) {
+            *init_st = st;
+            *init_done = true;
+        }
+        for (size_t i = 0; i < STORE_SERVERS; i++)
+            if (kids[i] == w)
+                kids[i] = 0;
+    }
+}
 /* Store paths made visible per message from runix to pid 1. */
 #define STORE_BATCH 32
 /* How long a client has to send its request. */
@@ -1437,17 +1431,7 @@ static int supervise(const struct sandbox_policy *p, const char *store_dir, pid_
             if (fd == -1) {
                 pfd[3].fd = -1;
             } else if (fd >= 0) {
-                int st;
-                pid_t w;
-                while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
-                    if (w == init) {
-                        init_st = st;
-                        init_done = true;
-                    }
-                    for (size_t i = 0; i < STORE_SERVERS; i++)
-                        if (store_kids[i] == w)
-                            store_kids[i] = 0;
-                }
+                reap(init, &init_st, &init_done, store_kids);
                 size_t slot = 0;
                 while (slot < STORE_SERVERS && store_kids[slot] > 0)
                     slot++;
@@ -1479,17 +1463,7 @@ static int supervise(const struct sandbox_policy *p, const char *store_dir, pid_
             }
         }
         /* Reap the proxies' children; pid 1 too, should it end without a word. */
-        int st;
-        pid_t w;
-        while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
-            if (w == init) {
-                init_st = st;
-                init_done = true;
-            }
-            for (size_t i = 0; i < STORE_SERVERS; i++)
-                if (store_kids[i] == w)
-                    store_kids[i] = 0;
-        }
+        reap(init, &init_st, &init_done, store_kids);
     }
     bool reported;
     int r = read_report(report, end, err, &reported);

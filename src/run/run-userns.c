@@ -185,7 +185,7 @@ int engine_userns_probe(struct rx_error **err)
 }
 
 /* MS_* flags of the mount holding path that a bind may not drop in a user namespace. */
-static unsigned long locked_flags(const char *path)
+unsigned long userns_locked_flags(const char *path)
 {
     struct statvfs sv;
     unsigned long f = 0;
@@ -210,7 +210,7 @@ static int bind_ro(const char *src, const char *dst, struct rx_error **err)
 {
     if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
         return rx_error_errno(err, "cannot bind %s on %s", src, dst);
-    if (mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags(src), NULL) < 0)
+    if (mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | userns_locked_flags(src), NULL) < 0)
         return rx_error_errno(err, "cannot make %s read-only", dst);
     return 0;
 }
@@ -358,7 +358,7 @@ static void bind_shared_paths(const char *store_dir, int host, const char *const
 {
     if (host < 0 || npaths > MAX_SHARED_BINDS)
         return;
-    unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags(store_dir);
+    unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY | userns_locked_flags(store_dir);
     for (size_t i = 0; i < npaths; i++) {
         struct stat st;
         if (fstatat(host, paths[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
