@@ -52,6 +52,21 @@ for line in open(path):
         print("PASS %s: %s" % (label, t["name"]))
     for _ in range(bad):
         print("FAIL %s: %s" % (label, t["name"]))
+    if bad:
+        # What failed, with its diagnostics, so that a CI log says why.
+        shown, inside = [], False
+        for l in out.splitlines():
+            if l.startswith(("not ok", "Bail out")):
+                inside = True
+            elif not l.startswith("#"):
+                inside = False
+            if inside:
+                shown.append(l)
+        if not shown:
+            shown = out.splitlines()[-15:] + (t.get("stderr") or "").splitlines()[-15:]
+        sys.stderr.write("-- %s: %s (%s)\n" % (label, t["name"], t["result"]))
+        for l in shown[:60]:
+            sys.stderr.write("   %s\n" % l)
 PY
 }
 
