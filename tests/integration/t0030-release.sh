@@ -31,17 +31,7 @@ key=$(cat "$FX/key.pub")
 hello_out="hello from a store library, world"
 
 # The oracle: real Nix accepts the store runix filled.
-oracle() { # oracle STORE
-  local out rc=0
-  out=$(nix-store --store "$1" --verify --check-contents 2>&1) || rc=$?
-  if [ $rc -ne 0 ] || grep -qiE 'warning|error|modified|disappeared' <<<"$out"; then
-    echo "nix-store --verify --check-contents failed ($rc): $out"
-    return 1
-  fi
-  local got
-  got=$(nix path-info --store "$1" -r "$top" | sort)
-  [ "$got" = "$(cat "$FX/closure")" ] || { echo "nix path-info -r lists: $got"; return 1; }
-}
+oracle() { nix_oracle "$1" "$top" "$FX/closure"; } # oracle STORE
 
 ## The files.
 for a in x86_64 aarch64; do

@@ -67,20 +67,7 @@ fi
 is "$(curl -s -o /dev/null -w '%{http_code}' "$S3_URL/cache/nix-cache-info")" 403 "an unsigned request is refused"
 
 # ---- runix ----
-oracle() {
-  local R=$1 out rc=0
-  out=$(nix-store --store "$R" --verify --check-contents 2>&1) || rc=$?
-  if [ $rc -ne 0 ] || grep -qiE 'warning|error|modified|disappeared' <<<"$out"; then
-    echo "nix-store --verify --check-contents failed ($rc): $out"
-    return 1
-  fi
-  local got
-  got=$(nix path-info --store "$R" -r "$top" | sort)
-  if [ "$got" != "$(cat "$FX/closure")" ]; then
-    echo "nix path-info -r lists:"; echo "$got"; echo "wanted:"; cat "$FX/closure"
-    return 1
-  fi
-}
+oracle() { nix_oracle "$1" "$top" "$FX/closure"; }
 # Nothing was installed: no store path, no registration.
 nothing_in() {
   [ -z "$(ls -A "$1/nix/store" 2>/dev/null | grep -v '\.lock$')" ] &&

@@ -96,25 +96,7 @@ cp -r "$FX/cache-xz" "$web/good"
 
 # The oracle: real Nix accepts the store and sees exactly the closure, with
 # the NarHash each path has in the cache.
-oracle() { # STORE-ROOT PATH CLOSURE-FILE
-  local R=$1 P=$2 want=$3 out rc=0 p
-  out=$(nix-store --store "$R" --verify --check-contents 2>&1) || rc=$?
-  if [ $rc -ne 0 ] || grep -qiE 'warning|error|modified|disappeared' <<<"$out"; then
-    echo "nix-store --verify --check-contents failed ($rc): $out"
-    return 1
-  fi
-  out=$(nix path-info --store "$R" -r "$P" | sort)
-  if [ "$out" != "$(cat "$want")" ]; then
-    echo "nix path-info -r lists:"; echo "$out"; echo "wanted:"; cat "$want"
-    return 1
-  fi
-  for p in $out; do
-    if [ "$(nix-store --store "$R" -q --hash "$p")" != "$(nix-store -q --hash "$p")" ]; then
-      echo "$p: the NarHash registered is not that of the path real Nix built"
-      return 1
-    fi
-  done
-}
+oracle() { nix_oracle "$@"; } # STORE-ROOT PATH CLOSURE-FILE
 fetch() { "$RX" fetch --trusted-key "$key" "$@"; }
 
 R=$TEST_TMP/store

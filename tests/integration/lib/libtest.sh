@@ -123,6 +123,35 @@ verified() {
     referrer not in (select id from ValidPaths) or reference not in (select id from ValidPaths)")
   [ "$dangling" = 0 ] || { echo "$dangling Refs rows name unregistered paths"; return 1; }
 }
+# nix_oracle STORE PATH CLOSURE-FILE: real Nix accepts STORE
+# (nix-store --verify --check-contents rehashes every path against its
+# registered NarHash), finds in it exactly the closure of PATH listed in
+# CLOSURE-FILE, and each path's NarHash, NarSize and references there are
+# those of the path real Nix built in its own store.
+nix_oracle() {
+  local R=$1 P=$2 want=$3 out rc=0
+  out=$(nix-store --store "$R" --verify --check-contents 2>&1) || rc=$?
+  if [ $rc -ne 0 ] || grep -qiE 'warning|error|modified|disappeared' <<<"$out"; then
+    echo "nix-store --verify --check-contents failed ($rc): $out"
+    return 1
+  fi
+  nix path-info --store "$R" --json -r "$P" >"$TEST_TMP/oracle.got" 2>&1 &&
+    nix path-info --json -r "$P" >"$TEST_TMP/oracle.want" 2>&1 ||
+    { echo "nix path-info failed:"; cat "$TEST_TMP/oracle.got" "$TEST_TMP/oracle.want" 2>/dev/null; return 1; }
+  python3 - "$TEST_TMP/oracle.got" "$TEST_TMP/oracle.want" "$want" <<'PY'
+import json, sys
+def info(f):
+    return {i["path"]: (i["narHash"], i["narSize"], sorted(i.get("references", [])))
+            for i in json.load(open(f))}
+got, built = info(sys.argv[1]), info(sys.argv[2])
+want = sorted(l.strip() for l in open(sys.argv[3]) if l.strip())
+if sorted(got) != want:
+    sys.exit("nix path-info -r lists:\n  %s\nwanted:\n  %s" % ("\n  ".join(sorted(got)), "\n  ".join(want)))
+for p in want:
+    if got[p] != built.get(p):
+        sys.exit("%s: registered as %s, real Nix built %s" % (p, got[p], built.get(p)))
+PY
+}
 # mkroot KIND NAME PATH...: a runix root, laid out as store_root_set() lays it out.
 mkroot() {
   local d=$R/nix/var/nix/gcroots/runix/$1/$2 p
