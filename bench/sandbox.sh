@@ -18,6 +18,7 @@
 # namespaces, Nix (for the fixture) and bubblewrap (apt-get install bubblewrap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+src=$PWD
 RUNS=${RUNS:-200}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/runix-bench}
 command -v bwrap >/dev/null || { echo "bench/sandbox.sh needs bwrap (apt-get install bubblewrap)" >&2; exit 1; }
@@ -110,3 +111,11 @@ for e in "${rows[@]}"; do
   printf '%s / bwrap: %.2f (wall), %.2f (cpu)\n' "$e" "$(echo "$t / $bwt" | bc -l)" \
     "$(echo "$c / $bwc" | bc -l)"
 done
+
+# The floor: what the kernel alone takes for the namespaces and processes a
+# sandbox needs (bench/sandbox-floor.c), measured the same way.
+if command -v cc >/dev/null; then
+  cc -O2 -o "$tmp/sandbox-floor" "$src/bench/sandbox-floor.c"
+  echo "== the kernel's part: median of $RUNS runs of each step (bench/sandbox-floor.c)"
+  "$tmp/sandbox-floor" "$RUNS"
+fi

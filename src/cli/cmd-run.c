@@ -964,6 +964,52 @@ static int realise_for_sandbox(void *ctx, const char *path, char ***names, size_
     return 0;
 }
 
+/* In the view: exec prog (see launch()); returns the exit status of the failure. */
+static int exec_program(struct run_ctx *c, struct engine_choice *engine, const char *prog,
+                        char **argv)
+{
+    struct rx_error *err = NULL;
+    if (engine->warning)
+        cli_error("warning: %s", engine->warning);
+    if (c->verbose && !c->sandbox.on && !c->in_sandbox) {
+        _cleanup_free_ char *what = engine_choice_describe(engine);
+        fprintf(stderr, "%s: engine: %s\n", cli_progname, what);
+        engine->notice = run_notice;
+    }
+    /* The closures' locks go with the program: they last as long as it does. */
+    for (size_t i = 0; i < c->nlocks; i++)
+        fcntl(c->locks[i], F_SETFD, 0);
+    engine_exec(engine, c->store_dir, prog, argv, &err);
+    engine_choice_release(engine);
+    if (!err)
+        BUG("engine_exec returned without an error");
+    int code = err->code;
+    cli_error("%s", err->msg);
+    rx_error_free(err);
+    if (code == RX_EUNSUPPORTED)
+        return EXIT_NOT_EXECUTABLE;
+    if (code >= RX_EBASE)
+        return EXIT_FAIL;
+    return code == ENOENT ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE;
+}
+
+/* What the sandbox's program process runs (run-sandbox.h, start). */
+struct sandbox_start {
+    struct run_ctx *c;
+    const char *prog;
+    char **argv;
+};
+
+static int start_in_sandbox(void *ctx, struct rx_error *err)
+{
+    struct sandbox_start *s = ctx;
+    if (err)
+        return cli_fail(err);
+    struct engine_choice engine = ENGINE_CHOICE_INIT;
+    engine.kind = ENGINE_USERNS;
+    return exec_program(s->c, &engine, s->prog, s->argv);
+}
+
 /*
  * Enter the view and exec.  prog is a path (logical, or a host path), or
  * NULL: look argv[0] up in PATH inside the view.
@@ -986,8 +1032,11 @@ static int launch(struct run_ctx *c, const char *prog, char **argv)
         engine.kind = ENGINE_USERNS; /* the sandbox's view: /nix/store is the store */
     } else if (c->sandbox.on) {
         struct sandbox_end end = {0};
+        struct sandbox_start start = {c, prog, argv};
         c->sandbox.realise = realise_for_sandbox;
         c->sandbox.realise_ctx = c;
+        c->sandbox.start = start_in_sandbox;
+        c->sandbox.start_ctx = &start;
         r = sandbox_enter(&c->sandbox, c->store_dir, names, c->nclosure, &end, &err);
         free(names);
         free(bases);
@@ -1004,28 +1053,7 @@ static int launch(struct run_ctx *c, const char *prog, char **argv)
         if (r < 0)
             return cli_fail(err);
     }
-    if (engine.warning)
-        cli_error("warning: %s", engine.warning);
-    if (c->verbose && !c->sandbox.on && !c->in_sandbox) {
-        _cleanup_free_ char *what = engine_choice_describe(&engine);
-        fprintf(stderr, "%s: engine: %s\n", cli_progname, what);
-        engine.notice = run_notice;
-    }
-    /* The closures' locks go with the program: they last as long as it does. */
-    for (size_t i = 0; i < c->nlocks; i++)
-        fcntl(c->locks[i], F_SETFD, 0);
-    engine_exec(&engine, c->store_dir, prog, argv, &err);
-    engine_choice_release(&engine);
-    if (!err)
-        BUG("engine_exec returned without an error");
-    int code = err->code;
-    cli_error("%s", err->msg);
-    rx_error_free(err);
-    if (code == RX_EUNSUPPORTED)
-        return EXIT_NOT_EXECUTABLE;
-    if (code >= RX_EBASE)
-        return EXIT_FAIL;
-    return code == ENOENT ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE;
+    return exec_program(c, &engine, prog, argv);
 }
 
 static int parse_root(struct run_ctx *c, const char *arg, const char **sub)

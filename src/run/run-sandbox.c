@@ -1385,6 +1385,30 @@ static int program_setup(const struct plan *pl, const sigset_t *old, struct rx_e
     return lock_down(pl->p, err);
 }
 
+/* In the program's process: pid 1's own descriptors are not the program's. */
+static void close_pid1_fds(const struct plan *pl, int report, int ctl)
+{
+    const int fds[] = {report, ctl, pl->listen_http, pl->listen_socks, pl->listen_store,
+                       pl->store_ctl};
+    for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
+/*
+ * The program's process when the policy has a start function: vforked from
+ * pid 1, so it shares pid 1's memory until it execs.  Only the policy's
+ * start runs after the setup; nothing returns into pid 1's frames.
+ */
+static _Noreturn void program_start(const struct plan *pl, const sigset_t *old, int report,
+                                    int ctl)
+{
+    close_pid1_fds(pl, report, ctl);
+    struct rx_error *e = NULL;
+    int r = program_setup(pl, old, &e);
+    _exit(pl->p->start(pl->p->start_ctx, r < 0 ? e : NULL));
+}
+
 static int read_report(int fd, struct sandbox_end *end, struct rx_error **err, bool *reported)
 {
     char buf[1024];
@@ -1659,23 +1683,16 @@ int sandbox_enter(const struct sandbox_policy *p, const char *store_dir, const c
     forward_set(&set);
     sigaddset(&set, SIGCHLD);
     sigprocmask(SIG_BLOCK, &set, &old);
-    pid_t prog = fork();
+    /* With a start function, vfork: the program's process need not copy pid 1's memory. */
+    pid_t prog = p->start ? vfork() : fork();
     if (prog < 0) {
         rx_error_errno(&e, "fork");
         child_fail(rep[1], e);
     }
+    if (prog == 0 && p->start)
+        program_start(&pl, &old, rep[1], ctl[1]);
     if (prog == 0) {
-        close(rep[1]);
-        if (ctl[1] >= 0)
-            close(ctl[1]);
-        if (pl.listen_http >= 0)
-            close(pl.listen_http);
-        if (pl.listen_socks >= 0)
-            close(pl.listen_socks);
-        if (pl.listen_store >= 0)
-            close(pl.listen_store);
-        if (pl.store_ctl >= 0)
-            close(pl.store_ctl);
+        close_pid1_fds(&pl, rep[1], ctl[1]);
         if (program_setup(&pl, &old, &e) < 0) {
             /* Too late to tell runix through the pipe: the usual stderr message of a failed run. */
             if (err)
