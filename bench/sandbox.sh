@@ -8,7 +8,9 @@
 #
 #   bench/sandbox.sh    RUNS (default 200); BENCH_DIR keeps the fixture
 #                       (default /var/tmp/runix-bench); BUILD the build
-#                       directory (default build)
+#                       directory (default build); BASE another runix
+#                       binary (an older build) whose sandbox is measured
+#                       in the same runs, for before/after figures
 #
 # Each figure is a median over interleaved runs, in wall-clock time and in
 # CPU time (user + system of every process the command ran): on a busy
@@ -16,6 +18,7 @@
 # namespaces, Nix (for the fixture) and bubblewrap (apt-get install bubblewrap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+src=$PWD
 RUNS=${RUNS:-200}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/runix-bench}
 command -v bwrap >/dev/null || { echo "bench/sandbox.sh needs bwrap (apt-get install bubblewrap)" >&2; exit 1; }
@@ -74,17 +77,24 @@ PY
 get() { awk -v n="$2" -v c="$3" '$1 == n { print $c }' "$1"; }
 ms() { echo "$1 * 1000" | bc -l; }
 
-echo "== $RUNIX"
+rows=(sandbox sandbox-host-net)
+cmds=("plain=$RUNIX run $top hello" "sandbox=$RUNIX run --sandbox $top hello"
+  "sandbox-host-net=$RUNIX run --sandbox --network host $top hello")
+if [ -n "${BASE:-}" ]; then
+  BASE=$(realpath "$BASE")
+  rows+=(base-sandbox)
+  cmds+=("base-sandbox=$BASE run --sandbox $top hello")
+  "$BASE" run --sandbox "$top" hello >/dev/null
+fi
+rows+=(bwrap)
+cmds+=("bwrap=$bw $hello/bin/hello")
+echo "== $RUNIX${BASE:+ (base-: $BASE)}"
 echo "== warm start: median of $RUNS runs of hello"
-bench "$tmp/start" "$RUNS" \
-  "plain=$RUNIX run $top hello" \
-  "sandbox=$RUNIX run --sandbox $top hello" \
-  "sandbox-host-net=$RUNIX run --sandbox --network host $top hello" \
-  "bwrap=$bw $hello/bin/hello"
+bench "$tmp/start" "$RUNS" "${cmds[@]}"
 p=$(get "$tmp/start" plain 2)
 pc=$(get "$tmp/start" plain 3)
 printf '%-17s %7.2f ms                 cpu %6.2f ms\n' plain "$(ms "$p")" "$(ms "$pc")"
-for e in sandbox sandbox-host-net bwrap; do
+for e in "${rows[@]}"; do
   t=$(get "$tmp/start" "$e" 2)
   c=$(get "$tmp/start" "$e" 3)
   tgt="target <= +3 ms"
@@ -92,6 +102,20 @@ for e in sandbox sandbox-host-net bwrap; do
   printf '%-17s %7.2f ms   %+6.2f ms   cpu %6.2f ms   %+6.2f ms   (%s)\n' "$e" \
     "$(ms "$t")" "$(ms "($t - $p)")" "$(ms "$c")" "$(ms "($c - $pc)")" "$tgt"
 done
-sb=$(get "$tmp/start" sandbox 2)
 bwt=$(get "$tmp/start" bwrap 2)
-printf 'sandbox / bwrap: %.2f (wall)\n' "$(echo "$sb / $bwt" | bc -l)"
+bwc=$(get "$tmp/start" bwrap 3)
+for e in "${rows[@]}"; do
+  [ "$e" = bwrap ] && continue
+  t=$(get "$tmp/start" "$e" 2)
+  c=$(get "$tmp/start" "$e" 3)
+  printf '%s / bwrap: %.2f (wall), %.2f (cpu)\n' "$e" "$(echo "$t / $bwt" | bc -l)" \
+    "$(echo "$c / $bwc" | bc -l)"
+done
+
+# The floor: what the kernel alone takes for the namespaces and processes a
+# sandbox needs (bench/sandbox-floor.c), measured the same way.
+if command -v cc >/dev/null; then
+  cc -O2 -o "$tmp/sandbox-floor" "$src/bench/sandbox-floor.c"
+  echo "== the kernel's part: median of $RUNS runs of each step (bench/sandbox-floor.c)"
+  "$tmp/sandbox-floor" "$RUNS"
+fi

@@ -32,6 +32,7 @@
 #include "run-engine.h"
 #include "run-sandbox-policy.h"
 #include "run-sandbox.h"
+#include "run-storesock.h"
 #include "store-path.h"
 #include "store-index.h"
 #include "store-roots.h"
@@ -190,6 +191,7 @@ struct run_ctx {
     char *root_ref;                          /* what root_name encodes */
     int *locks; /* the closure indexes, open and locked shared (store-index.h) */
     size_t nlocks;
+    bool in_sandbox; /* realised through $RUNIX_STORE_SOCKET: the view is there already */
 };
 
 static void unlock_closures(struct run_ctx *c)
@@ -643,10 +645,46 @@ static int sandbox_check(struct run_ctx *c)
     return EXIT_OK;
 }
 
+/*
+ * Inside a sandbox (docs/store-socket.md): the runix outside realises each
+ * root through the store socket, and then the closure is at /nix/store
+ * itself, read-only, so the program runs as it is, in no namespace of ours.
+ */
+static int prepare_in_sandbox(struct run_ctx *c, const char *sock)
+{
+    for (size_t i = 0; i < c->nroots; i++) {
+        char full[STORE_PATH_MAX + 1], why[STORESOCK_ANSWER_MAX + 256];
+        store_path_format(&c->roots[i], full);
+        int r = storesock_realise(sock, full, why, sizeof why);
+        if (r > 0) {
+            cli_cmd_error(c->cmd, "the store socket refused %s: %s", full, why);
+            return EXIT_FAIL;
+        }
+        if (r < 0) {
+            cli_cmd_error(c->cmd, "cannot realise %s through the store socket "
+                                  "($RUNIX_STORE_SOCKET): %s",
+                          full, why);
+            return EXIT_FAIL;
+        }
+    }
+    free(c->store_dir);
+    c->store_dir = xstrdup(STORE_DIR);
+    free(c->closure);
+    c->closure = xcalloc(c->nroots, sizeof *c->closure);
+    memcpy(c->closure, c->roots, c->nroots * sizeof *c->closure);
+    c->nclosure = c->nroots;
+    c->in_sandbox = true;
+    return EXIT_OK;
+}
+
 /* Make the closures complete (fetching in a child if needed), remember them. */
 static int prepare(struct run_ctx *c)
 {
     struct rx_error *err = NULL;
+    /* In a sandbox the store is read-only: the runix outside realises store paths. */
+    const char *sock = getenv("RUNIX_STORE_SOCKET");
+    if (sock && *sock && !c->is_dist && !c->sandbox.on)
+        return prepare_in_sandbox(c, sock);
     if (cli_settings_finish(&c->s, &err) < 0)
         return settings_fail(c->cmd, err);
     if (c->engine == ENGINE_AUTO) {
@@ -926,6 +964,52 @@ static int realise_for_sandbox(void *ctx, const char *path, char ***names, size_
     return 0;
 }
 
+/* In the view: exec prog (see launch()); returns the exit status of the failure. */
+static int exec_program(struct run_ctx *c, struct engine_choice *engine, const char *prog,
+                        char **argv)
+{
+    struct rx_error *err = NULL;
+    if (engine->warning)
+        cli_error("warning: %s", engine->warning);
+    if (c->verbose && !c->sandbox.on && !c->in_sandbox) {
+        _cleanup_free_ char *what = engine_choice_describe(engine);
+        fprintf(stderr, "%s: engine: %s\n", cli_progname, what);
+        engine->notice = run_notice;
+    }
+    /* The closures' locks go with the program: they last as long as it does. */
+    for (size_t i = 0; i < c->nlocks; i++)
+        fcntl(c->locks[i], F_SETFD, 0);
+    engine_exec(engine, c->store_dir, prog, argv, &err);
+    engine_choice_release(engine);
+    if (!err)
+        BUG("engine_exec returned without an error");
+    int code = err->code;
+    cli_error("%s", err->msg);
+    rx_error_free(err);
+    if (code == RX_EUNSUPPORTED)
+        return EXIT_NOT_EXECUTABLE;
+    if (code >= RX_EBASE)
+        return EXIT_FAIL;
+    return code == ENOENT ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE;
+}
+
+/* What the sandbox's program process runs (run-sandbox.h, start). */
+struct sandbox_start {
+    struct run_ctx *c;
+    const char *prog;
+    char **argv;
+};
+
+static int start_in_sandbox(void *ctx, struct rx_error *err)
+{
+    struct sandbox_start *s = ctx;
+    if (err)
+        return cli_fail(err);
+    struct engine_choice engine = ENGINE_CHOICE_INIT;
+    engine.kind = ENGINE_USERNS;
+    return exec_program(s->c, &engine, s->prog, s->argv);
+}
+
 /*
  * Enter the view and exec.  prog is a path (logical, or a host path), or
  * NULL: look argv[0] up in PATH inside the view.
@@ -941,10 +1025,18 @@ static int launch(struct run_ctx *c, const char *prog, char **argv)
     struct engine_choice engine;
     struct rx_error *err = NULL;
     int r;
-    if (c->sandbox.on) {
+    if (c->in_sandbox) {
+        free(names);
+        free(bases);
+        engine = (struct engine_choice)ENGINE_CHOICE_INIT;
+        engine.kind = ENGINE_USERNS; /* the sandbox's view: /nix/store is the store */
+    } else if (c->sandbox.on) {
         struct sandbox_end end = {0};
+        struct sandbox_start start = {c, prog, argv};
         c->sandbox.realise = realise_for_sandbox;
         c->sandbox.realise_ctx = c;
+        c->sandbox.start = start_in_sandbox;
+        c->sandbox.start_ctx = &start;
         r = sandbox_enter(&c->sandbox, c->store_dir, names, c->nclosure, &end, &err);
         free(names);
         free(bases);
@@ -961,28 +1053,7 @@ static int launch(struct run_ctx *c, const char *prog, char **argv)
         if (r < 0)
             return cli_fail(err);
     }
-    if (engine.warning)
-        cli_error("warning: %s", engine.warning);
-    if (c->verbose && !c->sandbox.on) {
-        _cleanup_free_ char *what = engine_choice_describe(&engine);
-        fprintf(stderr, "%s: engine: %s\n", cli_progname, what);
-        engine.notice = run_notice;
-    }
-    /* The closures' locks go with the program: they last as long as it does. */
-    for (size_t i = 0; i < c->nlocks; i++)
-        fcntl(c->locks[i], F_SETFD, 0);
-    engine_exec(&engine, c->store_dir, prog, argv, &err);
-    engine_choice_release(&engine);
-    if (!err)
-        BUG("engine_exec returned without an error");
-    int code = err->code;
-    cli_error("%s", err->msg);
-    rx_error_free(err);
-    if (code == RX_EUNSUPPORTED)
-        return EXIT_NOT_EXECUTABLE;
-    if (code >= RX_EBASE)
-        return EXIT_FAIL;
-    return code == ENOENT ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE;
+    return exec_program(c, &engine, prog, argv);
 }
 
 static int parse_root(struct run_ctx *c, const char *arg, const char **sub)
@@ -1351,7 +1422,7 @@ int cmd_shell(int argc, char **argv)
         static char *sh[2];
         const char *shell = getenv("SHELL");
         sh[0] = (char *)(shell && *shell ? shell : "/bin/sh");
-        if (c.sandbox.on) {
+        if (c.sandbox.on || c.in_sandbox) {
             /* The host's shell is not in the sandbox: the closure's. */
             const char *base = strrchr(sh[0], '/');
             const char *names[] = {base ? base + 1 : sh[0], "sh", "bash", "dash"};

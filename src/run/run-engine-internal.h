@@ -22,6 +22,8 @@ unsigned long userns_locked_flags(const char *path);
  * Returns 0, or -1 with the reason in why.
  */
 int userns_setup_ids(uid_t uid, gid_t gid, char *why, size_t n);
+/* The same in a new user namespace alone (no mount namespace): only the maps and setgroups. */
+int userns_write_ids(uid_t uid, gid_t gid, char *why, size_t n);
 
 /*
  * The preload half of engine_exec(): find the library, look prog up in PATH

@@ -677,10 +677,35 @@ static int in_old(char *out, size_t n, const char *path, struct rx_error **err)
     return 0;
 }
 
-static int bind_closure(const struct plan *pl, struct rx_error **err)
+/*
+ * Each closure path read-only, nosuid and nodev: one mount_setattr over the
+ * whole /newroot/nix/store (Linux 5.12), else one remount per path.
+ */
+static int closure_read_only(const struct plan *pl, struct rx_error **err)
 {
+#ifdef SYS_mount_setattr
+    struct rx_mount_attr a = {MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0, 0};
+    if (syscall(SYS_mount_setattr, AT_FDCWD, "/newroot/nix/store", AT_RECURSIVE, &a, sizeof a) == 0)
+        return 0;
+    if (errno != ENOSYS)
+        return rx_error_errno(err, "cannot make the sandbox's store read-only");
+#endif
     unsigned long flags =
         MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | userns_locked_flags(pl->store_dir);
+    for (size_t i = 0; i < pl->npaths; i++) {
+        char dst[PATH_MAX];
+        struct stat st;
+        snprintf(dst, sizeof dst, "/newroot/nix/store/%s", pl->paths[i]);
+        if (lstat(dst, &st) == 0 && S_ISLNK(st.st_mode))
+            continue;
+        if (mount(NULL, dst, NULL, flags, NULL) < 0)
+            return rx_error_errno(err, "cannot bind '%s' in the sandbox", pl->paths[i]);
+    }
+    return 0;
+}
+
+static int bind_closure(const struct plan *pl, struct rx_error **err)
+{
     for (size_t i = 0; i < pl->npaths; i++) {
         char src[PATH_MAX], dst[PATH_MAX];
         if ((size_t)snprintf(src, sizeof src, "/oldroot%s/%s", pl->store_dir, pl->paths[i]) >=
@@ -709,10 +734,10 @@ static int bind_closure(const struct plan *pl, struct rx_error **err)
                 return rx_error_errno(err, "cannot create '%s'", dst);
             close(fd);
         }
-        if (mount(src, dst, NULL, MS_BIND, NULL) < 0 || mount(NULL, dst, NULL, flags, NULL) < 0)
+        if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
             return rx_error_errno(err, "cannot bind '%s' in the sandbox", pl->paths[i]);
     }
-    return 0;
+    return closure_read_only(pl, err);
 }
 
 /* In pid 1: build the new root and enter it. */
@@ -733,10 +758,14 @@ static int build_view(struct plan *pl, struct rx_error **err)
     for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++)
         if (mkdir(dirs[i], 0755) < 0)
             return rx_error_errno(err, "cannot create %s", dirs[i] + 8);
-    /* With the store socket, /nix/store is a tmpfs of its own that pid 1 can open up briefly. */
+    /*
+     * /nix/store is a tmpfs of its own: one mount_setattr makes all of it
+     * read-only, and with the store socket pid 1 can open it up briefly.
+     */
+    if (mount("tmpfs", "/newroot/nix/store", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+        return rx_error_errno(err, "cannot mount the sandbox's /nix/store");
     if (pl->store_on &&
-        (mount("tmpfs", "/newroot/nix/store", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0 ||
-         mkdir("/newroot/nix/var", 0755) < 0 || mkdir("/newroot/nix/var/runix", 0755) < 0))
+        (mkdir("/newroot/nix/var", 0755) < 0 || mkdir("/newroot/nix/var/runix", 0755) < 0))
         return rx_error_errno(err, "cannot prepare the sandbox's store for the store socket");
     if (bind_closure(pl, err) < 0)
         return -1;
@@ -803,10 +832,10 @@ static int build_view(struct plan *pl, struct rx_error **err)
             return rx_error_errno(err, "cannot listen on the store socket %s", STORESOCK_PATH);
         }
         pl->listen_store = l;
-        if (mount(NULL, "/nix/store", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
-                  "mode=0755") < 0)
-            return rx_error_errno(err, "cannot make the sandbox's store read-only");
     }
+    if (mount(NULL, "/nix/store", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+              "mode=0755") < 0)
+        return rx_error_errno(err, "cannot make the sandbox's store read-only");
     if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "mode=0755") < 0 ||
         mount(NULL, "/dev", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, "mode=0755") < 0)
         return rx_error_errno(err, "cannot make the sandbox's root read-only");
@@ -1052,7 +1081,8 @@ static void store_serve(const struct sandbox_policy *p, const char *store_dir, i
     char msg[1 + STORE_BATCH * (STORESOCK_STORE_PATH_MAX + 1) + PATH_MAX];
     int fds[1 + STORE_BATCH];
     size_t len = 1, k = 0;
-    int ret = 0;
+    /* Cloning mounts needs a mount namespace of runix's user namespace: runix's is the host's. */
+    int ret = unshare(CLONE_NEWNS);
     msg[0] = 'M';
     fds[0] = fd;
     for (size_t i = 0; i <= nn && ret == 0; i++) {
@@ -1355,6 +1385,30 @@ static int program_setup(const struct plan *pl, const sigset_t *old, struct rx_e
     return lock_down(pl->p, err);
 }
 
+/* In the program's process: pid 1's own descriptors are not the program's. */
+static void close_pid1_fds(const struct plan *pl, int report, int ctl)
+{
+    const int fds[] = {report, ctl, pl->listen_http, pl->listen_socks, pl->listen_store,
+                       pl->store_ctl};
+    for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
+/*
+ * The program's process when the policy has a start function: vforked from
+ * pid 1, so it shares pid 1's memory until it execs.  Only the policy's
+ * start runs after the setup; nothing returns into pid 1's frames.
+ */
+static _Noreturn void program_start(const struct plan *pl, const sigset_t *old, int report,
+                                    int ctl)
+{
+    close_pid1_fds(pl, report, ctl);
+    struct rx_error *e = NULL;
+    int r = program_setup(pl, old, &e);
+    _exit(pl->p->start(pl->p->start_ctx, r < 0 ? e : NULL));
+}
+
 static int read_report(int fd, struct sandbox_end *end, struct rx_error **err, bool *reported)
 {
     char buf[1024];
@@ -1511,7 +1565,13 @@ int sandbox_enter(const struct sandbox_policy *p, const char *store_dir, const c
     }
     uid_t uid = getuid();
     gid_t gid = getgid();
-    if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) < 0) {
+    /*
+     * runix itself only enters a new user namespace: pid 1 makes the mount,
+     * ipc and uts namespaces.  A mount namespace of runix's own would be one
+     * more copy of the host's mounts, and tearing it down at the exit waits
+     * for an RCU grace period (milliseconds on a busy machine).
+     */
+    if (unshare(CLONE_NEWUSER) < 0) {
         char why[512];
         userns_unshare_reason(errno, why, sizeof why);
         rx_error_set(err, RX_EUNSUPPORTED, "sandbox: %s", why);
@@ -1519,7 +1579,7 @@ int sandbox_enter(const struct sandbox_policy *p, const char *store_dir, const c
     }
     {
         char why[512];
-        if (userns_setup_ids(uid, gid, why, sizeof why) < 0) {
+        if (userns_write_ids(uid, gid, why, sizeof why) < 0) {
             rx_error_set(err, EPERM, "sandbox: %s", why);
             goto out;
         }
@@ -1593,7 +1653,6 @@ int sandbox_enter(const struct sandbox_policy *p, const char *store_dir, const c
     close(alive[0]);
     /* The program cannot attach to its parent or read its memory. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    sethostname("sandbox", 7);
     if (p->net != SANDBOX_NET_HOST) {
         if (unshare(CLONE_NEWNET) < 0) {
             rx_error_errno(&e, "cannot create a network namespace; refusing to run with the "
@@ -1608,33 +1667,32 @@ int sandbox_enter(const struct sandbox_policy *p, const char *store_dir, const c
          (pl.listen_socks = listen_local(&pl.port_socks, &e)) < 0))
         child_fail(rep[1], e);
     /* A mount namespace of its own: pivot_root moves the root of every process in one. */
-    if (unshare(CLONE_NEWNS) < 0) {
+    if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) < 0) {
         rx_error_errno(&e, "cannot create the sandbox's mount namespace");
         child_fail(rep[1], e);
     }
+    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) {
+        rx_error_errno(&e, "cannot keep the sandbox's mounts from the host (a security policy "
+                           "such as AppArmor may deny mounts in user namespaces)");
+        child_fail(rep[1], e);
+    }
+    sethostname("sandbox", 7);
     if (build_view(&pl, &e) < 0)
         child_fail(rep[1], e);
     sigset_t set, old;
     forward_set(&set);
     sigaddset(&set, SIGCHLD);
     sigprocmask(SIG_BLOCK, &set, &old);
-    pid_t prog = fork();
+    /* With a start function, vfork: the program's process need not copy pid 1's memory. */
+    pid_t prog = p->start ? vfork() : fork();
     if (prog < 0) {
         rx_error_errno(&e, "fork");
         child_fail(rep[1], e);
     }
+    if (prog == 0 && p->start)
+        program_start(&pl, &old, rep[1], ctl[1]);
     if (prog == 0) {
-        close(rep[1]);
-        if (ctl[1] >= 0)
-            close(ctl[1]);
-        if (pl.listen_http >= 0)
-            close(pl.listen_http);
-        if (pl.listen_socks >= 0)
-            close(pl.listen_socks);
-        if (pl.listen_store >= 0)
-            close(pl.listen_store);
-        if (pl.store_ctl >= 0)
-            close(pl.store_ctl);
+        close_pid1_fds(&pl, rep[1], ctl[1]);
         if (program_setup(&pl, &old, &e) < 0) {
             /* Too late to tell runix through the pipe: the usual stderr message of a failed run. */
             if (err)

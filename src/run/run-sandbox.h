@@ -12,7 +12,8 @@
  *     pid 1              the sandbox's init: reaps, forwards, dies with the
  *                        program (and with runix: PR_SET_PDEATHSIG), which
  *                        takes every process of the sandbox with it
- *       the program      returns from sandbox_enter() and execs
+ *       the program      returns from sandbox_enter() and execs (or calls
+ *                        the policy's start, which execs)
  *
  * No file or directory is created on the host: the new root is a tmpfs that
  * exists only in the new mount namespace.
@@ -81,6 +82,17 @@ struct sandbox_policy {
     int (*realise)(void *ctx, const char *path, char ***names, size_t *n, char *why,
                    size_t whyn);
     void *realise_ctx;
+    /*
+     * The program's start, when set: the program's process calls it after
+     * the setup, with err set when the setup failed (it then reports err
+     * and returns an exit status), instead of returning from
+     * sandbox_enter(); it execs, or returns the exit status of a failure.
+     * The process shares pid 1's memory until it execs or exits (vfork),
+     * which saves copying it: start may use the heap, but nothing it does
+     * may be needed afterwards.
+     */
+    int (*start)(void *ctx, struct rx_error *err);
+    void *start_ctx;
 };
 #define SANDBOX_POLICY_INIT { 0 }
 

@@ -104,8 +104,8 @@ void userns_unshare_reason(int e, char *why, size_t n)
         snprintf(why, n, "unshare(CLONE_NEWUSER) failed: %s", strerror(e));
 }
 
-/* Map uid and gid to themselves in a new user namespace, and keep our mounts to ourselves. */
-int userns_setup_ids(uid_t uid, gid_t gid, char *why, size_t n)
+/* Map uid and gid to themselves in a new user namespace. */
+int userns_write_ids(uid_t uid, gid_t gid, char *why, size_t n)
 {
     char map[64];
     int e = write_file("/proc/self/setgroups", "deny");
@@ -126,6 +126,14 @@ int userns_setup_ids(uid_t uid, gid_t gid, char *why, size_t n)
         snprintf(why, n, "writing /proc/self/gid_map failed: %s", strerror(-e));
         return -1;
     }
+    return 0;
+}
+
+/* Map uid and gid to themselves in a new user namespace, and keep our mounts to ourselves. */
+int userns_setup_ids(uid_t uid, gid_t gid, char *why, size_t n)
+{
+    if (userns_write_ids(uid, gid, why, n) < 0)
+        return -1;
     if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) {
         snprintf(why, n,
                  "mount in the new namespace failed: %s, probably a security policy (AppArmor) "

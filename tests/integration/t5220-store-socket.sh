@@ -193,6 +193,38 @@ is "$out" "$alt"$'\n'"0 True 1 runix: the store socket refused $busybox: '$busyb
 ok "the outer runix logs the refused fetch on its stderr" grep -q "is not signed" "$TEST_TMP/err3"
 is "$(registered "$alt")" 1 "what it fetched is registered in the outer store"
 
+# runix run (and runix shell) inside the sandbox: the outer runix realises the
+# path, and the program runs in the sandbox's own view.  hello-alt is in the
+# cache but not in the outer store.
+halt=$(path_of helloAlt)
+ok "hello-alt is not in the outer store yet" test "$(registered "$halt")" = 0
+inner='import os, subprocess, sys
+os.environ["RUNIX_AS_RUNIX"] = "1"
+r = subprocess.run(["'"$loader"'", "--library-path", "'"$libs"'", "'"$core"'"] + sys.argv[1:],
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+print(r.returncode, r.stdout.strip(), r.stderr.strip(), sep="|")'
+ri() { # ri SANDBOX-OPTS... -- RUNIX-ARGS...: runix-core inside a sandbox of python's closure
+  local opts=()
+  while [ "$1" != -- ]; do opts+=("$1"); shift; done
+  shift
+  v "$RUNIX" run --sandbox --ro "$(dirname "$core")" --ro "$(dirname "$loader")" --ro "$libs" \
+    "${opts[@]}" "$python" python3 -c "$inner" "$@"
+}
+is "$(ri -- run "$halt" hello-alt inside 2>"$TEST_TMP/err4")" "0|hello from a store library, inside|" \
+  "runix run inside the sandbox realises a path through the socket and runs it"
+is "$(registered "$halt")" 1 "the outer runix registered it in its store"
+is "$(ri -- shell "$halt" --command hello-alt shell 2>&1)" "0|hello from a store library, shell|" \
+  "runix shell inside the sandbox does the same"
+is "$(ri -- run "$busybox" busybox true 2>/dev/null)" \
+  "1||runix run: the store socket refused $busybox: '$busybox' is not signed" \
+  "runix run inside the sandbox fails with the reason of a refusal"
+# Without the socket the inner runix fetches as outside, into a store the view
+# does not have (here its fetching child is the loader, which fails sooner).
+out=$(ri --no-store-socket -- run "$halt" hello-alt 2>&1)
+ok "with --no-store-socket, runix run inside fails (exit status 1), running nothing" \
+  test "${out:0:3}" = "1||"
+ok "and says that it could not fetch" grep -q "runix: could not fetch the closure" <<<"$out"
+
 # --no-store-socket: no socket, no variable (not even one inherited).
 EXTRA=RUNIX_STORE_SOCKET=/nix/var/runix/store.sock
 is "$(view_env+=("$EXTRA"); py --no-store-socket -- 'import os; print(os.environ.get("RUNIX_STORE_SOCKET"), os.path.exists("/nix/var/runix"), os.listdir("/nix"))' 2>&1)" \
