@@ -643,6 +643,8 @@ static int sandbox_check(struct run_ctx *c)
     return EXIT_OK;
 }
 
+static int complete_closures(struct run_ctx *c);
+
 /* Make the closures complete (fetching in a child if needed), remember them. */
 static int prepare(struct run_ctx *c)
 {
@@ -665,6 +667,13 @@ static int prepare(struct run_ctx *c)
         return sc;
     if (c->is_dist && name_dist_root(c) < 0)
         return EXIT_FAIL;
+    return complete_closures(c);
+}
+
+/* The closures of c->roots complete: read from their indexes, else fetched in a child. */
+static int complete_closures(struct run_ctx *c)
+{
+    struct rx_error *err = NULL;
     int ok = closure_complete(c, true, &err);
     if (ok != 0)
         return ok > 0 ? EXIT_OK : cli_fail(err);
@@ -826,6 +835,27 @@ static void prefix_path(const struct run_ctx *c)
         setenv("PATH", v, 1);
     }
     free(acc.s);
+}
+
+int cli_run_with(const char *cmd, struct cli_settings *s, const struct store_path *roots,
+                 size_t n, bool offline)
+{
+    struct run_ctx c = {.cmd = cmd, .s = *s, .offline = offline, .nroots = n};
+    c.roots = xcalloc(n ? n : 1, sizeof *c.roots);
+    memcpy(c.roots, roots, n * sizeof *roots);
+    int ret = complete_closures(&c);
+    if (ret == EXIT_OK) {
+        prefix_path(&c);
+        /* The closures' locks go with the program, as a run's do. */
+        for (size_t i = 0; i < c.nlocks; i++)
+            fcntl(c.locks[i], F_SETFD, 0);
+        free(c.locks);
+        c.locks = NULL;
+        c.nlocks = 0;
+    }
+    memset(&c.s, 0, sizeof c.s); /* the caller's */
+    ctx_release(&c);
+    return ret;
 }
 
 /* What the engine says, with -v, about how it runs this program. */
