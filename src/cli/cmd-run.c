@@ -30,6 +30,7 @@
 #include "cli-settings.h"
 #include "cli.h"
 #include "run-engine.h"
+#include "run-enter.h"
 #include "run-sandbox-policy.h"
 #include "run-sandbox.h"
 #include "store-path.h"
@@ -66,6 +67,7 @@ enum {
     OPT_ENV_KEEP,
     OPT_NETWORK_LOG,
     OPT_NO_SANDBOX,
+    OPT_GPU,
 };
 
 #define RUN_OPTIONS_USAGE                                                                     \
@@ -73,6 +75,8 @@ enum {
     "      --offline             never use the network; fail if a path is missing\n"        \
     "  -v, --verbose             say which engine runs the program\n"                     \
     "      --trust               trust a distributable's own caches and keys for this run\n"   \
+    "      --gpu                 show the host's GPU libraries at /run/opengl-driver/lib\n" \
+    "                            (docs/enter.md; the userns engine only)\n"               \
     "\n"                                                                                     \
     "Sandbox (docs/sandbox.md; the userns engine only):\n"                                   \
     "      --sandbox             the program sees its closure (read-only), the working\n"   \
@@ -171,7 +175,7 @@ struct run_ctx {
     struct sandbox_policy sandbox;
     bool sandbox_opts; /* a sandbox option was given */
     unsigned sandbox_set; /* SANDBOX_SET_*: what the command line gave (run-sandbox-policy.h) */
-    bool offline, verbose;
+    bool offline, verbose, gpu;
     struct store_path *roots;
     size_t nroots;
     char *root;      /* the store root, canonical; NULL while it does not exist */
@@ -348,6 +352,9 @@ static int run_option(struct run_ctx *c, int opt, const char *arg)
         return 1;
     case OPT_TRUST:
         c->trust = true;
+        return 1;
+    case OPT_GPU:
+        c->gpu = true;
         return 1;
     }
     return 0;
@@ -632,6 +639,8 @@ static int name_dist_root(struct run_ctx *c)
 /* Can the sandbox run here as asked?  EXIT_OK, or the usage error said. */
 static int sandbox_check(struct run_ctx *c)
 {
+    if (c->gpu && c->engine == ENGINE_PRELOAD)
+        return cli_usage_error(c->cmd, "--gpu needs the userns engine, not preload");
     if (!c->sandbox.on) {
         if (c->sandbox_opts)
             return cli_usage_error(c->cmd, "sandbox options need --sandbox");
@@ -956,6 +965,45 @@ static int realise_for_sandbox(void *ctx, const char *path, char ***names, size_
     return 0;
 }
 
+/* --gpu: gather the host's GPU libraries; the directory to show, or NULL after saying why. */
+static char *gpu_prepare(const struct run_ctx *c)
+{
+    struct rx_error *err = NULL;
+    size_t n;
+    if (enter_gpu_fill(c->root, getenv("RUNIX_LD_CACHE"), &n, &err) < 0) {
+        rx_error_wrap(&err, "--gpu");
+        cli_fail(err);
+        return NULL;
+    }
+    if (n == 0)
+        cli_error("warning: --gpu: the host's loader cache lists no GPU libraries");
+    return xasprintf("%s/%s", c->root, ENTER_DRIVER_DIR);
+}
+
+/* The sandbox shows each file the driver's links name. */
+static void gpu_allow(void *ctx, const char *target)
+{
+    struct sandbox_policy *p = ctx;
+    for (size_t i = 0; i < p->nbinds; i++)
+        if (strcmp(p->binds[i].path, target) == 0)
+            return; /* several links name one file */
+    sandbox_policy_add_bind(p, SANDBOX_RO, target);
+}
+
+/* In the userns engine's view: the driver at /run/opengl-driver.  EXIT_OK or after saying why. */
+static int gpu_show(const struct engine_choice *e, const char *dir)
+{
+    struct rx_error *err = NULL;
+    if (e->kind != ENGINE_USERNS) {
+        cli_error("--gpu needs the userns engine, and this run has the preload engine (see "
+                  "'runix doctor')");
+        return EXIT_FAIL;
+    }
+    if (enter_bind_driver(dir, &err) < 0)
+        return rx_error_wrap(&err, "--gpu"), cli_fail(err);
+    return EXIT_OK;
+}
+
 /*
  * Enter the view and exec.  prog is a path (logical, or a host path), or
  * NULL: look argv[0] up in PATH inside the view.
@@ -971,6 +1019,16 @@ static int launch(struct run_ctx *c, const char *prog, char **argv)
     struct engine_choice engine;
     struct rx_error *err = NULL;
     int r;
+    _cleanup_free_ char *gpu_dir = c->gpu ? gpu_prepare(c) : NULL;
+    if (c->gpu && !gpu_dir) {
+        free(names);
+        free(bases);
+        return EXIT_FAIL;
+    }
+    if (c->sandbox.on && gpu_dir) {
+        c->sandbox.gpu_dir = gpu_dir;
+        enter_gpu_each_target(c->root, gpu_allow, &c->sandbox);
+    }
     if (c->sandbox.on) {
         struct sandbox_end end = {0};
         c->sandbox.realise = realise_for_sandbox;
@@ -990,6 +1048,10 @@ static int launch(struct run_ctx *c, const char *prog, char **argv)
         free(bases);
         if (r < 0)
             return cli_fail(err);
+        if (gpu_dir && (r = gpu_show(&engine, gpu_dir)) != EXIT_OK) {
+            engine_choice_release(&engine);
+            return r;
+        }
     }
     if (engine.warning)
         cli_error("warning: %s", engine.warning);
@@ -1051,7 +1113,8 @@ static int parse_root(struct run_ctx *c, const char *arg, const char **sub)
         {"env-deny", required_argument, NULL, OPT_ENV_DENY},                                  \
         {"env-keep", required_argument, NULL, OPT_ENV_KEEP},                                  \
         {"network-log", required_argument, NULL, OPT_NETWORK_LOG},                            \
-        {"no-sandbox", no_argument, NULL, OPT_NO_SANDBOX}
+        {"no-sandbox", no_argument, NULL, OPT_NO_SANDBOX},                                    \
+        {"gpu", no_argument, NULL, OPT_GPU}
 
 /* Downloading is runix-core's: the front has no cli_ref_resolve(). */
 #pragma weak cli_ref_resolve

@@ -213,8 +213,10 @@ static size_t link_line(int lib, char *line)
     *close_paren = '\0';
     if (LDCONFIG_TAG && strcmp(tags, LDCONFIG_TAG) != 0)
         return 0;
+    /* Resolved, so that a sandbox can show the file at the link's target. */
+    _cleanup_free_ char *real = realpath(path, NULL);
     /* ldconfig lists the loader's choice first: later entries of a name are kept out. */
-    return symlinkat(path, lib, name) == 0 ? 1 : 0;
+    return real && symlinkat(real, lib, name) == 0 ? 1 : 0;
 }
 
 /* Link the *.json files of the host's src directory into dir/sub. */
@@ -232,7 +234,9 @@ static void link_icds(int dir, const char *src, const char *sub)
         if (to < 0 && mkdir_p_at(dir, sub, &to, NULL) < 0)
             break;
         _cleanup_free_ char *target = xasprintf("%s/%s", src, e->d_name);
-        symlinkat(target, to, e->d_name);
+        _cleanup_free_ char *real = realpath(target, NULL);
+        if (real)
+            symlinkat(real, to, e->d_name);
     }
     if (to >= 0)
         close(to);
@@ -276,6 +280,36 @@ int enter_gpu_fill(const char *root, const char *cache, size_t *nlibs, struct rx
     for (size_t i = 0; i < ARRAY_SIZE(icds); i++)
         link_icds(dir, icds[i].src, icds[i].sub);
     return 0;
+}
+
+/* fn on the target of each symlink in dir. */
+static void each_link(const char *dir, void (*fn)(void *ctx, const char *target), void *ctx)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char target[PATH_MAX];
+        ssize_t n = e->d_type == DT_LNK
+                        ? readlinkat(dirfd(d), e->d_name, target, sizeof target - 1)
+                        : -1;
+        if (n > 0 && target[0] == '/') {
+            target[n] = '\0';
+            fn(ctx, target);
+        }
+    }
+    closedir(d);
+}
+
+void enter_gpu_each_target(const char *root, void (*fn)(void *ctx, const char *target),
+                           void *ctx)
+{
+    static const char *const subs[] = {"lib", "share/vulkan/icd.d", "share/glvnd/egl_vendor.d"};
+    for (size_t i = 0; i < ARRAY_SIZE(subs); i++) {
+        _cleanup_free_ char *dir = xasprintf("%s/%s/%s", root, ENTER_DRIVER_DIR, subs[i]);
+        each_link(dir, fn, ctx);
+    }
 }
 
 int enter_bind_driver(const char *dir, struct rx_error **err)

@@ -31,6 +31,13 @@
 int enter_gpu_fill(const char *root, const char *cache, size_t *nlibs, struct rx_error **err);
 
 /*
+ * Call fn with each file the links of <root>/ENTER_DRIVER_DIR name (what a
+ * sandbox must show for them to resolve).
+ */
+void enter_gpu_each_target(const char *root, void (*fn)(void *ctx, const char *target),
+                           void *ctx);
+
+/*
  * In a view already entered (the userns engine's, or enter's): make
  * ENTER_DRIVER_VIEW show dir (a directory outside the view's /run).  When
  * the host's /run has no opengl-driver, /run becomes a tmpfs that mirrors

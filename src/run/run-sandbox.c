@@ -779,6 +779,9 @@ static int build_view(struct plan *pl, struct rx_error **err)
                 return -1;
         }
     }
+    if (p->gpu_dir && (in_old(src, sizeof src, p->gpu_dir, err) < 0 ||
+                       bind_path(src, "/newroot/run/opengl-driver", true, err) < 0))
+        return -1;
     if (mount("proc", "/newroot/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
         return rx_error_errno(err, "cannot mount /proc for the sandbox's pid namespace (a "
                                    "container that masks parts of the host's /proc forbids it)");

@@ -78,6 +78,8 @@ struct sandbox_policy {
      * *names), or -1 with the reason in why.
      */
     bool no_store_socket;
+    /* A directory shown read-only at /run/opengl-driver (run-enter.h), or NULL. */
+    const char *gpu_dir;
     int (*realise)(void *ctx, const char *path, char ***names, size_t *n, char *why,
                    size_t whyn);
     void *realise_ctx;
