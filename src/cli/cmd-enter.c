@@ -63,7 +63,7 @@ static const char enter_usage[] =
     "\n"
     "Examples:\n"
     "  runix enter\n"
-    "  runix enter nix-build -E 'derivation { name = \"x\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; args = [\"-c\" \"echo > $out\"]; }' --option sandbox false\n"
+    "  runix enter nix-store --verify --check-contents\n"
     "  runix enter --with /nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10 hello\n"
     "  runix enter --gpu ls /run/opengl-driver/lib\n";
 
