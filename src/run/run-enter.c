@@ -17,6 +17,7 @@
 
 #include "run-engine-internal.h"
 #include "run-enter.h"
+#include "run-sandbox.h"
 #include "util-buf.h"
 #include "util-fs.h"
 #include "util-io.h"
@@ -29,8 +30,7 @@
 
 /* ---- /etc/passwd and /etc/group for users only NSS knows ------------------ */
 
-/* Does the colon-separated file text have a line whose third field is id? */
-static bool file_has_id(const char *text, unsigned id)
+bool enter_has_id(const char *text, unsigned id)
 {
     for (const char *line = text; line && *line;) {
         const char *end = strchr(line, '\n');
@@ -52,12 +52,6 @@ static bool file_has_id(const char *text, unsigned id)
     return false;
 }
 
-/* Can s be one field of /etc/passwd? */
-static const char *field(const char *s, const char *fallback)
-{
-    return s && *s && !strpbrk(s, ":\n") ? s : fallback;
-}
-
 /*
  * The host's file at path with line added, when the file lacks id; NULL
  * when it has it (or cannot be read: then nothing is bound over it).
@@ -72,7 +66,7 @@ static char *with_own_line(const char *path, unsigned id, const char *line)
         return NULL;
     }
     char *text = rx_buf_detach(&b, NULL);
-    if (file_has_id(text, id)) {
+    if (enter_has_id(text, id)) {
         free(text);
         return NULL;
     }
@@ -85,19 +79,19 @@ static char *with_own_line(const char *path, unsigned id, const char *line)
 static char *passwd_text(uid_t uid, gid_t gid)
 {
     struct passwd *pw = getpwuid(uid);
-    const char *name = field(pw ? pw->pw_name : getenv("USER"), "user");
+    const char *name = passwd_field(pw ? pw->pw_name : getenv("USER"), "user");
     _cleanup_free_ char *line =
         xasprintf("%s:x:%u:%u:%s:%s:%s\n", name, (unsigned)uid, (unsigned)gid,
-                  field(pw ? pw->pw_gecos : NULL, ""),
-                  field(pw ? pw->pw_dir : getenv("HOME"), "/"),
-                  field(pw ? pw->pw_shell : NULL, "/bin/sh"));
+                  passwd_field(pw ? pw->pw_gecos : NULL, ""),
+                  passwd_field(pw ? pw->pw_dir : getenv("HOME"), "/"),
+                  passwd_field(pw ? pw->pw_shell : NULL, "/bin/sh"));
     return with_own_line("/etc/passwd", uid, line);
 }
 
 static char *group_text(gid_t gid)
 {
     struct group *gr = getgrgid(gid);
-    const char *name = field(gr ? gr->gr_name : getenv("USER"), "user");
+    const char *name = passwd_field(gr ? gr->gr_name : getenv("USER"), "user");
     _cleanup_free_ char *line = xasprintf("%s:x:%u:\n", name, (unsigned)gid);
     return with_own_line("/etc/group", gid, line);
 }

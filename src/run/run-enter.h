@@ -62,6 +62,9 @@ bool enter_nested_sandbox_works(void);
 int enter_write_nix_conf(const char *root, bool sandbox, const char *substituters,
                          const char *keys, struct rx_error **err);
 
+/* Has text (an /etc/passwd or /etc/group) a line whose third field is id? */
+bool enter_has_id(const char *text, unsigned id);
+
 /*
  * Enter the view in this process: unshare, map the caller's ids, build the
  * new root with <root>/nix at /nix (read-write), <root>/ENTER_DRIVER_DIR at

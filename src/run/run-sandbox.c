@@ -453,7 +453,7 @@ static void plan_release(struct plan *pl)
 }
 
 /* Does a field of /etc/passwd stay one field? */
-static const char *passwd_field(const char *s, const char *fallback)
+const char *passwd_field(const char *s, const char *fallback)
 {
     if (!s || !*s || strpbrk(s, ":\n"))
         return fallback;

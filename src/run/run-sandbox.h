@@ -105,6 +105,9 @@ int sandbox_cwd_parse(const char *s);
 /* Does name match pattern (NAME, PREFIX*, *SUFFIX or *MID*)? */
 bool sandbox_env_match(const char *pattern, const char *name);
 
+/* s when it can be one field of /etc/passwd (not empty, no ':' or newline), else fallback. */
+const char *passwd_field(const char *s, const char *fallback);
+
 /* How the sandbox ended, in the caller. */
 struct sandbox_end {
     int status; /* the program's wait status */
