@@ -210,12 +210,12 @@ int cmd_enter(int argc, char **argv)
     struct rx_error *err = NULL;
     int ret;
     if (cli_settings_finish(&c.s, &err) < 0) {
-        ret = err->code == RX_EUSAGE ? (cli_cmd_error("enter", "%s", err->msg), EXIT_USAGE)
-                                     : EXIT_FAIL;
-        if (ret == EXIT_FAIL)
-            cli_fail(err);
-        else
-            rx_error_free(err);
+        if (err->code != RX_EUSAGE) {
+            ret = cli_fail(err);
+            goto out;
+        }
+        ret = cli_usage_error("enter", "%s", err->msg);
+        rx_error_free(err);
         goto out;
     }
     if (c.nwith && (ret = cli_run_with("enter", &c.s, c.with, c.nwith, c.offline)) != EXIT_OK)

@@ -128,7 +128,7 @@ static bool is_gpu_library(const char *name)
     static const char *const prefixes[] = {
         "libcuda.", "libcudadebugger.", "libnvidia-", "libnvcuvid.", "libnvoptix.",
         "libGL.", "libGLX", "libGLES", "libGLdispatch.", "libOpenGL.", "libEGL",
-        "libvulkan.", "libdrm", "libgbm.", "libva", "libvdpau"};
+        "libvulkan.", "libdrm", "libgbm.", "libva.", "libva-", "libvdpau"};
     for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++)
         if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0)
             return true;
@@ -205,7 +205,9 @@ static size_t link_line(int lib, char *line)
         !is_gpu_library(name))
         return 0;
     *close_paren = '\0';
-    if (LDCONFIG_TAG && strcmp(tags, LDCONFIG_TAG) != 0)
+    /* "libc6,x86-64", maybe followed by ", OS ABI: ..." or ",hwcap: ...". */
+    size_t tl = LDCONFIG_TAG ? strlen(LDCONFIG_TAG) : 0;
+    if (LDCONFIG_TAG && (strncmp(tags, LDCONFIG_TAG, tl) != 0 || (tags[tl] && tags[tl] != ',')))
         return 0;
     /* Resolved, so that a sandbox can show the file at the link's target. */
     _cleanup_free_ char *real = realpath(path, NULL);
@@ -440,10 +442,14 @@ int enter_view(const char *root, char **warning, struct rx_error **err)
         build_root(root, passwd, group, err) < 0 || userns_pivot_newroot(err) < 0)
         return -1;
     struct stat st;
+    struct rx_error *gpu = NULL;
     if (stat("/" ENTER_DRIVER_DIR "/lib", &st) == 0 && S_ISDIR(st.st_mode) &&
-        enter_bind_driver("/" ENTER_DRIVER_DIR, err) < 0)
-        return -1;
-    if (have_cwd && chdir(cwd) < 0)
+        enter_bind_driver("/" ENTER_DRIVER_DIR, &gpu) < 0) {
+        /* Everything else works: say so, and go on. */
+        *warning = xasprintf("%s; programs will not find the GPU driver", gpu->msg);
+        rx_error_free(gpu);
+    }
+    if (have_cwd && chdir(cwd) < 0 && !*warning)
         *warning = xasprintf("cannot enter %s in the new view (%s); starting in /", cwd,
                              strerror(errno));
     return 0;

@@ -73,6 +73,7 @@ bool enter_has_id(const char *text, unsigned id);
  * and go back to the working directory.  root is canonical.  The process
  * must be single-threaded.  0; -1 with err (the process may be in a new
  * namespace then: the caller should exit).  When the working directory is
- * not in the view, a newly allocated message is stored in *warning.
+ * not in the view, or the driver directory cannot be shown, a newly
+ * allocated message is stored in *warning.
  */
 int enter_view(const char *root, char **warning, struct rx_error **err);
