@@ -169,6 +169,7 @@ is "$(e --gpu readlink /run/opengl-driver/lib/libGL.so.1)" "$(realpath "$gl/lib/
 ok "the rest of the host's /run is still there" e test -d /run/user -o -e /run/lock
 is "$(e "$gl/prog" 2>&1)" "gl 42" "enter shows an existing opengl-driver without --gpu too"
 is "$(v "$RUNIX" run --gpu "$bbdir" "$gl/prog" 2>&1)" "gl 42" "run --gpu"
+is "$(v "$RUNIX" shell --gpu "$bbdir" --command "$gl/prog" 2>&1)" "gl 42" "shell --gpu"
 ok "run --gpu --sandbox shows the library" v "$RUNIX" run --gpu --sandbox "$bbdir" \
   "$busybox" cmp /run/opengl-driver/lib/libGL.so.1 "$(realpath "$gl/lib/libGL.so.1")"
 fails "run --gpu --engine preload is refused" 2 "--gpu needs the userns engine" v "$RUNIX" run --gpu --engine preload "$bbdir" true
