@@ -82,6 +82,7 @@ static void ctx_release(struct enter_ctx *c)
     free(c->root);
 }
 
+/* 0: go on; 1: the help was printed; -1: a usage error was said. */
 static int parse_args(struct enter_ctx *c, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -99,7 +100,7 @@ static int parse_args(struct enter_ctx *c, int argc, char **argv)
             continue;
         switch (o) {
         case 'h':
-            return cli_print_help(enter_usage), -1;
+            return cli_print_help(enter_usage), 1;
         case OPT_GPU:
             c->gpu = true;
             break;
@@ -112,14 +113,14 @@ static int parse_args(struct enter_ctx *c, int argc, char **argv)
             if (store_path_parse(optarg, strlen(optarg), &c->with[c->nwith], &err) < 0) {
                 cli_usage_error("enter", "--with '%s': %s", optarg, err->msg);
                 rx_error_free(err);
-                return -EXIT_USAGE;
+                return -1;
             }
             c->nwith++;
             break;
         }
         default:
             cli_option_error("enter", o, argv, opts);
-            return -EXIT_USAGE;
+            return -1;
         }
     }
     return 0;
@@ -203,9 +204,9 @@ int cmd_enter(int argc, char **argv)
 {
     struct enter_ctx c = {0};
     int r = parse_args(&c, argc, argv);
-    if (r < 0) {
+    if (r != 0) {
         ctx_release(&c);
-        return r == -1 ? EXIT_OK : -r;
+        return r > 0 ? EXIT_OK : EXIT_USAGE;
     }
     struct rx_error *err = NULL;
     int ret;
