@@ -184,7 +184,8 @@ static int enter_and_exec(struct enter_ctx *c, char **cmd)
         free(warning);
     }
     /* In the view, /nix is the root's nix/. */
-    if (enter_write_nix_conf("", enter_nested_sandbox_works(), subst, keys, &err) < 0)
+    if (enter_write_nix_conf("", enter_nested_sandbox_works("/nix/var/runix/enter-sandbox"),
+                             subst, keys, &err) < 0)
         return cli_fail(err);
     setenv("NIX_CONF_DIR", "/nix/etc/nix", 1);
     static char *sh[2];

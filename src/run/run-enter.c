@@ -341,7 +341,7 @@ static int probe_mounts(void)
     return 0;
 }
 
-bool enter_nested_sandbox_works(void)
+static bool probe_nested_sandbox(void)
 {
     uid_t uid = getuid();
     gid_t gid = getgid();
@@ -368,6 +368,16 @@ bool enter_nested_sandbox_works(void)
         if (errno != EINTR)
             return false;
     return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+bool enter_nested_sandbox_works(const char *state_file)
+{
+    if (state_file && engine_userns_known_good(state_file))
+        return true;
+    bool ok = probe_nested_sandbox();
+    if (state_file)
+        engine_userns_remember(state_file, ok);
+    return ok;
 }
 
 /* ---- nix.conf ------------------------------------------------------------- */

@@ -49,9 +49,12 @@ int enter_bind_driver(const char *dir, struct rx_error **err);
 /*
  * Do nested user namespaces work here as the Nix sandbox needs them (a
  * child in new user, mount, pid, network, ipc and uts namespaces that
- * mounts a tmpfs and /proc)?  Run inside the view.
+ * mounts a tmpfs and /proc)?  Run inside the view.  A yes is remembered for
+ * this boot in state_file (NULL: none), as the userns engine remembers its
+ * own, so that later entries do not pay for the probe (a network namespace
+ * costs tens of milliseconds to make and take down).
  */
-bool enter_nested_sandbox_works(void);
+bool enter_nested_sandbox_works(const char *state_file);
 
 /*
  * Write <root>/nix/etc/nix/nix.conf for Nix inside: build-users-group empty,
