@@ -85,6 +85,8 @@ conf=$(e sh -c 'echo "$NIX_CONF_DIR"; cat "$NIX_CONF_DIR/nix.conf"')
 is "$(head -n1 <<<"$conf")" /nix/etc/nix "NIX_CONF_DIR is /nix/etc/nix"
 ok "no build users" grep -qx 'build-users-group =' <<<"$conf"
 ok "the sandbox is on (nested user namespaces work here)" grep -qx 'sandbox = true' <<<"$conf"
+is "$(cat "$R/nix/var/runix/enter-sandbox" 2>&1)" "$(cat /proc/sys/kernel/random/boot_id)" \
+  "the probe's yes is remembered for this boot"
 ok "runix's caches are the substituters" grep -qx "substituters = file://$FX/cache-zstd" <<<"$conf"
 ok "runix's keys are trusted" grep -qx "trusted-public-keys = $(cat "$FX/key.pub")" <<<"$conf"
 EXTRA_ENV=(RUNIX_CACHES="file://$FX/cache-xz")
