@@ -256,9 +256,12 @@ int enter_gpu_fill(const char *root, const char *cache, size_t *nlibs, struct rx
     _cleanup_free_ char *text = rx_buf_detach(&out, NULL);
     _cleanup_free_ char *top = xasprintf("%s/%s", root, ENTER_DRIVER_DIR);
     _cleanup_close_ int dir = -1, lib = -1;
-    if (mkdir_p(top, err) < 0 || (dir = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
-        mkdir_p_at(dir, "lib", &lib, err) < 0)
-        return err && *err ? -1 : rx_error_errno(err, "cannot open %s", top);
+    if (mkdir_p(top, err) < 0)
+        return -1;
+    if ((dir = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return rx_error_errno(err, "cannot open %s", top);
+    if (mkdir_p_at(dir, "lib", &lib, err) < 0)
+        return -1;
     clear_links(lib);
     for (size_t i = 0; i < ARRAY_SIZE(icds); i++) {
         int sub = openat(dir, icds[i].sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
