@@ -22,7 +22,7 @@ _runix() {
     w=${COMP_WORDS[i]}
     case $w in
       --store) store=${COMP_WORDS[i + 1]:-}; ((i++)); continue ;;
-      --cache | --extra-cache | --trusted-key | --engine | --url | -o | --output) ((i++)); continue ;;
+      --cache | --extra-cache | --trusted-key | --engine | --url | --with | -o | --output) ((i++)); continue ;;
       -*) continue ;;
     esac
     if [ -z "$cmd" ]; then

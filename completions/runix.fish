@@ -23,7 +23,7 @@ function __runix_complete
             case --store
                 set skip 2
                 continue
-            case --cache --extra-cache --trusted-key --engine --url -o --output
+            case --cache --extra-cache --trusted-key --engine --url --with -o --output
                 set skip 1
                 continue
             case '-*'

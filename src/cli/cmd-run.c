@@ -30,6 +30,7 @@
 #include "cli-settings.h"
 #include "cli.h"
 #include "run-engine.h"
+#include "run-enter.h"
 #include "run-sandbox-policy.h"
 #include "run-sandbox.h"
 #include "run-storesock.h"
@@ -67,6 +68,7 @@ enum {
     OPT_ENV_KEEP,
     OPT_NETWORK_LOG,
     OPT_NO_SANDBOX,
+    OPT_GPU,
 };
 
 #define RUN_OPTIONS_USAGE                                                                     \
@@ -74,6 +76,8 @@ enum {
     "      --offline             never use the network; fail if a path is missing\n"        \
     "  -v, --verbose             say which engine runs the program\n"                     \
     "      --trust               trust a distributable's own caches and keys for this run\n"   \
+    "      --gpu                 show the host's GPU libraries at /run/opengl-driver/lib\n" \
+    "                            (docs/enter.md; the userns engine only)\n"               \
     "\n"                                                                                     \
     "Sandbox (docs/sandbox.md; the userns engine only):\n"                                   \
     "      --sandbox             the program sees its closure (read-only), the working\n"   \
@@ -172,7 +176,7 @@ struct run_ctx {
     struct sandbox_policy sandbox;
     bool sandbox_opts; /* a sandbox option was given */
     unsigned sandbox_set; /* SANDBOX_SET_*: what the command line gave (run-sandbox-policy.h) */
-    bool offline, verbose;
+    bool offline, verbose, gpu;
     struct store_path *roots;
     size_t nroots;
     char *root;      /* the store root, canonical; NULL while it does not exist */
@@ -350,6 +354,9 @@ static int run_option(struct run_ctx *c, int opt, const char *arg)
         return 1;
     case OPT_TRUST:
         c->trust = true;
+        return 1;
+    case OPT_GPU:
+        c->gpu = true;
         return 1;
     }
     return 0;
@@ -634,6 +641,8 @@ static int name_dist_root(struct run_ctx *c)
 /* Can the sandbox run here as asked?  EXIT_OK, or the usage error said. */
 static int sandbox_check(struct run_ctx *c)
 {
+    if (c->gpu && c->engine == ENGINE_PRELOAD)
+        return cli_usage_error(c->cmd, "--gpu needs the userns engine, not preload");
     if (!c->sandbox.on) {
         if (c->sandbox_opts)
             return cli_usage_error(c->cmd, "sandbox options need --sandbox");
@@ -652,6 +661,9 @@ static int sandbox_check(struct run_ctx *c)
  */
 static int prepare_in_sandbox(struct run_ctx *c, const char *sock)
 {
+    if (c->gpu)
+        return cli_usage_error(c->cmd, "--gpu inside a sandbox: give it to the runix that "
+                                       "made the sandbox");
     for (size_t i = 0; i < c->nroots; i++) {
         char full[STORE_PATH_MAX + 1], why[STORESOCK_ANSWER_MAX + 256];
         store_path_format(&c->roots[i], full);
@@ -676,6 +688,8 @@ static int prepare_in_sandbox(struct run_ctx *c, const char *sock)
     c->in_sandbox = true;
     return EXIT_OK;
 }
+
+static int complete_closures(struct run_ctx *c);
 
 /* Make the closures complete (fetching in a child if needed), remember them. */
 static int prepare(struct run_ctx *c)
@@ -703,6 +717,13 @@ static int prepare(struct run_ctx *c)
         return sc;
     if (c->is_dist && name_dist_root(c) < 0)
         return EXIT_FAIL;
+    return complete_closures(c);
+}
+
+/* The closures of c->roots complete: read from their indexes, else fetched in a child. */
+static int complete_closures(struct run_ctx *c)
+{
+    struct rx_error *err = NULL;
     int ok = closure_complete(c, true, &err);
     if (ok != 0)
         return ok > 0 ? EXIT_OK : cli_fail(err);
@@ -866,6 +887,27 @@ static void prefix_path(const struct run_ctx *c)
     free(acc.s);
 }
 
+int cli_run_with(const char *cmd, struct cli_settings *s, const struct store_path *roots,
+                 size_t n, bool offline)
+{
+    struct run_ctx c = {.cmd = cmd, .s = *s, .offline = offline, .nroots = n};
+    c.roots = xcalloc(n ? n : 1, sizeof *c.roots);
+    memcpy(c.roots, roots, n * sizeof *roots);
+    int ret = complete_closures(&c);
+    if (ret == EXIT_OK) {
+        prefix_path(&c);
+        /* The closures' locks go with the program, as a run's do. */
+        for (size_t i = 0; i < c.nlocks; i++)
+            fcntl(c.locks[i], F_SETFD, 0);
+        free(c.locks);
+        c.locks = NULL;
+        c.nlocks = 0;
+    }
+    memset(&c.s, 0, sizeof c.s); /* the caller's */
+    ctx_release(&c);
+    return ret;
+}
+
 /* What the engine says, with -v, about how it runs this program. */
 static void run_notice(const char *msg)
 {
@@ -1010,6 +1052,45 @@ static int start_in_sandbox(void *ctx, struct rx_error *err)
     return exec_program(s->c, &engine, s->prog, s->argv);
 }
 
+/* --gpu: gather the host's GPU libraries; the directory to show, or NULL after saying why. */
+static char *gpu_prepare(const struct run_ctx *c)
+{
+    struct rx_error *err = NULL;
+    size_t n;
+    if (enter_gpu_fill(c->root, getenv("RUNIX_LD_CACHE"), &n, &err) < 0) {
+        rx_error_wrap(&err, "--gpu");
+        cli_fail(err);
+        return NULL;
+    }
+    if (n == 0)
+        cli_error("warning: --gpu: the host's loader cache lists no GPU libraries");
+    return xasprintf("%s/%s", c->root, ENTER_DRIVER_DIR);
+}
+
+/* The sandbox shows each file the driver's links name. */
+static void gpu_allow(void *ctx, const char *target)
+{
+    struct sandbox_policy *p = ctx;
+    for (size_t i = 0; i < p->nbinds; i++)
+        if (strcmp(p->binds[i].path, target) == 0)
+            return; /* several links name one file */
+    sandbox_policy_add_bind(p, SANDBOX_RO, target);
+}
+
+/* In the userns engine's view: the driver at /run/opengl-driver.  EXIT_OK or after saying why. */
+static int gpu_show(const struct engine_choice *e, const char *dir)
+{
+    struct rx_error *err = NULL;
+    if (e->kind != ENGINE_USERNS) {
+        cli_error("--gpu needs the userns engine, and this run has the preload engine (see "
+                  "'runix doctor')");
+        return EXIT_FAIL;
+    }
+    if (enter_bind_driver(dir, &err) < 0)
+        return rx_error_wrap(&err, "--gpu"), cli_fail(err);
+    return EXIT_OK;
+}
+
 /*
  * Enter the view and exec.  prog is a path (logical, or a host path), or
  * NULL: look argv[0] up in PATH inside the view.
@@ -1025,6 +1106,16 @@ static int launch(struct run_ctx *c, const char *prog, char **argv)
     struct engine_choice engine;
     struct rx_error *err = NULL;
     int r;
+    _cleanup_free_ char *gpu_dir = c->gpu ? gpu_prepare(c) : NULL;
+    if (c->gpu && !gpu_dir) {
+        free(names);
+        free(bases);
+        return EXIT_FAIL;
+    }
+    if (c->sandbox.on && gpu_dir) {
+        c->sandbox.gpu_dir = gpu_dir;
+        enter_gpu_each_target(c->root, gpu_allow, &c->sandbox);
+    }
     if (c->in_sandbox) {
         free(names);
         free(bases);
@@ -1052,6 +1143,10 @@ static int launch(struct run_ctx *c, const char *prog, char **argv)
         free(bases);
         if (r < 0)
             return cli_fail(err);
+        if (gpu_dir && (r = gpu_show(&engine, gpu_dir)) != EXIT_OK) {
+            engine_choice_release(&engine);
+            return r;
+        }
     }
     return exec_program(c, &engine, prog, argv);
 }
@@ -1092,7 +1187,8 @@ static int parse_root(struct run_ctx *c, const char *arg, const char **sub)
         {"env-deny", required_argument, NULL, OPT_ENV_DENY},                                  \
         {"env-keep", required_argument, NULL, OPT_ENV_KEEP},                                  \
         {"network-log", required_argument, NULL, OPT_NETWORK_LOG},                            \
-        {"no-sandbox", no_argument, NULL, OPT_NO_SANDBOX}
+        {"no-sandbox", no_argument, NULL, OPT_NO_SANDBOX},                                    \
+        {"gpu", no_argument, NULL, OPT_GPU}
 
 /* Downloading is runix-core's: the front has no cli_ref_resolve(). */
 #pragma weak cli_ref_resolve

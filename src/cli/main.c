@@ -48,6 +48,7 @@ static const char main_examples[] =
  * for them and never calls their functions, which are NULL there.
  */
 #pragma weak cmd_doctor
+#pragma weak cmd_enter
 #pragma weak cmd_fetch
 #pragma weak cmd_nar
 #pragma weak cmd_narinfo
@@ -94,6 +95,8 @@ static int cmd_version(int argc, char **argv)
 static const struct cli_command commands[] = {
     {"run", cmd_run, "run a program from a store path, fetching its closure if needed", 0},
     {"shell", cmd_shell, "start a shell with store paths' programs on PATH", 0},
+    {"enter", cmd_enter, "start a shell in which /nix is the runix store, for real Nix",
+     CMD_CORE},
     {"doctor", cmd_doctor, "report the store, caches and which engines work here", CMD_CORE},
     {"fetch", cmd_fetch, "download store paths' closures from binary caches into the store",
      CMD_CORE},

@@ -13,6 +13,18 @@ void userns_unshare_reason(int e, char *why, size_t n);
  * empty /newroot to build in.  0, or -1 with err naming what (for what).
  */
 int userns_stage_root(const char *what, struct rx_error **err);
+/*
+ * Make dst mirror the entries of src (except skip): binds for directories
+ * and files, copies of symlinks.  Entries that cannot be mirrored (sockets,
+ * devices, entries gone meanwhile) are left out.
+ */
+void userns_mirror(const char *src, const char *dst, const char *skip);
+/*
+ * After userns_stage_root() and building /newroot: pivot into it, detach
+ * the staging tmpfs and the host's root, and make the new root's own
+ * directory read-only.  0, or -1 with err.
+ */
+int userns_pivot_newroot(struct rx_error **err);
 /* MS_* flags of the mount holding path that a bind may not drop in a user namespace. */
 unsigned long userns_locked_flags(const char *path);
 

@@ -453,7 +453,7 @@ static void plan_release(struct plan *pl)
 }
 
 /* Does a field of /etc/passwd stay one field? */
-static const char *passwd_field(const char *s, const char *fallback)
+const char *passwd_field(const char *s, const char *fallback)
 {
     if (!s || !*s || strpbrk(s, ":\n"))
         return fallback;
@@ -808,6 +808,9 @@ static int build_view(struct plan *pl, struct rx_error **err)
                 return -1;
         }
     }
+    if (p->gpu_dir && (in_old(src, sizeof src, p->gpu_dir, err) < 0 ||
+                       bind_path(src, "/newroot/run/opengl-driver", true, err) < 0))
+        return -1;
     if (mount("proc", "/newroot/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
         return rx_error_errno(err, "cannot mount /proc for the sandbox's pid namespace (a "
                                    "container that masks parts of the host's /proc forbids it)");

@@ -79,6 +79,8 @@ struct sandbox_policy {
      * *names), or -1 with the reason in why.
      */
     bool no_store_socket;
+    /* A directory shown read-only at /run/opengl-driver (run-enter.h), or NULL. */
+    const char *gpu_dir;
     int (*realise)(void *ctx, const char *path, char ***names, size_t *n, char *why,
                    size_t whyn);
     void *realise_ctx;
@@ -114,6 +116,9 @@ int sandbox_cwd_parse(const char *s);
 
 /* Does name match pattern (NAME, PREFIX*, *SUFFIX or *MID*)? */
 bool sandbox_env_match(const char *pattern, const char *name);
+
+/* s when it can be one field of /etc/passwd (not empty, no ':' or newline), else fallback. */
+const char *passwd_field(const char *s, const char *fallback);
 
 /* How the sandbox ended, in the caller. */
 struct sandbox_end {

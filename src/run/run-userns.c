@@ -246,9 +246,7 @@ static int overlay_opts(char *out, size_t n, const char *upper_store)
     return 0;
 }
 
-/* Make dst mirror the entries of src (except skip): binds for directories and files, copies
- * of symlinks.  Entries that cannot be mirrored are left out. */
-static void mirror(const char *src, const char *dst, const char *skip)
+void userns_mirror(const char *src, const char *dst, const char *skip)
 {
     DIR *d = opendir(src);
     if (!d)
@@ -324,16 +322,20 @@ static int new_root(const char *store_dir, struct rx_error **err)
         return -1;
 
     /* Now "/" is the tmpfs and the host's root is /oldroot. */
-    mirror("/oldroot", "/newroot", "nix");
+    userns_mirror("/oldroot", "/newroot", "nix");
     if (mkdir("/newroot/nix", 0755) < 0 || mkdir("/newroot/nix/store", 0755) < 0)
         return rx_error_errno(err, "cannot create /nix/store in the new root");
-    mirror("/oldroot/nix", "/newroot/nix", "store");
+    userns_mirror("/oldroot/nix", "/newroot/nix", "store");
     char src[PATH_MAX];
     if ((size_t)snprintf(src, sizeof src, "/oldroot%s", store_dir) >= sizeof src)
         return rx_error_set(err, RX_EUSAGE, "store path too long: %s", store_dir);
     if (bind_ro(src, "/newroot/nix/store", err) < 0)
         return -1;
+    return userns_pivot_newroot(err);
+}
 
+int userns_pivot_newroot(struct rx_error **err)
+{
     /* Enter it; the old root (with the tmpfs) is stacked on top, then detached. */
     if (mount("/newroot", "/newroot", NULL, MS_BIND | MS_REC, NULL) < 0)
         return rx_error_errno(err, "cannot bind the new root");
