@@ -184,12 +184,14 @@ refuse:
  * identity, in one word that threads (and vfork children) update atomically:
  * a shell running many store programs asks once.
  */
-static bool loader_has_argv0(const char *loader)
+static bool loader_has_argv0(const char *loader, bool *regular)
 {
     static uint64_t cache; /* key with the answer in bit 0; 0 = empty */
     struct stat st;
+    *regular = false;
     if (sys_stat(loader, &st) < 0)
         return false;
+    *regular = S_ISREG(st.st_mode);
     uint64_t key = ((uint64_t)st.st_dev * 0x9e3779b97f4a7c15u) ^ ((uint64_t)st.st_ino << 20) ^
                    ((uint64_t)st.st_size << 1) ^ ((uint64_t)st.st_mtime << 40);
     key &= ~(uint64_t)1; /* bit 0 is the answer */
@@ -212,6 +214,50 @@ static bool loader_has_argv0(const char *loader)
     if (key)
         __atomic_store_n(&cache, key | (yes ? 1 : 0), __ATOMIC_RELEASE);
     return yes;
+}
+
+/*
+ * The last store loader an exec went through: its logical path (the
+ * PT_INTERP), where it is, and whether it takes --argv0.  The store is
+ * read-only, so the answer never changes: written once, by the first exec
+ * that finds it, and read by every later one, which then needs no system
+ * call for it.  A shell running store programs from vfork children (dash)
+ * keeps it, since a vfork child writes its parent's memory.  state: 0
+ * empty, 1 being written, 2 ready.
+ */
+static struct {
+    int state;
+    bool argv0;
+    char interp[PATH_MAX], real[PATH_MAX];
+} g_loader_seen;
+
+static bool loader_seen(const struct rx_map *m, const char *interp, char *real, size_t realsz,
+                        bool *argv0)
+{
+    if (__atomic_load_n(&g_loader_seen.state, __ATOMIC_ACQUIRE) != 2 ||
+        strcmp(g_loader_seen.interp, interp) != 0 ||
+        !rx_is_real_store_path(m, g_loader_seen.real))
+        return false;
+    size_t n = strlen(g_loader_seen.real);
+    if (n >= realsz)
+        return false;
+    memcpy(real, g_loader_seen.real, n + 1);
+    *argv0 = g_loader_seen.argv0;
+    return true;
+}
+
+static void loader_remember(const char *interp, const char *real, bool argv0)
+{
+    size_t il = strlen(interp), rl = strlen(real);
+    int empty = 0;
+    if (il >= PATH_MAX || rl >= PATH_MAX ||
+        !__atomic_compare_exchange_n(&g_loader_seen.state, &empty, 1, false, __ATOMIC_ACQUIRE,
+                                     __ATOMIC_RELAXED))
+        return;
+    memcpy(g_loader_seen.interp, interp, il + 1);
+    memcpy(g_loader_seen.real, real, rl + 1);
+    g_loader_seen.argv0 = argv0;
+    __atomic_store_n(&g_loader_seen.state, 2, __ATOMIC_RELEASE);
 }
 
 /* Parse "#!interp [arg]\n" as Linux does: one optional argument, the rest of the line. */
@@ -435,15 +481,25 @@ static int through_loader(const struct rx_map *m, struct rx_exec *x, char *const
     char **av = *avp;
     size_t argc = *argcp;
     char ldbuf[PATH_MAX];
-    int r = rx_resolve(m, interp, true, ldbuf, sizeof ldbuf);
-    if (r < 0)
-        return r;
+    bool argv0;
+    bool seen = loader_seen(m, interp, ldbuf, sizeof ldbuf, &argv0);
+    if (!seen) {
+        int r = rx_resolve(m, interp, true, ldbuf, sizeof ldbuf);
+        if (r < 0)
+            return r;
+    }
     char *ld = arena_strndup(x, ldbuf, strlen(ldbuf));
     char *lexe = arena_strndup(x, real, strlen(real));
     if (!ld || !lexe)
         return -ENOMEM;
     rx_unmap(m, lexe);
-    bool argv0 = loader_has_argv0(ld);
+    if (!seen) {
+        bool regular;
+        argv0 = loader_has_argv0(ld, &regular);
+        /* Only a loader that is there, and in the store (which does not change). */
+        if (regular && rx_is_real_store_path(m, ld))
+            loader_remember(interp, ld, argv0);
+    }
     /*
      * The loader's own directory goes first in the library path: the audit module's libc
      * must come from the glibc of this loader, and is searched before the module can map
