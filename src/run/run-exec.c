@@ -539,6 +539,60 @@ static int through_loader(const struct rx_map *m, struct rx_exec *x, char *const
     return 0;
 }
 
+/*
+ * The store programs execs have started through their store loader: for
+ * each, its logical path, where it is and its PT_INTERP, packed one after
+ * the other ("logical\0real\0interp\0") in a pool that only grows.  The
+ * store is read-only, so an entry never goes stale, and a later exec of the
+ * same program needs no system call before its execve: no resolving, no
+ * reading of the ELF header.  Entries are published by moving `used` on
+ * (release), so a reader sees whole ones only; one exec appends at a time
+ * (lock), and when another is appending, or the pool is full, nothing is
+ * kept.  As with the loader above, a vfork child (dash, posix_spawn) fills
+ * its parent's.
+ */
+#define PROGRAMS_POOL (16 * 1024)
+static struct {
+    int lock;
+    unsigned used;
+    char pool[PROGRAMS_POOL];
+} g_programs;
+
+/* The entry for logical path cur: its real path and interpreter, or false. */
+static bool program_seen(const struct rx_map *m, const char *cur, const char **real,
+                         const char **interp)
+{
+    unsigned used = __atomic_load_n(&g_programs.used, __ATOMIC_ACQUIRE);
+    for (const char *e = g_programs.pool; e < g_programs.pool + used;) {
+        const char *r = e + strlen(e) + 1, *i = r + strlen(r) + 1;
+        if (strcmp(e, cur) == 0 && rx_is_real_store_path(m, r)) {
+            *real = r;
+            *interp = i;
+            return true;
+        }
+        e = i + strlen(i) + 1;
+    }
+    return false;
+}
+
+static void program_remember(const char *cur, const char *real, const char *interp)
+{
+    size_t cl = strlen(cur) + 1, rl = strlen(real) + 1, il = strlen(interp) + 1;
+    int open_ = 0;
+    if (!__atomic_compare_exchange_n(&g_programs.lock, &open_, 1, false, __ATOMIC_ACQUIRE,
+                                     __ATOMIC_RELAXED))
+        return;
+    unsigned used = g_programs.used;
+    if (cl + rl + il <= PROGRAMS_POOL - used) {
+        char *w = g_programs.pool + used;
+        memcpy(w, cur, cl);
+        memcpy(w + cl, real, rl);
+        memcpy(w + cl + rl, interp, il);
+        __atomic_store_n(&g_programs.used, used + (unsigned)(cl + rl + il), __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&g_programs.lock, 0, __ATOMIC_RELEASE);
+}
+
 static int prepare(const struct rx_map *m, const char *path, char *const argv[],
                    char *const envp[], struct rx_exec *x, bool big);
 
@@ -571,6 +625,18 @@ static int prepare(const struct rx_map *m, const char *path, char *const argv[],
     for (int depth = 0;; depth++) {
         if (is_proc_self_exe(cur) && rx_map_exe(m)[0])
             cur = rx_map_exe(m);
+        const char *seen_real, *seen_interp;
+        if (program_seen(m, cur, &seen_real, &seen_interp)) {
+            char *real = arena_strndup(x, seen_real, strlen(seen_real));
+            if (!real)
+                goto nomem;
+            x->file = real;
+            if ((r = through_loader(m, x, envp, seen_interp, real, cur, &av, &argc)) < 0)
+                goto fail;
+            exe = x->exe;
+            loader = x->file;
+            break;
+        }
         char *real;
         bool in_store;
         if ((r = real_of(m, x, cur, &real, &in_store)) < 0)
@@ -611,6 +677,9 @@ static int prepare(const struct rx_map *m, const char *path, char *const argv[],
             break; /* a host program */
         if ((r = through_loader(m, x, envp, interp, real, cur, &av, &argc)) < 0)
             goto fail;
+        /* A logical path names the same file from any working directory. */
+        if (rx_is_store_path(cur) && rx_is_real_store_path(m, real))
+            program_remember(cur, real, interp);
         exe = x->exe;
         loader = x->file;
         break;
