@@ -235,8 +235,7 @@ static bool loader_seen(const struct rx_map *m, const char *interp, char *real, 
                         bool *argv0)
 {
     if (__atomic_load_n(&g_loader_seen.state, __ATOMIC_ACQUIRE) != 2 ||
-        strcmp(g_loader_seen.interp, interp) != 0 ||
-        !rx_is_real_store_path(m, g_loader_seen.real))
+        strcmp(g_loader_seen.interp, interp) != 0 || !rx_is_real_store_path(m, g_loader_seen.real))
         return false;
     size_t n = strlen(g_loader_seen.real);
     if (n >= realsz)
