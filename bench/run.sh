@@ -14,7 +14,9 @@
 #                       BENCH_DIR keeps the fixture (default /var/tmp/runix-bench);
 #                       BUILD is the build directory to measure (default build);
 #                       RELEASE the release file (default dist/runix-$(uname -m)-linux,
-#                       left out when missing)
+#                       left out when missing); BASE another build directory
+#                       (say, of the commit before a change) whose preload
+#                       engine is measured beside BUILD's in the same runs
 #
 # Each figure is a median over interleaved runs, in wall-clock time and in
 # CPU time (user + system, of every process the command ran): on a busy
@@ -30,6 +32,11 @@ command -v proot >/dev/null || { echo "bench/run.sh needs proot (apt-get install
 BUILD=${BUILD:-build}
 [ -x "$BUILD/runix" ] || { meson setup "$BUILD" >/dev/null && ninja -C "$BUILD" >/dev/null; }
 RUNIX=$(realpath "$BUILD/runix")
+BASE_RUNIX=
+if [ -n "${BASE:-}" ]; then
+  [ -x "$BASE/runix" ] || { echo "bench/run.sh: BASE=$BASE has no runix: build it first" >&2; exit 1; }
+  BASE_RUNIX=$(realpath "$BASE/runix")
+fi
 RELEASE=${RELEASE:-dist/runix-$(uname -m)-linux}
 [ -x "$RELEASE" ] && RELEASE=$(realpath "$RELEASE") || RELEASE=
 
@@ -140,10 +147,12 @@ report() { # report FILE LABEL
   n=$(get "$1" native)
   nc=$(getcpu "$1" native)
   printf '%s: native %.3f s, cpu %.3f s\n' "$2" "$n" "$nc"
-  for e in userns preload proot; do
+  local engines=(userns preload)
+  [ -z "$BASE_RUNIX" ] || engines+=(preload-base)
+  for e in "${engines[@]}" proot; do
     t=$(get "$1" "$e")
     c=$(getcpu "$1" "$e")
-    case $e in userns) tgt="<= 1.05" ;; preload) tgt="<= 1.3" ;; *) tgt="reference" ;; esac
+    case $e in userns) tgt="<= 1.05" ;; preload) tgt="<= 1.3" ;; preload-base) tgt="BASE=$BASE" ;; *) tgt="reference" ;; esac
     printf '  %-8s %.3f s   %.2fx native   cpu %.3f s   %.2fx native   (%s)\n' \
       "$e" "$t" "$(echo "$t / $n" | bc -l)" "$c" "$(echo "$c / $nc" | bc -l)" "$tgt"
   done
@@ -154,6 +163,7 @@ for w in py find_cmd loop; do
     "native=$cmd" \
     "userns=$run --engine userns $top $cmd" \
     "preload=$run --engine preload $top $cmd" \
+    ${BASE_RUNIX:+"preload-base=$BASE_RUNIX run --engine preload $top $cmd"} \
     "proot=$pr $cmd"
 done
 echo "== syscall-heavy work: median of $RUNS runs"

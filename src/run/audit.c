@@ -96,12 +96,46 @@ HIDDEN int close(int fd)
 
 /* ---- the C functions run-map.c may use (run-map.h), and memcmp for this file ---- */
 
+/*
+ * The loader asks about a few dozen paths of a hundred bytes or more at
+ * every program start, each one copied and compared several times: so the
+ * string functions go a word at a time, not a byte.  A word may be read
+ * from anywhere (both architectures load unaligned words), and an aligned
+ * word holding a string's end never crosses into the next page.
+ */
+typedef unsigned long __attribute__((may_alias, aligned(1))) word_t;
+#define WORD sizeof(word_t)
+#define ONES ((unsigned long)-1 / 255)
+#define HIGHS (ONES * 128)
+
+/* Does w hold a zero byte? */
+static inline bool has_zero(unsigned long w)
+{
+    return ((w - ONES) & ~w & HIGHS) != 0;
+}
+
 HIDDEN size_t strlen(const char *s)
 {
     const char *p = s;
+    for (; (uintptr_t)p % WORD; p++)
+        if (!*p)
+            return (size_t)(p - s);
+    while (!has_zero(*(const word_t *)p))
+        p += WORD;
     while (*p)
         p++;
     return (size_t)(p - s);
+}
+
+/* The first NUL in p[0..n), or p + n. */
+static const char *find_nul(const char *p, size_t n)
+{
+    const char *e = p + n;
+    while ((size_t)(e - p) >= WORD && !has_zero(*(const word_t *)p))
+        p += WORD;
+    while (p < e && *p)
+        p++;
+    return p;
 }
 
 HIDDEN int strcmp(const char *a, const char *b)
@@ -133,6 +167,8 @@ HIDDEN void *memcpy(void *d, const void *s, size_t n)
 {
     unsigned char *dp = d;
     const unsigned char *sp = s;
+    for (; n >= WORD; n -= WORD, dp += WORD, sp += WORD)
+        *(word_t *)dp = *(const word_t *)sp;
     while (n--)
         *dp++ = *sp++;
     return d;
@@ -142,13 +178,10 @@ HIDDEN void *memmove(void *d, const void *s, size_t n)
 {
     unsigned char *dp = d;
     const unsigned char *sp = s;
-    if (dp < sp) {
-        while (n--)
-            *dp++ = *sp++;
-    } else {
-        while (n--)
-            dp[n] = sp[n];
-    }
+    if (dp <= sp || dp >= sp + n)
+        return memcpy(d, s, n);
+    while (n--)
+        dp[n] = sp[n];
     return d;
 }
 
@@ -163,6 +196,8 @@ HIDDEN void *memset(void *d, int c, size_t n)
 HIDDEN int memcmp(const void *a, const void *b, size_t n)
 {
     const unsigned char *x = a, *y = b;
+    for (; n >= WORD && *(const word_t *)x == *(const word_t *)y; n -= WORD)
+        x += WORD, y += WORD;
     for (; n; n--, x++, y++)
         if (*x != *y)
             return *x - *y;
@@ -268,13 +303,14 @@ static void init(void)
     long n;
     while (!found && (n = syscall(SYS_read, fd, buf + have, POOL_SIZE - have)) > 0) {
         size_t end = have + (size_t)n, start = 0;
-        for (size_t i = have; i < end && !found; i++) {
-            if (buf[i] != '\0')
-                continue;
+        for (size_t i = have; !found;) {
+            i = (size_t)(find_nul(buf + i, end - i) - buf);
+            if (i == end)
+                break;
             if (!skipping)
                 found = take(buf + start, i - start);
             skipping = false;
-            start = i + 1;
+            start = ++i;
         }
         if (start == 0 && end == POOL_SIZE) {
             skipping = true; /* no end in sight: drop what there is */
@@ -462,12 +498,12 @@ EXPORT char *la_objsearch(const char *name, uintptr_t *cookie, unsigned int flag
         init();
     if (g_state < 0)
         return (char *)name;
-    const char *slash = name;
-    for (const char *q = name; *q; q++)
-        if (*q == '/')
-            slash = q;
+    size_t nlen = strlen(name);
+    const char *slash = name + nlen;
+    while (*slash != '/') /* there is one: name starts with "/nix/store" */
+        slash--;
     const char *base = slash + 1;
-    size_t dlen = (size_t)(slash - name), blen = strlen(base);
+    size_t dlen = (size_t)(slash - name), blen = nlen - dlen - 1;
     bool plain_base = plain_name(base, blen);
     bool missing = false;
     const char *rdir = plain_base && dlen >= RX_STORE_LEN && dlen < DIR_MAX

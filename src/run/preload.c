@@ -54,10 +54,39 @@ static struct rx_map g_map;
 static volatile int g_state; /* 0 not yet read, 1 active, -1 inactive */
 static const char *g_loader; /* RUNIX_LOADER, until exe_check() has looked */
 
-/* The environment's value of name: our own loop, one libc call less to page in. */
-static const char *env(const char *name)
+/* The view's settings, as the environment gives them. */
+struct view_env {
+    const char *store, *shim, *audit, *exe, *loader;
+};
+
+/* *slot = the value of entry if it is "name=...", and the first such one (as for getenv). */
+static bool take_env(const char *entry, const char *name, size_t len, const char **slot)
 {
-    return rx_envp_get(environ, name);
+    if (strncmp(entry, name, len) != 0 || entry[len] != '=')
+        return false;
+    if (!*slot)
+        *slot = entry + len + 1;
+    return true;
+}
+
+#define TAKE_ENV(e, name, slot) take_env(e, name, sizeof name - 1, slot)
+
+/*
+ * Every setting in one pass over the environment, looking closer only at
+ * the entries that start with "RUNIX_": a program starts with the whole
+ * environment to scan, and five lookups would scan it five times.
+ */
+static void read_env(struct view_env *v)
+{
+    *v = (struct view_env){0};
+    for (char **e = environ; e && *e; e++) {
+        const char *s = *e;
+        if (strncmp(s, "RUNIX_", 6) != 0)
+            continue;
+        (void)(TAKE_ENV(s, RX_ENV_STORE, &v->store) || TAKE_ENV(s, RX_ENV_SHIM, &v->shim) ||
+               TAKE_ENV(s, RX_ENV_AUDIT, &v->audit) || TAKE_ENV(s, RX_ENV_EXE, &v->exe) ||
+               TAKE_ENV(s, RX_ENV_LOADER, &v->loader));
+    }
 }
 
 static void init(void)
@@ -74,21 +103,20 @@ static void init(void)
         g_state = -1;
         return;
     }
-    const char *store = env(RX_ENV_STORE);
-    if (!store || store[0] != '/') {
+    struct view_env v;
+    read_env(&v);
+    if (!v.store || v.store[0] != '/') {
         g_state = -1;
         return;
     }
-    const char *exe = env(RX_ENV_EXE), *loader = env(RX_ENV_LOADER);
-    if (!loader)
-        exe = NULL;
+    const char *exe = v.loader ? v.exe : NULL;
     /* Too long a setting drops only that setting, as before: the store is needed. */
-    if (rx_map_init(&g_map, store, env(RX_ENV_SHIM), env(RX_ENV_AUDIT), exe) < 0 &&
-        rx_map_init(&g_map, store, NULL, NULL, NULL) < 0) {
+    if (rx_map_init(&g_map, v.store, v.shim, v.audit, exe) < 0 &&
+        rx_map_init(&g_map, v.store, NULL, NULL, NULL) < 0) {
         g_state = -1;
         return;
     }
-    g_loader = exe ? loader : NULL;
+    g_loader = exe ? v.loader : NULL;
     g_state = 1;
 }
 

@@ -184,12 +184,14 @@ refuse:
  * identity, in one word that threads (and vfork children) update atomically:
  * a shell running many store programs asks once.
  */
-static bool loader_has_argv0(const char *loader)
+static bool loader_has_argv0(const char *loader, bool *regular)
 {
     static uint64_t cache; /* key with the answer in bit 0; 0 = empty */
     struct stat st;
+    *regular = false;
     if (sys_stat(loader, &st) < 0)
         return false;
+    *regular = S_ISREG(st.st_mode);
     uint64_t key = ((uint64_t)st.st_dev * 0x9e3779b97f4a7c15u) ^ ((uint64_t)st.st_ino << 20) ^
                    ((uint64_t)st.st_size << 1) ^ ((uint64_t)st.st_mtime << 40);
     key &= ~(uint64_t)1; /* bit 0 is the answer */
@@ -212,6 +214,49 @@ static bool loader_has_argv0(const char *loader)
     if (key)
         __atomic_store_n(&cache, key | (yes ? 1 : 0), __ATOMIC_RELEASE);
     return yes;
+}
+
+/*
+ * The last store loader an exec went through: its logical path (the
+ * PT_INTERP), where it is, and whether it takes --argv0.  The store is
+ * read-only, so the answer never changes: written once, by the first exec
+ * that finds it, and read by every later one, which then needs no system
+ * call for it.  A shell running store programs from vfork children (dash)
+ * keeps it, since a vfork child writes its parent's memory.  state: 0
+ * empty, 1 being written, 2 ready.
+ */
+static struct {
+    int state;
+    bool argv0;
+    char interp[PATH_MAX], real[PATH_MAX];
+} g_loader_seen;
+
+static bool loader_seen(const struct rx_map *m, const char *interp, char *real, size_t realsz,
+                        bool *argv0)
+{
+    if (__atomic_load_n(&g_loader_seen.state, __ATOMIC_ACQUIRE) != 2 ||
+        strcmp(g_loader_seen.interp, interp) != 0 || !rx_is_real_store_path(m, g_loader_seen.real))
+        return false;
+    size_t n = strlen(g_loader_seen.real);
+    if (n >= realsz)
+        return false;
+    memcpy(real, g_loader_seen.real, n + 1);
+    *argv0 = g_loader_seen.argv0;
+    return true;
+}
+
+static void loader_remember(const char *interp, const char *real, bool argv0)
+{
+    size_t il = strlen(interp), rl = strlen(real);
+    int empty = 0;
+    if (il >= PATH_MAX || rl >= PATH_MAX ||
+        !__atomic_compare_exchange_n(&g_loader_seen.state, &empty, 1, false, __ATOMIC_ACQUIRE,
+                                     __ATOMIC_RELAXED))
+        return;
+    memcpy(g_loader_seen.interp, interp, il + 1);
+    memcpy(g_loader_seen.real, real, rl + 1);
+    g_loader_seen.argv0 = argv0;
+    __atomic_store_n(&g_loader_seen.state, 2, __ATOMIC_RELEASE);
 }
 
 /* Parse "#!interp [arg]\n" as Linux does: one optional argument, the rest of the line. */
@@ -435,15 +480,25 @@ static int through_loader(const struct rx_map *m, struct rx_exec *x, char *const
     char **av = *avp;
     size_t argc = *argcp;
     char ldbuf[PATH_MAX];
-    int r = rx_resolve(m, interp, true, ldbuf, sizeof ldbuf);
-    if (r < 0)
-        return r;
+    bool argv0;
+    bool seen = loader_seen(m, interp, ldbuf, sizeof ldbuf, &argv0);
+    if (!seen) {
+        int r = rx_resolve(m, interp, true, ldbuf, sizeof ldbuf);
+        if (r < 0)
+            return r;
+    }
     char *ld = arena_strndup(x, ldbuf, strlen(ldbuf));
     char *lexe = arena_strndup(x, real, strlen(real));
     if (!ld || !lexe)
         return -ENOMEM;
     rx_unmap(m, lexe);
-    bool argv0 = loader_has_argv0(ld);
+    if (!seen) {
+        bool regular;
+        argv0 = loader_has_argv0(ld, &regular);
+        /* Only a loader that is there, and in the store (which does not change). */
+        if (regular && rx_is_real_store_path(m, ld))
+            loader_remember(interp, ld, argv0);
+    }
     /*
      * The loader's own directory goes first in the library path: the audit module's libc
      * must come from the glibc of this loader, and is searched before the module can map
@@ -483,6 +538,60 @@ static int through_loader(const struct rx_map *m, struct rx_exec *x, char *const
     return 0;
 }
 
+/*
+ * The store programs execs have started through their store loader: for
+ * each, its logical path, where it is and its PT_INTERP, packed one after
+ * the other ("logical\0real\0interp\0") in a pool that only grows.  The
+ * store is read-only, so an entry never goes stale, and a later exec of the
+ * same program needs no system call before its execve: no resolving, no
+ * reading of the ELF header.  Entries are published by moving `used` on
+ * (release), so a reader sees whole ones only; one exec appends at a time
+ * (lock), and when another is appending, or the pool is full, nothing is
+ * kept.  As with the loader above, a vfork child (dash, posix_spawn) fills
+ * its parent's.
+ */
+#define PROGRAMS_POOL (16 * 1024)
+static struct {
+    int lock;
+    unsigned used;
+    char pool[PROGRAMS_POOL];
+} g_programs;
+
+/* The entry for logical path cur: its real path and interpreter, or false. */
+static bool program_seen(const struct rx_map *m, const char *cur, const char **real,
+                         const char **interp)
+{
+    unsigned used = __atomic_load_n(&g_programs.used, __ATOMIC_ACQUIRE);
+    for (const char *e = g_programs.pool; e < g_programs.pool + used;) {
+        const char *r = e + strlen(e) + 1, *i = r + strlen(r) + 1;
+        if (strcmp(e, cur) == 0 && rx_is_real_store_path(m, r)) {
+            *real = r;
+            *interp = i;
+            return true;
+        }
+        e = i + strlen(i) + 1;
+    }
+    return false;
+}
+
+static void program_remember(const char *cur, const char *real, const char *interp)
+{
+    size_t cl = strlen(cur) + 1, rl = strlen(real) + 1, il = strlen(interp) + 1;
+    int open_ = 0;
+    if (!__atomic_compare_exchange_n(&g_programs.lock, &open_, 1, false, __ATOMIC_ACQUIRE,
+                                     __ATOMIC_RELAXED))
+        return;
+    unsigned used = g_programs.used;
+    if (cl + rl + il <= PROGRAMS_POOL - used) {
+        char *w = g_programs.pool + used;
+        memcpy(w, cur, cl);
+        memcpy(w + cl, real, rl);
+        memcpy(w + cl + rl, interp, il);
+        __atomic_store_n(&g_programs.used, used + (unsigned)(cl + rl + il), __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&g_programs.lock, 0, __ATOMIC_RELEASE);
+}
+
 static int prepare(const struct rx_map *m, const char *path, char *const argv[],
                    char *const envp[], struct rx_exec *x, bool big);
 
@@ -515,6 +624,18 @@ static int prepare(const struct rx_map *m, const char *path, char *const argv[],
     for (int depth = 0;; depth++) {
         if (is_proc_self_exe(cur) && rx_map_exe(m)[0])
             cur = rx_map_exe(m);
+        const char *seen_real, *seen_interp;
+        if (program_seen(m, cur, &seen_real, &seen_interp)) {
+            char *real = arena_strndup(x, seen_real, strlen(seen_real));
+            if (!real)
+                goto nomem;
+            x->file = real;
+            if ((r = through_loader(m, x, envp, seen_interp, real, cur, &av, &argc)) < 0)
+                goto fail;
+            exe = x->exe;
+            loader = x->file;
+            break;
+        }
         char *real;
         bool in_store;
         if ((r = real_of(m, x, cur, &real, &in_store)) < 0)
@@ -555,6 +676,9 @@ static int prepare(const struct rx_map *m, const char *path, char *const argv[],
             break; /* a host program */
         if ((r = through_loader(m, x, envp, interp, real, cur, &av, &argc)) < 0)
             goto fail;
+        /* A logical path names the same file from any working directory. */
+        if (rx_is_store_path(cur) && rx_is_real_store_path(m, real))
+            program_remember(cur, real, interp);
         exe = x->exe;
         loader = x->file;
         break;

@@ -205,6 +205,12 @@ fails "preload: a static binary on a store mounted noexec is refused, saying why
   "'$top/bin/busybox' is statically linked, and the preload engine can run a static program only from the runix store's real location, '$home/store/nix/store', which is on a file system mounted noexec" \
   r run --engine preload "$top" busybox true
 MODE=store
+# dash starts its commands from vfork children, which fill its memory with
+# what an exec found (the program's file and PT_INTERP, its loader): the
+# later execs of the same programs use it, each with its own loader.
+is "$(r run --engine preload "$top" dash -c 'for i in 1 2 3; do hello-alt --loader; hello --loader; hello-linked $i; done' 2>&1 | sed 's|.*/nix/store/[a-z0-9]*-||')" \
+  "$(for i in 1 2 3; do printf '%s\n' "glibc-alt-2.36/lib/$loader" "glibc-host-2.36/lib/$loader" "hello from a store library, $i"; done)" \
+  "preload: a shell running the same store programs again gets each one's own loader and libraries"
 is "$(r run --engine preload "$top" dash -c "env -i $hello/bin/hello scrubbed" 2>&1)" \
   "hello from a store library, scrubbed" \
   "preload: a store program run with a scrubbed environment (env -i) still works"
