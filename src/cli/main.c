@@ -94,6 +94,7 @@ static int cmd_version(int argc, char **argv)
 static const struct cli_command commands[] = {
     {"run", cmd_run, "run a program from a store path, fetching its closure if needed", 0},
     {"shell", cmd_shell, "start a shell with store paths' programs on PATH", 0},
+    {"boot", cmd_boot, "boot a closure's init (NixOS, systemd) as pid 1 of a container", 0},
     {"doctor", cmd_doctor, "report the store, caches and which engines work here", CMD_CORE},
     {"fetch", cmd_fetch, "download store paths' closures from binary caches into the store",
      CMD_CORE},
