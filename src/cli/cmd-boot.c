@@ -143,6 +143,13 @@ static int boot_closure(void *arg, const char *store_dir, const char *base)
                       "Group= or DynamicUser=, and programs that call setgroups() or switch "
                       "users, will fail (docs/boot.md)",
                       b->why);
+    char cg[512];
+    if (!boot_cgroup_writable(cg, sizeof cg))
+        cli_cmd_error("boot",
+                      "warning: the cgroup runix runs in (%s) is not yours to write, so systemd "
+                      "will stop at 'Failed to create /init.scope control group'; run runix in a "
+                      "delegated one (systemd-run --user --scope -p Delegate=yes runix boot ...)",
+                      cg);
     int st = boot_run(c, &err);
     if (st < 0) {
         cli_cmd_error("boot", "%s", err->msg);

@@ -3,6 +3,7 @@
 
 #include "run-boot.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -219,13 +220,56 @@ static int copy_os_release(const char *path, struct rx_error **err)
     return 0;
 }
 
-/* /sys read-only: a sysfs of the network namespace, or the host's bound (--network host). */
+/*
+ * /sys read-only: a sysfs of the network namespace, or the host's bound
+ * (--network host).  On /sys/fs/cgroup, the cgroup2 hierarchy of the new
+ * cgroup namespace: its root is the cgroup runix runs in, which systemd can
+ * use only when the user may write it (boot_cgroup_writable()); a kernel
+ * that refuses the mount leaves it empty, which an init other than systemd
+ * does not mind.
+ */
 static int mount_sys(struct rx_error **err)
 {
     unsigned long f = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
-    if (mount("sysfs", "/newroot/sys", "sysfs", f, NULL) == 0)
-        return 0;
-    return bind_path("/oldroot/sys", "/newroot/sys", true, err);
+    if (mount("sysfs", "/newroot/sys", "sysfs", f, NULL) < 0 &&
+        bind_path("/oldroot/sys", "/newroot/sys", true, err) < 0)
+        return -1;
+    mount("cgroup2", "/newroot/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    return 0;
+}
+
+bool boot_cgroup_writable(char *path, size_t n)
+{
+    char line[PATH_MAX + 64], mnt[PATH_MAX] = "";
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f)
+        return false;
+    /* "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS... - cgroup2 SOURCE SUPEROPTS" */
+    while (!mnt[0] && fgets(line, sizeof line, f)) {
+        char point[PATH_MAX];
+        const char *dash = strstr(line, " - cgroup2 ");
+        if (dash && sscanf(line, "%*s %*s %*s %*s %4095s", point) == 1)
+            snprintf(mnt, sizeof mnt, "%s", point);
+    }
+    fclose(f);
+    char cg[PATH_MAX] = "";
+    if ((f = fopen("/proc/self/cgroup", "re"))) {
+        while (!cg[0] && fgets(line, sizeof line, f))
+            if (strncmp(line, "0::", 3) == 0) {
+                size_t len = strcspn(line + 3, "\n");
+                if (len > 0 && len < sizeof cg) {
+                    memcpy(cg, line + 3, len);
+                    cg[len] = '\0';
+                }
+            }
+        fclose(f);
+    }
+    if (!mnt[0] || !cg[0]) {
+        snprintf(path, n, "no cgroup2 hierarchy");
+        return false;
+    }
+    snprintf(path, n, "%s%s", mnt, strcmp(cg, "/") == 0 ? "" : cg);
+    return access(path, W_OK) == 0;
 }
 
 static int mount_tmpfs(const char *dst, const char *mode, struct rx_error **err)
@@ -520,6 +564,60 @@ static int read_setup(int fd, struct rx_error **err)
     return 0;
 }
 
+/* The cgroups below dir: names of its subdirectories, NULL-terminated (NULL if none). */
+static char **cgroup_children(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return NULL;
+    char **v = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_type == DT_DIR && strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            v = xrealloc(v, (n + 2) * sizeof *v);
+            v[n++] = xstrdup(e->d_name);
+            v[n] = NULL;
+        }
+    closedir(d);
+    return v;
+}
+
+static void free_strv(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* rmdir a cgroup and those below it, deepest first (each empty once its processes are gone). */
+static void cgroup_remove(const char *dir)
+{
+    char **kids = cgroup_children(dir);
+    for (size_t i = 0; kids && kids[i]; i++) {
+        char sub[PATH_MAX];
+        if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, kids[i]) < sizeof sub)
+            cgroup_remove(sub);
+    }
+    free_strv(kids);
+    rmdir(dir);
+}
+
+/* After the boot: the cgroups the booted system made below ours (all but those in before). */
+static void cgroup_prune(const char *dir, char **before)
+{
+    char **now = cgroup_children(dir);
+    for (size_t i = 0; now && now[i]; i++) {
+        bool old = false;
+        for (size_t k = 0; before && before[k] && !old; k++)
+            old = strcmp(before[k], now[i]) == 0;
+        char sub[PATH_MAX];
+        if (!old && (size_t)snprintf(sub, sizeof sub, "%s/%s", dir, now[i]) < sizeof sub)
+            cgroup_remove(sub);
+    }
+    free_strv(now);
+}
+
 static void reap(pid_t pid)
 {
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
@@ -530,7 +628,9 @@ int boot_run(const struct boot_config *c, struct rx_error **err)
 {
     struct relay r = {.master = -1};
     int slave = -1, go[2] = {-1, -1}, rep[2] = {-1, -1}, sfd = -1, ret = -1;
-    char console[128];
+    char console[128], cg[PATH_MAX];
+    bool own_cg = boot_cgroup_writable(cg, sizeof cg);
+    char **cg_before = own_cg ? cgroup_children(cg) : NULL;
     sigset_t set, old;
     sigemptyset(&set);
     static const int caught[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGWINCH, SIGCHLD};
@@ -545,7 +645,7 @@ int boot_run(const struct boot_config *c, struct rx_error **err)
         goto out;
     }
     unsigned long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS |
-                          CLONE_NEWIPC | (c->host_network ? 0 : CLONE_NEWNET);
+                          CLONE_NEWIPC | CLONE_NEWCGROUP | (c->host_network ? 0 : CLONE_NEWNET);
     fflush(NULL);
     pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
     if (pid < 0) {
@@ -580,6 +680,9 @@ int boot_run(const struct boot_config *c, struct rx_error **err)
     int st = supervise(c, pid, &r, sfd);
     ret = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 out:
+    if (own_cg)
+        cgroup_prune(cg, cg_before);
+    free_strv(cg_before);
     close_console(&r, slave);
     int fds[] = {go[0], go[1], rep[0], rep[1], sfd};
     for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)

@@ -59,6 +59,14 @@ int boot_map_resolve(struct boot_config *c, enum boot_map *map, char *why, size_
                      struct rx_error **err);
 
 /*
+ * May the user write the cgroup runix runs in (in the cgroup2 hierarchy)?
+ * It is the root of the booted system's /sys/fs/cgroup, and systemd needs
+ * to create cgroups below it.  path gets the cgroup's directory (or what is
+ * missing).
+ */
+bool boot_cgroup_writable(char *path, size_t n);
+
+/*
  * Boot: returns pid 1's exit status (128+N when a signal ended it) once it
  * has ended and every process of the namespace with it, or -1 with the
  * reason in err when the namespaces or the root could not be set up (then
