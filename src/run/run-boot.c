@@ -679,6 +679,13 @@ int boot_run(const struct boot_config *c, struct rx_error **err)
     }
     int st = supervise(c, pid, &r, sfd);
     ret = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    /*
+     * reboot(2) in a pid namespace ends its pid 1 as if by a signal:
+     * SIGINT for a halt or power-off (systemd's clean shutdown), SIGHUP for
+     * a reboot.  A system that shut down cleanly exits 0, as with nspawn.
+     */
+    if (WIFSIGNALED(st) && WTERMSIG(st) == SIGINT)
+        ret = 0;
 out:
     if (own_cg)
         cgroup_prune(cg, cg_before);

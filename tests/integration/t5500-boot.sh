@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # runix boot: a closure's init as pid 1, the store shared read-only.
 #
-# The closure (tests/fixtures/boot.nix, built by real Nix) has an init, a
+# The closures (tests/fixtures/boot.nix, built by real Nix): an init, a
 # busybox script, that reports what pid 1 sees, stops on SIGRTMIN+3 or
-# ignores it, and switches users.  runix runs as an unprivileged user
+# ignores it, and switches users; and Debian's own systemd, booted to
+# multi-user.target and shut down cleanly.  runix runs as an unprivileged user
 # (nobody) in a mount namespace in which the host's /nix/store, where Nix
 # built the closure, is hidden under an empty tmpfs: runix fetches it from
 # a file:// cache into its own store.  The test runs as root (as in CI): it
 # gives the user a range in /etc/subuid and /etc/subgid (restored at the
-# end) for newuidmap, which is set-uid root.
+# end) for newuidmap, which is set-uid root, and a cgroup of its own (removed
+# at the end) delegated to it, as systemd inside needs.
 . "$(dirname "$0")/lib/libtest.sh"
 
 if [ "$(id -u)" != 0 ]; then
@@ -30,6 +32,7 @@ fi
 BFX=$base/boot
 chmod 755 "$base" "$BFX"
 top=$(cat "$BFX/top")
+top_systemd=$(cat "$BFX/top-systemd")
 bb_path=$(nix-store -qR "$top" | grep -- '-busybox-static-')
 
 uid=$(id -u nobody)
@@ -60,13 +63,26 @@ set_subids() {
 }
 set_subids no
 
+# A cgroup for the user, below the test's own in the cgroup2 hierarchy: each boot runs in it.
+cg2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' \
+  /proc/self/mountinfo | head -n 1)
+RXCG=$cg2$(sed -n 's/^0:://p' /proc/self/cgroup | sed 's|^/$||')/runix-t5500-$$
+if ! mkdir "$RXCG" || ! chown "$uid:$gid" "$RXCG" "$RXCG/cgroup.procs" "$RXCG/cgroup.threads" \
+  "$RXCG/cgroup.subtree_control"; then
+  echo "Bail out! cannot make a cgroup for the user at $RXCG (a writable cgroup2 hierarchy is needed)"
+  exit 1
+fi
+export RXCG
+trap 'restore_subids; find "$RXCG" -depth -type d -exec rmdir {} + 2>/dev/null; cleanup' EXIT
+
 boot_env=(PATH=/usr/bin:/bin:/usr/sbin:/sbin HOME="$home" LC_ALL=C.UTF-8 TERM=dumb
   RUNIX_STORE="$home/store" RUNIX_CACHES="file://$BFX/cache"
   RUNIX_TRUSTED_KEYS="$(cat "$BFX/key.pub")"
   ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}")
 # as_user CMD...: CMD as the user, with the host's store hidden (in a mount namespace of its own).
+in_view='{ [ -z "$RXCG" ] || echo $$ >"$RXCG/cgroup.procs"; } && mount -t tmpfs -o ro none /nix/store && exec "$@"'
 as_user() {
-  unshare -m sh -c 'mount -t tmpfs -o ro none /nix/store && exec "$@"' sh \
+  unshare -m sh -c "$in_view" sh \
     setpriv --reuid="$uid" --regid="$gid" --clear-groups env -i "${boot_env[@]}" "$@"
 }
 # b ARGS...: runix boot ARGS as the user, stdin /dev/null; output with the pty's CRs removed.
@@ -75,21 +91,22 @@ b() { as_user "$RUNIX" boot -q "$@" </dev/null 2>"$TEST_TMP/err" | tr -d '\r'; r
 b_bg() {
   local out=$1
   shift
-  unshare -m sh -c 'mount -t tmpfs -o ro none /nix/store && exec "$@"' sh \
+  unshare -m sh -c "$in_view" sh \
     setpriv --reuid="$uid" --regid="$gid" --clear-groups env -i "${boot_env[@]}" \
     "$RUNIX" boot -q "$@" </dev/null >"$out" 2>&1 &
   bg=$!
 }
+# wait_ready FILE [TEXT [TENTHS]]: until FILE has TEXT (ready), at most TENTHS/10 s.
 wait_ready() {
-  for _ in $(seq 100); do
-    grep -q ready "$1" && return 0
+  for _ in $(seq "${3:-100}"); do
+    grep -q "${2:-ready}" "$1" && return 0
     sleep 0.1
   done
   return 1
 }
 # What the user has on the host: processes and files in the usual temporary places.
 # (Other tests' files, in their own runix-it.* directories, are not runix boot's.)
-ours='runix boot|boot-test-1\.0|sleep 31337'
+ours='runix boot|boot-test-1\.0|sleep 31337|debian-systemd|lib/systemd/'
 leftovers() {
   pgrep -u "$uid" -af "$ours" || true
   find /tmp /var/tmp /dev/shm /run -maxdepth 2 -user "$uid" -newer "$TEST_TMP/marker" 2>/dev/null |
@@ -181,10 +198,31 @@ out=$(b "$top" -- users)
 is "$(printf '%s\n' "$out" | grep -E '^(uid_map|gid_map|as-1000)=' | tr '\n' ' ')" \
   "uid_map=0 $uid 1,1 200000 65535, gid_map=0 $gid 1,1 300000 65535, as-1000=1000 " \
   "subid mapping: 0 is the user, 1.. the range; su to uid 1000 works"
-is "$(cat "$TEST_TMP/err")" "" "no warning with a range"
+is "$(cat "$TEST_TMP/err")" "" "no warning with a range (and in a delegated cgroup)"
+cp "$TEST_TMP/err" "$TEST_TMP/err.deleg"
 out=$(b --map single "$top" -- users)
 is "$(printf '%s\n' "$out" | grep '^uid_map=')" "uid_map=0 $uid 1," "--map single forces one id"
 set_subids no
+
+# A cgroup the user cannot write: systemd could not boot, and runix says so.
+RXCG='' b "$top" -- check 0 >/dev/null
+grep -q "is not yours to write, so systemd will stop" "$TEST_TMP/err"
+is "$?" 0 "outside a delegated cgroup: a warning that systemd will not boot"
+grep -q "not yours to write" "$TEST_TMP/err.deleg" 2>/dev/null
+is "$?" 1 "in the delegated cgroup: no such warning"
+
+# Debian's systemd as pid 1: multi-user.target, then SIGTERM: a clean halt.
+b_bg "$TEST_TMP/systemd.out" "$top_systemd" -- --unit=multi-user.target
+ok "systemd reaches multi-user.target" wait_ready "$TEST_TMP/systemd.out" \
+  "Reached target multi-user.target" 600
+ok "systemd detected a container" grep -q "Detected virtualization container-other" "$TEST_TMP/systemd.out"
+kill -TERM "$bg"
+wait "$bg"
+is "$?" 0 "SIGTERM: systemd halts cleanly (pid 1 ends by SIGINT, reboot(2) in a pid namespace) and runix exits 0"
+ok "systemd went through shutdown.target" grep -q "Reached target shutdown.target" "$TEST_TMP/systemd.out"
+is "$(find "$RXCG" -mindepth 1 -type d | wc -l)" 0 "the cgroups systemd made are gone"
+[ "$(grep -c . "$RXCG/cgroup.procs")" = 0 ]
+is "$?" 0 "no process is left in the cgroup"
 
 # Nothing left on the host: no process, no file, no mount.
 is "$(leftovers)" "$before" "no process or file of the user is left on the host"
