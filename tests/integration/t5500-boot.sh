@@ -105,12 +105,13 @@ wait_ready() {
   return 1
 }
 # What the user has on the host: processes and files in the usual temporary places.
-# (Other tests' files, in their own runix-it.* directories, are not runix boot's.)
+# (Only names with runix in them: other tests, in their own runix-it.* directories, and
+# other programs run by the same user at the same time make files there too.)
 ours='runix boot|boot-test-1\.0|sleep 31337|debian-systemd|lib/systemd/'
 leftovers() {
   pgrep -u "$uid" -af "$ours" || true
-  find /tmp /var/tmp /dev/shm /run -maxdepth 2 -user "$uid" -newer "$TEST_TMP/marker" 2>/dev/null |
-    grep -v '/runix-it\.' || true
+  find /tmp /var/tmp /dev/shm /run -maxdepth 2 -user "$uid" -newer "$TEST_TMP/marker" \
+    -name '*runix*' ! -path '*/runix-it.*' 2>/dev/null || true
 }
 touch "$TEST_TMP/marker"
 
@@ -182,6 +183,29 @@ kill -KILL "$bg"
 wait "$bg" 2>/dev/null
 for _ in $(seq 50); do pgrep -u "$uid" -f "$ours" >/dev/null || break; sleep 0.1; done
 is "$(pgrep -u "$uid" -af "$ours")" "" "runix killed: no process of the boot is left"
+
+# A terminal: raw while the system runs (its keys go to the console), as it was after.
+# boot-as-user ARGS...: runix boot ARGS as the user, from a script script(1) runs.
+{
+  echo '#!/usr/bin/env bash'
+  declare -p uid gid in_view boot_env RUNIX
+  echo 'exec unshare -m sh -c "$in_view" sh setpriv --reuid="$uid" --regid="$gid" --clear-groups \'
+  echo '  env -i "${boot_env[@]}" "$RUNIX" boot -q "$@"'
+} >"$TEST_TMP/boot-as-user"
+# on-tty DIR CMD...: the terminal's settings before and after CMD, its output and status.
+printf '%s\n' '#!/bin/sh' 'dir=$1' 'shift' 'stty -g >"$dir/tty.before"' \
+  'exec 3<&0' '"$@" <&3 >"$dir/tty.out" 2>&1 &' 'sleep 1' 'stty -a >"$dir/tty.during"' 'wait $!' \
+  'echo "$?" >"$dir/tty.rc"' 'stty -g >"$dir/tty.after"' >"$TEST_TMP/on-tty"
+chmod 755 "$TEST_TMP/boot-as-user" "$TEST_TMP/on-tty"
+{ sleep 2; printf 'hello console\n'; sleep 3; } |
+  script -qec "$TEST_TMP/on-tty $TEST_TMP $TEST_TMP/boot-as-user $top -- read" /dev/null >/dev/null
+is "$(cat "$TEST_TMP/tty.rc")" 0 "on a terminal: the init ran and exited 0"
+is "$(tr -d '\r' <"$TEST_TMP/tty.out" | grep '^got=')" "got=hello console" \
+  "what is typed on runix's terminal reaches the init's console"
+ok "the terminal's settings are as they were" cmp "$TEST_TMP/tty.before" "$TEST_TMP/tty.after"
+is "$(grep -o -w -e -icanon -e -echo -e -isig "$TEST_TMP/tty.during" | tr '\n' ' ')" \
+  "-isig -icanon -echo " "while it runs, the terminal is raw"
+ok "  ...and it was not before" bash -c "stty -a -F /dev/null 2>/dev/null; ! grep -q -- -icanon <(script -qec 'stty -a' /dev/null)"
 
 # One id: 0 only; switching users fails, as the warning says.
 out=$(b "$top" -- users)
