@@ -508,8 +508,13 @@ static int supervise(const struct boot_config *c, pid_t pid, struct relay *r, in
             timeout = left > 0 ? (int)left : 0;
         }
         int n = poll(p, 3, timeout);
-        if (n < 0 && errno != EINTR)
+        if (n < 0 && errno != EINTR) {
+            /* Nothing can be relayed or passed on any more: end it, and say how. */
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
             break;
+        }
         if (deadline >= 0 && now_ms() >= deadline) {
             kill(pid, SIGKILL);
             deadline = -1;
