@@ -137,8 +137,11 @@ static int boot_closure(void *arg, const char *store_dir, const char *base)
     c->argv = b->argv;
     struct rx_error *err = NULL;
     enum boot_map asked = c->map;
-    if (boot_map_resolve(c, &c->map, b->why, sizeof b->why, &err) < 0)
-        return cli_fail(err);
+    if (boot_map_resolve(c, &c->map, b->why, sizeof b->why, &err) < 0) {
+        cli_cmd_error("boot", "%s", err->msg);
+        rx_error_free(err);
+        return EXIT_FAIL;
+    }
     if (asked == BOOT_MAP_AUTO && c->map == BOOT_MAP_SINGLE)
         cli_cmd_error("boot",
                       "warning: only uid and gid 0 (you) exist inside, as %s; units with User=, "

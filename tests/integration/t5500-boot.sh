@@ -215,7 +215,7 @@ is "$(printf '%s\n' "$out" | grep -E '^(uid_map|gid_map|as-1000)=' | tr '\n' ' '
   "uid_map=0 $uid 1, gid_map=0 $gid 1, as-1000=failed " "one-id mapping: only 0, su fails"
 grep -q "units with User=" "$TEST_TMP/err"
 is "$?" 0 "the warning names the units that will fail"
-fails "--map subid without a range fails" 1 "--map subid: /etc/subuid and /etc/subgid give $user no range" \
+fails "--map subid without a range fails" 1 "runix boot: --map subid: /etc/subuid and /etc/subgid give $user no range" \
   as_user "$RUNIX" boot -q --map subid "$top" -- users
 
 # Subordinate ids: 65536 ids through newuidmap, and su to uid 1000 works.
