@@ -23,6 +23,7 @@ _runix() {
     case $w in
       --store) store=${COMP_WORDS[i + 1]:-}; ((i++)); continue ;;
       --cache | --extra-cache | --trusted-key | --engine | --url | --with | -o | --output) ((i++)); continue ;;
+      --init | --hostname | --map | --network | --stop-timeout) ((i++)); continue ;;
       -*) continue ;;
     esac
     if [ -z "$cmd" ]; then
@@ -38,6 +39,8 @@ _runix() {
   case $prev in
     --store) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
     --cache | --extra-cache | --trusted-key | --url) return ;;
+    --map) mapfile -t COMPREPLY < <(compgen -W "auto single subid" -- "$cur"); return ;;
+    --hostname | --stop-timeout | --init | --network) return ;;
   esac
   local -a words=()
   if [ -z "$cmd" ]; then

@@ -23,7 +23,7 @@ function __runix_complete
             case --store
                 set skip 2
                 continue
-            case --cache --extra-cache --trusted-key --engine --url --with -o --output
+            case --cache --extra-cache --trusted-key --engine --url --with -o --output --init --hostname --map --network --stop-timeout
                 set skip 1
                 continue
             case '-*'
@@ -50,7 +50,10 @@ function __runix_complete
         case --store
             __fish_complete_directories $cur
             return
-        case --cache --extra-cache --trusted-key --url
+        case --cache --extra-cache --trusted-key --url --hostname --stop-timeout --init --network
+            return
+        case --map
+            printf '%s\n' auto single subid
             return
     end
     if test -z "$cmd"

@@ -151,6 +151,7 @@ int cmd_store(int argc, char **argv);
 int cmd_self(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_bundle(int argc, char **argv);
+int cmd_boot(int argc, char **argv);
 int cmd_enter(int argc, char **argv);
 
 struct cli_settings;

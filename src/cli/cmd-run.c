@@ -26,6 +26,7 @@
 #include "cli-bundle.h"
 #include "cli-byname.h"
 #include "cli-dist.h"
+#include "cli-run.h"
 #include "cli-settings-internal.h"
 #include "cli-settings.h"
 #include "cli.h"
@@ -1318,6 +1319,31 @@ static char *dist_program(struct run_ctx *c, int *ret)
         *ret = EXIT_NOT_FOUND;
     }
     return p;
+}
+
+int run_with_closure(const char *cmd, struct cli_settings *s, bool offline, const char *target,
+                     int (*fn)(void *arg, const char *store_dir, const char *base), void *arg)
+{
+    struct run_ctx c = {.cmd = cmd, .s = *s, .offline = offline};
+    *s = (struct cli_settings){0};
+    const char *sub = "";
+    int ret = EXIT_USAGE;
+    if (parse_root(&c, target, &sub) < 0) {
+        ret = c.fail ? c.fail : EXIT_USAGE;
+        goto out;
+    }
+    if (*sub && strcmp(sub, "/") != 0) {
+        ret = cli_usage_error(cmd, "'%s' is a file below a store path; name the store path", target);
+        goto out;
+    }
+    if ((ret = prepare(&c)) != EXIT_OK)
+        goto out;
+    char base[STORE_BASENAME_MAX + 1];
+    store_path_basename(&c.roots[0], base);
+    ret = fn(arg, c.store_dir, base);
+out:
+    ctx_release(&c);
+    return ret;
 }
 
 int cmd_run(int argc, char **argv)

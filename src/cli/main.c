@@ -95,6 +95,7 @@ static int cmd_version(int argc, char **argv)
 static const struct cli_command commands[] = {
     {"run", cmd_run, "run a program from a store path, fetching its closure if needed", 0},
     {"shell", cmd_shell, "start a shell with store paths' programs on PATH", 0},
+    {"boot", cmd_boot, "boot a closure's init (NixOS, systemd) as pid 1 of a container", 0},
     {"enter", cmd_enter, "start a shell in which /nix is the runix store, for real Nix",
      CMD_CORE},
     {"doctor", cmd_doctor, "report the store, caches and which engines work here", CMD_CORE},

@@ -566,7 +566,7 @@ struct rx_mount_attr {
  * only src itself is bound, without the mounts below it, so that none stays
  * writable.
  */
-static int bind_path(const char *src, const char *dst, bool ro, struct rx_error **err)
+int bind_path(const char *src, const char *dst, bool ro, struct rx_error **err)
 {
     if (make_mount_point(src, dst, err) < 0)
         return -1;
@@ -613,7 +613,7 @@ static int hide(const char *dst, struct rx_error **err)
     return 0;
 }
 
-static int write_text(const char *path, const char *text, struct rx_error **err)
+int write_text(const char *path, const char *text, struct rx_error **err)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0)
@@ -626,7 +626,7 @@ static int write_text(const char *path, const char *text, struct rx_error **err)
     return 0;
 }
 
-static int make_dev(struct rx_error **err)
+int make_dev(struct rx_error **err)
 {
     if (mount("tmpfs", "/newroot/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755") < 0)
         return rx_error_errno(err, "cannot mount /dev in the sandbox");
@@ -846,7 +846,7 @@ static int build_view(struct plan *pl, struct rx_error **err)
 }
 
 /* loopback up in the new network namespace: without it, even local servers fail. */
-static int loopback_up(struct rx_error **err)
+int loopback_up(struct rx_error **err)
 {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0)

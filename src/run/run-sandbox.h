@@ -140,3 +140,20 @@ struct sandbox_end {
  */
 int sandbox_enter(const struct sandbox_policy *p, const char *store_dir, const char *const *paths,
                   size_t npaths, struct sandbox_end *end, struct rx_error **err);
+
+/*
+ * Steps of the view that runix boot (run-boot.c) builds too, in a root
+ * staged by userns_stage_root() (the host's root at /oldroot, the new one
+ * at /newroot).
+ *
+ * bind_path: bind src on dst (made like src), nosuid and nodev, read-only
+ * when ro.  make_dev: a tmpfs /newroot/dev with the host's null, zero, full,
+ * random, urandom and tty bound in, a private devpts, /dev/shm and the
+ * usual links.  write_text: create path (it must not exist) holding text.
+ * loopback_up: bring lo up in a new network namespace.  Each returns 0, or
+ * -1 with the reason in err.
+ */
+int bind_path(const char *src, const char *dst, bool ro, struct rx_error **err);
+int make_dev(struct rx_error **err);
+int write_text(const char *path, const char *text, struct rx_error **err);
+int loopback_up(struct rx_error **err);
