@@ -66,6 +66,9 @@ set_subids no
 # A cgroup for the user, below the test's own in the cgroup2 hierarchy: each boot runs in it.
 cg2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' \
   /proc/self/mountinfo | head -n 1)
+if [ -z "$cg2" ]; then # a host with cgroup v1 only still has the cgroup2 hierarchy: mount it
+  mkdir -p "$TEST_TMP/cgroup2" && mount -t cgroup2 none "$TEST_TMP/cgroup2" && cg2=$TEST_TMP/cgroup2
+fi
 RXCG=$cg2$(sed -n 's/^0:://p' /proc/self/cgroup | sed 's|^/$||')/runix-t5500-$$
 if ! mkdir "$RXCG" || ! chown "$uid:$gid" "$RXCG" "$RXCG/cgroup.procs" "$RXCG/cgroup.threads" \
   "$RXCG/cgroup.subtree_control"; then
@@ -73,7 +76,8 @@ if ! mkdir "$RXCG" || ! chown "$uid:$gid" "$RXCG" "$RXCG/cgroup.procs" "$RXCG/cg
   exit 1
 fi
 export RXCG
-trap 'restore_subids; find "$RXCG" -depth -type d -exec rmdir {} + 2>/dev/null; cleanup' EXIT
+trap 'restore_subids; find "$RXCG" -depth -type d -exec rmdir {} + 2>/dev/null
+  ! mountpoint -q "$TEST_TMP/cgroup2" || umount "$TEST_TMP/cgroup2"; cleanup' EXIT
 
 boot_env=(PATH=/usr/bin:/bin:/usr/sbin:/sbin HOME="$home" LC_ALL=C.UTF-8 TERM=dumb
   RUNIX_STORE="$home/store" RUNIX_CACHES="file://$BFX/cache"
