@@ -150,3 +150,4 @@ int cmd_store(int argc, char **argv);
 int cmd_self(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_bundle(int argc, char **argv);
+int cmd_export(int argc, char **argv);
