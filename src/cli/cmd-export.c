@@ -52,6 +52,8 @@ static const char export_usage[] =
     "(oci-layout, index.json, blobs/sha256/; DIR absent or empty; tag 'latest');\n"
     "--oci FILE.tar (a name ending in .tar, or an existing file) writes a\n"
     "docker-archive tarball for 'docker load' or 'podman load', replacing FILE.\n"
+    "It prints the image's digest: a layout's manifest's, an archive's config's (the\n"
+    "image ID 'podman images' shows).\n"
     "An image has one uncompressed layer per store path (the last one with /init;\n"
     "past 100 paths, the rest share the last layer), or one layer for all with\n"
     "--layers one; its Entrypoint is /init's target, its PATH the closure's bin/\n"
@@ -233,25 +235,33 @@ static char *resolve_entry(const struct export_ctx *c, const char *entry)
     return NULL;
 }
 
-/* "PATH=" the closure's bin/ directories, the roots' first. */
+/* Append ":/nix/store/<base>/bin" to *acc when that is a directory. */
+static void add_bin(const struct export_ctx *c, const char *base, char **acc)
+{
+    _cleanup_free_ char *bin = xasprintf("%s/bin", base);
+    struct stat st;
+    if (fstatat(c->store_fd, bin, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+        return;
+    char *next = xasprintf("%s%s" STORE_DIR "/%s", *acc, (*acc)[5] ? ":" : "", bin);
+    free(*acc);
+    *acc = next;
+}
+
+/* "PATH=" the closure's bin/ directories: the roots' first, in the order given. */
 static char *path_env(const struct export_ctx *c)
 {
     char *acc = xstrdup("PATH=");
-    for (size_t pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < c->nclosure; i++) {
-            bool root = false;
-            for (size_t j = 0; j < c->nroots && !root; j++)
-                root = store_path_cmp(&c->closure[i], &c->roots[j]) == 0;
-            if (root != (pass == 0))
-                continue;
-            _cleanup_free_ char *bin = xasprintf("%s/bin", c->bases[i]);
-            struct stat st;
-            if (fstatat(c->store_fd, bin, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
-                continue;
-            char *next = xasprintf("%s%s" STORE_DIR "/%s", acc, acc[5] ? ":" : "", bin);
-            free(acc);
-            acc = next;
-        }
+    char base[STORE_BASENAME_MAX + 1];
+    for (size_t i = 0; i < c->nroots; i++) {
+        store_path_basename(&c->roots[i], base);
+        add_bin(c, base, &acc);
+    }
+    for (size_t i = 0; i < c->nclosure; i++) {
+        bool root = false;
+        for (size_t j = 0; j < c->nroots && !root; j++)
+            root = store_path_cmp(&c->closure[i], &c->roots[j]) == 0;
+        if (!root)
+            add_bin(c, c->bases[i], &acc);
     }
     return acc;
 }
@@ -445,8 +455,9 @@ static int write_output(struct export_ctx *c, enum export_kind kind, const char 
             fprintf(stderr, "runix export: wrote %s (%zu paths, %zu layers, manifest "
                             "sha256:%s)\n", dest, c->nclosure, d.nlayers, d.manifest);
     }
+    /* A layout is named by its manifest's digest, a loaded archive by its config's (its ID). */
     if (ret == EXIT_OK && kind != KIND_ROOTFS)
-        printf("sha256:%s\n", d.manifest);
+        printf("sha256:%s\n", kind == KIND_LAYOUT ? d.manifest : d.config);
     export_digests_release(&d);
     rx_release_interrupts();
     rx_die_of_interrupt();

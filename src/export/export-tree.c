@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "export.h"
+#include "util-io.h"
 #include "util-mem.h"
 #include "util-signal.h"
 
@@ -155,11 +156,19 @@ static int copy_node(int dirfd, const char *name, const char *rel, const struct 
         openat(out_fd, rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (out < 0)
         return rx_error_errno(err, "cannot create '%s'", rel);
-    for (off_t left = st->st_size; left > 0;) {
+    off_t left = st->st_size;
+    while (left > 0) {
         ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0) {
+        if (n <= 0)
+            break; /* EXDEV before Linux 5.19, EOPNOTSUPP, ...: copy by hand */
+        left -= n;
+    }
+    char buf[1 << 16];
+    while (left > 0) {
+        ssize_t n = read_retry(in, buf, sizeof buf);
+        if (n <= 0 || write_all(out, buf, (size_t)n) < 0) {
             if (n == 0)
                 errno = EIO;
             return rx_error_errno(err, "cannot copy '%s'", rel);
