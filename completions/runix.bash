@@ -22,7 +22,7 @@ _runix() {
     w=${COMP_WORDS[i]}
     case $w in
       --store) store=${COMP_WORDS[i + 1]:-}; ((i++)); continue ;;
-      --cache | --extra-cache | --trusted-key | --engine | --url | -o | --output) ((i++)); continue ;;
+      --cache | --extra-cache | --trusted-key | --engine | --url | -o | --output | --rootfs | --oci | --entry | --layers) ((i++)); continue ;;
       -*) continue ;;
     esac
     if [ -z "$cmd" ]; then
@@ -37,7 +37,9 @@ _runix() {
   done
   case $prev in
     --store) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
-    --cache | --extra-cache | --trusted-key | --url) return ;;
+    --cache | --extra-cache | --trusted-key | --url | --entry) return ;;
+    --layers) mapfile -t COMPREPLY < <(compgen -W "per-path one" -- "$cur"); return ;;
+    --rootfs) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
   esac
   local -a words=()
   if [ -z "$cmd" ]; then

@@ -23,7 +23,7 @@ function __runix_complete
             case --store
                 set skip 2
                 continue
-            case --cache --extra-cache --trusted-key --engine --url -o --output
+            case --cache --extra-cache --trusted-key --engine --url -o --output --rootfs --oci --entry --layers
                 set skip 1
                 continue
             case '-*'
@@ -50,7 +50,13 @@ function __runix_complete
         case --store
             __fish_complete_directories $cur
             return
-        case --cache --extra-cache --trusted-key --url
+        case --cache --extra-cache --trusted-key --url --entry
+            return
+        case --layers
+            printf '%s\n' per-path one
+            return
+        case --rootfs
+            __fish_complete_directories $cur
             return
     end
     if test -z "$cmd"
