@@ -132,7 +132,7 @@ f=$(cd "$R$hello" && find . -type f | head -n 1)
 is "$(stat -c %i "$T/root$hello/$f")" "$(stat -c %i "$R$hello/$f")" \
   "files are hard links to the store's on the same file system"
 ok "the store is intact" verified "$R"
-is "$(podrun --rootfs "$T/root" /init 2>&1)" "hello from a store library, world" \
+is "$(podrun --read-only --rootfs "$T/root" /init 2>&1)" "hello from a store library, world" \
   "podman runs the root file system"
 mkdir "$T/empty"
 ok "an empty DIR is fine" "$RUNIX" export -q --rootfs "$T/empty" --entry bin/busybox "$busybox"
