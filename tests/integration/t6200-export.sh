@@ -38,7 +38,7 @@ podrun() {
   pod run --rm --runtime runc --network none --ulimit nofile=1024:1024 \
     --ulimit nproc=1024:1024 "$@"
 }
-trap 'kill $HTTPD_PID 2>/dev/null; pod rm -af >/dev/null 2>&1; pod rmi -af >/dev/null 2>&1; cleanup' EXIT
+trap 'kill $HTTPD_PID 2>/dev/null; rm -f "/tmp/runix-t6200-$$"; pod rm -af >/dev/null 2>&1; pod rmi -af >/dev/null 2>&1; cleanup' EXIT
 
 # same_trees ROOTFS PATH...: each store path under ROOTFS has the NAR hash
 # the store registered for it (real Nix hashes both sides).
@@ -121,7 +121,10 @@ is "$(pod images --no-trunc --format '{{.ID}}' localhost/hello:latest)" \
   "$(cat "$T/tar.digest")" "the digest printed is the image ID podman shows"
 is "$(podrun localhost/hello:latest 2>&1)" "hello from a store library, world" \
   "podman runs the loaded image"
-is "$(podrun "oci:$T/img:latest" 2>&1 | tail -n 1)" "hello from a store library, world" \
+# podman names the image after the layout's path, which must be lower-case.
+lc=/tmp/runix-t6200-$$
+ln -sfn "$T/img" "$lc"
+is "$(podrun "oci:$lc:latest" 2>&1 | tail -n 1)" "hello from a store library, world" \
   "podman runs the layout"
 
 # --- a root file system -----------------------------------------------------
