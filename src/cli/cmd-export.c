@@ -133,10 +133,14 @@ static int fetch_missing(struct export_ctx *c)
     cli_settings_fetch_opts(&c->s, &fo);
     cli_progress_init(&progress, c->s.quiet);
     fo.events = &progress.events;
+    /* Stopped, the fetch keeps what is complete and removes the rest; then we die of it. */
+    rx_catch_interrupts();
     r = fetch_closure(c->st, &fo, c->roots, c->nroots, &err);
     if (r < 0) {
         cli_progress_clear(&progress);
-        return export_fail(err);
+        export_fail(err);
+        rx_die_of_interrupt();
+        return EXIT_FAIL;
     }
     cli_progress_finish(&progress);
     if ((r = have_closure(c, &err)) != 0) {
@@ -306,9 +310,10 @@ static json_t *labels(const struct export_ctx *c)
 /*
  * Where the output may go: 0 when dest is absent or an empty directory (a
  * file, for an archive), after saying why not otherwise.  *kind is made
- * KIND_ARCHIVE for an existing file or a name ending in ".tar".
+ * KIND_ARCHIVE for an existing file or a name ending in ".tar", unless is_dir
+ * (the name was given with a trailing slash).
  */
-static int check_dest(const char *dest, enum export_kind *kind)
+static int check_dest(const char *dest, bool is_dir, enum export_kind *kind)
 {
     struct stat st;
     size_t len = strlen(dest);
@@ -317,7 +322,7 @@ static int check_dest(const char *dest, enum export_kind *kind)
         cli_cmd_error("export", "cannot use '%s': %s", dest, strerror(errno));
         return -1;
     }
-    if (*kind == KIND_LAYOUT &&
+    if (*kind == KIND_LAYOUT && !is_dir &&
         ((exists && S_ISREG(st.st_mode)) ||
          (!exists && len > 4 && strcmp(dest + len - 4, ".tar") == 0)))
         *kind = KIND_ARCHIVE;
@@ -551,7 +556,12 @@ int cmd_export(int argc, char **argv)
         ctx_release(&c);
         return ret;
     }
-    const char *dest = rootfs ? rootfs : oci;
+    /* "DIR/" is DIR, and for --oci says it is to be a directory. */
+    _cleanup_free_ char *dest = xstrdup(rootfs ? rootfs : oci);
+    size_t dlen = strlen(dest);
+    bool slash = dlen > 1 && dest[dlen - 1] == '/';
+    while (dlen > 1 && dest[dlen - 1] == '/')
+        dest[--dlen] = '\0';
     enum export_kind kind = rootfs ? KIND_ROOTFS : KIND_LAYOUT;
     struct rx_error *err = NULL;
     _cleanup_free_ char *entry = NULL;
@@ -562,7 +572,7 @@ int cmd_export(int argc, char **argv)
                                      : export_fail(err);
         goto out;
     }
-    if (check_dest(dest, &kind) < 0 || (ret = fetch_missing(&c)) != EXIT_OK)
+    if (check_dest(dest, slash, &kind) < 0 || (ret = fetch_missing(&c)) != EXIT_OK)
         goto out;
     ret = EXIT_FAIL;
     c.store_fd = openat(store_dir_fd(c.st), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);

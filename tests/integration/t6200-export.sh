@@ -106,6 +106,9 @@ ok "--entry bin/PROG relative to the first path" \
   sh -c "'$RUNIX' export -q --oci '$T/three' --entry bin/busybox '$busybox' >/dev/null &&
          skopeo inspect --config oci:'$T/three':latest | jq -e '.config.Entrypoint[0] == \"$busybox/bin/busybox\"'"
 
+ok "--oci NAME.tar/ (a trailing slash) is a layout" \
+  sh -c "'$RUNIX' export -q --oci '$T/dir.tar/' '$hello' >/dev/null && test -f '$T/dir.tar/index.json'"
+
 # --- a docker archive ----------------------------------------------------------
 ok "export --oci FILE.tar writes a docker archive" \
   sh -c "'$RUNIX' export -q --oci '$T/hello.tar' '$hello' >'$T/tar.digest'"
@@ -138,6 +141,8 @@ ok "the store is intact" verified "$R"
 is "$(podrun --read-only --rootfs "$T/root" /init 2>&1)" "hello from a store library, world" \
   "podman runs the root file system"
 mkdir "$T/empty"
+ok "--rootfs DIR/ (a trailing slash)" "$RUNIX" export -q --rootfs "$T/slash/" "$hello"
+is "$(ls -A "$T/slash" | tr '\n' ' ')" "init nix " "is DIR"
 ok "an empty DIR is fine" "$RUNIX" export -q --rootfs "$T/empty" --entry bin/busybox "$busybox"
 is "$(readlink "$T/empty/init")" "$busybox/bin/busybox" "its /init is the --entry"
 is "$(chroot "$T/empty" "$busybox/bin/busybox" echo hi 2>&1)" "hi" "its program runs in a chroot"
@@ -187,6 +192,21 @@ rc=0
 (ulimit -f 2000; exec "$RUNIX" export -q --oci "$T/cut.tar" "$hello") >/dev/null 2>&1 || rc=$?
 is "$rc" 153 "an archive export killed midway dies of SIGXFSZ"
 ok "it left no archive under the final name" test ! -e "$T/cut.tar"
+# Stopped by SIGTERM while it writes (the largest closure of the fixtures,
+# fetched first): it removes what it had written and dies of the signal.
+python=$(path_of python)
+ok "the python closure is fetched" "$RUNIX" fetch -q "$python"
+"$RUNIX" export -q --oci "$T/term.tar" --entry python3 "$python" >/dev/null 2>&1 &
+pid=$!
+for i in $(seq 1000); do
+  compgen -G "$T/term.tar.tmp-*" >/dev/null && break
+  sleep 0.01
+done
+kill -TERM $pid
+rc=0
+wait $pid || rc=$?
+is "$rc" 143 "an export stopped by SIGTERM dies of it"
+is "$(ls -d "$T"/term* 2>/dev/null)" "" "and leaves nothing behind, under any name"
 ok "a later export to the same names works" \
   sh -c "'$RUNIX' export -q --oci '$T/cut' '$hello' && '$RUNIX' export -q --oci '$T/cut.tar' '$hello'"
 ok "the store is still valid" verified "$R"
