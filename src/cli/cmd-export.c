@@ -394,6 +394,8 @@ static int write_archive(const char *layout, const struct export_digests *d, con
     if (out < 0)
         return rx_error_errno(err, "cannot write '%s'", dest);
     int r = export_docker_archive(lfd, d, tag, out, err);
+    if (r == 0 && rx_interrupted)
+        r = rx_error_set(err, EINTR, "interrupted");
     if (r == 0 && (fchmod(out, 0644 & ~cli_umask) < 0 || fsync(out) < 0))
         r = rx_error_errno(err, "cannot write '%s'", tmp);
     close(out);
@@ -408,9 +410,12 @@ static int write_archive(const char *layout, const struct export_digests *d, con
 static int write_output(struct export_ctx *c, enum export_kind kind, const char *dest,
                         const char *entry, bool one_layer)
 {
+    rx_catch_interrupts();
     _cleanup_free_ char *tmp = temp_beside(dest);
-    if (!tmp)
+    if (!tmp) {
+        rx_die_of_interrupt();
         return EXIT_FAIL;
+    }
     struct rx_error *err = NULL;
     struct export_digests d = {0};
     _cleanup_free_ char *penv = path_env(c);
@@ -427,7 +432,6 @@ static int write_output(struct export_ctx *c, enum export_kind kind, const char 
 #endif
         .ref_name = "latest",
     };
-    rx_catch_interrupts();
     int r;
     if (kind == KIND_ROOTFS) {
         r = write_rootfs(c, tmp, entry, &err);
@@ -440,6 +444,8 @@ static int write_output(struct export_ctx *c, enum export_kind kind, const char 
         if (r == 0 && kind == KIND_ARCHIVE)
             r = write_archive(tmp, &d, tag, dest, &err);
     }
+    if (r == 0 && rx_interrupted)
+        r = rx_error_set(&err, EINTR, "interrupted");
     if (r == 0 && kind != KIND_ARCHIVE && rename(tmp, dest) < 0)
         r = rx_error_errno(&err, "cannot rename '%s' to '%s'", tmp, dest);
     if (r < 0 || kind == KIND_ARCHIVE) {
