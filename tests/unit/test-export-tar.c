@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "test-helpers.h"
 
 #include "export-tar.h"
@@ -202,6 +204,114 @@ static void test_tar_tree_roundtrip(void **state)
     free(dir);
 }
 
+/* A store of n small paths, "<i>-p" each holding a file; their names sorted in *bases. */
+static int fake_store(const char *dir, size_t n, char ***bases)
+{
+    _cleanup_free_ char *store = xasprintf("%s/store", dir);
+    assert_int_equal(mkdir(store, 0755), 0);
+    *bases = xcalloc(n, sizeof **bases);
+    for (size_t i = 0; i < n; i++) {
+        (*bases)[i] = xasprintf("%03zu-p", i);
+        _cleanup_free_ char *p = xasprintf("%s/%s", store, (*bases)[i]);
+        assert_int_equal(mkdir(p, 0755), 0);
+        _cleanup_free_ char *f = xasprintf("%s/file", p);
+        FILE *fp = fopen(f, "w");
+        assert_non_null(fp);
+        fprintf(fp, "%zu\n", i);
+        fclose(fp);
+    }
+    int fd = open(store, O_RDONLY | O_DIRECTORY);
+    assert_true(fd >= 0);
+    return fd;
+}
+
+static json_t *load_json(int dirfd, const char *rel)
+{
+    int fd = openat(dirfd, rel, O_RDONLY);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "r");
+    json_t *j = json_loadf(f, 0, NULL);
+    fclose(f);
+    assert_non_null(j);
+    return j;
+}
+
+/* Layers: one per path up to EXPORT_MAX_LAYERS, the rest in the last; or one in all. */
+static void layers_of(size_t npaths, bool one, size_t want)
+{
+    char *dir = td_tmpdir();
+    char **bases;
+    int sfd = fake_store(dir, npaths, &bases);
+    _cleanup_free_ char *out = xasprintf("%s/out", dir);
+    assert_int_equal(mkdir(out, 0755), 0);
+    int ofd = open(out, O_RDONLY | O_DIRECTORY);
+    json_t *labels = json_pack("{s:s}", "k", "v");
+    struct export_image im = {.store_fd = sfd, .bases = bases, .nbases = npaths,
+                              .one_layer = one, .entry = "/nix/store/000-p/file",
+                              .path_env = "PATH=/x", .labels = labels, .arch = "amd64",
+                              .ref_name = "latest"};
+    struct export_digests d;
+    struct rx_error *err = NULL;
+    if (export_oci_layout(&im, ofd, &d, &err) < 0)
+        fail_msg("%s", err->msg);
+    assert_int_equal(d.nlayers, want);
+    json_t *index = load_json(ofd, "index.json");
+    const char *digest = json_string_value(
+        json_object_get(json_array_get(json_object_get(index, "manifests"), 0), "digest"));
+    _cleanup_free_ char *want_digest = xasprintf("sha256:%s", d.manifest);
+    assert_string_equal(digest, want_digest);
+    _cleanup_free_ char *mrel = xasprintf("blobs/sha256/%s", d.manifest);
+    json_t *manifest = load_json(ofd, mrel);
+    assert_int_equal(json_array_size(json_object_get(manifest, "layers")), want);
+    /* Every path is in exactly one layer, in order; /init in the last. */
+    _cleanup_free_ char *cmd = xasprintf("set -e; cd '%s/blobs/sha256'; for l in", out);
+    for (size_t i = 0; i < d.nlayers; i++) {
+        char *next = xasprintf("%s %s", cmd, d.layers[i]);
+        free(cmd);
+        cmd = next;
+    }
+    char *next = xasprintf("%s; do tar -tf $l; done | grep -v '/$' > '%s/list'; "
+                           "test \"$(grep -c '/file$' '%s/list')\" = %zu; "
+                           "test \"$(tail -n 1 '%s/list')\" = init; "
+                           "test \"$(grep -c . '%s/list')\" = %zu",
+                           cmd, dir, dir, npaths, dir, dir, npaths + 1);
+    free(cmd);
+    cmd = next;
+    assert_int_equal(system(cmd), 0);
+    /* The docker archive names the same blobs. */
+    _cleanup_free_ char *tar = xasprintf("%s/a.tar", dir);
+    int afd = open(tar, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    assert_true(afd >= 0);
+    assert_int_equal(export_docker_archive(ofd, &d, "p:latest", afd, NULL), 0);
+    close(afd);
+    _cleanup_free_ char *check = xasprintf(
+        "set -e; cd '%s'; test \"$(tar -xOf a.tar manifest.json | "
+        "python3 -c 'import json,sys; m=json.load(sys.stdin)[0]; print(len(m[\"Layers\"]), "
+        "m[\"Config\"], m[\"RepoTags\"][0])')\" = '%zu %s.json p:latest'",
+        dir, want, d.config);
+    assert_int_equal(system(check), 0);
+    json_decref(index);
+    json_decref(manifest);
+    json_decref(labels);
+    export_digests_release(&d);
+    close(ofd);
+    close(sfd);
+    for (size_t i = 0; i < npaths; i++)
+        free(bases[i]);
+    free(bases);
+    td_rmtree(dir);
+    free(dir);
+}
+
+static void test_oci_layers(void **state)
+{
+    (void)state;
+    layers_of(3, false, 3);
+    layers_of(3, true, 1);
+    layers_of(EXPORT_MAX_LAYERS, false, EXPORT_MAX_LAYERS);
+    layers_of(EXPORT_MAX_LAYERS + 2, false, EXPORT_MAX_LAYERS);
+}
+
 static void test_export_mode(void **state)
 {
     (void)state;
@@ -220,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_tar_headers),
         cmocka_unit_test(test_tar_long_names),
         cmocka_unit_test(test_tar_tree_roundtrip),
+        cmocka_unit_test(test_oci_layers),
         cmocka_unit_test(test_export_mode),
     };
     return cmocka_run_group_tests_name("export-tar", tests, NULL, NULL);
