@@ -161,21 +161,12 @@ static bool is_program(const struct export_ctx *c, const char *base, const char 
            (S_ISLNK(st.st_mode) || (S_ISREG(st.st_mode) && (st.st_mode & 0111)));
 }
 
-/* "hello-2.12" -> "hello": the name up to the first '-' that starts a version. */
-static char *name_without_version(const char *name)
-{
-    for (const char *p = name; (p = strchr(p, '-')); p++)
-        if (p[1] >= '0' && p[1] <= '9')
-            return xstrndup(name, (size_t)(p - name));
-    return xstrdup(name);
-}
-
 /* The first store path's one program, or the one named after it; NULL after saying why. */
 static char *default_entry(const struct export_ctx *c, const char *base)
 {
     _cleanup_free_ char *bin = xasprintf("%s/bin", base);
     _cleanup_close_ int fd = openat(c->store_fd, bin, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    _cleanup_free_ char *pname = name_without_version(c->roots[0].name);
+    _cleanup_free_ char *pname = store_name_package(c->roots[0].name);
     char *only = NULL, *named = NULL;
     size_t n = 0;
     DIR *d = fd < 0 ? NULL : fdopendir(fd);
@@ -275,7 +266,7 @@ static char *path_env(const struct export_ctx *c)
 /* The image's name for docker: the first path's name, as a repository name may be. */
 static char *repo_name(const struct store_path *p)
 {
-    _cleanup_free_ char *n = name_without_version(p->name);
+    _cleanup_free_ char *n = store_name_package(p->name);
     char *out = xstrdup(n);
     for (char *q = out; *q; q++) {
         if (*q >= 'A' && *q <= 'Z')
