@@ -172,9 +172,9 @@ int export_oci_layout(const struct export_image *im, int out_fd, struct export_d
         goto out;
     for (size_t i = 0; i < d->nlayers; i++)
         json_array_append_new(layers, descriptor(MT_LAYER, d->layers[i], sizes[i]));
-    manifest = json_pack("{s:i,s:s,s:o,s:O}", "schemaVersion", 2, "mediaType", MT_MANIFEST,
-                         "config", descriptor(MT_CONFIG, d->config, d->config_size), "layers",
-                         layers);
+    manifest =
+        json_pack("{s:i,s:s,s:o,s:O}", "schemaVersion", 2, "mediaType", MT_MANIFEST, "config",
+                  descriptor(MT_CONFIG, d->config, d->config_size), "layers", layers);
     free(text);
     if (!manifest || !(text = json_text(manifest, err)) ||
         write_blob(blobs_fd, text, d->manifest, &d->manifest_size, err) < 0)
@@ -182,8 +182,8 @@ int export_oci_layout(const struct export_image *im, int out_fd, struct export_d
     json_t *desc = descriptor(MT_MANIFEST, d->manifest, d->manifest_size);
     json_object_set_new(desc, "annotations",
                         json_pack("{s:s}", "org.opencontainers.image.ref.name", im->ref_name));
-    index = json_pack("{s:i,s:s,s:[o]}", "schemaVersion", 2, "mediaType", MT_INDEX, "manifests",
-                      desc);
+    index =
+        json_pack("{s:i,s:s,s:[o]}", "schemaVersion", 2, "mediaType", MT_INDEX, "manifests", desc);
     free(text);
     if (!index || !(text = json_text(index, err)) ||
         write_file_atomic_at(out_fd, "index.json", text, false, err) < 0 ||
@@ -248,8 +248,8 @@ int export_docker_archive(int layout_fd, const struct export_digests *d, const c
     /* "name:tag" -> {"name": {"tag": <top layer>}} */
     const char *colon = strrchr(repo_tag, ':');
     _cleanup_free_ char *repo = xstrndup(repo_tag, (size_t)(colon - repo_tag));
-    json_t *manifest = json_pack("[{s:s,s:[s],s:o}]", "Config", config_name, "RepoTags",
-                                 repo_tag, "Layers", layers);
+    json_t *manifest = json_pack("[{s:s,s:[s],s:o}]", "Config", config_name, "RepoTags", repo_tag,
+                                 "Layers", layers);
     json_t *repos = json_pack("{s:{s:s}}", repo, colon + 1, d->layers[d->nlayers - 1]);
     char *mtext = manifest ? json_text(manifest, err) : NULL;
     char *rtext = repos ? json_text(repos, err) : NULL;

@@ -116,8 +116,8 @@ static char *read_link(int dirfd, const char *name, const char *rel, struct rx_e
     return xstrndup(buf, (size_t)n);
 }
 
-static int tar_node(void *ctx, int dirfd, const char *name, const char *rel,
-                    const struct stat *st, bool leaving, struct rx_error **err)
+static int tar_node(void *ctx, int dirfd, const char *name, const char *rel, const struct stat *st,
+                    bool leaving, struct rx_error **err)
 {
     struct tar_writer *w = ctx;
     if (leaving)

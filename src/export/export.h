@@ -48,14 +48,14 @@ int export_rootfs(int store_fd, char *const *bases, size_t n, int out_fd, size_t
 /* What an image holds and says. */
 struct export_image {
     int store_fd;
-    char *const *bases;    /* the closure, sorted */
+    char *const *bases; /* the closure, sorted */
     size_t nbases;
-    bool one_layer;        /* one layer for the whole closure, else one per path */
-    const char *entry;     /* "/nix/store/<base>/bin/x" */
-    const char *path_env;  /* "PATH=..." */
-    json_t *labels;        /* borrowed: the config's Labels */
-    const char *arch;      /* "amd64", "arm64" */
-    const char *ref_name;  /* index.json's org.opencontainers.image.ref.name */
+    bool one_layer;       /* one layer for the whole closure, else one per path */
+    const char *entry;    /* "/nix/store/<base>/bin/x" */
+    const char *path_env; /* "PATH=..." */
+    json_t *labels;       /* borrowed: the config's Labels */
+    const char *arch;     /* "amd64", "arm64" */
+    const char *ref_name; /* index.json's org.opencontainers.image.ref.name */
 };
 
 /* No more layers than this (overlay file systems stack about 128): the rest share the last. */

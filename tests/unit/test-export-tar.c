@@ -45,7 +45,10 @@ static void check_header(const unsigned char *h)
     for (size_t i = 0; i < TAR_BLOCK; i++)
         sum += (i >= 148 && i < 156) ? ' ' : h[i];
     assert_int_equal(field(h, 148, 8), sum);
-    assert_memory_equal(h + 257, "ustar\0" "00", 8);
+    assert_memory_equal(h + 257,
+                        "ustar\0"
+                        "00",
+                        8);
     assert_int_equal(field(h, 136, 12), TAR_MTIME);
     assert_int_equal(field(h, 108, 8), 0);
     assert_int_equal(field(h, 116, 8), 0);
@@ -246,9 +249,14 @@ static void layers_of(size_t npaths, bool one, size_t want)
     assert_int_equal(mkdir(out, 0755), 0);
     int ofd = open(out, O_RDONLY | O_DIRECTORY);
     json_t *labels = json_pack("{s:s}", "k", "v");
-    struct export_image im = {.store_fd = sfd, .bases = bases, .nbases = npaths,
-                              .one_layer = one, .entry = "/nix/store/000-p/file",
-                              .path_env = "PATH=/x", .labels = labels, .arch = "amd64",
+    struct export_image im = {.store_fd = sfd,
+                              .bases = bases,
+                              .nbases = npaths,
+                              .one_layer = one,
+                              .entry = "/nix/store/000-p/file",
+                              .path_env = "PATH=/x",
+                              .labels = labels,
+                              .arch = "amd64",
                               .ref_name = "latest"};
     struct export_digests d;
     struct rx_error *err = NULL;
@@ -327,10 +335,8 @@ static void test_export_mode(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tar_headers),
-        cmocka_unit_test(test_tar_long_names),
-        cmocka_unit_test(test_tar_tree_roundtrip),
-        cmocka_unit_test(test_oci_layers),
+        cmocka_unit_test(test_tar_headers),        cmocka_unit_test(test_tar_long_names),
+        cmocka_unit_test(test_tar_tree_roundtrip), cmocka_unit_test(test_oci_layers),
         cmocka_unit_test(test_export_mode),
     };
     return cmocka_run_group_tests_name("export-tar", tests, NULL, NULL);
