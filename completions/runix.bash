@@ -22,7 +22,7 @@ _runix() {
     w=${COMP_WORDS[i]}
     case $w in
       --store) store=${COMP_WORDS[i + 1]:-}; ((i++)); continue ;;
-      --cache | --extra-cache | --trusted-key | --engine | --url | --with | -o | --output) ((i++)); continue ;;
+      --cache | --extra-cache | --trusted-key | --engine | --url | --with | -o | --output | --rootfs | --oci | --entry | --layers) ((i++)); continue ;;
       --init | --hostname | --map | --network | --stop-timeout) ((i++)); continue ;;
       -*) continue ;;
     esac
@@ -38,7 +38,9 @@ _runix() {
   done
   case $prev in
     --store) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
-    --cache | --extra-cache | --trusted-key | --url) return ;;
+    --cache | --extra-cache | --trusted-key | --url | --entry) return ;;
+    --layers) mapfile -t COMPREPLY < <(compgen -W "per-path one" -- "$cur"); return ;;
+    --rootfs) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
     --map) mapfile -t COMPREPLY < <(compgen -W "auto single subid" -- "$cur"); return ;;
     --hostname | --stop-timeout | --init | --network) return ;;
   esac

@@ -23,7 +23,7 @@ function __runix_complete
             case --store
                 set skip 2
                 continue
-            case --cache --extra-cache --trusted-key --engine --url --with -o --output --init --hostname --map --network --stop-timeout
+            case --cache --extra-cache --trusted-key --engine --url --with -o --output --rootfs --oci --entry --layers --init --hostname --map --network --stop-timeout
                 set skip 1
                 continue
             case '-*'
@@ -50,10 +50,16 @@ function __runix_complete
         case --store
             __fish_complete_directories $cur
             return
-        case --cache --extra-cache --trusted-key --url --hostname --stop-timeout --init --network
+        case --cache --extra-cache --trusted-key --url --hostname --stop-timeout --init --network --entry
             return
         case --map
             printf '%s\n' auto single subid
+            return
+        case --layers
+            printf '%s\n' per-path one
+            return
+        case --rootfs
+            __fish_complete_directories $cur
             return
     end
     if test -z "$cmd"

@@ -13,7 +13,7 @@ test_pkgs=(
   nix-bin libclang-rt-14-dev xz-utils zstd bzip2 python3 libpython3-dev sqlite3 coreutils bc bsdutils
   patchelf busybox-static util-linux tar gcc openssl libcap2-bin python3-jsonschema curl
   wget man-db groff-base bsdextrautils zsh fish qemu-user-static awscli python3-botocore
-  uidmap systemd
+  uidmap systemd skopeo umoci podman runc jq
 )
 
 # scripts/release.sh: the cross compiler, musl (for the release test's musl

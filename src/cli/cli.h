@@ -153,6 +153,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_bundle(int argc, char **argv);
 int cmd_boot(int argc, char **argv);
 int cmd_enter(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 struct cli_settings;
 struct store_path;

@@ -65,6 +65,7 @@ static const char main_examples[] =
 #pragma weak cmd_verify
 #pragma weak cmd_self
 #pragma weak cmd_bundle
+#pragma weak cmd_export
 
 static void print_version(void)
 {
@@ -127,6 +128,7 @@ static const struct cli_command commands[] = {
      CMD_CORE | CMD_GROUP},
     {"bundle", cmd_bundle, "write one executable that runs an app offline, runix included",
      CMD_CORE},
+    {"export", cmd_export, "write a closure as a root file system or an OCI image", CMD_CORE},
     {"version", cmd_version, "print runix's version", 0},
 };
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "crypto-hash.h"
+#include "util-mem.h"
 #include "banned.h"
 
 static bool name_char_ok(unsigned char c)
@@ -115,4 +116,12 @@ int store_path_cmp(const struct store_path *a, const struct store_path *b)
         return c;
     /* Compare "-name" bytewise; both names end at NUL, which sorts first. */
     return strcmp(a->name, b->name);
+}
+
+char *store_name_package(const char *name)
+{
+    for (const char *p = name; (p = strchr(p, '-')); p++)
+        if (p[1] >= '0' && p[1] <= '9')
+            return xstrndup(name, (size_t)(p - name));
+    return xstrdup(name);
 }

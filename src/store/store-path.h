@@ -51,3 +51,9 @@ void store_path_format(const struct store_path *p, char *out);
 
 /* Byte order of the full paths (equivalently of the basenames). */
 int store_path_cmp(const struct store_path *a, const struct store_path *b);
+
+/*
+ * A store path name without its version: "hello-2.12" -> "hello", up to the
+ * first '-' before a digit (the whole name when there is none); free it.
+ */
+char *store_name_package(const char *name);

@@ -102,6 +102,8 @@ is "$(bcomp runix run "$TEST_TMP/tool.runix#")" "$TEST_TMP/tool.runix#default"$'
   "bash: a distributable's apps"
 is "$(bcomp runix run "$TEST_TMP/tool.runix#g")" "$TEST_TMP/tool.runix#greet" "bash: an app by prefix"
 is "$(bcomp runix run "$TEST_TMP/tool.r")" "$TEST_TMP/tool.runix" "bash: file names"
+is "$(bcomp runix export --layers "")" $'one\nper-path' "bash: export's --layers values"
+is "$(bcomp runix export --la)" "--layers" "bash: export's options"
 
 # zsh and fish, when installed (scripts/install-deps.sh installs both for the tests).
 if command -v zsh >/dev/null; then
@@ -125,6 +127,7 @@ if command -v zsh >/dev/null; then
     "zsh: store paths"
   is "$(zcomp runix run "$TEST_TMP/tool.runix#")" "$TEST_TMP/tool.runix#default"$'\n'"$TEST_TMP/tool.runix#greet" \
     "zsh: a distributable's apps"
+  is "$(zcomp runix export --layers "")" $'one\nper-path' "zsh: export's --layers values"
 fi
 if command -v fish >/dev/null; then
   fcomp() {
@@ -137,6 +140,7 @@ if command -v fish >/dev/null; then
   is "$(fcomp "runix fetch --dry")" "--dry-run" "fish: a command's option"
   is "$(fcomp "runix run /nix/store/0i")" "/nix/store/0i2jd68mp5g6h2sa5k9c85rb80sn8hi9-hello-2.10" "fish: a store path"
   is "$(fcomp "runix run $TEST_TMP/tool.runix#g")" "$TEST_TMP/tool.runix#greet" "fish: an app"
+  is "$(fcomp "runix export --layers ")" $'one\nper-path' "fish: export's --layers values"
 fi
 
 done_testing

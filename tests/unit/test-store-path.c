@@ -105,6 +105,22 @@ static void test_store_path_order(void **state)
     assert_int_equal(store_path_cmp(&a, &a), 0);
 }
 
+static void test_store_name_package(void **state)
+{
+    (void)state;
+    const char *cases[][2] = {
+        {"hello-2.12", "hello"},       {"busybox-static-1.35", "busybox-static"},
+        {"hello-scripts-1.0", "hello-scripts"}, {"hello.c", "hello.c"},
+        {"python3-3.11", "python3"},   {"x-", "x-"},
+        {"-1", ""},
+    };
+    for (size_t k = 0; k < ARRAY_SIZE(cases); k++) {
+        char *got = store_name_package(cases[k][0]);
+        assert_string_equal(got, cases[k][1]);
+        free(got);
+    }
+}
+
 int main(void)
 {
     if (crypto_init() < 0)
@@ -114,6 +130,7 @@ int main(void)
         cmocka_unit_test(test_store_path_name_length_boundary),
         cmocka_unit_test(test_store_path_rejects_other_store_dir),
         cmocka_unit_test(test_store_path_order),
+        cmocka_unit_test(test_store_name_package),
     };
     return cmocka_run_group_tests_name("store-path", tests, NULL, NULL);
 }
