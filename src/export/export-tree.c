@@ -1,7 +1,6 @@
 /* Walking store paths into tars and root file systems (export.h). */
 #include "config.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include "export.h"
+#include "util-fs.h"
 #include "util-io.h"
 #include "util-mem.h"
 #include "util-signal.h"
@@ -22,50 +22,6 @@ mode_t export_mode(const struct stat *st)
     if (S_ISDIR(st->st_mode) || (S_ISREG(st->st_mode) && (st->st_mode & S_IXUSR)))
         return 0555;
     return 0444;
-}
-
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The names in directory fd, sorted by bytes; *n of them (free each and the array). */
-static char **sorted_names(int fd, const char *rel, size_t *n, struct rx_error **err)
-{
-    int dup_fd = dup(fd);
-    DIR *d = dup_fd < 0 ? NULL : fdopendir(dup_fd);
-    if (!d) {
-        if (dup_fd >= 0)
-            close(dup_fd);
-        return rx_error_errno(err, "cannot read the directory '%s'", rel), NULL;
-    }
-    char **names = NULL;
-    size_t cap = 0;
-    *n = 0;
-    struct dirent *e;
-    errno = 0;
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            names = xrealloc(names, cap * sizeof *names);
-        }
-        names[(*n)++] = xstrdup(e->d_name);
-        errno = 0;
-    }
-    int e2 = errno;
-    closedir(d);
-    if (e2) {
-        for (size_t i = 0; i < *n; i++)
-            free(names[i]);
-        free(names);
-        errno = e2;
-        return rx_error_errno(err, "cannot read the directory '%s'", rel), NULL;
-    }
-    if (*n)
-        qsort(names, *n, sizeof *names, cmp_name);
-    return names ? names : xcalloc(1, sizeof *names);
 }
 
 int export_walk(int dirfd, const char *name, const char *rel, export_visit_fn fn, void *ctx,
@@ -86,9 +42,9 @@ int export_walk(int dirfd, const char *name, const char *rel, export_visit_fn fn
     if (fd < 0)
         return rx_error_errno(err, "cannot open the directory '%s'", rel);
     size_t n;
-    char **names = sorted_names(fd, rel, &n, err);
-    if (!names)
-        return -1;
+    char **names;
+    if (dir_names_at(fd, &names, &n) < 0)
+        return rx_error_errno(err, "cannot read the directory '%s'", rel);
     int r = 0;
     for (size_t i = 0; i < n; i++) {
         if (r == 0) {

@@ -3,7 +3,6 @@
 #include "store-verify.h"
 #include "store-internal.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -516,49 +515,6 @@ static int same_contents(int afd, int bfd, uint64_t *first_diff)
     return ret;
 }
 
-/* Lists the entries of dir fd, sorted (the fd is taken over). */
-static int list_dir(int fd, char ***names, size_t *n)
-{
-    *names = NULL;
-    *n = 0;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return -1;
-    }
-    size_t cap = 0;
-    struct dirent *e;
-    errno = 0;
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 16;
-            *names = xrealloc(*names, cap * sizeof **names);
-        }
-        (*names)[(*n)++] = xstrdup(e->d_name);
-    }
-    int saved = errno;
-    closedir(d);
-    if (saved) {
-        errno = saved;
-        return -1;
-    }
-    return 0;
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void free_names(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 /* Compare `good` in gdir (the right tree) with `bad` in bdir (on disk). */
 static int cmp_node(struct cmp *c, int gdir, const char *good, int bdir, const char *bad,
                     int depth, struct rx_error **err)
@@ -621,18 +577,14 @@ static int cmp_node(struct cmp *c, int gdir, const char *good, int bdir, const c
     _cleanup_close_ int gfd = openat(gdir, good, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     char **gn, **bn;
     size_t ngn, nbn;
-    if (gfd < 0 || list_dir(dup(gfd), &gn, &ngn) < 0)
+    if (gfd < 0 || dir_names_at(gfd, &gn, &ngn) < 0)
         return rx_error_errno(err, "cannot read the right copy of '%s'", c->rel);
     _cleanup_close_ int bfd = openat(bdir, bad, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (bfd < 0 || list_dir(dup(bfd), &bn, &nbn) < 0) {
-        free_names(gn, ngn);
+    if (bfd < 0 || dir_names_at(bfd, &bn, &nbn) < 0) {
+        dir_names_free(gn, ngn);
         cmp_note(c, STORE_PROBLEM_UNREADABLE, "cannot read the directory: %s", strerror(errno));
         return 0;
     }
-    if (ngn > 1)
-        qsort(gn, ngn, sizeof *gn, cmp_names);
-    if (nbn > 1)
-        qsort(bn, nbn, sizeof *bn, cmp_names);
     int ret = 0;
     size_t i = 0, k = 0;
     while (ret == 0 && (i < ngn || k < nbn)) {
@@ -654,8 +606,8 @@ static int cmp_node(struct cmp *c, int gdir, const char *good, int bdir, const c
         }
         cmp_pop(c, old);
     }
-    free_names(gn, ngn);
-    free_names(bn, nbn);
+    dir_names_free(gn, ngn);
+    dir_names_free(bn, nbn);
     return ret;
 }
 
@@ -775,12 +727,12 @@ static int fix_node(int dirfd, const char *name, uid_t owner, bool may_chown, in
             openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         char **names;
         size_t n;
-        if (fd < 0 || list_dir(dup(fd), &names, &n) < 0)
+        if (fd < 0 || dir_names_at(fd, &names, &n) < 0)
             return rx_error_errno(err, "cannot read directory '%s'", name);
         int ret = 0;
         for (size_t i = 0; ret == 0 && i < n; i++)
             ret = fix_node(fd, names[i], owner, may_chown, depth + 1, err);
-        free_names(names, n);
+        dir_names_free(names, n);
         if (ret < 0)
             return rx_error_wrap(err, "%s", name);
     }

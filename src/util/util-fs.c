@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -160,5 +161,58 @@ int mkdir_p_mode(const char *path, mode_t mode, struct rx_error **err)
     }
     if (mkdir(copy, mode) < 0 && errno != EEXIST)
         return rx_error_errno(err, "cannot create '%s'", copy);
+    return 0;
+}
+
+static int cmp_dir_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void dir_names_free(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+int dir_names_at(int dirfd, char ***names, size_t *n)
+{
+    *names = NULL;
+    *n = 0;
+    int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    if (!d) {
+        int saved = errno;
+        if (fd >= 0)
+            close(fd);
+        errno = saved;
+        return -1;
+    }
+    rewinddir(d); /* the dup shares dirfd's offset */
+    size_t cap = 0;
+    struct dirent *e;
+    errno = 0;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            *names = xrealloc(*names, cap * sizeof **names);
+        }
+        (*names)[(*n)++] = xstrdup(e->d_name);
+        errno = 0;
+    }
+    int saved = errno;
+    closedir(d);
+    if (saved) {
+        dir_names_free(*names, *n);
+        *names = NULL;
+        *n = 0;
+        errno = saved;
+        return -1;
+    }
+    if (*n > 1)
+        qsort(*names, *n, sizeof **names, cmp_dir_names);
     return 0;
 }

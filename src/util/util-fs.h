@@ -38,3 +38,11 @@ int mkdir_p_at(int dirfd, const char *rel, int *out_fd, struct rx_error **err);
 int mkdir_p(const char *path, struct rx_error **err);
 /* The same with the new directories' mode (before the umask). */
 int mkdir_p_mode(const char *path, mode_t mode, struct rx_error **err);
+
+/*
+ * The names in the directory dirfd (not "." or ".."), sorted by bytes, in
+ * *names (*n of them; free with dir_names_free()).  dirfd stays the caller's.
+ * Returns 0, or -1 with errno set and nothing to free.
+ */
+int dir_names_at(int dirfd, char ***names, size_t *n);
+void dir_names_free(char **names, size_t n);

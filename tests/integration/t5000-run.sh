@@ -26,16 +26,7 @@ greeting=$(path_of greeting)
 loader=$(basename "$(readelf -l /bin/sh | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')")
 
 chmod 755 "$TEST_TMP"
-if [ "$(id -u)" = 0 ]; then
-  # An unprivileged uid the host already has (nobody), so no user is added to it.
-  uid=$(id -u nobody 2>/dev/null || echo 65534)
-  gid=$(id -g nobody 2>/dev/null || echo 65534)
-  as_user=(setpriv --reuid="$uid" --regid="$gid" --clear-groups)
-else
-  uid=$(id -u)
-  gid=$(id -g)
-  as_user=()
-fi
+test_user
 home=$TEST_TMP/home
 mkdir -p "$home"
 [ "$(id -u)" = 0 ] && chown "$uid:$gid" "$home"

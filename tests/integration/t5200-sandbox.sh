@@ -13,15 +13,7 @@ hello=$(path_of hello)
 busybox=$(path_of busybox)/bin/busybox
 
 chmod 755 "$TEST_TMP"
-if [ "$(id -u)" = 0 ]; then
-  uid=$(id -u nobody 2>/dev/null || echo 65534)
-  gid=$(id -g nobody 2>/dev/null || echo 65534)
-  as_user=(setpriv --reuid="$uid" --regid="$gid" --clear-groups)
-else
-  uid=$(id -u)
-  gid=$(id -g)
-  as_user=()
-fi
+test_user
 home=$TEST_TMP/home
 mkdir -p "$home/proj" "$home/data" "$home/out"
 echo "top secret" >"$home/secret"

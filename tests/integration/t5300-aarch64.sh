@@ -154,15 +154,7 @@ fails "--offline: a path not in the store is an error naming it" 1 \
 is "$(wc -l <"$HTTP_LOG" | tr -d ' ')" 0 "--offline makes no request"
 
 # ---- run, as an unprivileged user, with the host store hidden ------------
-if [ "$(id -u)" = 0 ]; then
-  uid=$(id -u nobody 2>/dev/null || echo 65534)
-  gid=$(id -g nobody 2>/dev/null || echo 65534)
-  as_user=(setpriv --reuid="$uid" --regid="$gid" --clear-groups)
-else
-  uid=$(id -u)
-  gid=$(id -g)
-  as_user=()
-fi
+test_user
 home=$TEST_TMP/home
 mkdir -p "$home"
 [ "$(id -u)" = 0 ] && chown "$uid:$gid" "$home"

@@ -104,6 +104,21 @@ fixtures_aarch64() {
 # path_of ATTR: the store path of one attribute of the test closure.
 path_of() { awk -v a="$1" '$1 == a { print $2 }' "$FX/paths"; }
 
+# test_user: sets uid, gid and as_user (a command prefix) for running as an
+# unprivileged user: as root (CI), nobody, a uid the host already has, so no
+# user is added to it; otherwise the caller itself, with no prefix.
+test_user() {
+  if [ "$(id -u)" = 0 ]; then
+    uid=$(id -u nobody 2>/dev/null || echo 65534)
+    gid=$(id -g nobody 2>/dev/null || echo 65534)
+    as_user=(setpriv --reuid="$uid" --regid="$gid" --clear-groups)
+  else
+    uid=$(id -u)
+    gid=$(id -g)
+    as_user=()
+  fi
+}
+
 # Store helpers; each reads the store at $R.
 # db SQL: run SQL on the store's database.
 db() { sqlite3 "$R/nix/var/nix/db/db.sqlite" "$@"; }
