@@ -155,15 +155,3 @@ int cmd_boot(int argc, char **argv);
 int cmd_enter(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 
-struct cli_settings;
-struct store_path;
-/*
- * For runix enter --with (cmd-run.c): make the closures of roots complete
- * in s's store as runix run does (from their indexes, else fetched by
- * runix-core in a child, each kept by its auto root), hold them locked for
- * the program that is exec'd next, and put their bin/ at the front of PATH.
- * s is finished (cli_settings_finish()) and stays the caller's.  Returns
- * EXIT_OK, or the exit code after saying why.
- */
-int cli_run_with(const char *cmd, struct cli_settings *s, const struct store_path *roots,
-                 size_t n, bool offline);

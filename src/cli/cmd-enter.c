@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "cli-run.h"
 #include "cli-settings.h"
 #include "cli.h"
 #include "crypto-sig.h"
