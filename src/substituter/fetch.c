@@ -230,7 +230,8 @@ static int run(struct fetch *f, struct rx_error **err)
      * A distributable's embedded narinfos are signed answers of its only
      * cache: its NARs need not wait for its nix-cache-info, which is read
      * while they download and must say StoreDir /nix/store before any of
-     * them is registered (fetch_follow_info).
+     * them is registered (follow_info, fetch-walk.c).  Among several
+     * caches, it is read with theirs, as the walk must wait for those.
      */
     bool trailing = o->ncaches == 1 && o->nembedded && o->embedded_cache && !o->caches[0].why &&
                     strcmp(o->caches[0].url, o->embedded_cache) == 0;
