@@ -329,8 +329,7 @@ static unsigned usable_cores(void)
 /*
  * Big downloads: two per core, so that one waiting on the network leaves no
  * core idle, and memory stays bounded (each holds a decoder window).
- * Downloads in all: one per connection (up to MAX_WORKERS), so that a
- * closure of many small paths from a distant cache takes few round trips.
+ * Downloads in all: enough to hide the latency of many small paths.
  */
 static void worker_counts(const struct fetch_opts *o, unsigned *big, unsigned *all)
 {
