@@ -28,7 +28,6 @@
 #define CACHE_INFO_MAX (64 * 1024)
 #define TICK_MS 200
 #define REGISTER_EVERY_S 0.25
-#define REGISTER_FIRST_S 0.5 /* after the start: a short fetch syncs the disk once, at its end */
 #define MAX_WORKERS 16
 #define BIG_DOWNLOAD (1024 * 1024)
 #define BIG_NAR (8 * 1024 * 1024)

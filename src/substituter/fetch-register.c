@@ -91,11 +91,10 @@ int fetch_register_ready(struct fetch *f, struct rx_error **err)
 }
 
 /*
- * Register what is ready every REGISTER_EVERY_S (the first time
- * REGISTER_FIRST_S after the start: each batch waits for the disk), not
- * only at the end: a run that is interrupted keeps what it has fetched so
- * far, other processes waiting for those paths go on, and the locks they
- * free go to the next paths.  Each batch is closed under references (a path goes in
+ * Register what is ready every REGISTER_EVERY_S, not only at the end: a
+ * run that is interrupted keeps what it has fetched so far, other
+ * processes waiting for those paths go on, and the locks they free go to
+ * the next paths.  Each batch is closed under references (a path goes in
  * only with or after all it references).  Then see what other processes
  * have registered meanwhile.
  */
@@ -105,9 +104,7 @@ int fetch_register_some(struct fetch *f, double now, struct rx_error **err)
     size_t on_disk = 0;
     for (size_t i = 0; i < f->nitems; i++)
         on_disk += f->items[i].state == S_ON_DISK;
-    double since = f->registered_at > 0 ? now - f->registered_at : now - f->started;
-    if (since < (f->registered_at > 0 ? REGISTER_EVERY_S : REGISTER_FIRST_S) &&
-        on_disk < LOCKS_MAX / 2)
+    if (now - f->registered_at < REGISTER_EVERY_S && on_disk < LOCKS_MAX / 2)
         return 0;
     f->registered_at = now;
     if (fetch_register_ready(f, err) < 0 || fetch_poll_foreign(f, err) < 0)
