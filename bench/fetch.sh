@@ -10,7 +10,9 @@
 #   bench/fetch.sh            RUNS=5 by default; BENCH_DIR keeps the caches
 #                             (default /var/tmp/runix-bench); STORE_DIR is
 #                             where the cold stores go (default /dev/shm)
-#   BENCH_ONLY=s3 bench/fetch.sh   only the S3 row
+#   BENCH_ONLY="ROW..." bench/fetch.sh   only those rows, of: xz zstd
+#                             http1.0-backlog5 http1.1-keepalive https-h2
+#                             latency-40ms many s3; RUNIX=FILE runs another build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
@@ -18,7 +20,7 @@ BENCH_DIR=${BENCH_DIR:-/var/tmp/runix-bench}
 STORE_DIR=${STORE_DIR:-/dev/shm}
 export NIX_CONFIG=$'experimental-features = nix-command\nsandbox = false\nsubstituters =\nbuild-users-group ='
 [ -x build/runix ] || { meson setup build >/dev/null && ninja -C build >/dev/null; }
-RUNIX=$PWD/build/runix
+RUNIX=${RUNIX:-$PWD/build/runix}
 
 mkdir -p "$BENCH_DIR"
 multiarch=$(gcc -print-multiarch)
@@ -97,12 +99,11 @@ s3_row() {
     "runs: $(paste -sd' ' "$tmp/r-s3") vs $(paste -sd' ' "$tmp/r-plain"))"
   s3_stop
 }
-if [ "${BENCH_ONLY:-}" = s3 ]; then
-  s3_row
-  exit 0
-fi
+# wanted ROW: whether BENCH_ONLY selects the row (all do without it).
+wanted() { [ -z "${BENCH_ONLY:-}" ] || [[ " $BENCH_ONLY " == *" $1 "* ]]; }
 
 for c in xz zstd; do
+  wanted "$c" || continue
   case $c in xz) dec="xz -dc" ;; zstd) dec="zstd -qdc" ;; esac
   : >"$tmp/runix" ; : >"$tmp/nix" ; : >"$tmp/dec" ; : >"$tmp/rssall"
   : >"$tmp/runix-cpu" ; : >"$tmp/nix-cpu" ; : >"$tmp/dec-cpu"
@@ -167,6 +168,9 @@ else
   echo "(no nginx: skipping HTTPS/HTTP2; apt-get install nginx-light)"
 fi
 kinds="$kinds latency-40ms"
+sel=
+for k in $kinds; do wanted "$k" && sel="$sel $k"; done
+kinds=$sel
 export NIX_SSL_CERT_FILE=$tmp/tls.crt # trusted by both
 for k in $kinds; do : >"$tmp/r-$k"; : >"$tmp/n-$k"; : >"$tmp/c-$k"; done
 for i in $(seq "$RUNS"); do
@@ -189,6 +193,7 @@ done
 
 # Many small paths (2,000, uncompressed) from the HTTP/1.0 server with a
 # backlog of 5: thousands of connections, opened as fast as it takes them.
+many_row() {
 LC=$BENCH_DIR/large-2000
 python3 tests/integration/lib/make-large-cache.py "$LC" 2000 >/dev/null
 lurl=http://127.0.0.1:$(cat "$tmp/port10")/ok/large-2000
@@ -203,5 +208,6 @@ for i in $(seq "$RUNS"); do
 done
 r=$(median <"$tmp/r-many"); n=$(median <"$tmp/n-many")
 echo "2,000 small paths from http1.0-backlog5: runix fetch ${r}s, nix copy ${n}s, ratio $(echo "scale=2; $r / $n" | bc) (medians of $RUNS)"
-
-s3_row
+}
+if wanted many; then many_row; fi
+if wanted s3; then s3_row; fi

@@ -65,7 +65,8 @@ struct gate {
 struct xfer {
     enum fetch_request kind;
     size_t idx; /* cache index or item index */
-    CURL *easy;
+    char *url;  /* owned */
+    CURL *easy; /* made when it leaves the queue (xfer_prepare) */
     struct gate *gate; /* NULL for file:// */
     bool slot;         /* holds one of gate's connections */
     bool queued;       /* waiting for one, not on the multi handle yet */
@@ -89,6 +90,8 @@ struct fetch_http {
     struct xfer *q_head, *q_tail; /* waiting for a connection, oldest first */
     unsigned queued;              /* how many: counted in f->active, not on the multi handle */
     CURLSH *share;                /* DNS answers and TLS sessions, for every handle */
+    CURL *spare[MAX_ACTIVE_QUERIES]; /* handles of finished requests, for the next ones */
+    unsigned nspare;
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
     /* the gates, one per host; gate_mu guards them and their fields */
     pthread_mutex_t gate_mu;
@@ -586,22 +589,38 @@ static size_t buf_cb(char *data, size_t size, size_t nmemb, void *ctx)
     return n;
 }
 
-void fetch_http_request(struct fetch *f, enum fetch_request kind, size_t idx, const char *url)
+/*
+ * A handle of a finished request, reset, or a new one: a new handle costs
+ * allocations and a resolver of its own, for every one of hundreds of
+ * narinfo requests.
+ */
+static CURL *easy_take(struct fetch_http *http)
+{
+    return http->nspare ? http->spare[--http->nspare] : curl_easy_init();
+}
+
+static void easy_give(struct fetch_http *http, CURL *e)
+{
+    if (!e)
+        return;
+    if (http->nspare < ARRAY_SIZE(http->spare)) {
+        curl_easy_reset(e);
+        http->spare[http->nspare++] = e;
+    } else {
+        curl_easy_cleanup(e);
+    }
+}
+
+/* The handle of x, set up as it leaves the queue; false when libcurl has none to give. */
+static bool xfer_prepare(struct fetch *f, struct xfer *x)
 {
     struct fetch_http *http = f->http;
-    struct xfer *x = xcalloc(1, sizeof *x);
-    x->kind = kind;
-    x->idx = idx;
-    struct rx_buf b = RX_BUF_INIT(kind == REQ_NARINFO ? NARINFO_MAX : CACHE_INFO_MAX);
-    x->body = b;
-    x->easy = curl_easy_init();
-    if (!x->easy) {
-        free(x);
-        return;
-    }
+    x->easy = easy_take(http);
+    if (!x->easy)
+        return false;
     setup_easy(x->easy, f->o, http->share);
-    set_url(x->easy, url);
-    x->headers = s3_setup(x->easy, f->o, url, &x->s3_what, NULL);
+    set_url(x->easy, x->url);
+    x->headers = s3_setup(x->easy, f->o, x->url, &x->s3_what, NULL);
     if (x->s3_what)
         curl_easy_setopt(x->easy, CURLOPT_FAILONERROR, 0L);
     /*
@@ -609,7 +628,7 @@ void fetch_http_request(struct fetch *f, enum fetch_request kind, size_t idx, co
      * HTTP/2 and can carry every request; in cleartext only HTTP/1.1 is
      * used, and waiting would only hold the second request back.
      */
-    curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, strncmp(url, "https://", 8) == 0 ? 1L : 0L);
+    curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, strncmp(x->url, "https://", 8) == 0 ? 1L : 0L);
     curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, buf_cb);
     curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf);
@@ -618,6 +637,18 @@ void fetch_http_request(struct fetch *f, enum fetch_request kind, size_t idx, co
     curl_easy_setopt(x->easy, CURLOPT_TIMEOUT,
                      f->o->narinfo_timeout > 0 ? f->o->narinfo_timeout
                                                : (long)FETCH_DEFAULT_NARINFO_TIMEOUT);
+    return true;
+}
+
+void fetch_http_request(struct fetch *f, enum fetch_request kind, size_t idx, const char *url)
+{
+    struct fetch_http *http = f->http;
+    struct xfer *x = xcalloc(1, sizeof *x);
+    x->kind = kind;
+    x->idx = idx;
+    struct rx_buf b = RX_BUF_INIT(kind == REQ_NARINFO ? NARINFO_MAX : CACHE_INFO_MAX);
+    x->body = b;
+    x->url = xstrdup(url);
     x->gate = gate_for(f, url);
     x->queued = true;
     http->queued++;
@@ -676,9 +707,11 @@ static void pump(struct fetch *f)
     for (struct xfer *x = http->q_head, *next; x; x = next) {
         next = x->next_q;
         struct gate *g = x->gate;
+        if (g && !g->multiplexed && !gate_room(g, GK_NARINFO))
+            continue;
+        if (!x->easy && !xfer_prepare(f, x))
+            continue; /* out of memory: tried again on the next turn */
         if (g && !g->multiplexed) {
-            if (!gate_room(g, GK_NARINFO))
-                continue;
             g->used[GK_NARINFO]++;
             x->slot = true;
         }
@@ -732,9 +765,10 @@ static void xfer_free(struct fetch *f, struct xfer *x)
         http->xfers = x->next_all;
     if (x->next_all)
         x->next_all->prev_all = x->prev_all;
-    curl_easy_cleanup(x->easy);
+    easy_give(http, x->easy);
     curl_slist_free_all(x->headers);
     free(x->s3_what);
+    free(x->url);
     rx_buf_release(&x->body);
     free(x);
 }
@@ -747,6 +781,8 @@ void fetch_http_end(struct fetch *f)
     /* Requests still in flight or held (after an error). */
     while (http->xfers)
         xfer_free(f, http->xfers);
+    while (http->nspare)
+        curl_easy_cleanup(http->spare[--http->nspare]);
     curl_multi_cleanup(http->multi);
     if (share_end(http)) {
         gates_free(http);

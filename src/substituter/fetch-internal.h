@@ -179,6 +179,7 @@ struct fetch {
     unsigned active;         /* requests in flight */
     unsigned info_active;    /* nix-cache-info requests among `active` */
     bool infos_pending;      /* nix-cache-info not all in yet: hold narinfos */
+    bool info_trailing;      /* the embedded cache's nix-cache-info not in yet: register nothing */
     bool aborting;
     bool local_failed;      /* the store itself failed; said once */
     struct rx_buf failures; /* the paths that failed, and why */
@@ -321,6 +322,8 @@ void fetch_narinfo_done(struct fetch *f, size_t idx, const struct http_reply *r,
                         struct rx_error **fatal);
 void fetch_cache_info_done(struct fetch *f, size_t cache, const struct http_reply *r);
 int fetch_load_cache_infos(struct fetch *f, struct rx_error **err);
+/* Ask for the only cache's nix-cache-info without waiting (f->info_trailing until it is in). */
+void fetch_follow_info_start(struct fetch *f);
 int fetch_walk(struct fetch *f, struct rx_error **err);
 int fetch_pass_error(struct rx_error *e, struct rx_error **err);
 

@@ -41,6 +41,8 @@ static size_t pick_batch(const struct fetch *f, bool *in)
 /* Register every path of ours whose references are (or become) valid. */
 int fetch_register_ready(struct fetch *f, struct rx_error **err)
 {
+    if (f->info_trailing)
+        return 0; /* the cache is not known to be for /nix/store yet */
     bool *in = xcalloc(f->nitems, sizeof *in);
     size_t n = pick_batch(f, in);
     if (n == 0) {

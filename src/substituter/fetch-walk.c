@@ -436,6 +436,40 @@ static bool start_queries(struct fetch *f, double t, double *next_retry,
     return waiting;
 }
 
+void fetch_follow_info_start(struct fetch *f)
+{
+    f->info_trailing = true;
+    f->info_attempt[0]++;
+    _cleanup_free_ char *url = cache_file_url(&f->o->caches[0], "nix-cache-info");
+    fetch_http_request(f, REQ_CACHE_INFO, 0, url);
+}
+
+/*
+ * The nix-cache-info asked for while the NARs download: once it is in,
+ * what is on disk may be registered; a transient failure asks again, as
+ * read_cache_infos does; a cache it shows unusable (another StoreDir, not
+ * a binary cache) fails the fetch with nothing registered.
+ */
+static int follow_info(struct fetch *f, double t, struct rx_error **err)
+{
+    if (!f->info_trailing || f->info_active > 0)
+        return 0;
+    struct cache *c = &f->o->caches[0];
+    if (!c->why) {
+        f->info_trailing = false;
+        return 0;
+    }
+    if (f->info_retry_at[0] >= 0) {
+        if (t >= f->info_retry_at[0]) {
+            f->info_retry_at[0] = -1;
+            fetch_follow_info_start(f);
+        }
+        return 0;
+    }
+    c->usable = false;
+    return rx_error_set(err, RX_ENOTFOUND, "no usable binary cache\n  %s", c->why);
+}
+
 /* Walk the closure and download, until nothing is in flight. */
 int fetch_walk(struct fetch *f, struct rx_error **err)
 {
@@ -443,7 +477,9 @@ int fetch_walk(struct fetch *f, struct rx_error **err)
     for (;;) {
         double t = fetch_now_s();
         double next_retry;
-        bool waiting = start_queries(f, t, &next_retry, &fatal);
+        if (follow_info(f, t, err) < 0)
+            return -1;
+        bool waiting = start_queries(f, t, &next_retry, &fatal) || f->info_trailing;
         if (fatal)
             return fetch_pass_error(fatal, err);
         fetch_drain_jobs(f);

@@ -227,14 +227,17 @@ static int run(struct fetch *f, struct rx_error **err)
      * which to ask first depends on their priorities.)
      */
     /*
-     * A distributable's embedded narinfos are signed answers of its cache:
-     * that cache needs no nix-cache-info first, since the signatures (over
-     * the full store paths), not its StoreDir, say what the paths are.
+     * A distributable's embedded narinfos are signed answers of its only
+     * cache: its NARs need not wait for its nix-cache-info, which is read
+     * while they download and must say StoreDir /nix/store before any of
+     * them is registered (follow_info, fetch-walk.c).  Among several
+     * caches, it is read with theirs, as the walk must wait for those.
      */
-    for (size_t i = 0; o->nembedded && o->embedded_cache && i < o->ncaches; i++)
-        if (!o->caches[i].why && strcmp(o->caches[i].url, o->embedded_cache) == 0)
-            o->caches[i].usable = true;
-    if (o->ncaches == 1) {
+    bool trailing = o->ncaches == 1 && o->nembedded && o->embedded_cache && !o->caches[0].why &&
+                    strcmp(o->caches[0].url, o->embedded_cache) == 0;
+    if (trailing) {
+        o->caches[0].usable = true;
+    } else if (o->ncaches == 1) {
         f->infos_pending = true;
         for (size_t i = 0; i < f->nitems; i++)
             if (f->items[i].state == S_NEED_INFO && !fetch_has_embedded(f, i))
@@ -243,6 +246,8 @@ static int run(struct fetch *f, struct rx_error **err)
     if (fetch_load_cache_infos(f, err) < 0)
         return -1;
     f->infos_pending = false;
+    if (trailing)
+        fetch_follow_info_start(f);
     for (size_t i = 0; i < f->nitems; i++) {
         struct item *it = &f->items[i];
         while (it->state == S_NEED_INFO && it->cache < o->ncaches && !o->caches[it->cache].usable)

@@ -96,8 +96,8 @@ mkcache filehash-none none
 sed -i "s|^FileHash: .*|FileHash: $other|" "$web/filehash-none/$vh.narinfo"; resign filehash-none
 # signatures
 mkcache badsig none
-sed -i -E 's/^(Sig: runix-test-1:)(.)/\1\2\2/; s/^(Sig: runix-test-1:.)./\1/' "$web/badsig/$vh.narinfo"
-sed -i -E '/^Sig:/ s/A/B/' "$web/badsig/$vh.narinfo"
+# (its first character changed: A to B, anything else to A, whatever the key)
+sed -i -E '/^Sig:/ { s/^(Sig: [^:]*:)A/\1B/; t; s/^(Sig: [^:]*:)./\1A/ }' "$web/badsig/$vh.narinfo"
 mkcache untrusted none
 nix-store --generate-binary-cache-key runix-test-1 "$TEST_TMP/other.sec" "$TEST_TMP/other.pub"
 sed -i '/^Sig:/d' "$web/untrusted/$vh.narinfo"

@@ -263,8 +263,23 @@ export RUNIX_STORE=$TEST_TMP/hint-store
 out=$("$RUNIX" run -q "$gen#greet" 2>&1 </dev/null)
 is "$out" "hello from a store library, world" "a cold run of a file with embedded narinfos"
 is "$(grep -c '\.narinfo' "$HTTP_LOG")" 0 "... asks the cache for no narinfo"
-is "$(grep -c 'nix-cache-info' "$HTTP_LOG")" 0 "... nor for its nix-cache-info"
+is "$(grep -c 'nix-cache-info' "$HTTP_LOG")" 1 "... asks for its nix-cache-info once"
 ok "... and downloads the NARs" grep -q "^GET /ok/cache-zstd/nar/" "$HTTP_LOG"
+is "$(grep -vc -e '^GET /ok/cache-zstd/nar/' -e '^GET /ok/cache-zstd/nix-cache-info$' "$HTTP_LOG")" 0 \
+  "... and nothing else"
+# Its StoreDir is still checked, before anything is registered.
+mkdir -p "$web/otherdir"
+ln -s ../cache-zstd/nar "$web/otherdir/nar"
+printf 'StoreDir: /other/store\nPriority: 40\n' >"$web/otherdir/nix-cache-info"
+otherdir=$TEST_TMP/otherdir.runix
+sed "s#$CACHE#$HTTP/ok/otherdir#g" "$gen" >"$otherdir"
+export RUNIX_STORE=$TEST_TMP/otherdir-store
+: >"$HTTP_LOG"
+fails "embedded narinfos from a cache for another store dir" 1 \
+  "cache '$HTTP/ok/otherdir' is for store dir '/other/store', not /nix/store" \
+  env RUNIX_CACHES="$HTTP/ok/otherdir" "$RUNIX" run -q "$otherdir#greet"
+is "$("$py" -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from ValidPaths").fetchone()[0])' \
+  "$TEST_TMP/otherdir-store/nix/var/nix/db/db.sqlite")" 0 "... and registers nothing"
 # Embedded narinfos are checked as downloaded ones are: a forged one is refused.
 forged=$TEST_TMP/forged.runix
 "$py" - "$gen" "$forged" <<'PY'
