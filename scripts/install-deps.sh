@@ -21,7 +21,7 @@ test_pkgs=(
 release_pkgs=(
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-tools libc-ares-dev file binutils patch
   libsodium-dev:arm64 libssl-dev:arm64 liblzma-dev:arm64 libzstd-dev:arm64 libbz2-dev:arm64
-  libbrotli-dev:arm64 libsqlite3-dev:arm64 libjansson-dev:arm64 libc-ares-dev:arm64
+  libbrotli-dev:arm64 libsqlite3-dev:arm64 libjansson-dev:arm64 libc-ares-dev:arm64 zlib1g-dev:arm64
 )
 
 pkgs=("${build_pkgs[@]}")
