@@ -21,16 +21,9 @@ for t in newuidmap newgidmap setpriv unshare; do
   command -v "$t" >/dev/null || { echo "Bail out! '$t' is required (Debian's uidmap, util-linux)"; exit 1; }
 done
 
-base=${RUNIX_FIXTURES:-${TMPDIR:-/tmp}/runix-fixtures}
-here=$(cd "$(dirname "$0")/../fixtures" && pwd)
-mkdir -p "$base"
-if ! flock "$base/.lock" "$here/build-boot.sh" "$base/boot" >"$TEST_TMP/fixtures.log" 2>&1; then
-  echo "Bail out! building the boot closure with Nix failed:"
-  sed 's/^/# /' "$TEST_TMP/fixtures.log" | tail -n 30
-  exit 1
-fi
-BFX=$base/boot
-chmod 755 "$base" "$BFX"
+fixture_build build-boot.sh boot "the boot closure"
+BFX=$FX
+chmod 755 "$(dirname "$BFX")" "$BFX"
 top=$(cat "$BFX/top")
 top_systemd=$(cat "$BFX/top-systemd")
 bb_path=$(nix-store -qR "$top" | grep -- '-busybox-static-')

@@ -71,35 +71,26 @@ need_nix() {
   done
 }
 
-# fixtures: build (once, shared between test runs) the test closure and its
-# caches with real Nix; sets FX to the directory (see tests/fixtures/build.sh).
-fixtures() {
+# fixture_build SCRIPT NAME WHAT: build (once, shared between test runs) a
+# test closure and its caches with real Nix, by tests/fixtures/SCRIPT into
+# NAME below the fixtures directory; sets FX to it.  WHAT names it in errors.
+fixture_build() {
   local base=${RUNIX_FIXTURES:-${TMPDIR:-/tmp}/runix-fixtures}
   local here
   here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../fixtures" && pwd)
   mkdir -p "$base"
-  if ! flock "$base/.lock" "$here/build.sh" "$base/closure" >"$TEST_TMP/fixtures.log" 2>&1; then
-    echo "Bail out! building the test closure with Nix failed:"
+  if ! flock "$base/.lock" "$here/$1" "$base/$2" >"$TEST_TMP/fixtures.log" 2>&1; then
+    echo "Bail out! building $3 with Nix failed:"
     sed 's/^/# /' "$TEST_TMP/fixtures.log" | tail -n 30
     exit 1
   fi
-  FX=$base/closure
+  FX=$base/$2
 }
-
-# fixtures_aarch64: the same for the aarch64 closure made from Debian's
-# arm64 packages (see tests/fixtures/build-aarch64.sh); sets FX.
-fixtures_aarch64() {
-  local base=${RUNIX_FIXTURES:-${TMPDIR:-/tmp}/runix-fixtures}
-  local here
-  here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../fixtures" && pwd)
-  mkdir -p "$base"
-  if ! flock "$base/.lock" "$here/build-aarch64.sh" "$base/closure-aarch64" >"$TEST_TMP/fixtures.log" 2>&1; then
-    echo "Bail out! building the aarch64 test closure with Nix failed:"
-    sed 's/^/# /' "$TEST_TMP/fixtures.log" | tail -n 30
-    exit 1
-  fi
-  FX=$base/closure-aarch64
-}
+# fixtures: the test closure (see tests/fixtures/build.sh); sets FX.
+fixtures() { fixture_build build.sh closure "the test closure"; }
+# fixtures_aarch64: the aarch64 closure made from Debian's arm64 packages
+# (see tests/fixtures/build-aarch64.sh); sets FX.
+fixtures_aarch64() { fixture_build build-aarch64.sh closure-aarch64 "the aarch64 test closure"; }
 
 # path_of ATTR: the store path of one attribute of the test closure.
 path_of() { awk -v a="$1" '$1 == a { print $2 }' "$FX/paths"; }
