@@ -167,7 +167,8 @@ try:
     fcntl.ioctl(0, termios.TIOCSTI, b"x"); print("pushed")
 except OSError as e: print("refused", e.errno)
 print("tty", os.isatty(0))'
-run_pty() { script -qec "$1" /dev/null </dev/null | tr -d '\r'; }
+# script(1) runs the command with $SHELL, and %q may quote in bash's $'...' form.
+run_pty() { SHELL=/bin/bash script -qec "$1" /dev/null </dev/null | tr -d '\r'; }
 control=$(run_pty "$(printf '%q ' "${as_user[@]}" env -i "${view_env[@]}" unshare -rm "$TEST_TMP/in-view" "$RUNIX" run "$top" python3 -c "$tiocsti")")
 case $control in
 *"refused 1"*) is "$control" "not EPERM" "control: without the sandbox TIOCSTI is not refused with EPERM" ;;
