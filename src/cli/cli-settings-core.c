@@ -219,6 +219,7 @@ void cli_settings_fetch_opts(struct cli_settings *s, struct fetch_opts *o)
     o->narinfo_timeout = s->narinfo_timeout;
     o->attempts = s->attempts;
     o->netrc_file = s->netrc_file;
+    o->host_notes = s->host_notes;
     o->ca_file = s->ssl_cert_file;
     o->umask = cli_umask;
 }

@@ -316,6 +316,7 @@ int cli_settings_finish(struct cli_settings *s, struct rx_error **err)
     }
     if (!s->store)
         goto out;
+    s->host_notes = cli_xdg_path("XDG_CACHE_HOME", ".cache", "runix/hosts");
     ret = cli_settings_resolve_core(s, &c, err);
 out:
     cli_conf_release(&c);
@@ -332,6 +333,7 @@ void cli_settings_release(struct cli_settings *s)
     cli_settings_release_core(s);
     free(s->netrc_file);
     free(s->ssl_cert_file);
+    free(s->host_notes);
     free(s->github_url);
     free(s->bin_dir);
     free(s->index_url);

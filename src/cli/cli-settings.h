@@ -80,6 +80,7 @@ struct cli_settings {
     unsigned attempts;
     char *netrc_file; /* owned or NULL */
     char *ssl_cert_file; /* owned or NULL: CA bundle for https:// */
+    char *host_notes;    /* owned or NULL: ${XDG_CACHE_HOME:-~/.cache}/runix/hosts */
     char *github_url;    /* owned or NULL: the config's github-url */
     char *bin_dir;       /* owned or NULL: the config's bin-dir (runix install) */
     char *index_url;     /* owned or NULL: the config's index-url (runix index update) */

@@ -1018,7 +1018,8 @@ static int self_man(int argc, char **argv)
                ".TP\n.I ~/.local/share/runix\nthe store's root ($XDG_DATA_HOME, $RUNIX_STORE)\n"
                ".TP\n.I ~/.local/share/runix/receipt\nwhat install.sh installed, for "
                "'runix self update' and 'runix self uninstall'\n"
-               ".TP\n.I ~/.cache/runix\ndownloads and indexes ($XDG_CACHE_HOME)\n");
+               ".TP\n.I ~/.cache/runix\ndownloads, indexes and what fetches learned of cache hosts "
+               "($XDG_CACHE_HOME)\n");
     fprintf(f, ".SH SEE ALSO\n.BR nix (1)\n");
     ret = fflush(f) == 0 ? EXIT_OK : EXIT_FAIL;
 out:

@@ -2,6 +2,7 @@
 #include "config.h"
 #include "crypto-sig.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -89,10 +90,52 @@ void signature_sign(const struct secret_key *sk, const void *msg, size_t len,
     crypto_sign_detached(out->sig, NULL, msg, len, sk->key);
 }
 
+/*
+ * Signatures that verified, remembered for the life of the process: the
+ * same narinfo is checked more than once (when it is accepted, and again
+ * when a closure's registered signatures are checked after the fetch), and
+ * an Ed25519 verification costs a thousand times a sha256 of its inputs.
+ * A slot holds the sha256 of key, signature and message, so only the very
+ * same three hit; a collision of slots just forgets the older one.
+ */
+#define VERIFIED_SLOTS 1024
+
+static struct hash verified[VERIFIED_SLOTS];
+static pthread_mutex_t verified_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void verified_digest(const struct signature *sig, const struct public_key *key,
+                            const void *msg, size_t len, struct hash *out)
+{
+    struct sha256_ctx c;
+    sha256_init(&c);
+    sha256_update(&c, key->key, sizeof key->key);
+    sha256_update(&c, sig->sig, sizeof sig->sig);
+    sha256_update(&c, msg, len);
+    sha256_final(&c, out);
+}
+
+static size_t verified_slot(const struct hash *d)
+{
+    return ((size_t)d->bytes[0] << 8 | d->bytes[1]) % VERIFIED_SLOTS;
+}
+
 bool signature_verify_raw(const struct signature *sig, const struct public_key *key,
                           const void *msg, size_t len)
 {
-    return crypto_sign_verify_detached(sig->sig, msg, len, key->key) == 0;
+    struct hash d;
+    verified_digest(sig, key, msg, len, &d);
+    size_t slot = verified_slot(&d);
+    pthread_mutex_lock(&verified_mu);
+    bool known = hash_equal(&verified[slot], &d);
+    pthread_mutex_unlock(&verified_mu);
+    if (known)
+        return true;
+    if (crypto_sign_verify_detached(sig->sig, msg, len, key->key) != 0)
+        return false;
+    pthread_mutex_lock(&verified_mu);
+    verified[slot] = d;
+    pthread_mutex_unlock(&verified_mu);
+    return true;
 }
 
 int trusted_keys_add(struct trusted_keys *tk, const char *s, size_t len, struct rx_error **err)

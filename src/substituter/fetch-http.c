@@ -15,6 +15,7 @@
 
 #include "cache.h"
 #include "decompress.h"
+#include "fetch-hosts.h"
 #include "s3.h"
 #include "util-buf.h"
 #include "util-fs.h"
@@ -35,6 +36,9 @@
  * one per `limit` completions.  A refused connection counts the same.
  * A server that keeps connections open gets the whole limit after its
  * first answer (see gate_note).
+ * A host that an earlier fetch noted (fetch-hosts.h) starts at the
+ * connections that fetch had open without a loss, not at a few: on a
+ * distant server that saves the round trips of growing again.
  * Each kind of request may have half the connections whenever the other
  * kind wants more: narinfos keep the walk going while NARs download.
  * Over HTTP/2 the narinfo requests share one multiplexed connection and
@@ -59,6 +63,10 @@ struct gate {
     bool probed;                  /* the first answer has told whether connections are kept */
     double rtt_min;               /* the fastest connect seen, s; < 0 before the first */
     double loss_at;               /* when the limit last halved (or cap last grew) */
+    unsigned peak;                /* the most connections in use at once */
+    unsigned noted;               /* what an earlier fetch noted of the host; 0 if nothing */
+    bool lost;                    /* a loss was seen */
+    bool answered;                /* a request completed */
 };
 
 /* A narinfo or nix-cache-info request on the multi handle. */
@@ -102,6 +110,7 @@ struct fetch_http {
     double progress_at; /* a request finished or NAR bytes came */
     uint64_t bytes_seen;
     double reported_at;
+    struct host_notes notes; /* what earlier fetches noted of hosts */
 };
 
 struct fetch_http_conn {
@@ -399,6 +408,11 @@ static struct gate *gate_find(struct fetch *f, const char *url)
     g->key = xstrndup(url, n);
     g->max = f->o->http_connections ? f->o->http_connections : FETCH_DEFAULT_CONNECTIONS;
     g->limit = g->max < GATE_START ? g->max : GATE_START;
+    char key[HOST_KEY_MAX + 1];
+    if (host_key(g->key, key) == 0)
+        g->noted = host_notes_get(&http->notes, key, (int64_t)time(NULL));
+    if (g->noted)
+        g->limit = g->noted > g->max ? g->max : g->noted < GATE_MIN ? GATE_MIN : g->noted;
     g->rtt_min = -1;
     g->loss_at = -1e9;
     g->next = http->gates;
@@ -438,6 +452,14 @@ static bool keeps_connection(CURL *e)
     return true;
 }
 
+/* Count the connections in use now toward g's peak; gate_mu held. */
+static void gate_peak(struct gate *g)
+{
+    unsigned n = g->used[GK_NARINFO] + g->used[GK_NAR];
+    if (n > g->peak)
+        g->peak = n;
+}
+
 /* What a finished transfer says about g's host; gate_mu held. */
 static void gate_note(struct gate *g, CURL *e, CURLcode rc)
 {
@@ -451,6 +473,8 @@ static void gate_note(struct gate *g, CURL *e, CURLcode rc)
     double now = fetch_now_s();
     bool loss = rc == CURLE_COULDNT_CONNECT ||
                 (t >= 0 && t > (g->rtt_min >= 0 ? g->rtt_min : 0) + GATE_LOSS_S);
+    g->answered = true;
+    g->lost |= loss;
     if (t >= 0 && (g->rtt_min < 0 || t < g->rtt_min))
         g->rtt_min = t;
     if (loss) {
@@ -515,6 +539,7 @@ static void gate_enter_nar(struct fetch *f, struct gate *g)
     }
     g->waiting[GK_NAR]--;
     g->used[GK_NAR]++;
+    gate_peak(g);
     pthread_mutex_unlock(&http->gate_mu);
 }
 
@@ -540,6 +565,32 @@ void fetch_http_stop_waiting(struct fetch *f)
     f->http->no_wait = true;
     pthread_cond_broadcast(&f->http->gate_cond);
     pthread_mutex_unlock(&f->http->gate_mu);
+}
+
+/*
+ * Note what this fetch learned of each host it used: after a loss, the
+ * limit it came down to; else the most connections it had open (or what an
+ * earlier fetch noted, if more), at least the usual start.
+ */
+static void gates_note(const struct fetch *f, struct fetch_http *http)
+{
+    if (!f->o->host_notes || f->o->dry_run)
+        return;
+    struct host_notes news = { 0 };
+    int64_t now = (int64_t)time(NULL);
+    for (const struct gate *g = http->gates; g; g = g->next) {
+        char key[HOST_KEY_MAX + 1];
+        if (!g->answered || host_key(g->key, key) < 0)
+            continue;
+        unsigned n = g->peak > g->noted ? g->peak : g->noted;
+        n = n < GATE_START ? GATE_START : n;
+        if (g->lost)
+            n = g->limit;
+        host_notes_set(&news, key, n > g->max ? g->max : n, now);
+    }
+    if (news.n)
+        (void)host_notes_save(f->o->host_notes, &news, now); /* a hint: never an error */
+    host_notes_release(&news);
 }
 
 static void gates_free(struct fetch_http *http)
@@ -572,6 +623,8 @@ int fetch_http_start(struct fetch *f, struct rx_error **err)
     curl_multi_setopt(http->multi, CURLMOPT_MAXCONNECTS, (long)conns);
     curl_multi_setopt(http->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     http->progress_at = fetch_now_s();
+    if (f->o->host_notes && !f->o->dry_run)
+        host_notes_load(&http->notes, f->o->host_notes);
     f->http = http;
     return 0;
 }
@@ -713,6 +766,7 @@ static void pump(struct fetch *f)
             continue; /* out of memory: tried again on the next turn */
         if (g && !g->multiplexed) {
             g->used[GK_NARINFO]++;
+            gate_peak(g);
             x->slot = true;
         }
         unqueue(http, x);
@@ -784,8 +838,10 @@ void fetch_http_end(struct fetch *f)
     while (http->nspare)
         curl_easy_cleanup(http->spare[--http->nspare]);
     curl_multi_cleanup(http->multi);
+    gates_note(f, http);
     if (share_end(http)) {
         gates_free(http);
+        host_notes_release(&http->notes);
         free(http);
         f->http = NULL;
     }

@@ -215,6 +215,8 @@ static int narinfo_acceptable(struct fetch *f, struct item *it, const struct nar
     return 0;
 }
 
+static void take_narinfo(struct fetch *f, size_t idx, struct narinfo *ni, struct rx_error **fatal);
+
 void fetch_narinfo_done(struct fetch *f, size_t idx, const struct http_reply *r,
                         struct rx_error **fatal)
 {
@@ -237,11 +239,19 @@ void fetch_narinfo_done(struct fetch *f, size_t idx, const struct http_reply *r,
         fetch_next_cache(f, it);
         return;
     }
+    take_narinfo(f, idx, &ni, fatal);
+}
+
+/* Item idx's narinfo, parsed and acceptable: the item takes it (*ni is moved). */
+static void take_narinfo(struct fetch *f, size_t idx, struct narinfo *ni, struct rx_error **fatal)
+{
+    struct item *it = &f->items[idx];
     /* Make room first: add_ref may move f->items. */
     free(it->refs);
-    it->refs = ni.nrefs ? xmalloc(ni.nrefs * sizeof *it->refs) : NULL;
+    it->refs = ni->nrefs ? xmalloc(ni->nrefs * sizeof *it->refs) : NULL;
     it->nrefs = 0;
-    it->ni = ni;
+    it->ni = *ni;
+    *ni = (struct narinfo)NARINFO_INIT;
     it->have_ni = true;
     for (size_t i = 0; i < f->items[idx].ni.nrefs; i++) {
         struct store_path ref = f->items[idx].ni.refs[i];
@@ -395,13 +405,13 @@ static bool use_embedded(struct fetch *f, size_t idx, struct rx_error **fatal)
     struct rx_error *bad = NULL;
     bool usable = narinfo_parse(e->narinfo, strlen(e->narinfo), &ni, &bad) == 0 &&
                   narinfo_acceptable(f, it, &ni) == 0;
-    narinfo_release(&ni);
     rx_error_free(bad);
-    if (!usable)
+    if (!usable) {
+        narinfo_release(&ni);
         return false;
-    struct http_reply r = { .outcome = OUT_OK, .body = e->narinfo, .len = strlen(e->narinfo) };
+    }
     it->attempt++;
-    fetch_narinfo_done(f, idx, &r, fatal);
+    take_narinfo(f, idx, &ni, fatal);
     return true;
 }
 

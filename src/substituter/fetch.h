@@ -117,6 +117,8 @@ struct fetch_opts {
     const struct fetch_embedded *embedded;
     size_t nembedded;
     const char *embedded_cache;
+    /* what earlier fetches learned of each host's connections (fetch-hosts.h), or NULL */
+    const char *host_notes;
 };
 
 struct fetch_embedded {

@@ -61,6 +61,44 @@ ok "  ...and real Nix verifies that store" oracle "$R" "$top" "$FX/closure"
 ok "  ...the first narinfo is asked for alongside nix-cache-info" \
   grep -q "^GET /latency/cache-zstd/nix-cache-info busy=2\$\|^GET /latency/cache-zstd/${top:11:32}.narinfo busy=2\$" "$HTTP_LOG"
 
+# What a fetch learned of a host's connections is noted for the next one
+# (~/.cache/runix/hosts): a host that had many open at once without a loss
+# starts with that many, not with a few.  lead LOG: how many requests came
+# in before the first answer (the leading lines whose busy=N counts every
+# line so far).
+lead() { awk '{ n++; b = $NF; sub(/^busy=/, "", b) } b != n { exit } { k = n } END { print k + 0 }' "$1"; }
+every=$(tr '\n' ' ' <"$FX/closure")
+export XDG_CACHE_HOME=$TEST_TMP/xdg-cache
+notes=$XDG_CACHE_HOME/runix/hosts
+: >"$HTTP_LOG"
+# shellcheck disable=SC2086
+fetch -q --store "$TEST_TMP/store-notes1" --cache "$HTTP/latency/cache-zstd" $every >/dev/null
+cp "$HTTP_LOG" "$TEST_TMP/log1"
+ok "a host not noted before starts with a few connections (4; $(lead "$TEST_TMP/log1") here)" \
+  test "$(lead "$TEST_TMP/log1")" -le 4
+noted=$(sed -n "s|^${HTTP}[[:space:]]\([0-9]*\) [0-9]*\$|\1|p" "$notes" 2>/dev/null)
+ok "  ...and the fetch notes how many it had open at once (${noted:-none})" test "${noted:-0}" -ge 6
+printf 'http://user:pw@%s 3 1\n' "${HTTP#http://}" >>"$notes"
+fetch -q --store "$TEST_TMP/store-notes0" --cache "http://user:pw@${HTTP#http://}/latency/cache-zstd" "$(path_of hello)" >/dev/null
+ok "  ...never with a URL's credentials" bash -c '! grep -q "user\|pw" "$1"' _ "$notes"
+: >"$HTTP_LOG"
+# shellcheck disable=SC2086
+fetch -q --store "$TEST_TMP/store-notes2" --cache "$HTTP/latency/cache-zstd" $every >/dev/null
+cp "$HTTP_LOG" "$TEST_TMP/log2"
+ok "a noted host starts with as many connections ($(lead "$TEST_TMP/log2") before the first answer)" \
+  test "$(lead "$TEST_TMP/log2")" -ge 6
+ok "  ...and real Nix verifies that store" oracle "$TEST_TMP/store-notes2" "$top" "$FX/closure"
+# A note that is not one (garbage, an absurd number) is ignored, not an error.
+printf '%s 999999 %s\nnot a note\n\0\377\n' "$HTTP" "$(date +%s)" >"$notes"
+: >"$HTTP_LOG"
+# shellcheck disable=SC2086
+ok "a damaged notes file is ignored" fetch -q --store "$TEST_TMP/store-notes3" --cache "$HTTP/latency/cache-zstd" $every
+cp "$HTTP_LOG" "$TEST_TMP/log3"
+ok "  ...the host starting with a few connections again" test "$(lead "$TEST_TMP/log3")" -le 4
+ok "  ...and the file is rewritten with this fetch's note only" \
+  bash -c '[ "$(wc -l <"$1")" = 1 ] && grep -q "^$2 [0-9]* [0-9]*\$" "$1"' _ "$notes" "$HTTP"
+unset XDG_CACHE_HOME
+
 # A second fetch asks nothing: the closure is already valid.
 : >"$HTTP_LOG"
 out=$(fetch --store "$TEST_TMP/store-xz" --cache "$HTTP/ok/cache-xz" "$top" 2>&1)

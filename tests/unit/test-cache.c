@@ -10,6 +10,7 @@
 #include "test-helpers.h"
 
 #include "cache.h"
+#include "fetch-hosts.h"
 #include "util-conf.h"
 #include "util-mem.h"
 
@@ -302,6 +303,132 @@ static void test_conf_include(void **state)
     free(dir);
 }
 
+static void test_host_key(void **state)
+{
+    (void)state;
+    char k[HOST_KEY_MAX + 1];
+    assert_int_equal(host_key("https://Cache.Example.ORG/nix?x#y", k), 0);
+    assert_string_equal(k, "https://cache.example.org");
+    /* Credentials are never part of the key (it is written to a file). */
+    assert_int_equal(host_key("HTTP://user:s3cr%40t@Host:8080/c", k), 0);
+    assert_string_equal(k, "http://host:8080");
+    assert_int_equal(host_key("http://a@b@c/x", k), 0);
+    assert_string_equal(k, "http://c");
+    assert_int_equal(host_key("no-scheme/x", k), -1);
+    assert_int_equal(host_key("://host", k), -1);
+    assert_int_equal(host_key("http:///path", k), -1);
+    assert_int_equal(host_key("http://user@/path", k), -1);
+    assert_int_equal(host_key("http://ho st/", k), -1);
+    assert_int_equal(host_key("http://h\x01st/", k), -1);
+    char *longurl = xmalloc(HOST_KEY_MAX + 16);
+    memset(longurl, 'a', HOST_KEY_MAX + 15);
+    memcpy(longurl, "http://", 7);
+    longurl[HOST_KEY_MAX + 15] = '\0';
+    assert_int_equal(host_key(longurl, k), -1);
+    free(longurl);
+}
+
+static void test_host_notes_parse(void **state)
+{
+    (void)state;
+    int64_t now = 1800000000;
+    const char *text = "http://a:1 12 1799999000\n"
+                       "garbage\n"
+                       "http://b 0 1799999000\n"           /* no connections */
+                       "http://c 99999 1799999000\n"       /* absurd */
+                       "http://d -3 1799999000\n"
+                       "http://e 5 -1\n"
+                       "http://f 5 1799999000 extra\n"
+                       "HTTP://G 5 1799999000\n"          /* not as written */
+                       "http://u:p@h 5 1799999000\n"      /* credentials: not a key */
+                       "http://old 9 1000\n"                /* too old to use */
+                       "http://a:1 3 1799990000\n"          /* an older note of a */
+                       "http://z 7 1799999999";             /* no final newline */
+    struct host_notes h;
+    host_notes_parse(&h, text, strlen(text));
+    assert_int_equal(host_notes_get(&h, "http://a:1", now), 12);
+    assert_int_equal(host_notes_get(&h, "http://z", now), 7);
+    assert_int_equal(host_notes_get(&h, "http://old", now), 0);
+    assert_int_equal(host_notes_get(&h, "http://missing", now), 0);
+    for (const char *k = "bcdefgh"; *k; k++) {
+        char key[16];
+        snprintf(key, sizeof key, "http://%c", *k);
+        assert_int_equal(host_notes_get(&h, key, now), 0);
+    }
+    /* A note from the future (a clock set back) is not believed. */
+    host_notes_set(&h, "http://future", 9, now + 10 * 24 * 3600);
+    assert_int_equal(host_notes_get(&h, "http://future", now), 0);
+    /* set replaces, and refuses what it could not read back. */
+    host_notes_set(&h, "http://a:1", 20, now);
+    assert_int_equal(host_notes_get(&h, "http://a:1", now), 20);
+    host_notes_set(&h, "http://x y", 4, now);
+    host_notes_set(&h, "http://q", 0, now);
+    assert_int_equal(host_notes_get(&h, "http://q", now), 0);
+    /* The text drops what is older than a month, newest first, and reads back the same. */
+    char *out = host_notes_format(&h, now);
+    assert_null(strstr(out, "http://old"));
+    assert_int_equal(strncmp(out, "http://future 9 ", 16), 0);
+    struct host_notes back;
+    host_notes_parse(&back, out, strlen(out));
+    assert_int_equal(host_notes_get(&back, "http://a:1", now), 20);
+    assert_int_equal(host_notes_get(&back, "http://z", now), 7);
+    free(out);
+    host_notes_release(&back);
+    host_notes_release(&h);
+}
+
+static void test_host_notes_save(void **state)
+{
+    (void)state;
+    char *dir = td_tmpdir();
+    char *file = xasprintf("%s/sub/dir/hosts", dir);
+    int64_t now = 1800000000;
+    /* A missing file is no notes; saving creates its directory. */
+    struct host_notes h;
+    host_notes_load(&h, file);
+    assert_int_equal(h.n, 0);
+    struct host_notes news = { 0 };
+    host_notes_set(&news, "http://a", 10, now);
+    assert_int_equal(host_notes_save(file, &news, now), 0);
+    host_notes_release(&news);
+    /* Another fetch's notes merge with what the file has by then. */
+    host_notes_set(&news, "http://b", 4, now + 1);
+    assert_int_equal(host_notes_save(file, &news, now + 1), 0);
+    host_notes_release(&news);
+    host_notes_load(&h, file);
+    assert_int_equal(host_notes_get(&h, "http://a", now), 10);
+    assert_int_equal(host_notes_get(&h, "http://b", now), 4);
+    host_notes_release(&h);
+    /* At most HOST_NOTES_MAX hosts are kept, the most recent. */
+    for (int i = 0; i < HOST_NOTES_MAX + 10; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "http://h%d", i);
+        host_notes_set(&news, key, 5, now + 10 + i);
+    }
+    assert_int_equal(host_notes_save(file, &news, now + 400), 0);
+    host_notes_release(&news);
+    host_notes_load(&h, file);
+    assert_int_equal(h.n, HOST_NOTES_MAX);
+    assert_int_equal(host_notes_get(&h, "http://a", now + 400), 0);
+    assert_int_equal(host_notes_get(&h, "http://h265", now + 400), 5);
+    host_notes_release(&h);
+    /* A file that is not text (or is a directory) gives no notes, and no crash. */
+    FILE *f = fopen(file, "w");
+    fwrite("\0\xff\n\n http://a 3 4\n", 1, 19, f);
+    fclose(f);
+    host_notes_load(&h, file);
+    assert_int_equal(h.n, 0);
+    host_notes_release(&h);
+    char *d2 = xasprintf("%s/sub", dir);
+    host_notes_load(&h, d2);
+    assert_int_equal(h.n, 0);
+    host_notes_release(&h);
+    free(d2);
+    free(file);
+    td_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -313,6 +440,9 @@ int main(void)
         cmocka_unit_test(test_cache_sort_is_stable),
         cmocka_unit_test(test_conf_parse),
         cmocka_unit_test(test_conf_include),
+        cmocka_unit_test(test_host_key),
+        cmocka_unit_test(test_host_notes_parse),
+        cmocka_unit_test(test_host_notes_save),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
