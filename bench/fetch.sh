@@ -55,10 +55,11 @@ secs() {
   python3 - "$tmp" "$@" <<'PY'
 import resource, subprocess, sys, time
 t = time.monotonic()
-r = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+r = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 d = time.monotonic() - t
 if r.returncode != 0:
-    sys.exit(f"failed ({r.returncode}): {' '.join(sys.argv[2:])}")
+    why = r.stderr.decode(errors="replace").strip().splitlines()[-5:]
+    sys.exit(f"failed ({r.returncode}): {' '.join(sys.argv[2:])}\n  " + "\n  ".join(why))
 u = resource.getrusage(resource.RUSAGE_CHILDREN)
 open(sys.argv[1] + "/rss", "w").write(f"{u.ru_maxrss}\n")
 open(sys.argv[1] + "/cpu", "w").write(f"{u.ru_utime + u.ru_stime:.3f}\n")
@@ -171,7 +172,7 @@ kinds="$kinds latency-40ms"
 sel=
 for k in $kinds; do wanted "$k" && sel="$sel $k"; done
 kinds=$sel
-export NIX_SSL_CERT_FILE=$tmp/tls.crt # trusted by both
+[ -s "$tmp/tls.crt" ] && export NIX_SSL_CERT_FILE=$tmp/tls.crt # trusted by both
 for k in $kinds; do : >"$tmp/r-$k"; : >"$tmp/n-$k"; : >"$tmp/c-$k"; done
 for i in $(seq "$RUNS"); do
   for k in $kinds; do

@@ -43,11 +43,26 @@
  * kind wants more: narinfos keep the walk going while NARs download.
  * Over HTTP/2 the narinfo requests share one multiplexed connection and
  * are not limited here (libcurl keeps them on it).
+ * A server that closes every connection is limited in the connections
+ * that have not been answered yet, which are what fill its listen
+ * backlog; one answering (a big NAR streaming for seconds) leaves room,
+ * and all of them together stay within http-connections.
  */
 #define GATE_START 4
 #define GATE_MIN 2
 #define GATE_LOSS_S 0.8 /* Linux sends the first SYN again after 1 s */
 #define GATE_PROBE_S 10.0
+/*
+ * A connect that has not completed within four times the fastest one
+ * seen (at least EARLY_MIN_MS, below the second after which Linux sends a
+ * dropped SYN again) is given up and made again at once: the new SYN finds
+ * room in the backlog that the dropped one did not, and the request does
+ * not stall a second.  At most EARLY_TRIES times per request, then the
+ * connect has its usual time (connect-timeout).
+ */
+#define EARLY_MIN_MS 100
+#define EARLY_MAX_MS 900
+#define EARLY_TRIES 2
 
 enum gate_kind { GK_NARINFO, GK_NAR };
 
@@ -57,6 +72,9 @@ struct gate {
     unsigned limit;               /* connections that may be in use now */
     unsigned max;                 /* http-connections */
     unsigned used[2], waiting[2]; /* by enum gate_kind */
+    unsigned opening[2];          /* of used: not answered yet (still waiting for a status line) */
+    bool closes;                  /* its first answer closed the connection (HTTP/1.0 and such) */
+    bool told;                    /* an answer has said whether it closes */
     unsigned credit;              /* completions since the last growth, after a loss */
     unsigned cap;                 /* after a loss: one less than the limit that lost; 0 before */
     bool multiplexed;             /* HTTP/2: narinfo requests share one connection */
@@ -77,6 +95,8 @@ struct xfer {
     CURL *easy; /* made when it leaves the queue (xfer_prepare) */
     struct gate *gate; /* NULL for file:// */
     bool slot;         /* holds one of gate's connections */
+    unsigned early;    /* connects given up early (EARLY_TRIES) */
+    long early_ms;     /* the early limit of the current attempt; 0 if none */
     bool queued;       /* waiting for one, not on the multi handle yet */
     double started;
     struct xfer *prev_q, *next_q; /* the queue of those waiting */
@@ -431,11 +451,13 @@ static struct gate *gate_for(struct fetch *f, const char *url)
 /* May a request of kind k take a connection now?  gate_mu held. */
 static bool gate_room(const struct gate *g, enum gate_kind k)
 {
-    if (g->used[GK_NARINFO] + g->used[GK_NAR] >= g->limit)
+    const unsigned *busy = g->closes ? g->opening : g->used;
+    if (busy[GK_NARINFO] + busy[GK_NAR] >= g->limit ||
+        g->used[GK_NARINFO] + g->used[GK_NAR] >= g->max)
         return false;
     enum gate_kind o = k == GK_NAR ? GK_NARINFO : GK_NAR;
     /* Past its half only while the other kind has all it wants. */
-    return g->used[k] < (g->limit + 1) / 2 || g->waiting[o] == 0;
+    return busy[k] < (g->limit + 1) / 2 || g->waiting[o] == 0;
 }
 
 /* Whether the server of e's answer left the connection open for more requests. */
@@ -455,9 +477,40 @@ static bool keeps_connection(CURL *e)
 /* Count the connections in use now toward g's peak; gate_mu held. */
 static void gate_peak(struct gate *g)
 {
-    unsigned n = g->used[GK_NARINFO] + g->used[GK_NAR];
+    const unsigned *busy = g->closes ? g->opening : g->used;
+    unsigned n = busy[GK_NARINFO] + busy[GK_NAR];
     if (n > g->peak)
         g->peak = n;
+}
+
+/*
+ * How long a new connection to g's host may take before it is made again
+ * (after `tries` such), or 0 for its usual time; gate_mu held.
+ */
+static long early_connect_ms(const struct gate *g, unsigned tries)
+{
+    if (!g || tries >= EARLY_TRIES || g->rtt_min < 0)
+        return 0; /* nothing to go by yet */
+    long ms = (long)(g->rtt_min * 4 * 1000) + EARLY_MIN_MS;
+    return ms > EARLY_MAX_MS ? 0 : ms;
+}
+
+/* Did e give up a connect at the early limit (and nothing else)? */
+static bool early_gave_up(CURL *e, CURLcode rc, long limit_ms)
+{
+    if (rc != CURLE_OPERATION_TIMEDOUT || limit_ms <= 0)
+        return false;
+    curl_off_t connect = 0, total = 0;
+    curl_easy_getinfo(e, CURLINFO_CONNECT_TIME_T, &connect);
+    curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total);
+    return connect == 0 && total < 1000000; /* every other limit is a second or more */
+}
+
+/* The connect limit for the next request on e: early, or the usual one. */
+static void set_connect_limit(CURL *e, const struct fetch_opts *o, long early_ms)
+{
+    long usual = o->connect_timeout > 0 ? o->connect_timeout * 1000 : 0;
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, early_ms > 0 ? early_ms : usual);
 }
 
 /* What a finished transfer says about g's host; gate_mu held. */
@@ -472,9 +525,14 @@ static void gate_note(struct gate *g, CURL *e, CURLcode rc)
     double t = conns > 0 && connect > 0 ? (double)(connect - lookup) / 1e6 : -1;
     double now = fetch_now_s();
     bool loss = rc == CURLE_COULDNT_CONNECT ||
-                (t >= 0 && t > (g->rtt_min >= 0 ? g->rtt_min : 0) + GATE_LOSS_S);
+                (t >= 0 && t > (g->rtt_min >= 0 ? g->rtt_min : 0) + GATE_LOSS_S) ||
+                (rc == CURLE_OPERATION_TIMEDOUT && conns == 0 && total < 1000000);
     g->answered = true;
     g->lost |= loss;
+    if (rc == CURLE_OK && !g->told) {
+        g->told = true;
+        g->closes = !keeps_connection(e);
+    }
     if (t >= 0 && (g->rtt_min < 0 || t < g->rtt_min))
         g->rtt_min = t;
     if (loss) {
@@ -521,8 +579,11 @@ static void gate_note(struct gate *g, CURL *e, CURLcode rc)
     }
 }
 
-/* A download thread's turn at g's host (at once when the threads are being stopped). */
-static void gate_enter_nar(struct fetch *f, struct gate *g)
+/*
+ * A download thread's turn at g's host (at once when the threads are being
+ * stopped), with the early connect limit after `early` such in *early_ms.
+ */
+static void gate_enter_nar(struct fetch *f, struct gate *g, unsigned early, long *early_ms)
 {
     struct fetch_http *http = f->http;
     pthread_mutex_lock(&http->gate_mu);
@@ -539,16 +600,34 @@ static void gate_enter_nar(struct fetch *f, struct gate *g)
     }
     g->waiting[GK_NAR]--;
     g->used[GK_NAR]++;
+    g->opening[GK_NAR]++;
     gate_peak(g);
+    *early_ms = early_connect_ms(g, early);
     pthread_mutex_unlock(&http->gate_mu);
 }
 
-/* A connection of g given back; the other side may take it. */
-static void gate_leave(struct fetch *f, struct gate *g, enum gate_kind k, CURL *e, CURLcode rc)
+/* The first answer on a download thread's connection to g: it is not opening any more. */
+static void gate_answered(struct fetch *f, struct gate *g)
+{
+    struct fetch_http *http = f->http;
+    pthread_mutex_lock(&http->gate_mu);
+    g->opening[GK_NAR]--;
+    bool wake_main = g->closes && g->waiting[GK_NARINFO] > 0;
+    pthread_cond_broadcast(&http->gate_cond);
+    pthread_mutex_unlock(&http->gate_mu);
+    if (wake_main)
+        curl_multi_wakeup(http->multi);
+}
+
+/* A connection of g given back (still opening, or answered); the other side may take it. */
+static void gate_leave(struct fetch *f, struct gate *g, enum gate_kind k, bool opening, CURL *e,
+                       CURLcode rc)
 {
     struct fetch_http *http = f->http;
     pthread_mutex_lock(&http->gate_mu);
     g->used[k]--;
+    if (opening)
+        g->opening[k]--;
     gate_note(g, e, rc);
     bool wake_main = k == GK_NAR && g->waiting[GK_NARINFO] > 0;
     pthread_cond_broadcast(&http->gate_cond);
@@ -733,6 +812,25 @@ void fetch_http_request(struct fetch *f, enum fetch_request kind, size_t idx, co
         f->info_active++;
 }
 
+/* Back to the head of the queue, x having been on the multi handle (it stays in f->active). */
+static void requeue_front(struct fetch *f, struct xfer *x)
+{
+    struct fetch_http *http = f->http;
+    pthread_mutex_lock(&http->gate_mu);
+    x->queued = true;
+    http->queued++;
+    x->prev_q = NULL;
+    x->next_q = http->q_head;
+    if (http->q_head)
+        http->q_head->prev_q = x;
+    else
+        http->q_tail = x;
+    http->q_head = x;
+    if (x->gate)
+        x->gate->waiting[GK_NARINFO]++;
+    pthread_mutex_unlock(&http->gate_mu);
+}
+
 static void unqueue(struct fetch_http *http, struct xfer *x)
 {
     if (x->prev_q)
@@ -766,11 +864,14 @@ static void pump(struct fetch *f)
             continue; /* out of memory: tried again on the next turn */
         if (g && !g->multiplexed) {
             g->used[GK_NARINFO]++;
+            g->opening[GK_NARINFO]++;
             gate_peak(g);
             x->slot = true;
         }
         unqueue(http, x);
         x->started = fetch_now_s();
+        x->early_ms = early_connect_ms(g, x->early);
+        set_connect_limit(x->easy, f->o, x->early_ms);
         curl_multi_add_handle(http->multi, x->easy);
     }
     pthread_mutex_unlock(&http->gate_mu);
@@ -789,6 +890,7 @@ static void xfer_leave(struct fetch *f, struct xfer *x, CURLcode rc)
         x->gate->multiplexed = true;
     if (x->slot) {
         x->gate->used[GK_NARINFO]--;
+        x->gate->opening[GK_NARINFO]--;
         x->slot = false;
         gate_note(x->gate, x->easy, rc);
         pthread_cond_broadcast(&http->gate_cond);
@@ -886,6 +988,13 @@ void fetch_http_collect(struct fetch *f, struct rx_error **fatal)
         curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &code);
         http->progress_at = fetch_now_s();
         xfer_leave(f, x, rc);
+        if (early_gave_up(x->easy, rc, x->early_ms)) {
+            /* Its SYN was dropped: asked again at once, ahead of the others. */
+            curl_multi_remove_handle(http->multi, x->easy);
+            x->early++;
+            requeue_front(f, x);
+            continue;
+        }
         if (x->kind == REQ_NARINFO && f->infos_pending) {
             /* Its cache is not known to be usable yet: keep it (see fetch_closure). */
             curl_multi_remove_handle(http->multi, x->easy);
@@ -1017,6 +1126,9 @@ void fetch_http_conn_free(struct fetch_http_conn *c)
 struct get_ctx {
     fetch_body_fn fn;
     void *ctx;
+    struct fetch *f;
+    struct gate *gate;  /* or NULL */
+    bool answered;      /* a status line came: the gate knows */
     bool encoded;
     CURL *easy;
     bool s3;               /* an error's body is S3's error document, not the file */
@@ -1051,6 +1163,10 @@ static size_t header_cb(char *line, size_t size, size_t nmemb, void *ctx)
     static const char name[] = "content-encoding:";
     if (n > 5 && memcmp(line, "HTTP/", 5) == 0) {
         g->encoded = false; /* a new response (after a redirect) */
+        if (g->gate && !g->answered) {
+            g->answered = true;
+            gate_answered(g->f, g->gate);
+        }
     } else if (n > sizeof name - 1 && strncasecmp(line, name, sizeof name - 1) == 0) {
         const char *v = line + sizeof name - 1, *end = line + n;
         while (v < end && (*v == ' ' || *v == '\t'))
@@ -1087,11 +1203,22 @@ void fetch_http_get(struct fetch_http_conn *c, const char *url, uint64_t from, f
      * the server answers 206 from exactly that offset. */
     curl_easy_setopt(e, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)from);
     struct gate *gate = gate_for(c->f, url);
-    if (gate)
-        gate_enter_nar(c->f, gate);
-    CURLcode rc = curl_easy_perform(e);
-    if (gate)
-        gate_leave(c->f, gate, GK_NAR, e, rc);
+    CURLcode rc;
+    g.f = c->f;
+    g.gate = gate;
+    for (unsigned early = 0;; early++) {
+        long early_ms = 0;
+        if (gate)
+            gate_enter_nar(c->f, gate, early, &early_ms);
+        g.answered = false;
+        set_connect_limit(e, c->f->o, early_ms);
+        rc = curl_easy_perform(e);
+        if (gate)
+            gate_leave(c->f, gate, GK_NAR, !g.answered, e, rc);
+        /* A dropped SYN: again at once (nothing was received). */
+        if (!early_gave_up(e, rc, early_ms) || rx_interrupted)
+            break;
+    }
     long code = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
     /* The buffer and the context are ours only for this call. */

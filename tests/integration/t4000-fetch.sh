@@ -65,25 +65,25 @@ ok "  ...the first narinfo is asked for alongside nix-cache-info" \
 # (~/.cache/runix/hosts): a host that had many open at once without a loss
 # starts with that many, not with a few.  lead LOG: how many requests came
 # in before the first answer (the leading lines whose busy=N counts every
-# line so far).
+# line so far), from a cache 300 ms away.
 lead() { awk '{ n++; b = $NF; sub(/^busy=/, "", b) } b != n { exit } { k = n } END { print k + 0 }' "$1"; }
 every=$(tr '\n' ' ' <"$FX/closure")
 export XDG_CACHE_HOME=$TEST_TMP/xdg-cache
 notes=$XDG_CACHE_HOME/runix/hosts
 : >"$HTTP_LOG"
 # shellcheck disable=SC2086
-fetch -q --store "$TEST_TMP/store-notes1" --cache "$HTTP/latency/cache-zstd" $every >/dev/null
+fetch -q --store "$TEST_TMP/store-notes1" --cache "$HTTP/far/cache-zstd" $every >/dev/null
 cp "$HTTP_LOG" "$TEST_TMP/log1"
 ok "a host not noted before starts with a few connections (4; $(lead "$TEST_TMP/log1") here)" \
   test "$(lead "$TEST_TMP/log1")" -le 4
 noted=$(sed -n "s|^${HTTP}[[:space:]]\([0-9]*\) [0-9]*\$|\1|p" "$notes" 2>/dev/null)
 ok "  ...and the fetch notes how many it had open at once (${noted:-none})" test "${noted:-0}" -ge 6
 printf 'http://user:pw@%s 3 1\n' "${HTTP#http://}" >>"$notes"
-fetch -q --store "$TEST_TMP/store-notes0" --cache "http://user:pw@${HTTP#http://}/latency/cache-zstd" "$(path_of hello)" >/dev/null
+fetch -q --store "$TEST_TMP/store-notes0" --cache "http://user:pw@${HTTP#http://}/far/cache-zstd" "$(path_of hello)" >/dev/null
 ok "  ...never with a URL's credentials" bash -c '! grep -q "user\|pw" "$1"' _ "$notes"
 : >"$HTTP_LOG"
 # shellcheck disable=SC2086
-fetch -q --store "$TEST_TMP/store-notes2" --cache "$HTTP/latency/cache-zstd" $every >/dev/null
+fetch -q --store "$TEST_TMP/store-notes2" --cache "$HTTP/far/cache-zstd" $every >/dev/null
 cp "$HTTP_LOG" "$TEST_TMP/log2"
 ok "a noted host starts with as many connections ($(lead "$TEST_TMP/log2") before the first answer)" \
   test "$(lead "$TEST_TMP/log2")" -ge 6
@@ -92,12 +92,34 @@ ok "  ...and real Nix verifies that store" oracle "$TEST_TMP/store-notes2" "$top
 printf '%s 999999 %s\nnot a note\n\0\377\n' "$HTTP" "$(date +%s)" >"$notes"
 : >"$HTTP_LOG"
 # shellcheck disable=SC2086
-ok "a damaged notes file is ignored" fetch -q --store "$TEST_TMP/store-notes3" --cache "$HTTP/latency/cache-zstd" $every
+ok "a damaged notes file is ignored" fetch -q --store "$TEST_TMP/store-notes3" --cache "$HTTP/far/cache-zstd" $every
 cp "$HTTP_LOG" "$TEST_TMP/log3"
 ok "  ...the host starting with a few connections again" test "$(lead "$TEST_TMP/log3")" -le 4
 ok "  ...and the file is rewritten with this fetch's note only" \
   bash -c '[ "$(wc -l <"$1")" = 1 ] && grep -q "^$2 [0-9]* [0-9]*\$" "$1"' _ "$notes" "$HTTP"
 unset XDG_CACHE_HOME
+
+# An HTTP/1.0 server that closes every connection, with a listen backlog
+# of 1: every request is a new connection, and connects that come too
+# fast have their SYN dropped.  The fetch still completes (a dropped SYN is
+# made again soon rather than a second later), and its connections stay
+# few: the server's note says how many it had opening at once.
+rm -f "$TEST_TMP/port10"
+HTTPD_PROTOCOL=HTTP/1.0 HTTPD_BACKLOG=1 python3 "$(dirname "$0")/lib/httpd.py" "$FX" "$TEST_TMP/port10" "$TEST_TMP/log10" &
+httpd10=$!
+for _ in $(seq 100); do [ -s "$TEST_TMP/port10" ] && break; sleep 0.05; done
+http10=http://127.0.0.1:$(cat "$TEST_TMP/port10")
+export XDG_CACHE_HOME=$TEST_TMP/xdg-cache10
+start=$(date +%s)
+# shellcheck disable=SC2086
+ok "an HTTP/1.0 server with a listen backlog of 1: every path is fetched" \
+  fetch -q --store "$TEST_TMP/store-http10" --cache "$http10/ok/cache-xz" $every
+ok "  ...in a few seconds ($(($(date +%s) - start)) s)" test $(($(date +%s) - start)) -le 20
+ok "  ...and real Nix verifies that store" oracle "$TEST_TMP/store-http10" "$top" "$FX/closure"
+n10=$(sed -n "s|^${http10}[[:space:]]\([0-9]*\) [0-9]*\$|\1|p" "$XDG_CACHE_HOME/runix/hosts")
+ok "  ...with few connections opening at once (${n10:-none} noted)" test "${n10:-99}" -le 12
+unset XDG_CACHE_HOME
+kill "$httpd10"
 
 # A second fetch asks nothing: the closure is already valid.
 : >"$HTTP_LOG"

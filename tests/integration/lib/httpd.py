@@ -26,6 +26,8 @@ path (e.g. /fail500x2/cache-xz/nar/...):
                      requests being answered at that moment, this one
                      included, and NAR requests also with " nars=N", the
                      number of those that are NAR requests
+    /far/...         the same with 300 ms, for tests that must see what a
+                     client sends before its first answer on a busy machine
     /etag/...        serve normally, with an ETag (the file's mtime and size);
                      a matching If-None-Match gets 304 Not Modified; requests
                      are logged with " inm" when they carry If-None-Match
@@ -82,7 +84,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self, head=False):
         global nars_active, all_active
-        latency = self.path.startswith("/latency/")
+        latency = self.path.startswith(("/latency/", "/far/"))
         latency_nar = latency and "/nar/" in self.path
         with lock:
             all_active += latency
@@ -98,9 +100,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         rng = self.headers.get("Range", "")
         with lock, open(LOGFILE, "a") as log:
             extra = f" range={rng[6:-1]}" if rng.startswith("bytes=") and rng.endswith("-") else ""
-            if self.path.startswith("/latency/"):
+            if self.path.startswith(("/latency/", "/far/")):
                 extra += f" busy={all_active}"
-            if self.path.startswith("/latency/") and "/nar/" in self.path:
+            if self.path.startswith(("/latency/", "/far/")) and "/nar/" in self.path:
                 extra += f" nars={nars_active}"
             auth = self.headers.get("Authorization", "")
             if auth.startswith("Basic "):
@@ -120,8 +122,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         if mode == "redirect":
             return redirect(self, rel)
-        if mode == "latency":
-            time.sleep(0.04)
+        if mode in ("latency", "far"):
+            time.sleep(0.04 if mode == "latency" else 0.3)
             mode = "ok"
         if mode == "gate":
             if "/nar/" in "/" + rel:
