@@ -649,7 +649,8 @@ void fetch_http_stop_waiting(struct fetch *f)
 /*
  * Note what this fetch learned of each host it used: after a loss, the
  * limit it came down to; else the most connections it had open (or what an
- * earlier fetch noted, if more), at least the usual start.
+ * earlier fetch noted, if more, or the limit a server that keeps its
+ * connections was given), at least the usual start.
  */
 static void gates_note(const struct fetch *f, struct fetch_http *http)
 {
@@ -663,6 +664,9 @@ static void gates_note(const struct fetch *f, struct fetch_http *http)
             continue;
         unsigned n = g->peak > g->noted ? g->peak : g->noted;
         n = n < GATE_START ? GATE_START : n;
+        /* One that keeps connections gets the whole limit after its first answer anyway. */
+        if (g->told && !g->closes && g->limit > n)
+            n = g->limit;
         if (g->lost)
             n = g->limit;
         host_notes_set(&news, key, n > g->max ? g->max : n, now);
