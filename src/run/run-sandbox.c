@@ -499,6 +499,53 @@ const char *passwd_field(const char *s, const char *fallback)
     return s;
 }
 
+/* Files larger than this are not read for a name (sandbox_etc_name): NSS answers. */
+#define ETC_FILE_MAX (1 << 20)
+
+/*
+ * What NSS's files module reads, without loading nsswitch.conf and asking
+ * nscd first (a quarter of a millisecond); an id that only another source
+ * (LDAP, sssd) knows falls back to getpwuid()/getgrgid().
+ */
+int sandbox_etc_name(const char *path, unsigned long id, char *out, size_t n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    char *buf = NULL;
+    ssize_t len = -1;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < ETC_FILE_MAX) {
+        buf = xmalloc((size_t)st.st_size + 1);
+        len = read(fd, buf, (size_t)st.st_size);
+    }
+    close(fd);
+    int ret = -1;
+    for (char *line = buf, *end; len > 0 && line < buf + len; line = end + 1) {
+        end = memchr(line, '\n', (size_t)(buf + len - line));
+        if (!end)
+            end = buf + len;
+        *end = '\0';
+        char *c1 = strchr(line, ':');
+        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2 || c1 == line || line[0] == '+' || line[0] == '-')
+            continue; /* not an entry, or a NIS compat one */
+        char *idend;
+        errno = 0;
+        unsigned long v = strtoul(c2 + 1, &idend, 10);
+        if (errno || idend == c2 + 1 || *idend != ':' || c2[1] == '-' || v != id)
+            continue;
+        if ((size_t)(c1 - line) < n) {
+            memcpy(out, line, (size_t)(c1 - line));
+            out[c1 - line] = '\0';
+            ret = 0;
+        }
+        break;
+    }
+    free(buf);
+    return ret;
+}
+
 static int plan_make(struct plan *pl, const struct sandbox_policy *p, const char *store_dir,
                      const char *const *paths, size_t npaths, struct rx_error **err)
 {
@@ -529,11 +576,19 @@ static int plan_make(struct plan *pl, const struct sandbox_policy *p, const char
         pl->resolv = realpath("/etc/resolv.conf", NULL);
     uid_t uid = getuid();
     gid_t gid = getgid();
-    struct passwd *pw = getpwuid(uid);
-    struct group *gr = getgrgid(gid);
-    const char *user = passwd_field(pw ? pw->pw_name : getenv("USER"), "user");
+    char uname[256], gnamebuf[256];
+    const char *uname_p = uname, *gname_p = gnamebuf;
+    if (sandbox_etc_name("/etc/passwd", uid, uname, sizeof uname) < 0) {
+        struct passwd *pw = getpwuid(uid);
+        uname_p = pw ? pw->pw_name : getenv("USER");
+    }
+    const char *user = passwd_field(uname_p, "user");
+    if (sandbox_etc_name("/etc/group", gid, gnamebuf, sizeof gnamebuf) < 0) {
+        struct group *gr = getgrgid(gid);
+        gname_p = gr ? gr->gr_name : NULL;
+    }
     const char *home = passwd_field(getenv("HOME"), "/");
-    const char *gname = passwd_field(gr ? gr->gr_name : NULL, user);
+    const char *gname = passwd_field(gname_p, user);
     /* The user, and the overflow ids files on the host show as. */
     pl->passwd = xasprintf("%s:x:%u:%u:%s:%s:/bin/sh\n%s", user, (unsigned)uid, (unsigned)gid,
                            user, home,
