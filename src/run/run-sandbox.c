@@ -243,45 +243,82 @@ static bool env_denied(const struct sandbox_policy *p, const char *name)
 
 extern char **environ;
 
-/* In the program's process: the environment the policy allows. */
-static void apply_env(const struct sandbox_policy *p)
+/* The entry of v (n entries) that sets name, or n. */
+static size_t env_find(char **v, size_t n, const char *name, size_t len)
 {
-    if (p->clearenv) {
-        clearenv();
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(v[i], name, len) == 0 && v[i][len] == '=')
+            return i;
+    return n;
+}
+
+/* name=value into v: the entry for name replaced, or appended (v has room for one more). */
+static void env_put(char **v, size_t *n, const char *name, size_t len, const char *value)
+{
+    char *e = xasprintf("%.*s=%s", (int)len, name, value);
+    size_t i = env_find(v, *n, name, len);
+    if (i < *n) {
+        free(v[i]);
+        v[i] = e;
     } else {
-        /* Collect first: unsetenv changes environ under us. */
-        size_t n = 0;
-        for (char **e = environ; e && *e; e++)
-            n++;
-        char **drop = xcalloc(n + 1, sizeof *drop);
-        size_t k = 0;
-        for (char **e = environ; e && *e; e++) {
-            const char *eq = strchr(*e, '=');
-            if (!eq)
-                continue;
-            char *name = xstrndup(*e, (size_t)(eq - *e));
-            if (env_denied(p, name))
-                drop[k++] = name;
-            else
-                free(name);
-        }
-        for (size_t i = 0; i < k; i++) {
-            unsetenv(drop[i]);
-            free(drop[i]);
-        }
-        free(drop);
-        /* The host's temporary directory is not in the view; the private /tmp is. */
-        if (getenv("TMPDIR"))
-            setenv("TMPDIR", "/tmp", 1);
+        v[(*n)++] = e;
     }
+}
+
+static void env_drop(char **v, size_t *n, const char *name)
+{
+    size_t i = env_find(v, *n, name, strlen(name));
+    if (i == *n)
+        return;
+    free(v[i]);
+    memmove(v + i, v + i + 1, (*n - i) * sizeof *v); /* the NULL too */
+    (*n)--;
+}
+
+/*
+ * The environment the policy allows, NULL-terminated and owned, built in
+ * runix before any fork: the program's process only points environ at it.
+ * There, every page the filtering wrote would be a copy-on-write fault of
+ * the pages it shares with runix.
+ */
+static char **env_build(const struct sandbox_policy *p, bool store_on)
+{
+    size_t cap = p->nsetenv + 2, n = 0;
+    for (char **e = environ; !p->clearenv && e && *e; e++)
+        cap++;
+    char **v = xcalloc(cap + 1, sizeof *v);
+    for (char **e = environ; !p->clearenv && e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (eq) {
+            char *name = xstrndup(*e, (size_t)(eq - *e));
+            bool denied = env_denied(p, name);
+            free(name);
+            if (denied)
+                continue;
+        }
+        v[n++] = xstrdup(*e);
+    }
+    /* The host's temporary directory is not in the view; the private /tmp is. */
+    if (!p->clearenv && env_find(v, n, "TMPDIR", 6) < n)
+        env_put(v, &n, "TMPDIR", 6, "/tmp");
     for (size_t i = 0; i < p->nsetenv; i++) {
         const char *eq = strchr(p->setenv[i], '=');
-        if (!eq)
-            continue;
-        char *name = xstrndup(p->setenv[i], (size_t)(eq - p->setenv[i]));
-        setenv(name, eq + 1, 1);
-        free(name);
+        if (eq)
+            env_put(v, &n, p->setenv[i], (size_t)(eq - p->setenv[i]), eq + 1);
     }
+    /* --clearenv: only what --setenv gives (RUNIX_STORE_SOCKET=... names the socket too). */
+    if (store_on && !p->clearenv)
+        env_put(v, &n, "RUNIX_STORE_SOCKET", 18, STORESOCK_PATH);
+    else if (!store_on)
+        env_drop(v, &n, "RUNIX_STORE_SOCKET"); /* an outer sandbox's: not reachable from here */
+    return v;
+}
+
+static void env_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
 }
 
 /* ---- the seccomp filter ---------------------------------------------------- */
@@ -435,6 +472,7 @@ struct plan {
     char **real;              /* the binds' real paths (NULL: does not exist); owned */
     char *resolv;             /* the host's resolv.conf, resolved, or NULL */
     char *passwd, *group;     /* the generated lines */
+    char **env;               /* the program's environment (env_build); owned */
     int listen_http, listen_socks; /* in pid 1, SANDBOX_NET_ALLOW: the proxies' ports inside */
     int port_http, port_socks;
     bool store_on;                 /* the store socket (run-storesock.h) */
@@ -450,6 +488,7 @@ static void plan_release(struct plan *pl)
     free(pl->resolv);
     free(pl->passwd);
     free(pl->group);
+    env_free(pl->env);
 }
 
 /* Does a field of /etc/passwd stay one field? */
@@ -458,6 +497,53 @@ const char *passwd_field(const char *s, const char *fallback)
     if (!s || !*s || strpbrk(s, ":\n"))
         return fallback;
     return s;
+}
+
+/* Files larger than this are not read for a name (sandbox_etc_name): NSS answers. */
+#define ETC_FILE_MAX (1 << 20)
+
+/*
+ * What NSS's files module reads, without loading nsswitch.conf and asking
+ * nscd first (a quarter of a millisecond); an id that only another source
+ * (LDAP, sssd) knows falls back to getpwuid()/getgrgid().
+ */
+int sandbox_etc_name(const char *path, unsigned long id, char *out, size_t n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    char *buf = NULL;
+    ssize_t len = -1;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < ETC_FILE_MAX) {
+        buf = xmalloc((size_t)st.st_size + 1);
+        len = read(fd, buf, (size_t)st.st_size);
+    }
+    close(fd);
+    int ret = -1;
+    for (char *line = buf, *end; len > 0 && line < buf + len; line = end + 1) {
+        end = memchr(line, '\n', (size_t)(buf + len - line));
+        if (!end)
+            end = buf + len;
+        *end = '\0';
+        char *c1 = strchr(line, ':');
+        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2 || c1 == line || line[0] == '+' || line[0] == '-')
+            continue; /* not an entry, or a NIS compat one */
+        char *idend;
+        errno = 0;
+        unsigned long v = strtoul(c2 + 1, &idend, 10);
+        if (errno || idend == c2 + 1 || *idend != ':' || c2[1] == '-' || v != id)
+            continue;
+        if ((size_t)(c1 - line) < n) {
+            memcpy(out, line, (size_t)(c1 - line));
+            out[c1 - line] = '\0';
+            ret = 0;
+        }
+        break;
+    }
+    free(buf);
+    return ret;
 }
 
 static int plan_make(struct plan *pl, const struct sandbox_policy *p, const char *store_dir,
@@ -490,17 +576,26 @@ static int plan_make(struct plan *pl, const struct sandbox_policy *p, const char
         pl->resolv = realpath("/etc/resolv.conf", NULL);
     uid_t uid = getuid();
     gid_t gid = getgid();
-    struct passwd *pw = getpwuid(uid);
-    struct group *gr = getgrgid(gid);
-    const char *user = passwd_field(pw ? pw->pw_name : getenv("USER"), "user");
+    char uname[256], gnamebuf[256];
+    const char *uname_p = uname, *gname_p = gnamebuf;
+    if (sandbox_etc_name("/etc/passwd", uid, uname, sizeof uname) < 0) {
+        struct passwd *pw = getpwuid(uid);
+        uname_p = pw ? pw->pw_name : getenv("USER");
+    }
+    const char *user = passwd_field(uname_p, "user");
+    if (sandbox_etc_name("/etc/group", gid, gnamebuf, sizeof gnamebuf) < 0) {
+        struct group *gr = getgrgid(gid);
+        gname_p = gr ? gr->gr_name : NULL;
+    }
     const char *home = passwd_field(getenv("HOME"), "/");
-    const char *gname = passwd_field(gr ? gr->gr_name : NULL, user);
+    const char *gname = passwd_field(gname_p, user);
     /* The user, and the overflow ids files on the host show as. */
     pl->passwd = xasprintf("%s:x:%u:%u:%s:%s:/bin/sh\n%s", user, (unsigned)uid, (unsigned)gid,
                            user, home,
                            uid == 65534 ? "" : "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n");
     pl->group = xasprintf("%s:x:%u:\n%s", gname, (unsigned)gid,
                           gid == 65534 ? "" : "nogroup:x:65534:\n");
+    pl->env = env_build(p, pl->store_on);
     return 0;
 }
 
@@ -1367,12 +1462,7 @@ static int program_setup(const struct plan *pl, const sigset_t *old, struct rx_e
         if (chdir("/") < 0)
             return rx_error_errno(err, "chdir /");
     }
-    apply_env(pl->p);
-    /* --clearenv: only what --setenv gives (RUNIX_STORE_SOCKET=... names the socket too). */
-    if (pl->store_on && !pl->p->clearenv)
-        setenv("RUNIX_STORE_SOCKET", STORESOCK_PATH, 1);
-    else if (!pl->store_on)
-        unsetenv("RUNIX_STORE_SOCKET"); /* an outer sandbox's: not reachable from here */
+    environ = pl->env;
     if (pl->p->net == SANDBOX_NET_ALLOW) {
         char http[64], socks[64];
         snprintf(http, sizeof http, "http://127.0.0.1:%d", pl->port_http);
@@ -1705,6 +1795,7 @@ int sandbox_enter(const struct sandbox_policy *p, const char *store_dir, const c
             plan_release(&pl);
             return -1;
         }
+        pl.env = NULL; /* environ now: the caller execs with it */
         plan_release(&pl);
         return 0;
     }

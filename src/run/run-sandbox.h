@@ -120,6 +120,13 @@ bool sandbox_env_match(const char *pattern, const char *name);
 /* s when it can be one field of /etc/passwd (not empty, no ':' or newline), else fallback. */
 const char *passwd_field(const char *s, const char *fallback);
 
+/*
+ * The name of id in an /etc/passwd or /etc/group file (NAME:x:ID:...) into
+ * out (n bytes): 0, or -1 when the file has no such entry, cannot be read,
+ * or the name does not fit.  NIS compat lines (+, -) are not entries.
+ */
+int sandbox_etc_name(const char *path, unsigned long id, char *out, size_t n);
+
 /* How the sandbox ended, in the caller. */
 struct sandbox_end {
     int status; /* the program's wait status */

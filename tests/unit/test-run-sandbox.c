@@ -1,7 +1,7 @@
 /*
  * The sandbox's policy parsing: environment patterns, the --network
  * allow-list (names, wildcards, IP literals, ports, malformed entries) and
- * the proxy's host matching.
+ * the proxy's host matching; the names read from /etc/passwd and /etc/group.
  */
 #include "config.h"
 
@@ -9,7 +9,9 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -75,12 +77,47 @@ static void test_sandbox_allow_list_rejects_malformed(void **state)
     }
 }
 
+static void test_sandbox_etc_name_finds_the_id(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test-run-sandbox-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    static const char text[] = "# a comment\n"
+                               "+nisuser:x:1000:1000::/:/bin/sh\n"
+                               "root:x:0:0:root:/root:/bin/sh\n"
+                               "bad:x:10x:10::/:/bin/sh\n"
+                               ":x:11:11::/:/bin/sh\n"
+                               "neg:x:-12:12::/:/bin/sh\n"
+                               "alice:x:1000:1000:Alice:/home/alice:/bin/sh\n"
+                               "long-name-of-a-user:x:1001:1001::/:/bin/sh\n"
+                               "bob:x:1000:1000::/:/bin/sh\n"
+                               "last:x:2000";
+    assert_int_equal(write(fd, text, sizeof text - 1), (int)(sizeof text - 1));
+    close(fd);
+    char name[16];
+    assert_int_equal(sandbox_etc_name(path, 0, name, sizeof name), 0);
+    assert_string_equal(name, "root");
+    assert_int_equal(sandbox_etc_name(path, 1000, name, sizeof name), 0);
+    assert_string_equal(name, "alice"); /* the first entry, not the NIS line or bob */
+    assert_int_equal(sandbox_etc_name(path, 10, name, sizeof name), -1);
+    assert_int_equal(sandbox_etc_name(path, 11, name, sizeof name), -1);
+    assert_int_equal(sandbox_etc_name(path, 12, name, sizeof name), -1);
+    assert_int_equal(sandbox_etc_name(path, (unsigned long)-12, name, sizeof name), -1);
+    assert_int_equal(sandbox_etc_name(path, 1001, name, sizeof name), -1); /* does not fit */
+    assert_int_equal(sandbox_etc_name(path, 2000, name, sizeof name), -1); /* no ':' after the id */
+    assert_int_equal(sandbox_etc_name(path, 3000, name, sizeof name), -1);
+    unlink(path);
+    assert_int_equal(sandbox_etc_name(path, 0, name, sizeof name), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sandbox_env_patterns),
         cmocka_unit_test(test_sandbox_allow_list_parses),
         cmocka_unit_test(test_sandbox_allow_list_rejects_malformed),
+        cmocka_unit_test(test_sandbox_etc_name_finds_the_id),
     };
     return cmocka_run_group_tests_name("run-sandbox", tests, NULL, NULL);
 }
