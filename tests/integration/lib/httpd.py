@@ -84,25 +84,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self, head=False):
         global nars_active, all_active
-        latency = self.path.startswith(("/latency/", "/far/"))
-        latency_nar = latency and "/nar/" in self.path
-        with lock:
-            all_active += latency
-            nars_active += latency_nar
+        self.latency = self.path.startswith(("/latency/", "/far/"))
+        self.latency_nar = self.latency and "/nar/" in self.path
+        self.counted = False
         try:
             self.answer(head)
         finally:
-            with lock:
-                all_active -= latency
-                nars_active -= latency_nar
+            if self.counted:
+                with lock:
+                    all_active -= self.latency
+                    nars_active -= self.latency_nar
 
     def answer(self, head):
+        global nars_active, all_active
         rng = self.headers.get("Range", "")
+        # Counted and logged at once, so that the log's order is the
+        # order of the counts (line N of a burst says busy=N).
         with lock, open(LOGFILE, "a") as log:
+            all_active += self.latency
+            nars_active += self.latency_nar
+            self.counted = True
             extra = f" range={rng[6:-1]}" if rng.startswith("bytes=") and rng.endswith("-") else ""
-            if self.path.startswith(("/latency/", "/far/")):
+            if self.latency:
                 extra += f" busy={all_active}"
-            if self.path.startswith(("/latency/", "/far/")) and "/nar/" in self.path:
+            if self.latency_nar:
                 extra += f" nars={nars_active}"
             auth = self.headers.get("Authorization", "")
             if auth.startswith("Basic "):
