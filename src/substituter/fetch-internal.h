@@ -28,7 +28,7 @@
 #define CACHE_INFO_MAX (64 * 1024)
 #define TICK_MS 200
 #define REGISTER_EVERY_S 0.25
-#define MAX_WORKERS 16
+#define MAX_WORKERS 32
 #define BIG_DOWNLOAD (1024 * 1024)
 #define BIG_NAR (8 * 1024 * 1024)
 #define KEEP_DECODER_MAX (1024 * 1024) /* NarSize */

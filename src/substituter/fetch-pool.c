@@ -329,7 +329,9 @@ static unsigned usable_cores(void)
 /*
  * Big downloads: two per core, so that one waiting on the network leaves no
  * core idle, and memory stays bounded (each holds a decoder window).
- * Downloads in all: enough to hide the latency of many small paths.
+ * Downloads in all: one per connection (http-connections, at most
+ * MAX_WORKERS), so that a closure of many small paths is asked for in as
+ * few round trips as the connections allow.
  */
 static void worker_counts(const struct fetch_opts *o, unsigned *big, unsigned *all)
 {

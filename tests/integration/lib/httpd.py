@@ -45,6 +45,9 @@ path (e.g. /fail500x2/cache-xz/nar/...):
 truncate-once, and logged as "GET PATH range=N".  A request with basic
 credentials is logged with " auth=USER".
 
+HTTPD_LOG_TIME=1 begins each log line with the time it was read (seconds
+of the monotonic clock), for benchmarks that look at a client's timeline.
+
 HTTPD_PROTOCOL=HTTP/1.0 makes it close the connection after every answer,
 as a plain HTTP/1.0 server does, and HTTPD_BACKLOG=N gives its listening
 socket a backlog of N connections (default 128; Python's http.server has 5).
@@ -65,6 +68,7 @@ import threading
 import time
 
 ROOT, PORTFILE, LOGFILE = sys.argv[1], sys.argv[2], sys.argv[3]
+LOG_TIME = os.environ.get("HTTPD_LOG_TIME") == "1"
 counts = {}
 gzipped = {}  # path -> its gzip-encoded bytes (truncate-once-gzip)
 lock = threading.Lock()
@@ -117,7 +121,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 extra += " tls-resumed"
             if self.headers.get("If-None-Match"):
                 extra += " inm"
-            log.write(f"{'HEAD' if head else 'GET'} {self.path}{extra}\n")
+            stamp = f"{time.monotonic():.4f} " if LOG_TIME else ""
+            log.write(f"{stamp}{'HEAD' if head else 'GET'} {self.path}{extra}\n")
         parts = self.path.split("?")[0].lstrip("/").split("/", 1)
         if len(parts) != 2:
             return self.send_error(404)
