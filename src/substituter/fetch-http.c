@@ -47,11 +47,28 @@
  * that have not been answered yet, which are what fill its listen
  * backlog; one answering (a big NAR streaming for seconds) leaves room,
  * and all of them together stay within http-connections.
+ * Such a server also pays for a connection per request, and one that
+ * serves them in turn (a thread per connection under one lock, as
+ * Python's http.server) answers more slowly the more it has at once.
+ * So its limit also follows the time to the first answer, as TCP Vegas
+ * follows round trips: with `base` the fastest answer seen and `now` the
+ * fastest of the last few, n * (1 - base / now) of the n requests out are
+ * waiting in the server's queue rather than being served.  Above
+ * QUEUE_HIGH the limit comes down by one per `limit` answers; at
+ * QUEUE_LOW or more it holds; below it grows as before.  A server that
+ * serves requests side by side (a distant or a parallel one) answers as
+ * fast with many out, so its limit still grows to http-connections.
+ * Each kind of request has its own times (a NAR's first byte may come
+ * later than a narinfo's).
  */
 #define GATE_START 4
 #define GATE_MIN 2
 #define GATE_LOSS_S 0.8 /* Linux sends the first SYN again after 1 s */
 #define GATE_PROBE_S 10.0
+#define QUEUE_LOW 0.5
+#define QUEUE_HIGH 1.5
+#define QUEUE_WINDOW 8  /* answers that "now" is the fastest of */
+#define QUEUE_SAMPLES 3 /* answers needed for a judgement */
 /*
  * A connect that has not completed within four times the fastest one
  * seen (at least EARLY_MIN_MS, below the second after which Linux sends a
@@ -85,6 +102,12 @@ struct gate {
     unsigned noted;               /* what an earlier fetch noted of the host; 0 if nothing */
     bool lost;                    /* a loss was seen */
     bool answered;                /* a request completed */
+    /* times to the first answer, s, by enum gate_kind (a server that closes connections) */
+    double answer_min[2];                  /* the fastest seen; 0 before the first */
+    double answer_last[2][QUEUE_WINDOW];   /* the last few, a ring */
+    unsigned answers[2];                   /* how many seen */
+    bool queued;                  /* the answer times said requests wait at the server */
+    pthread_cond_t room;          /* signalled when a download thread waiting here may go */
 };
 
 /* A narinfo or nix-cache-info request on the multi handle. */
@@ -123,7 +146,6 @@ struct fetch_http {
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
     /* the gates, one per host; gate_mu guards them and their fields */
     pthread_mutex_t gate_mu;
-    pthread_cond_t gate_cond;
     struct gate *gates;
     bool no_wait; /* the download threads are being stopped: take no turns */
     /* for the "waiting for CACHE" report */
@@ -435,6 +457,7 @@ static struct gate *gate_find(struct fetch *f, const char *url)
         g->limit = g->noted > g->max ? g->max : g->noted < GATE_MIN ? GATE_MIN : g->noted;
     g->rtt_min = -1;
     g->loss_at = -1e9;
+    pthread_cond_init(&g->room, NULL);
     g->next = http->gates;
     http->gates = g;
     return g;
@@ -451,13 +474,25 @@ static struct gate *gate_for(struct fetch *f, const char *url)
 /* May a request of kind k take a connection now?  gate_mu held. */
 static bool gate_room(const struct gate *g, enum gate_kind k)
 {
-    const unsigned *busy = g->closes ? g->opening : g->used;
+    const unsigned *busy = g->closes && !g->queued ? g->opening : g->used;
     if (busy[GK_NARINFO] + busy[GK_NAR] >= g->limit ||
         g->used[GK_NARINFO] + g->used[GK_NAR] >= g->max)
         return false;
     enum gate_kind o = k == GK_NAR ? GK_NARINFO : GK_NAR;
     /* Past its half only while the other kind has all it wants. */
     return busy[k] < (g->limit + 1) / 2 || g->waiting[o] == 0;
+}
+
+/*
+ * Wake one download thread waiting at g if one may go now (gate_mu held).
+ * One, not all: with dozens waiting for each freed connection, waking
+ * them all costs more CPU than the small downloads themselves.  The one
+ * woken wakes the next if there is room for more.
+ */
+static void gate_wake(struct gate *g)
+{
+    if (g->waiting[GK_NAR] > 0 && gate_room(g, GK_NAR))
+        pthread_cond_signal(&g->room);
 }
 
 /* Whether the server of e's answer left the connection open for more requests. */
@@ -477,7 +512,7 @@ static bool keeps_connection(CURL *e)
 /* Count the connections in use now toward g's peak; gate_mu held. */
 static void gate_peak(struct gate *g)
 {
-    const unsigned *busy = g->closes ? g->opening : g->used;
+    const unsigned *busy = g->closes && !g->queued ? g->opening : g->used;
     unsigned n = busy[GK_NARINFO] + busy[GK_NAR];
     if (n > g->peak)
         g->peak = n;
@@ -513,8 +548,30 @@ static void set_connect_limit(CURL *e, const struct fetch_opts *o, long early_ms
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, early_ms > 0 ? early_ms : usual);
 }
 
-/* What a finished transfer says about g's host; gate_mu held. */
-static void gate_note(struct gate *g, CURL *e, CURLcode rc)
+/*
+ * How many requests wait in the queue of g's host (see QUEUE_HIGH), by
+ * the time t (s) to the first answer of one of kind k, with n out at once;
+ * < 0 while too few were seen since the limit last came down for a queue.
+ */
+static double gate_queue(struct gate *g, enum gate_kind k, double t, unsigned n)
+{
+    if (t <= 0)
+        return -1;
+    if (g->answer_min[k] == 0 || t < g->answer_min[k])
+        g->answer_min[k] = t;
+    g->answer_last[k][g->answers[k] % QUEUE_WINDOW] = t;
+    if (++g->answers[k] < QUEUE_SAMPLES)
+        return -1;
+    unsigned have = g->answers[k] < QUEUE_WINDOW ? g->answers[k] : QUEUE_WINDOW;
+    double now = t;
+    for (unsigned i = 0; i < have; i++)
+        if (g->answer_last[k][i] < now)
+            now = g->answer_last[k][i];
+    return n * (1 - g->answer_min[k] / now);
+}
+
+/* What a finished transfer of kind k says about g's host; gate_mu held. */
+static void gate_note(struct gate *g, enum gate_kind k, CURL *e, CURLcode rc)
 {
     long conns = 0;
     curl_off_t connect = 0, lookup = 0, total = 0;
@@ -553,6 +610,27 @@ static void gate_note(struct gate *g, CURL *e, CURLcode rc)
         g->cap++;
         g->loss_at = now;
     }
+    if (rc == CURLE_OK && g->closes) {
+        curl_off_t first = 0;
+        curl_easy_getinfo(e, CURLINFO_STARTTRANSFER_TIME_T, &first);
+        /* This one was still out when its answer came. */
+        unsigned out = g->opening[GK_NARINFO] + g->opening[GK_NAR] + 1;
+        double q = gate_queue(g, k, (double)first / 1e6, out);
+        if (q > QUEUE_HIGH) {
+            /*
+             * Down to those the server was serving (and one more), and
+             * then nothing more until new answers tell of the new limit.
+             */
+            unsigned served = (unsigned)(out - q + 1.5);
+            unsigned to = served < g->limit ? served : g->limit - 1;
+            g->limit = to < GATE_MIN ? GATE_MIN : to;
+            g->queued = true;
+            g->answers[GK_NARINFO] = g->answers[GK_NAR] = 0;
+            return;
+        }
+        if (q >= QUEUE_LOW || (q < 0 && g->queued))
+            return;
+    }
     unsigned top = g->cap && g->cap < g->max ? g->cap : g->max;
     if (rc != CURLE_OK || g->limit >= top)
         return;
@@ -573,7 +651,8 @@ static void gate_note(struct gate *g, CURL *e, CURLcode rc)
     /* Grow only when more was wanted than the limit allowed. */
     if (g->waiting[GK_NARINFO] + g->waiting[GK_NAR] == 0)
         return;
-    if (!g->cap || ++g->credit >= g->limit) {
+    /* After a loss or a queue, by one per `limit` answers. */
+    if ((!g->cap && !g->queued) || ++g->credit >= g->limit) {
         g->limit++;
         g->credit = 0;
     }
@@ -596,12 +675,13 @@ static void gate_enter_nar(struct fetch *f, struct gate *g, unsigned early, long
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000;
         }
-        pthread_cond_timedwait(&http->gate_cond, &http->gate_mu, &ts);
+        pthread_cond_timedwait(&g->room, &http->gate_mu, &ts);
     }
     g->waiting[GK_NAR]--;
     g->used[GK_NAR]++;
     g->opening[GK_NAR]++;
     gate_peak(g);
+    gate_wake(g);
     *early_ms = early_connect_ms(g, early);
     pthread_mutex_unlock(&http->gate_mu);
 }
@@ -613,7 +693,7 @@ static void gate_answered(struct fetch *f, struct gate *g)
     pthread_mutex_lock(&http->gate_mu);
     g->opening[GK_NAR]--;
     bool wake_main = g->closes && g->waiting[GK_NARINFO] > 0;
-    pthread_cond_broadcast(&http->gate_cond);
+    gate_wake(g);
     pthread_mutex_unlock(&http->gate_mu);
     if (wake_main)
         curl_multi_wakeup(http->multi);
@@ -628,9 +708,9 @@ static void gate_leave(struct fetch *f, struct gate *g, enum gate_kind k, bool o
     g->used[k]--;
     if (opening)
         g->opening[k]--;
-    gate_note(g, e, rc);
+    gate_note(g, k, e, rc);
     bool wake_main = k == GK_NAR && g->waiting[GK_NARINFO] > 0;
-    pthread_cond_broadcast(&http->gate_cond);
+    gate_wake(g);
     pthread_mutex_unlock(&http->gate_mu);
     if (wake_main)
         curl_multi_wakeup(http->multi);
@@ -642,7 +722,8 @@ void fetch_http_stop_waiting(struct fetch *f)
         return;
     pthread_mutex_lock(&f->http->gate_mu);
     f->http->no_wait = true;
-    pthread_cond_broadcast(&f->http->gate_cond);
+    for (struct gate *g = f->http->gates; g; g = g->next)
+        pthread_cond_broadcast(&g->room);
     pthread_mutex_unlock(&f->http->gate_mu);
 }
 
@@ -667,7 +748,7 @@ static void gates_note(const struct fetch *f, struct fetch_http *http)
         /* One that keeps connections gets the whole limit after its first answer anyway. */
         if (g->told && !g->closes && g->limit > n)
             n = g->limit;
-        if (g->lost)
+        if (g->lost || g->queued)
             n = g->limit;
         host_notes_set(&news, key, n > g->max ? g->max : n, now);
     }
@@ -682,10 +763,10 @@ static void gates_free(struct fetch_http *http)
         struct gate *g = http->gates;
         http->gates = g->next;
         free(g->key);
+        pthread_cond_destroy(&g->room);
         free(g);
     }
     pthread_mutex_destroy(&http->gate_mu);
-    pthread_cond_destroy(&http->gate_cond);
 }
 
 int fetch_http_start(struct fetch *f, struct rx_error **err)
@@ -695,7 +776,6 @@ int fetch_http_start(struct fetch *f, struct rx_error **err)
     struct fetch_http *http = xcalloc(1, sizeof *http);
     share_start(http);
     pthread_mutex_init(&http->gate_mu, NULL);
-    pthread_cond_init(&http->gate_cond, NULL);
     http->multi = curl_multi_init();
     unsigned conns = f->o->http_connections ? f->o->http_connections : FETCH_DEFAULT_CONNECTIONS;
     curl_multi_setopt(http->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)conns);
@@ -848,8 +928,10 @@ static void unqueue(struct fetch_http *http, struct xfer *x)
     x->prev_q = x->next_q = NULL;
     x->queued = false;
     http->queued--;
-    if (x->gate)
+    if (x->gate) {
         x->gate->waiting[GK_NARINFO]--;
+        gate_wake(x->gate); /* the NARs may have more than half now */
+    }
 }
 
 /* Put the queued requests on the multi handle as their hosts have room, in queue order. */
@@ -896,8 +978,8 @@ static void xfer_leave(struct fetch *f, struct xfer *x, CURLcode rc)
         x->gate->used[GK_NARINFO]--;
         x->gate->opening[GK_NARINFO]--;
         x->slot = false;
-        gate_note(x->gate, x->easy, rc);
-        pthread_cond_broadcast(&http->gate_cond);
+        gate_note(x->gate, GK_NARINFO, x->easy, rc);
+        gate_wake(x->gate);
     }
     pthread_mutex_unlock(&http->gate_mu);
 }
