@@ -24,8 +24,9 @@ cache=$BENCH_DIR/dist-cache
 if [ "$(cat "$BENCH_DIR/dist-top" 2>/dev/null)" != "$top" ]; then
   rm -rf "$cache" "$BENCH_DIR"/dist-key.*
   nix-store --generate-binary-cache-key runix-dist-bench-1 "$BENCH_DIR/dist-key.sec" "$BENCH_DIR/dist-key.pub"
-  nix store sign -r -k "$BENCH_DIR/dist-key.sec" "$top"
   nix copy --to "file://$cache?compression=zstd" "$top"
+  # Signed in the cache, not in the host store (see bench/fetch.sh).
+  nix store sign --store "file://$cache" -r -k "$BENCH_DIR/dist-key.sec" "$top"
   echo "$top" > "$BENCH_DIR/dist-top"
 fi
 key=$(cat "$BENCH_DIR/dist-key.pub")
