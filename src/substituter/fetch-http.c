@@ -54,8 +54,9 @@
  * follows round trips: with `base` the fastest answer seen and `now` the
  * fastest of the last few, n * (1 - base / now) of the n requests out are
  * waiting in the server's queue rather than being served.  Above
- * QUEUE_HIGH the limit comes down by one per `limit` answers; at
- * QUEUE_LOW or more it holds; below it grows as before.  A server that
+ * QUEUE_HIGH the limit comes down to those being served, plus one, and
+ * then counts every connection in use, answered or not; at QUEUE_LOW or
+ * more it holds; below it grows by one per `limit` answers.  A server that
  * serves requests side by side (a distant or a parallel one) answers as
  * fast with many out, so its limit still grows to http-connections.
  * Each kind of request has its own times (a NAR's first byte may come
@@ -471,10 +472,20 @@ static struct gate *gate_for(struct fetch *f, const char *url)
     return g;
 }
 
+/*
+ * The connections that count toward g's limit, by kind: for a server that
+ * closes every connection, those not answered yet, until its answer times
+ * have shown a queue (see QUEUE_HIGH); else all those in use.
+ */
+static const unsigned *gate_busy(const struct gate *g)
+{
+    return g->closes && !g->queued ? g->opening : g->used;
+}
+
 /* May a request of kind k take a connection now?  gate_mu held. */
 static bool gate_room(const struct gate *g, enum gate_kind k)
 {
-    const unsigned *busy = g->closes && !g->queued ? g->opening : g->used;
+    const unsigned *busy = gate_busy(g);
     if (busy[GK_NARINFO] + busy[GK_NAR] >= g->limit ||
         g->used[GK_NARINFO] + g->used[GK_NAR] >= g->max)
         return false;
@@ -512,7 +523,7 @@ static bool keeps_connection(CURL *e)
 /* Count the connections in use now toward g's peak; gate_mu held. */
 static void gate_peak(struct gate *g)
 {
-    const unsigned *busy = g->closes && !g->queued ? g->opening : g->used;
+    const unsigned *busy = gate_busy(g);
     unsigned n = busy[GK_NARINFO] + busy[GK_NAR];
     if (n > g->peak)
         g->peak = n;

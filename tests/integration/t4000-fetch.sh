@@ -121,6 +121,28 @@ ok "  ...with few connections opening at once (${n10:-none} noted)" test "${n10:
 unset XDG_CACHE_HOME
 kill "$httpd10"
 
+# A server that closes every connection and answers one request at a time
+# (/serial/): more connections only make each answer wait longer.  Once
+# the answer times show that queue, the fetch keeps few requests out
+# (without it, they grow to http-connections, 25).
+LC=$TEST_TMP/serial-root/large
+python3 "$(dirname "$0")/lib/make-large-cache.py" "$LC" 150 >/dev/null
+rm -f "$TEST_TMP/port11"
+HTTPD_PROTOCOL=HTTP/1.0 python3 "$(dirname "$0")/lib/httpd.py" "$TEST_TMP/serial-root" "$TEST_TMP/port11" "$TEST_TMP/log11" &
+httpd11=$!
+for _ in $(seq 100); do [ -s "$TEST_TMP/port11" ] && break; sleep 0.05; done
+export XDG_CACHE_HOME=$TEST_TMP/xdg-cache11
+ok "a server that answers one request at a time: every path is fetched" \
+  "$RUNIX" fetch -q --store "$TEST_TMP/store-serial" --trusted-key "$(cat "$LC/key.pub")" \
+  --cache "http://127.0.0.1:$(cat "$TEST_TMP/port11")/serial/large" "$(cat "$LC/top")"
+is "$(sqlite3 "$TEST_TMP/store-serial/nix/var/nix/db/db.sqlite" 'select count(*) from ValidPaths')" 150 \
+  "  ...all 150 of them"
+busy=$(sed -n 's/.* busy=\([0-9]*\).*/\1/p' "$TEST_TMP/log11" | tail -n 200 | sort -n | tail -n 1)
+ok "  ...with at most 8 requests at the server at once in its last 200 (${busy:-none} seen)" \
+  test "${busy:-99}" -le 8
+unset XDG_CACHE_HOME
+kill "$httpd11"
+
 # A second fetch asks nothing: the closure is already valid.
 : >"$HTTP_LOG"
 out=$(fetch --store "$TEST_TMP/store-xz" --cache "$HTTP/ok/cache-xz" "$top" 2>&1)

@@ -28,6 +28,11 @@ path (e.g. /fail500x2/cache-xz/nar/...):
                      number of those that are NAR requests
     /far/...         the same with 300 ms, for tests that must see what a
                      client sends before its first answer on a busy machine
+    /serial/...      every answer first takes 3 ms under one lock shared by
+                     all requests, as a server that serves one at a time (a
+                     thread per connection under one interpreter lock);
+                     logged with " busy=N" as /latency/ is, N counting
+                     those waiting for the lock
     /etag/...        serve normally, with an ETag (the file's mtime and size);
                      a matching If-None-Match gets 304 Not Modified; requests
                      are logged with " inm" when they carry If-None-Match
@@ -72,6 +77,7 @@ LOG_TIME = os.environ.get("HTTPD_LOG_TIME") == "1"
 counts = {}
 gzipped = {}  # path -> its gzip-encoded bytes (truncate-once-gzip)
 lock = threading.Lock()
+serial_lock = threading.Lock()  # /serial/: one answer at a time
 nars_active = 0
 all_active = 0
 
@@ -88,7 +94,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self, head=False):
         global nars_active, all_active
-        self.latency = self.path.startswith(("/latency/", "/far/"))
+        self.latency = self.path.startswith(("/latency/", "/far/", "/serial/"))
         self.latency_nar = self.latency and "/nar/" in self.path
         self.counted = False
         try:
@@ -134,6 +140,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return redirect(self, rel)
         if mode in ("latency", "far"):
             time.sleep(0.04 if mode == "latency" else 0.3)
+            mode = "ok"
+        if mode == "serial":
+            with serial_lock:
+                time.sleep(0.003)
             mode = "ok"
         if mode == "gate":
             if "/nar/" in "/" + rel:
