@@ -124,7 +124,7 @@ kill "$httpd10"
 # A server that closes every connection and answers one request at a time
 # (/serial/): more connections only make each answer wait longer.  Once
 # the answer times show that queue, the fetch keeps few requests out
-# (without it, they grow to http-connections, 25).
+# (without it, they grow to http-connections, 25; with it, 3 to 6 here).
 LC=$TEST_TMP/serial-root/large
 python3 "$(dirname "$0")/lib/make-large-cache.py" "$LC" 150 >/dev/null
 rm -f "$TEST_TMP/port11"
@@ -138,8 +138,8 @@ ok "a server that answers one request at a time: every path is fetched" \
 is "$(sqlite3 "$TEST_TMP/store-serial/nix/var/nix/db/db.sqlite" 'select count(*) from ValidPaths')" 150 \
   "  ...all 150 of them"
 busy=$(sed -n 's/.* busy=\([0-9]*\).*/\1/p' "$TEST_TMP/log11" | tail -n 200 | sort -n | tail -n 1)
-ok "  ...with at most 8 requests at the server at once in its last 200 (${busy:-none} seen)" \
-  test "${busy:-99}" -le 8
+ok "  ...with at most 12 requests at the server at once in its last 200 (${busy:-none} seen)" \
+  test "${busy:-99}" -le 12
 unset XDG_CACHE_HOME
 kill "$httpd11"
 
